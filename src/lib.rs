@@ -1,0 +1,3 @@
+pub mod apportion;
+pub mod protocol;
+pub mod split;
