@@ -1,3 +1,4 @@
 pub mod apportion;
 pub mod protocol;
 pub mod split;
+pub mod stats;
