@@ -143,6 +143,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
 
+    /// At shutdown, write the final account (counters and the money ledger) here as JSON.
+    #[arg(long)]
+    pub summary_out: Option<PathBuf>,
+
     /// Seconds to drain on SIGTERM/SIGINT before the remaining connections are dropped.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub grace: Duration,
@@ -218,10 +222,7 @@ impl ServerArgs {
             return Err("no CPU to run a worker on".into());
         }
         if self.set_size == 0 || self.set_size > 1 << 20 {
-            return Err(format!(
-                "--set-size {} outside 1..=1048576",
-                self.set_size
-            ));
+            return Err(format!("--set-size {} outside 1..=1048576", self.set_size));
         }
         if self.send_amount.min < crate::protocol::MAX_RECIPIENTS as u32 {
             return Err(format!(
@@ -244,10 +245,7 @@ impl ServerArgs {
             return Err("--max-conns must be positive".into());
         }
         if self.listen == self.control {
-            return Err(format!(
-                "--listen and --control are both {}",
-                self.listen
-            ));
+            return Err(format!("--listen and --control are both {}", self.listen));
         }
         if self.steer_incoming_cpu {
             cores::steering_order(&cores)?;

@@ -43,7 +43,7 @@ pub fn raise_nofile() -> (u64, u64) {
             }
         }
     }
-    (r.rlim_cur as u64, r.rlim_max as u64)
+    (r.rlim_cur, r.rlim_max)
 }
 
 fn read_trim(path: &str) -> Option<String> {
@@ -103,7 +103,10 @@ impl HostLimits {
         if let Some(m) = self.somaxconn {
             let _ = write!(s, "; somaxconn {m}");
             if (m as i64) < i64::from(backlog) {
-                let _ = write!(s, " caps the backlog of {backlog}: raise net.core.somaxconn");
+                let _ = write!(
+                    s,
+                    " caps the backlog of {backlog}: raise net.core.somaxconn"
+                );
             }
         }
         if let Some(f) = self.file_max {
