@@ -244,7 +244,7 @@ impl ServerArgs {
         if self.max_conns == Some(0) {
             return Err("--max-conns must be positive".into());
         }
-        if self.listen == self.control {
+        if self.listen == self.control && self.listen.port() != 0 {
             return Err(format!("--listen and --control are both {}", self.listen));
         }
         if self.steer_incoming_cpu {
