@@ -1,0 +1,366 @@
+//! Command line: flags are parsed and checked here, then turned into a [`RunConfig`].
+//!
+//! `main` only calls [`main`], which returns the exit code: 0 all thresholds met, 1 a
+//! threshold or the money check failed (or the run broke), 2 bad usage or a limit this
+//! host cannot meet.
+
+use crate::addrs::parse_source_addrs;
+use crate::plan::{self, Phase};
+use crate::run::{self, RunConfig};
+use crate::users::UserRange;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Open-loop load generator for the redpacket server: many users, one connection each,
+/// shakes at a steady target rate, latency from the scheduled send time.
+#[derive(Parser, Debug)]
+#[command(name = "redpacket-loadgen", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Drive one or more running servers through a plan of phases.
+    Run(Box<RunArgs>),
+    /// One command, all local: start a server, connect ~10 000 users, run a one-minute
+    /// plan, write results/<run-id>/ and print the summary.
+    Demo(DemoArgs),
+    /// Run the redpacket server in this process (used by `demo` to start its server).
+    #[command(hide = true)]
+    Server {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    plan::parse_duration(s)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("bad duration {s:?}: try 5s, 500ms or 2m"))
+}
+
+fn range_u64(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("bad range {s:?}: expected A..B"))?;
+    let (a, b) = (
+        a.parse::<u64>().map_err(|e| e.to_string())?,
+        b.parse::<u64>().map_err(|e| e.to_string())?,
+    );
+    if b < a {
+        return Err(format!("bad range {s:?}: B below A"));
+    }
+    Ok((a, b))
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    plan::parse_rate(s).ok_or_else(|| format!("bad rate {s:?}: try 3000 or 2.5k"))
+}
+
+/// Flags of `run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Users to drive, START..END (END excluded) or a count; each is one connection.
+    #[arg(long, default_value = "0..10000")]
+    pub users: UserRange,
+    /// Server address(es) for users; with several, users are split into contiguous,
+    /// equal id ranges, one per server in the order given. Repeat or comma-separate.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:1025")]
+    pub server: Vec<SocketAddr>,
+    /// Control (HTTP) address(es) of the same servers, same order: enables campaigns
+    /// and the money check against their /stats.
+    #[arg(long, value_delimiter = ',')]
+    pub server_control: Vec<SocketAddr>,
+    /// Source addresses to connect from: list, range or CIDR (127.0.0.2,127.0.0.3 |
+    /// 127.0.0.2-127.0.0.9 | 127.0.1.0/24). Default: the kernel's choice.
+    #[arg(long)]
+    pub source_addrs: Option<String>,
+    /// New connections per second (all threads/processes together).
+    #[arg(long, default_value = "5000", value_parser = rate)]
+    pub connect_rate: f64,
+    /// Longest the connect ramp may last before load starts anyway. Default: twice the
+    /// time the ramp needs at --connect-rate, plus 10 s.
+    #[arg(long, value_parser = duration)]
+    pub connect_deadline: Option<Duration>,
+    /// Worker threads (each pinned to a core). Default: the CPUs available.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not pin worker threads to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Split the users over N child processes (when one process may not open enough
+    /// files); their figures are merged into one output.
+    #[arg(long, default_value_t = 1)]
+    pub procs: usize,
+    /// A request unanswered after this long counts as a timeout.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Longest a connect plus login may take.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub connect_timeout: Duration,
+    /// Reconnect (with backoff) users whose connection drops after login.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Think time before grabbing a notified packet, milliseconds, MIN..MAX.
+    #[arg(long, default_value = "10..200", value_parser = range_u64)]
+    pub think_ms: (u64, u64),
+    /// Amount of each client send, cents, MIN..MAX.
+    #[arg(long, default_value = "100..1000", value_parser = range_u64)]
+    pub send_cents: (u64, u64),
+    /// Client-to-client sends (0x0007) per second, all users together, in phases that
+    /// do not set their own.
+    #[arg(long, default_value = "200", value_parser = rate)]
+    pub send_rate: f64,
+    /// A plan file (TOML, [[phase]] tables). See the README.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// A phase NAME:RATE:DURATION[:campaigns], e.g. 30k:3000:20s; repeat for more.
+    /// Replaces the default plan (30k, 60k, peak).
+    #[arg(long = "phase", value_parser = plan::parse_phase)]
+    pub phases: Vec<Phase>,
+    /// Multiplies the default plan's rates (0.1 gives 3k, 6k, 14k).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Length of each phase of the default plan.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub phase_duration: Duration,
+    /// Directory for loadgen.jsonl and summary.json.
+    #[arg(long, default_value = "loadgen-out")]
+    pub out: PathBuf,
+    /// Serve GET /qps?qps=X (change the rate live) and /stats on this address.
+    #[arg(long)]
+    pub control: Option<SocketAddr>,
+    /// Fail (exit 1) if any phase's p99 latency is above this, milliseconds.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Fail (exit 1) if any phase's (errors + timeouts) / scheduled is above this.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Do not fail when clients' money differs from the servers' /stats (use when other
+    /// clients share the servers).
+    #[arg(long)]
+    pub no_money_check: bool,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Random seed (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Internal: run as a child of --procs.
+    #[arg(long, hide = true)]
+    pub child: bool,
+    /// Internal: the whole run's users when this process drives a slice.
+    #[arg(long, hide = true)]
+    pub all_users: Option<UserRange>,
+}
+
+impl RunArgs {
+    /// Checks the flags and builds the run's configuration.
+    pub fn config(&self) -> Result<RunConfig, String> {
+        let mut plan = Vec::new();
+        if let Some(p) = &self.plan {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("--plan {}: {e}", p.display()))?;
+            plan.extend(plan::parse_toml(&text)?);
+        }
+        plan.extend(self.phases.iter().cloned());
+        if plan.is_empty() && !self.child {
+            if !(self.scale.is_finite() && self.scale > 0.0) {
+                return Err("--scale must be above 0".into());
+            }
+            plan = plan::default_plan(self.scale, self.phase_duration.as_secs_f64());
+        }
+        if self.server.is_empty() {
+            return Err("--server needs at least one address".into());
+        }
+        if !self.server_control.is_empty() && self.server_control.len() != self.server.len() {
+            return Err(
+                "--server-control must list one address per --server, in the same order".into(),
+            );
+        }
+        let all_users = self.all_users.unwrap_or(self.users);
+        if self.users.start < all_users.start || self.users.end > all_users.end {
+            return Err("--users must lie inside --all-users".into());
+        }
+        let source_addrs = match &self.source_addrs {
+            Some(s) => parse_source_addrs(s)?,
+            None => Vec::new(),
+        };
+        if self.connect_rate <= 0.0 {
+            return Err("--connect-rate must be above 0".into());
+        }
+        if self.procs == 0 || self.procs > 256 {
+            return Err("--procs must be 1..=256".into());
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if threads == 0 || threads > 1024 {
+            return Err("--threads must be 1..=1024".into());
+        }
+        let cents = |(a, b): (u64, u64), what: &str| -> Result<(u32, u32), String> {
+            if a == 0 || b > u64::from(u32::MAX) {
+                return Err(format!("{what}: amounts must be 1..=4294967295 cents"));
+            }
+            Ok((a as u32, b as u32))
+        };
+        let deadline = self
+            .connect_deadline
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_else(|| 2.0 * f64::from(self.users.len()) / self.connect_rate + 10.0);
+        Ok(RunConfig {
+            users: self.users,
+            all_users,
+            servers: self.server.clone(),
+            server_controls: self.server_control.clone(),
+            source_addrs,
+            connect_rate: self.connect_rate,
+            connect_deadline_s: deadline,
+            threads,
+            pin: !self.no_pin,
+            procs: self.procs,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            reconnect: self.reconnect,
+            think_ms: self.think_ms,
+            send_cents: cents(self.send_cents, "--send-cents")?,
+            send_rate: self.send_rate,
+            plan,
+            out: (!self.child).then(|| self.out.clone()),
+            control: self.control,
+            max_p99_ms: self.max_p99_ms,
+            max_error_rate: self.max_error_rate,
+            money_check: !self.no_money_check,
+            quiet: self.quiet,
+            child: self.child,
+            seed: self.seed.unwrap_or_else(|| run::unix_f64().to_bits()),
+        })
+    }
+}
+
+/// Flags of `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Users to connect (the loadgen holds one file per user: keep under ~19 000 here).
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u32,
+    /// Results go to RESULTS/RUN_ID/.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Default: the UTC time, e.g. 20261126-142501-demo.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Multiplies the plan's phase lengths (1 = about a minute in all).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Run this server program instead of the built-in one (same flags as
+    /// redpacket-server).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Fail if any phase's p99 is above this, milliseconds.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Fail if any phase's (errors + timeouts) / scheduled is above this.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+}
+
+/// Parses `args` and runs; returns the process exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Run(a) => {
+            let cfg = match a.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("redpacket-loadgen: {e}");
+                    return 2;
+                }
+            };
+            let out = cfg.out.clone();
+            let quiet = cfg.quiet;
+            match run::run(cfg) {
+                Ok(o) => {
+                    if let Some(s) = &o.summary {
+                        print!("{}", crate::report::table(s));
+                        if let (Some(dir), false) = (out, quiet) {
+                            println!("results in {}", dir.display());
+                        }
+                    }
+                    o.exit_code
+                }
+                Err((code, e)) => {
+                    eprintln!("redpacket-loadgen: {e}");
+                    code
+                }
+            }
+        }
+        Command::Demo(a) => crate::demo::demo(&a),
+        Command::Server { args } => crate::demo::server_main(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "run",
+            "--users",
+            "10..20",
+            "--server",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--phase",
+            "a:100:2s",
+            "--phase",
+            "b:1k:1s:campaigns",
+            "--think-ms",
+            "5..6",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        let c = a.config().unwrap();
+        assert_eq!(c.users, UserRange::new(10, 20));
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.plan.len(), 2);
+        assert_eq!(c.plan[1].qps, 1000.0);
+        assert_eq!(c.think_ms, (5, 6));
+        let cli = Cli::try_parse_from(["x", "run", "--server-control", "127.0.0.1:9"]).unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        assert!(
+            a.config().unwrap_err().contains("one address per --server") || a.server.len() == 1
+        );
+    }
+}

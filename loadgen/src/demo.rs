@@ -1,0 +1,305 @@
+//! `demo`: the one-command local run, and the hidden `server` subcommand it relies on.
+//!
+//! The server must run in its own process: here a process may open 20 000 files, and
+//! 10 000 users take 10 000 on each side. So `demo` re-executes this very program as
+//! `redpacket-loadgen server ...` (the server library's own CLI, linked in), finds its
+//! ports through `--ready-file`, drives it with the ordinary `run` machinery, then stops
+//! it with SIGTERM and lays the results out as the report tool expects:
+//! `results/<run-id>/run.json` and `results/<run-id>/<host>/{loadgen.jsonl,
+//! summary.json, server.jsonl}`.
+
+use crate::cli::DemoArgs;
+use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
+use crate::run::{self, RunConfig};
+use crate::users::UserRange;
+use serde::Deserialize;
+use serde_json::json;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `redpacket-loadgen server ARGS`: the redpacket server, in this process.
+pub fn server_main(args: Vec<OsString>) -> i32 {
+    let mut argv = vec![OsString::from("redpacket-server")];
+    argv.extend(args);
+    redpacket::cli::server_main(argv)
+}
+
+/// The demo's plan: a warm-up, then 2k and 4k shakes/s, each with both campaigns.
+pub fn demo_plan(scale: f64, time_scale: f64) -> Vec<Phase> {
+    [
+        ("warm", 1000.0, 10.0),
+        ("2k", 2000.0, 20.0),
+        ("4k", 4000.0, 20.0),
+    ]
+    .iter()
+    .map(|(n, q, d)| {
+        let mut p = Phase::new(n, q * scale, d * time_scale);
+        p = p.with_campaigns(DEFAULT_CAMPAIGN_QPS, DEFAULT_CAMPAIGN_QPS);
+        p.send_rate = Some(200.0);
+        p
+    })
+    .collect()
+}
+
+/// A UTC run id like `20261126-142501-demo`.
+pub fn default_run_id(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-demo",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn git_commit() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    listen: SocketAddr,
+    control: SocketAddr,
+    pid: u32,
+}
+
+/// A server child process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct ServerChild {
+    pub child: Child,
+    pub listen: SocketAddr,
+    pub control: SocketAddr,
+    pub argv: Vec<String>,
+}
+
+impl ServerChild {
+    /// Starts `program args... --listen 127.0.0.1:0 --control 127.0.0.1:0 --ready-file F`
+    /// and waits (at most 30 s) for it to be bound.
+    pub fn start(
+        program: &Path,
+        pre: &[&str],
+        extra: &[String],
+        work: &Path,
+    ) -> Result<ServerChild, String> {
+        let ready = work.join("server-ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let mut argv: Vec<String> = pre.iter().map(|s| s.to_string()).collect();
+        argv.extend(
+            [
+                "--listen",
+                "127.0.0.1:0",
+                "--control",
+                "127.0.0.1:0",
+                "--ready-file",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        argv.push(ready.display().to_string());
+        argv.extend(extra.iter().cloned());
+        let mut child = Command::new(program)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the server {}: {e}", program.display()))?;
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                if let Ok(r) = serde_json::from_str::<Ready>(&text) {
+                    let _ = r.pid;
+                    let mut full = vec![program.display().to_string()];
+                    full.extend(argv);
+                    return Ok(ServerChild {
+                        child,
+                        listen: r.listen,
+                        control: r.control,
+                        argv: full,
+                    });
+                }
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(format!("the server exited before it was ready ({st})"));
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the server was not ready within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then up to `grace` to exit, then SIGKILL. Returns the exit code.
+    pub fn stop(&mut self, grace: Duration) -> Option<i32> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return st.code();
+        }
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the demo; returns the exit code.
+pub fn demo(a: &DemoArgs) -> i32 {
+    match demo_inner(a) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("redpacket-loadgen demo: {e}");
+            1
+        }
+    }
+}
+
+fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
+    if a.users < 4 || a.users > 19_000 {
+        return Err("--users must be 4..=19000 (each user is one open file on each side)".into());
+    }
+    let started = run::unix_f64();
+    let run_id = a
+        .run_id
+        .clone()
+        .unwrap_or_else(|| default_run_id(started as u64));
+    let run_dir = a.results.join(&run_id);
+    let host = hostname();
+    let host_dir = run_dir.join(&host);
+    std::fs::create_dir_all(&host_dir)
+        .map_err(|e| format!("cannot create {}: {e}", host_dir.display()))?;
+    let server_log = host_dir.join("server.jsonl");
+    let extra = vec!["--stats-out".to_string(), server_log.display().to_string()];
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let (program, pre): (PathBuf, Vec<&str>) = match &a.server_bin {
+        Some(p) => (p.clone(), Vec::new()),
+        None => (exe.clone(), vec!["server"]),
+    };
+    eprintln!("demo: starting the server ({})", program.display());
+    let mut server = ServerChild::start(&program, &pre, &extra, &run_dir)?;
+    eprintln!(
+        "demo: server on {} (control http://{})",
+        server.listen, server.control
+    );
+    let plan = demo_plan(a.scale, a.time_scale);
+    let users = UserRange::new(0, a.users);
+    let cfg = RunConfig {
+        users,
+        all_users: users,
+        servers: vec![server.listen],
+        server_controls: vec![server.control],
+        source_addrs: Vec::new(),
+        connect_rate: 5000.0,
+        connect_deadline_s: 30.0,
+        threads: a.threads.max(1),
+        pin: true,
+        procs: 1,
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        reconnect: false,
+        think_ms: (10, 200),
+        send_cents: (100, 1000),
+        send_rate: 200.0,
+        plan: plan.clone(),
+        out: Some(host_dir.clone()),
+        control: None,
+        max_p99_ms: a.max_p99_ms,
+        max_error_rate: a.max_error_rate,
+        money_check: true,
+        quiet: false,
+        child: false,
+        seed: started.to_bits(),
+    };
+    let outcome = run::run(cfg);
+    let server_code = server.stop(Duration::from_secs(15));
+    let _ = std::fs::remove_file(run_dir.join("server-ready.json"));
+    let outcome = outcome.map_err(|(_, e)| e)?;
+    let loadgen_argv: Vec<String> = std::env::args().collect();
+    let run_json = json!({
+        "run_id": run_id,
+        "kind": "demo",
+        "started": started,
+        "ended": run::unix_f64(),
+        "hosts": [{"name": host, "roles": ["server", "loadgen"]}],
+        "users": users.to_string(),
+        "plan": plan,
+        "phases": outcome.boundaries.iter().map(|(n, s, e)| json!({"name": n, "start": s, "end": e})).collect::<Vec<_>>(),
+        "commands": {"loadgen": loadgen_argv, "server": server.argv},
+        "versions": {"redpacket-loadgen": env!("CARGO_PKG_VERSION"), "redpacket": env!("CARGO_PKG_VERSION")},
+        "git_commit": git_commit(),
+        "server_exit_code": server_code,
+    });
+    let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;
+    std::fs::write(run_dir.join("run.json"), text + "\n")
+        .map_err(|e| format!("cannot write run.json: {e}"))?;
+    if let Some(s) = &outcome.summary {
+        print!("{}", crate::report::table(s));
+    }
+    println!("results in {}", run_dir.display());
+    Ok(outcome.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_utc_timestamps() {
+        assert_eq!(default_run_id(0), "19700101-000000-demo");
+        assert_eq!(default_run_id(1_795_703_101), "20261126-142501-demo");
+        assert_eq!(default_run_id(951_782_400), "20000229-000000-demo");
+    }
+
+    #[test]
+    fn demo_plan_is_about_a_minute() {
+        let p = demo_plan(1.0, 1.0);
+        let total: f64 = p.iter().map(|p| p.duration_s).sum();
+        assert!((40.0..=70.0).contains(&total));
+        assert!(p.iter().all(|p| p.shake_campaign_qps > 0.0));
+    }
+}

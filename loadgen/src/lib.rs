@@ -1,0 +1,27 @@
+//! `redpacket-loadgen`: the load generator that proves the redpacket server.
+//!
+//! Reading order:
+//! - [`cli`]: flags, checked and turned into a [`run::RunConfig`]; `main` is one call.
+//! - [`run`]: the coordinator (limits, plan, per-second lines, drain, money, summary).
+//! - [`engine`]: worker threads, one epoll set each, a ~100-byte [`engine`] state per
+//!   user, open-loop shakes with latency from the scheduled time.
+//! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
+//! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
+//!   addresses), [`limits`] (open files, ports, memory), [`net`] (socket syscalls),
+//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`), [`demo`].
+//!
+//! The wire format is the server's own [`redpacket::protocol`]; there is no second codec.
+
+pub mod addrs;
+pub mod cli;
+pub mod demo;
+pub mod engine;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod net;
+pub mod plan;
+pub mod procs;
+pub mod report;
+pub mod run;
+pub mod users;

@@ -1,0 +1,295 @@
+//! `--procs N`: the users split over N child processes, one output.
+//!
+//! One process may hold only as many users as it may open files. The parent re-executes
+//! itself as `run --child` once per slice of users; each child runs the ordinary engine
+//! and speaks two line protocols: the parent writes `set MODE PHASE QPS SEND_RATE` to its
+//! stdin whenever the plan (or `/qps`) changes, and the child writes JSON to its stdout:
+//! a record per second (counts and the latency histogram, V2-serialized in hex so the
+//! parent merges exactly), `connected` after its ramp, per-phase totals and `done` at the
+//! end. The parent feeds these into the same [`WorkerBlock`]s its own threads would use,
+//! so everything downstream is unchanged.
+
+use crate::engine::{Shared, MODE_STOP};
+use crate::metrics::{histogram_from_hex, histogram_to_hex, Counts, Tally};
+use crate::run::RunConfig;
+use crate::users::UserRange;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One line from a child.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Record {
+    Second {
+        counts: Counts,
+        hist: String,
+        connected: u64,
+        inflight: u64,
+    },
+    Connected {
+        connected: u64,
+    },
+    Phase {
+        i: usize,
+        counts: Counts,
+        hist: String,
+    },
+    Done,
+}
+
+fn emit(r: &Record) {
+    if let Ok(s) = serde_json::to_string(r) {
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    }
+}
+
+pub fn emit_second(t: &Tally, connected: u64, inflight: u64) {
+    emit(&Record::Second {
+        counts: t.counts,
+        hist: histogram_to_hex(&t.latency),
+        connected,
+        inflight,
+    });
+}
+pub fn emit_connected(connected: u64) {
+    emit(&Record::Connected { connected });
+}
+pub fn emit_phase(i: usize, t: &Tally) {
+    emit(&Record::Phase {
+        i,
+        counts: t.counts,
+        hist: histogram_to_hex(&t.latency),
+    });
+}
+pub fn emit_done() {
+    emit(&Record::Done);
+}
+
+fn tally(counts: Counts, hist: &str) -> Tally {
+    let mut t = Tally {
+        counts,
+        ..Tally::default()
+    };
+    if let Some(h) = histogram_from_hex(hist) {
+        t.latency = h;
+    }
+    t
+}
+
+/// In a child: applies the parent's `set` lines; end of stdin (parent gone) stops.
+pub fn follow_parent(shared: Arc<Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("loadgen-parent".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let ["set", mode, phase, qps, send] = f[..] {
+                    if let (Ok(m), Ok(p), Ok(q), Ok(s)) = (
+                        mode.parse::<u8>(),
+                        phase.parse::<usize>(),
+                        qps.parse::<f64>(),
+                        send.parse::<f64>(),
+                    ) {
+                        shared.set_qps(q);
+                        shared.set_send_rate(s);
+                        shared.phase.store(p, Relaxed);
+                        shared.mode.store(m, Relaxed);
+                    }
+                }
+            }
+            shared.mode.store(MODE_STOP, Relaxed);
+        });
+}
+
+/// The parent's handle on its children.
+pub struct Children {
+    procs: Vec<Child>,
+    stdins: Vec<ChildStdin>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Children {
+    pub fn command(&mut self, line: &str) {
+        for s in &mut self.stdins {
+            let _ = writeln!(s, "{line}");
+            let _ = s.flush();
+        }
+    }
+
+    /// Waits (bounded) for every child to finish and its last figures to arrive.
+    pub fn finish(mut self, shared: &Shared) {
+        let _ = shared;
+        self.stdins.clear();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for c in &mut self.procs {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        eprintln!("loadgen: child {} did not stop; killing it", c.id());
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+/// The `run` arguments that make a child drive `slice` as part of `cfg`.
+pub fn child_args(cfg: &RunConfig, slice: UserRange) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "--child".into(),
+        "--users".into(),
+        slice.to_string(),
+        "--all-users".into(),
+        cfg.all_users.to_string(),
+        "--connect-rate".into(),
+        (cfg.connect_rate / cfg.procs.max(1) as f64).to_string(),
+        "--connect-deadline".into(),
+        format!("{}s", cfg.connect_deadline_s),
+        "--threads".into(),
+        cfg.threads.to_string(),
+        "--timeout".into(),
+        format!("{}ms", cfg.timeout.as_millis()),
+        "--connect-timeout".into(),
+        format!("{}ms", cfg.connect_timeout.as_millis()),
+        "--think-ms".into(),
+        format!("{}..{}", cfg.think_ms.0, cfg.think_ms.1),
+        "--send-cents".into(),
+        format!("{}..{}", cfg.send_cents.0, cfg.send_cents.1),
+        "--seed".into(),
+        cfg.seed.wrapping_add(u64::from(slice.start)).to_string(),
+        "--quiet".into(),
+    ];
+    for s in &cfg.servers {
+        a.push("--server".into());
+        a.push(s.to_string());
+    }
+    if !cfg.source_addrs.is_empty() {
+        a.push("--source-addrs".into());
+        a.push(
+            cfg.source_addrs
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    if cfg.reconnect {
+        a.push("--reconnect".into());
+    }
+    if !cfg.pin {
+        a.push("--no-pin".into());
+    }
+    a
+}
+
+/// Starts one child per slice, each feeding `shared.workers[i]`.
+pub fn spawn_children(
+    cfg: &RunConfig,
+    slices: &[UserRange],
+    shared: Arc<Shared>,
+) -> Result<Children, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program to re-run it: {e}"))?;
+    let mut ch = Children {
+        procs: Vec::new(),
+        stdins: Vec::new(),
+        readers: Vec::new(),
+    };
+    for (i, slice) in slices.iter().enumerate() {
+        let mut child = Command::new(&exe)
+            .args(child_args(cfg, *slice))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start child {i}: {e}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(format!("child {i} has no pipes"));
+        };
+        let sh = shared.clone();
+        let reader = std::thread::Builder::new()
+            .name(format!("loadgen-child{i}"))
+            .spawn(move || {
+                let block = &sh.workers[i];
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    match serde_json::from_str::<Record>(&line) {
+                        Ok(Record::Second {
+                            counts,
+                            hist,
+                            connected,
+                            inflight,
+                        }) => {
+                            if let Ok(mut iv) = block.interval.lock() {
+                                iv.add(&tally(counts, &hist));
+                            }
+                            block.connected.store(connected, Relaxed);
+                            block.inflight.store(inflight, Relaxed);
+                        }
+                        Ok(Record::Connected { connected }) => {
+                            block.connected.store(connected, Relaxed)
+                        }
+                        Ok(Record::Phase { i, counts, hist }) => {
+                            block.add_phase(&tally(counts, &hist), i)
+                        }
+                        Ok(Record::Done) => break,
+                        Err(e) => eprintln!("loadgen: child {i}: unreadable line ({e})"),
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        ch.procs.push(child);
+        ch.stdins.push(stdin);
+        ch.readers.push(reader);
+    }
+    Ok(ch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_histograms() {
+        let mut t = Tally::default();
+        t.counts.sent = 7;
+        t.record_us(1234);
+        let r = Record::Second {
+            counts: t.counts,
+            hist: histogram_to_hex(&t.latency),
+            connected: 3,
+            inflight: 1,
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        match serde_json::from_str::<Record>(&s).unwrap() {
+            Record::Second {
+                counts,
+                hist,
+                connected,
+                ..
+            } => {
+                let back = tally(counts, &hist);
+                assert_eq!((back.counts.sent, back.latency.len(), connected), (7, 1, 3));
+            }
+            _ => panic!("wrong record"),
+        }
+    }
+}

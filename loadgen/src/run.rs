@@ -1,0 +1,554 @@
+//! The coordinator: checks limits, starts the workers (threads, or child processes with
+//! `--procs`), walks the plan, writes a line per second, drains, reconciles money with
+//! the servers and writes the summary.
+//!
+//! It is the only place that knows about time in whole phases; workers only see the
+//! atomics in [`Shared`]. In a child process (`--child`), the plan comes from the parent
+//! as lines on stdin and the figures go back as lines on stdout (see [`crate::procs`]).
+
+use crate::engine::{
+    self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
+};
+use crate::http;
+use crate::limits;
+use crate::metrics::Tally;
+use crate::plan::Phase;
+use crate::procs::{self, Children};
+use crate::report::{self, Connections, Money, PhaseSummary, SecondLine, Summary};
+use crate::users::{split_even, UserRange};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Users this process (tree) drives.
+    pub users: UserRange,
+    /// Users all processes of the run drive (rates are spread over these).
+    pub all_users: UserRange,
+    pub servers: Vec<SocketAddr>,
+    pub server_controls: Vec<SocketAddr>,
+    pub source_addrs: Vec<IpAddr>,
+    pub connect_rate: f64,
+    /// Longest the connect ramp may take before load starts anyway, seconds.
+    pub connect_deadline_s: f64,
+    pub threads: usize,
+    pub pin: bool,
+    pub procs: usize,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect: bool,
+    pub think_ms: (u64, u64),
+    pub send_cents: (u32, u32),
+    /// Client sends per second when a phase does not say.
+    pub send_rate: f64,
+    pub plan: Vec<Phase>,
+    pub out: Option<PathBuf>,
+    pub control: Option<SocketAddr>,
+    pub max_p99_ms: Option<f64>,
+    pub max_error_rate: Option<f64>,
+    pub money_check: bool,
+    pub quiet: bool,
+    /// Run as a child of `--procs`: commands on stdin, figures on stdout.
+    pub child: bool,
+    pub seed: u64,
+}
+
+/// How a run ended.
+pub struct Outcome {
+    pub summary: Option<Summary>,
+    /// Phase boundaries: (name, start, end), unix seconds.
+    pub boundaries: Vec<(String, f64, f64)>,
+    pub exit_code: i32,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Relaxed);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+pub fn unix_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Shards `all` over `servers` in order (the fleet's rule).
+pub fn shard(all: UserRange, servers: &[SocketAddr]) -> Targets {
+    Targets {
+        shards: split_even(all, servers.len())
+            .into_iter()
+            .zip(servers.iter().copied())
+            .collect(),
+    }
+}
+
+/// Runs the whole thing; errors are one line for the user (exit code 2 for limits).
+pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
+    if !cfg.child {
+        install_signal_handlers();
+    }
+    let nofile = limits::raise_nofile();
+    let procs = cfg.procs.max(1) as u64;
+    let per_proc = u64::from(cfg.users.len()).div_ceil(procs);
+    let need = limits::Need {
+        users: per_proc,
+        nofile,
+        ports: limits::ephemeral_ports(),
+        sources: cfg.source_addrs.len().max(1) as u64,
+        servers: cfg.servers.len().max(1) as u64,
+        mem: limits::mem_available(),
+        procs,
+    };
+    if !cfg.child {
+        limits::check(&need).map_err(|e| (2, e))?;
+    }
+    let mut coord = Coordinator::start(&cfg)?;
+    coord.run(&cfg)
+}
+
+struct Coordinator {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    children: Option<Children>,
+    jsonl: Option<std::io::BufWriter<std::fs::File>>,
+    started: Instant,
+    phase_name: String,
+    next_tick: f64,
+    connected_at_end: u64,
+    totals: Tally,
+    forwarded: (u8, usize, f64, f64),
+}
+
+impl Coordinator {
+    fn start(cfg: &RunConfig) -> Result<Coordinator, (i32, String)> {
+        let targets = shard(cfg.all_users, &cfg.servers);
+        let (shared, threads, children) = if cfg.procs > 1 && !cfg.child {
+            let slices = split_even(cfg.users, cfg.procs);
+            let shared = Arc::new(Shared::new(cfg.all_users, &slices));
+            let children =
+                procs::spawn_children(cfg, &slices, shared.clone()).map_err(|e| (1, e))?;
+            (shared, Vec::new(), Some(children))
+        } else {
+            let threads = cfg.threads.clamp(1, cfg.users.len().max(1) as usize);
+            let slices = split_even(cfg.users, threads);
+            let shared = Arc::new(Shared::new(cfg.all_users, &slices));
+            let cores = if cfg.pin {
+                core_affinity::get_core_ids().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut handles = Vec::new();
+            for i in 0..threads {
+                let wc = WorkerConfig {
+                    index: i,
+                    targets: targets.clone(),
+                    source_addrs: cfg.source_addrs.clone(),
+                    connect_rate: cfg.connect_rate / threads as f64,
+                    timeout: cfg.timeout,
+                    connect_timeout: cfg.connect_timeout,
+                    reconnect: cfg.reconnect,
+                    think_ms: cfg.think_ms,
+                    send_cents: cfg.send_cents,
+                    core: (!cores.is_empty()).then(|| cores[i % cores.len()]),
+                    seed: cfg.seed.wrapping_add(i as u64 * 0x9e37_79b9),
+                };
+                handles.push(
+                    engine::spawn(shared.clone(), wc)
+                        .map_err(|e| (1, format!("cannot start a worker: {e}")))?,
+                );
+            }
+            (shared, handles, None)
+        };
+        let jsonl = match &cfg.out {
+            Some(dir) if !cfg.child => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| (1, format!("cannot create {}: {e}", dir.display())))?;
+                let f = std::fs::File::create(dir.join("loadgen.jsonl"))
+                    .map_err(|e| (1, format!("cannot write in {}: {e}", dir.display())))?;
+                Some(std::io::BufWriter::new(f))
+            }
+            _ => None,
+        };
+        if let Some(addr) = cfg.control.filter(|_| !cfg.child) {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| (1, format!("--control {addr}: {e}")))?;
+            let bound = l.local_addr().map_err(|e| (1, e.to_string()))?;
+            if !cfg.quiet {
+                eprintln!("loadgen: control on http://{bound}/qps?qps=X");
+            }
+            let sh = shared.clone();
+            http::serve(l, move |target| control(&sh, target)).map_err(|e| (1, e.to_string()))?;
+        }
+        Ok(Coordinator {
+            shared,
+            threads,
+            children,
+            jsonl,
+            started: Instant::now(),
+            phase_name: "connect".into(),
+            next_tick: (unix_f64().floor()) + 1.0,
+            connected_at_end: 0,
+            totals: Tally::default(),
+            forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
+        })
+    }
+
+    /// Sends changed atomics on to the children, if any.
+    fn forward(&mut self) {
+        let s = &self.shared;
+        let now = (
+            s.mode.load(Relaxed),
+            s.phase.load(Relaxed),
+            s.qps(),
+            s.send_rate(),
+        );
+        if let Some(ch) = self.children.as_mut() {
+            if now != self.forwarded {
+                ch.command(&format!("set {} {} {} {}", now.0, now.1, now.2, now.3));
+            }
+        }
+        self.forwarded = now;
+    }
+
+    /// Sleeps until `until` (or `done()`), writing a line at every whole second.
+    fn wait(&mut self, cfg: &RunConfig, until: Instant, mut done: impl FnMut(&Shared) -> bool) {
+        loop {
+            self.forward();
+            let now = Instant::now();
+            if now >= until || done(&self.shared) || INTERRUPTED.load(Relaxed) {
+                return;
+            }
+            let to_tick = self.next_tick - unix_f64();
+            if to_tick <= 0.0 {
+                self.tick(cfg);
+                continue;
+            }
+            let step = until
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(50));
+            std::thread::sleep(step.min(Duration::from_secs_f64(to_tick)));
+        }
+    }
+
+    fn tick(&mut self, cfg: &RunConfig) {
+        let t = self.next_tick as u64;
+        self.next_tick += 1.0;
+        if self.next_tick < unix_f64() {
+            self.next_tick = unix_f64().floor() + 1.0;
+        }
+        let tally = self.shared.take_interval();
+        self.totals.counts.add(&tally.counts);
+        let connected = self.shared.connected();
+        let inflight = self.shared.inflight();
+        if cfg.child {
+            procs::emit_second(&tally, connected, inflight);
+            return;
+        }
+        let line = SecondLine::new(
+            t,
+            &self.phase_name,
+            self.shared.qps(),
+            &tally,
+            connected,
+            inflight,
+        );
+        if let Some(w) = self.jsonl.as_mut() {
+            if let Ok(s) = serde_json::to_string(&line) {
+                let _ = writeln!(w, "{s}");
+                let _ = w.flush();
+            }
+        }
+        if !cfg.quiet {
+            let failed: u64 = line.connections.failed.values().sum();
+            eprintln!(
+                "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {:.2} ms max {:.2} ms",
+                self.started.elapsed().as_secs_f64(),
+                self.phase_name,
+                line.target_qps,
+                line.sent,
+                line.answered.total,
+                line.errors.total,
+                line.timeouts,
+                connected,
+                cfg.users.len(),
+                failed,
+                line.latency_ms.p99,
+                line.latency_ms.max
+            );
+        }
+    }
+
+    fn set(&mut self, mode: u8, phase: usize, qps: f64, send: f64) {
+        self.shared.set_qps(qps);
+        self.shared.set_send_rate(send);
+        self.shared.phase.store(phase, Relaxed);
+        self.shared.mode.store(mode, Relaxed);
+        self.forward();
+    }
+
+    fn run(&mut self, cfg: &RunConfig) -> Result<Outcome, (i32, String)> {
+        let users = u64::from(cfg.users.len());
+        // The connect ramp.
+        let ramp_start = Instant::now();
+        let deadline = ramp_start + Duration::from_secs_f64(cfg.connect_deadline_s);
+        if cfg.child {
+            // The parent's `set` lines may arrive while this child still ramps.
+            procs::follow_parent(self.shared.clone());
+        }
+        self.wait(cfg, deadline, |s| {
+            s.connected() >= users || s.mode.load(Relaxed) != MODE_CONNECT
+        });
+        let connect_s = ramp_start.elapsed().as_secs_f64();
+        if cfg.child {
+            procs::emit_connected(self.shared.connected());
+            return self.run_child(cfg);
+        }
+        let mut boundaries = Vec::new();
+        let mut phase_summaries_input = Vec::new();
+        for (i, p) in cfg.plan.iter().enumerate() {
+            if INTERRUPTED.load(Relaxed) {
+                break;
+            }
+            self.phase_name = p.name.clone();
+            let start = unix_f64();
+            let t0 = Instant::now();
+            self.set(
+                MODE_LOAD,
+                i + 1,
+                p.qps,
+                p.send_rate.unwrap_or(cfg.send_rate),
+            );
+            start_campaigns(cfg, p);
+            self.wait(cfg, t0 + Duration::from_secs_f64(p.duration_s), |_| false);
+            let end = unix_f64();
+            boundaries.push((p.name.clone(), start, end));
+            phase_summaries_input.push((p.name.clone(), self.shared.qps(), start, end));
+        }
+        self.connected_at_end = self.shared.connected();
+        // Drain: nothing new; wait for what is in flight.
+        self.phase_name = "drain".into();
+        self.set(MODE_DRAIN, cfg.plan.len() + 1, 0.0, 0.0);
+        let drain_until = Instant::now() + cfg.timeout + Duration::from_secs(1);
+        let children = self.children.is_some();
+        self.wait(cfg, drain_until, |s| s.inflight() == 0 && !children);
+        if children {
+            // Children report in-flight counts once a second: wait for two quiet reports.
+            let mut quiet = 0;
+            while Instant::now() < drain_until && quiet < 2 {
+                self.wait(cfg, Instant::now() + Duration::from_millis(1100), |_| false);
+                quiet = if self.shared.inflight() == 0 {
+                    quiet + 1
+                } else {
+                    0
+                };
+            }
+        }
+        let money = self.reconcile(cfg);
+        self.set(MODE_STOP, cfg.plan.len() + 1, 0.0, 0.0);
+        self.stop();
+        let last = self.shared.take_interval();
+        self.totals.counts.add(&last.counts);
+        let phases: Vec<PhaseSummary> = phase_summaries_input
+            .iter()
+            .enumerate()
+            .map(|(i, (name, q, s, e))| {
+                PhaseSummary::new(name, *q, *s, *e, &self.shared.phase_tally(i + 1))
+            })
+            .collect();
+        let mut verdict = report::judge(&phases, cfg.max_p99_ms, cfg.max_error_rate);
+        if cfg.money_check && money.reconciled == Some(false) {
+            verdict.passed = false;
+            verdict.failures.push(format!("money: {}", money.note));
+        }
+        if INTERRUPTED.load(Relaxed) {
+            verdict.passed = false;
+            verdict.failures.push("interrupted".into());
+        }
+        let summary = Summary {
+            users: cfg.users.to_string(),
+            phases,
+            connections: Connections::of(&self.totals.counts, self.connected_at_end),
+            connect_s: report::round2(connect_s),
+            money,
+            verdict,
+        };
+        if let Some(dir) = &cfg.out {
+            let text = serde_json::to_string_pretty(&summary).map_err(|e| (1, e.to_string()))?;
+            std::fs::write(dir.join("summary.json"), text + "\n")
+                .map_err(|e| (1, format!("cannot write summary.json: {e}")))?;
+        }
+        let code = if summary.verdict.passed { 0 } else { 1 };
+        Ok(Outcome {
+            summary: Some(summary),
+            boundaries,
+            exit_code: code,
+        })
+    }
+
+    /// A child follows the parent's `set` lines until told to stop.
+    fn run_child(&mut self, cfg: &RunConfig) -> Result<Outcome, (i32, String)> {
+        self.wait(cfg, Instant::now() + Duration::from_secs(7 * 86_400), |s| {
+            s.mode.load(Relaxed) == MODE_STOP
+        });
+        self.stop();
+        let last = self.shared.take_interval();
+        let (c, i) = (self.shared.connected(), self.shared.inflight());
+        procs::emit_second(&last, c, i);
+        let phases = self
+            .shared
+            .workers
+            .iter()
+            .map(|w| w.phases.lock().map(|p| p.len()).unwrap_or(0))
+            .max();
+        for i in 0..phases.unwrap_or(0) {
+            procs::emit_phase(i, &self.shared.phase_tally(i));
+        }
+        procs::emit_done();
+        Ok(Outcome {
+            summary: None,
+            boundaries: Vec::new(),
+            exit_code: 0,
+        })
+    }
+
+    fn stop(&mut self) {
+        self.shared.mode.store(MODE_STOP, Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(ch) = self.children.take() {
+            ch.finish(&self.shared);
+        }
+    }
+
+    /// Reads every server's `/stats` and compares money with what clients saw.
+    fn reconcile(&mut self, cfg: &RunConfig) -> Money {
+        let c = &self.totals.counts;
+        let mut m = Money {
+            client_won_cents: c.won_cents,
+            client_grabbed_cents: c.grabbed_cents,
+            client_sent_cents: c.sent_cents,
+            ..Money::default()
+        };
+        if cfg.server_controls.is_empty() {
+            m.note = "not checked (no --server-control)".into();
+            return m;
+        }
+        let (mut won, mut grabbed, mut created) = (0, 0, 0);
+        for addr in &cfg.server_controls {
+            match fetch_stats(*addr) {
+                Ok(s) => {
+                    won += s.shake.won_cents;
+                    grabbed += s.send.grabbed_cents;
+                    created += s.send.created_cents;
+                }
+                Err(e) => {
+                    m.note = format!("not checked: {e}");
+                    return m;
+                }
+            }
+        }
+        m.server_won_cents = Some(won);
+        m.server_grabbed_cents = Some(grabbed);
+        m.server_created_cents = Some(created);
+        let ok = won == c.won_cents && grabbed == c.grabbed_cents;
+        m.reconciled = Some(ok);
+        m.note = if ok {
+            "client and server agree on won and grabbed cents".into()
+        } else {
+            format!(
+                "won: client {} server {}; grabbed: client {} server {} (exact only when this run drives all of the server's users)",
+                c.won_cents, won, c.grabbed_cents, grabbed
+            )
+        };
+        m
+    }
+}
+
+/// `GET /stats` of one server.
+pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, String> {
+    let (status, body) = http::get(addr, "/stats", Duration::from_secs(5))?;
+    if status != 200 {
+        return Err(format!("{addr}/stats answered {status}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{addr}/stats: {e}"))
+}
+
+/// Starts the phase's campaigns on every server, each for its own shard of users.
+fn start_campaigns(cfg: &RunConfig, p: &Phase) {
+    let shards = split_even(cfg.all_users, cfg.server_controls.len());
+    for (addr, r) in cfg.server_controls.iter().zip(shards) {
+        let mut calls = Vec::new();
+        if p.shake_campaign_qps > 0.0 {
+            let sum = (p.shake_campaign_qps * p.duration_s).ceil() as u64;
+            calls.push(format!(
+                "/yaohongbao?qps={}&sum={sum}",
+                p.shake_campaign_qps
+            ));
+        }
+        if p.send_campaign_qps > 0.0 && r.len() >= 3 {
+            let sum = (p.send_campaign_qps * p.duration_s).ceil() as u64;
+            calls.push(format!(
+                "/fahongbao?qps={}&sum={sum}&min={}&max={}",
+                p.send_campaign_qps,
+                r.start,
+                r.end - 1
+            ));
+        }
+        for path in calls {
+            match http::get(*addr, &path, Duration::from_secs(5)) {
+                Ok((200, _)) => {
+                    if !cfg.quiet {
+                        eprintln!("loadgen: campaign {path} started on {addr}");
+                    }
+                }
+                Ok((s, body)) => eprintln!(
+                    "loadgen: campaign {path} on {addr}: HTTP {s} {}",
+                    body.trim()
+                ),
+                Err(e) => eprintln!("loadgen: campaign {path}: {e}"),
+            }
+        }
+    }
+}
+
+/// The `/qps?qps=X` handler.
+fn control(shared: &Shared, target: &str) -> (u16, String) {
+    let path = target.split('?').next().unwrap_or("");
+    match path {
+        "/qps" => match http::query_param(target, "qps").and_then(crate::plan::parse_rate) {
+            Some(q) if shared.mode.load(Relaxed) == MODE_LOAD => {
+                shared.set_qps(q);
+                (200, format!("{{\"qps\":{q}}}"))
+            }
+            Some(_) => (409, "{\"error\":\"no load phase is running\"}".into()),
+            None => (200, format!("{{\"qps\":{}}}", shared.qps())),
+        },
+        "/stats" => (
+            200,
+            format!(
+                "{{\"qps\":{},\"connected\":{},\"inflight\":{},\"phase\":{}}}",
+                shared.qps(),
+                shared.connected(),
+                shared.inflight(),
+                shared.phase.load(Relaxed)
+            ),
+        ),
+        _ => (404, "{\"error\":\"try /qps?qps=X or /stats\"}".into()),
+    }
+}
