@@ -77,15 +77,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The commit of the working directory's repository, else of the one this was built in.
 fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let at = |dir: &str| {
+        let out = Command::new("git")
+            .args(["-C", dir, "rev-parse", "HEAD"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    at(".").or_else(|| at(env!("CARGO_MANIFEST_DIR")))
 }
 
 #[derive(Deserialize)]

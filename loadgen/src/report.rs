@@ -365,8 +365,8 @@ mod tests {
         let p = PhaseSummary::new("a", 100.0, 0.0, 1.0, &t);
         assert_eq!(p.achieved_qps, 100.0);
         assert!((p.error_rate - 0.02).abs() < 1e-9);
-        assert!(judge(&[p.clone()], Some(10.0), Some(0.05)).passed);
-        let v = judge(&[p.clone()], Some(1.0), Some(0.01));
+        assert!(judge(std::slice::from_ref(&p), Some(10.0), Some(0.05)).passed);
+        let v = judge(std::slice::from_ref(&p), Some(1.0), Some(0.01));
         assert_eq!(v.failures.len(), 2, "{v:?}");
         assert!(!v.passed);
         assert!(judge(&[p], None, None).passed);

@@ -342,7 +342,9 @@ impl Coordinator {
         self.connected_at_end = self.shared.connected();
         // Drain: nothing new; wait for what is in flight.
         self.phase_name = "drain".into();
-        self.set(MODE_DRAIN, cfg.plan.len() + 1, 0.0, 0.0);
+        // The phase index stays: late answers belong to the last phase.
+        let last_phase = self.shared.phase.load(Relaxed);
+        self.set(MODE_DRAIN, last_phase, 0.0, 0.0);
         let drain_until = Instant::now() + cfg.timeout + Duration::from_secs(1);
         let children = self.children.is_some();
         self.wait(cfg, drain_until, |s| s.inflight() == 0 && !children);
@@ -358,8 +360,12 @@ impl Coordinator {
                 };
             }
         }
+        // Let every worker flush, then write the last (partial) second: the totals the
+        // money check uses must hold every answer.
+        std::thread::sleep(Duration::from_millis(60));
+        self.tick(cfg);
         let money = self.reconcile(cfg);
-        self.set(MODE_STOP, cfg.plan.len() + 1, 0.0, 0.0);
+        self.set(MODE_STOP, last_phase, 0.0, 0.0);
         self.stop();
         let last = self.shared.take_interval();
         self.totals.counts.add(&last.counts);
