@@ -258,6 +258,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         quiet: false,
         child: false,
         seed: started.to_bits(),
+        tick: Duration::from_micros(500),
     };
     let outcome = run::run(cfg);
     let server_code = server.stop(Duration::from_secs(15));

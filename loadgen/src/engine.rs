@@ -173,6 +173,8 @@ pub struct WorkerConfig {
     pub send_cents: (u32, u32),
     pub core: Option<core_affinity::CoreId>,
     pub seed: u64,
+    /// Shortest time between two timed wake-ups, ns (0 = wake for every request).
+    pub tick_ns: u64,
 }
 
 const DOWN: u8 = 0;
@@ -296,6 +298,7 @@ struct Worker {
     inflight: u64,
     last_flush: u64,
     last_sweep: u64,
+    last_wake: u64,
     scratch: Box<[u8; 8192]>,
 }
 
@@ -335,6 +338,7 @@ impl Worker {
             inflight: 0,
             last_flush: 0,
             last_sweep: 0,
+            last_wake: 0,
             scratch: Box::new([0; 8192]),
         })
     }
@@ -379,12 +383,28 @@ impl Worker {
             if self.now >= self.last_flush + 20_000_000 {
                 self.flush();
             }
-            let wait = self.next_wake(mode).saturating_sub(self.now);
-            let n = self.ep.wait(&mut events, wait);
-            self.clock();
-            for ev in &events[..n] {
-                let (flags, idx) = (ev.events, ev.u64 as u32);
-                self.on_event(idx, flags);
+            let wake = self.next_wake(mode);
+            self.last_wake = self.now;
+            let mut wait = wake.saturating_sub(self.now);
+            if self.cfg.tick_ns > 0 {
+                // Ticked: sleep through the tick whatever arrives, then take every ready
+                // socket at once. One wake-up per tick instead of one per answer; an
+                // answer is timed when its tick collects it (at most a tick late).
+                let until = wake.max(self.now + self.cfg.tick_ns);
+                std::thread::sleep(Duration::from_nanos(until.saturating_sub(self.now)));
+                wait = 0;
+            }
+            loop {
+                let n = self.ep.wait(&mut events, wait);
+                self.clock();
+                for ev in &events[..n] {
+                    let (flags, idx) = (ev.events, ev.u64 as u32);
+                    self.on_event(idx, flags);
+                }
+                if n < events.len() {
+                    break;
+                }
+                wait = 0;
             }
         }
         for i in 0..self.conns.len() {
@@ -402,15 +422,17 @@ impl Worker {
     fn next_wake(&self, mode: u8) -> u64 {
         let mut t = self.now + 10_000_000;
         if mode == MODE_LOAD {
+            let mut due = u64::MAX;
             if self.shake_period > 0.0 {
-                t = t.min(self.next_shake as u64);
+                due = due.min(self.next_shake as u64);
             }
             if self.send_period > 0.0 {
-                t = t.min(self.next_send as u64);
+                due = due.min(self.next_send as u64);
             }
-            if let Some(Reverse((due, ..))) = self.grab_timers.peek() {
-                t = t.min(*due);
+            if let Some(Reverse((g, ..))) = self.grab_timers.peek() {
+                due = due.min(*g);
             }
+            t = t.min(due);
         }
         if mode <= MODE_LOAD && self.wants_connect() {
             t = t.min(self.now + 1_000_000);

@@ -146,7 +146,9 @@ pub fn parse_rate(s: &str) -> Option<f64> {
 /// `20`, `20s`, `1.5m`, `500ms` as seconds.
 pub fn parse_duration(s: &str) -> Option<f64> {
     let s = s.trim();
-    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+    let (num, mul) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = s.strip_suffix("ms") {
         (n, 1e-3)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)

@@ -175,6 +175,8 @@ pub fn child_args(cfg: &RunConfig, slice: UserRange) -> Vec<String> {
         format!("{}..{}", cfg.send_cents.0, cfg.send_cents.1),
         "--seed".into(),
         cfg.seed.wrapping_add(u64::from(slice.start)).to_string(),
+        "--tick".into(),
+        format!("{}us", cfg.tick.as_micros()),
         "--quiet".into(),
     ];
     for s in &cfg.servers {

@@ -56,6 +56,8 @@ pub struct RunConfig {
     /// Run as a child of `--procs`: commands on stdin, figures on stdout.
     pub child: bool,
     pub seed: u64,
+    /// Shortest time between two timed wake-ups of a worker.
+    pub tick: Duration,
 }
 
 /// How a run ended.
@@ -166,6 +168,7 @@ impl Coordinator {
                     send_cents: cfg.send_cents,
                     core: (!cores.is_empty()).then(|| cores[i % cores.len()]),
                     seed: cfg.seed.wrapping_add(i as u64 * 0x9e37_79b9),
+                    tick_ns: cfg.tick.as_nanos() as u64,
                 };
                 handles.push(
                     engine::spawn(shared.clone(), wc)
