@@ -413,3 +413,83 @@ fn procs_split_users_and_merge_figures() {
     assert!(f(&p["latency_ms"]["max"]) > 0.0);
     assert_eq!(s["connections"]["connects"], 2000);
 }
+
+// The rate changes live over HTTP (/qps?qps=X) and the per-second lines follow; users
+// connect from a list of source addresses.
+#[test]
+fn the_rate_changes_live_and_source_addresses_are_used() {
+    let _g = serial();
+    let Some(floor) = floor_bin() else { return };
+    let port = free_port();
+    let _floor = start_floor(&floor, port, None);
+    let control = free_port();
+    let out = scratch("live");
+    let out_s = out.to_str().unwrap().to_string();
+    let server = format!("127.0.0.1:{port}");
+    let ctl = format!("127.0.0.1:{control}");
+    let runner = std::thread::spawn(move || {
+        loadgen(
+            &[
+                "run",
+                "--users",
+                "0..1000",
+                "--server",
+                &server,
+                "--source-addrs",
+                "127.0.0.2-127.0.0.3",
+                "--phase",
+                "live:400:7s",
+                "--send-rate",
+                "0",
+                "--threads",
+                "1",
+                "--quiet",
+                "--control",
+                &ctl,
+                "--out",
+                &out_s,
+            ],
+            Duration::from_secs(60),
+        )
+    });
+    // Wait for the phase, then raise the rate.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < until, "no load phase within 20 s");
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", control)) else {
+            continue;
+        };
+        use std::io::{Read, Write};
+        let _ = write!(s, "GET /qps?qps=1200 HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+    }
+    let (code, table) = runner.join().unwrap();
+    assert_eq!(code, 0, "{table}");
+    let lines: Vec<Value> = std::fs::read_to_string(out.join("loadgen.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["phase"] == "live")
+        .collect();
+    let fast: Vec<&Value> = lines
+        .iter()
+        .filter(|v| f(&v["target_qps"]) == 1200.0)
+        .collect();
+    assert!(
+        fast.len() >= 3,
+        "the new rate shows in too few lines: {}",
+        fast.len()
+    );
+    let full = &fast[fast.len() - 2];
+    let sent = f(&full["sent"]);
+    assert!(
+        (sent - 1200.0).abs() <= 60.0,
+        "sent {sent} in a second at 1200/s"
+    );
+    assert_eq!(summary(&out)["connections"]["connected"], 1000);
+}
