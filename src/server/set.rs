@@ -22,7 +22,9 @@ pub struct Slot {
     /// The logged-in user, once the login frame arrived.
     pub user: Option<u32>,
     /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
-    /// Boxed: a slot pays one pointer for it, not a whole `Vec`, while it is unused.
+    /// Boxed: a slot pays one pointer for it, not a whole `Vec`, while it is unused
+    /// (nearly always), at the price of a second allocation when a client lags.
+    #[allow(clippy::box_collection)]
     pub out: Option<Box<Vec<u8>>>,
     /// Wakes the connection's task when someone else writes to or closes it.
     pub waker: Option<Waker>,
