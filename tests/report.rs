@@ -1,0 +1,206 @@
+//! The report over generated run folders, whole and broken, its charts, and the HTML in
+//! headless Chromium.
+
+#[path = "fixtures/run.rs"]
+mod fixture;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use fixture::{temp_dir, write_run};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_redpacket-report"))
+}
+
+/// Width and height from a PNG's IHDR chunk, after checking the signature.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+/// Width and height attributes of an SVG's root element.
+fn svg_size(path: &Path) -> (u32, u32) {
+    let s = fs::read_to_string(path).unwrap();
+    let start = s.find("<svg").expect("no <svg> root");
+    let tag = &s[start..start + s[start..].find('>').unwrap()];
+    let attr = |name: &str| -> u32 {
+        let i = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[i..i + tag[i..].find('"').unwrap()].parse().unwrap()
+    };
+    assert!(s.trim_end().ends_with("</svg>"), "{} is not closed", path.display());
+    (attr("width"), attr("height"))
+}
+
+#[test]
+fn full_run_gives_tables_capacity_charts_and_pages() {
+    let dir = temp_dir("full");
+    write_run(&dir, "fixture-full", 1.0);
+    let out = redpacket::report::report(&dir).unwrap();
+    let t = &out.text;
+    for want in ["Run fixture-full", "30k", "60k", "peak", "client served QPS (mean)"] {
+        assert!(t.contains(want), "missing {want:?} in\n{t}");
+    }
+    assert!(!t.contains("MISSING"), "{t}");
+    assert!(t.contains("Capacity: at 70,000 shakes/s per server (phase peak"), "{t}");
+    assert!(t.contains("balanced"));
+    // Steady phases: the achieved mean is the target within the fixture's noise.
+    let run = redpacket::report::load(&dir).unwrap();
+    let a = redpacket::report::analyze::analyze(&run);
+    let p30 = a.phases.iter().find(|p| p.name == "30k").unwrap();
+    let d = p30.server_qps.unwrap();
+    assert!((d.mean - 30_000.0).abs() < 150.0, "{d:?}");
+    assert!(d.cv < 0.01 && d.min > 29_800.0 && d.p5 >= d.min);
+    assert_eq!(d.n, 58, "60 seconds less the two edge seconds");
+    assert_eq!(out.charts.len(), 12);
+    for c in &out.charts {
+        let size = if c.extension().unwrap() == "png" {
+            png_size(c)
+        } else {
+            svg_size(c)
+        };
+        assert_eq!(size, (1000, 420), "{}", c.display());
+    }
+    let html = fs::read_to_string(&out.html).unwrap();
+    assert_eq!(html.matches("<figure").count(), 6);
+    for remote in ["src=\"http", "href=\"http", "url(http", "@import", "<link", "<img"] {
+        assert!(!html.contains(remote), "HTML must be self-contained: {remote}");
+    }
+    let md = fs::read_to_string(&out.markdown).unwrap();
+    assert!(md.contains("![Shake QPS: client vs server](charts/qps.png)"));
+    assert!(md.contains("| peak |"));
+    if let Some(keep) = std::env::var_os("REPORT_KEEP") {
+        let _ = fs::remove_dir_all(&keep);
+        fs::rename(&dir, keep).unwrap();
+    } else {
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn not_a_run_is_one_line_and_exit_2() {
+    let dir = temp_dir("notarun");
+    fs::write(dir.join("notes.txt"), "hello").unwrap();
+    for arg in [dir.clone(), dir.join("does-not-exist")] {
+        let o = bin().arg(&arg).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("not a run folder"), "{err}");
+    }
+    let o = bin().output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "no argument is a usage error");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cut_files_and_missing_hosts_are_listed_not_fatal() {
+    let dir = temp_dir("broken");
+    write_run(&dir, "fixture-broken", 1.0);
+    // The server's log cut mid-line, its sampler file gone, the client host gone.
+    let log = dir.join("server1/server.jsonl");
+    let text = fs::read_to_string(&log).unwrap();
+    fs::write(&log, &text[..text.len() * 2 / 3]).unwrap();
+    fs::remove_file(dir.join("server1/net.jsonl")).unwrap();
+    fs::remove_dir_all(dir.join("client1")).unwrap();
+    let o = bin().arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = String::from_utf8(o.stdout).unwrap();
+    assert!(t.contains("MISSING OR DAMAGED"), "{t}");
+    assert!(t.contains("server.jsonl is cut mid-line"), "{t}");
+    assert!(t.contains("host server1: net.jsonl is missing"), "{t}");
+    assert!(t.contains("host client1: no folder"), "{t}");
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("cut mid-line"));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_line_in_the_middle_and_no_run_json() {
+    let dir = temp_dir("norunjson");
+    write_run(&dir, "x", 1.0);
+    fs::remove_file(dir.join("run.json")).unwrap();
+    let log = dir.join("client1/loadgen.jsonl");
+    let mut text = fs::read_to_string(&log).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{\"t\": oops}\n");
+    fs::write(&log, text).unwrap();
+    let o = bin().arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let t = String::from_utf8(o.stdout).unwrap();
+    assert!(t.contains("run.json is missing"), "{t}");
+    assert!(t.contains("1 line(s) unreadable, first at line 2"), "{t}");
+    assert!(t.contains("all"), "one phase over the whole run: {t}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compare_puts_two_runs_side_by_side() {
+    let a = temp_dir("cmp-a");
+    let b = temp_dir("cmp-b");
+    write_run(&a, "run-a", 1.0);
+    write_run(&b, "run-b", 0.5);
+    let o = bin().arg("--compare").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let t = String::from_utf8(o.stdout).unwrap();
+    assert!(t.contains("Phase 60k") && t.contains("run-a") && t.contains("run-b"), "{t}");
+    let line = t
+        .lines()
+        .skip_while(|l| !l.starts_with("Phase 30k"))
+        .find(|l| l.starts_with("server served QPS (mean)"))
+        .unwrap();
+    assert!(line.contains("(-50.0%)"), "{line}");
+    fs::remove_dir_all(&a).unwrap();
+    fs::remove_dir_all(&b).unwrap();
+}
+
+/// The HTML opens in headless Chromium and its self-check sees every chart rendered.
+#[test]
+fn html_opens_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            panic!("CI is set but chromium is not installed (apt-get install -y chromium)");
+        }
+        println!("skipped: chromium is not installed and CI is unset");
+        return;
+    };
+    let dir = temp_dir("chromium");
+    write_run(&dir, "fixture-browser", 1.0);
+    let out = redpacket::report::report(&dir).unwrap();
+    let profile = dir.join("chromium-profile");
+    let shot = dir.join("page.png");
+    let run = |extra: &[&str]| {
+        let o = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(format!("file://{}", out.html.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (dom, stderr) = run(&["--dump-dom"]);
+    assert!(dom.contains("charts rendered: 6/6"), "self-check did not pass:\n{}", &dom[..dom.len().min(2000)]);
+    assert!(dom.contains("data-ok=\"yes\""));
+    assert!(!stderr.contains("Uncaught"), "script error: {stderr}");
+    let (_, _) = run(&[&format!("--screenshot={}", shot.display()), "--window-size=1100,1400"]);
+    assert_eq!(png_size(&shot), (1100, 1400));
+    fs::remove_dir_all(&dir).unwrap();
+}
