@@ -204,3 +204,45 @@ fn html_opens_in_headless_chromium() {
     assert_eq!(png_size(&shot), (1100, 1400));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The sampler's own CPU cost, read from the `sampler.cpu_s` it writes itself.
+/// `SYSMON_COST_SECS=60` measures at the real 1 s interval for that long (for the
+/// figure in results/README.md); by default it takes 20 quick samples.
+#[test]
+fn sampler_costs_well_under_one_percent_of_a_core() {
+    use redpacket::sysmon::{NetLine, Sampler};
+    use std::time::{Duration, Instant};
+    let secs: u64 = std::env::var("SYSMON_COST_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (interval, wait) = if secs > 0 {
+        (Duration::from_secs(1), Duration::from_secs(secs) + Duration::from_millis(300))
+    } else {
+        (Duration::from_millis(50), Duration::from_millis(1030))
+    };
+    let dir = temp_dir("cost");
+    let path = dir.join("net.jsonl");
+    let started = Instant::now();
+    let h = Sampler::spawn(path.clone(), interval).unwrap();
+    std::thread::sleep(wait);
+    h.stop().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let lines: Vec<NetLine> = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 10, "{} lines", lines.len());
+    let last = lines.last().unwrap();
+    let cpu = last.sampler.cpu_s + last.sampler.children_cpu_s;
+    let per_sample_ms = 1000.0 * cpu / lines.len() as f64;
+    println!(
+        "sysmon: {} samples in {elapsed:.1} s, {:.3} ms CPU each: {:.3}% of a core at one sample a second",
+        lines.len(),
+        per_sample_ms,
+        per_sample_ms / 10.0
+    );
+    assert!(per_sample_ms < 5.0, "a sample costs {per_sample_ms:.3} ms of CPU");
+    fs::remove_dir_all(&dir).unwrap();
+}

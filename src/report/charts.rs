@@ -20,6 +20,8 @@ use super::load::{Role, Run};
 /// Size of every chart, pixels.
 pub const WIDTH: u32 = 1000;
 pub const HEIGHT: u32 = 420;
+/// Width of the legend strip on the right of the plot.
+const LEGEND_W: u32 = 210;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -211,8 +213,10 @@ fn draw<DB: DrawingBackend>(
     if hi <= lo {
         hi = lo + 1.0;
     }
-    let mut cc = ChartBuilder::on(root)
-        .caption(&chart.title, ("sans-serif", 22))
+    // Title on top, the legend in its own strip on the right: it never hides data.
+    let body = root.titled(&chart.title, ("sans-serif", 22))?;
+    let (plot, legend) = body.split_horizontally(WIDTH - LEGEND_W);
+    let mut cc = ChartBuilder::on(&plot)
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(78)
@@ -267,21 +271,21 @@ fn draw<DB: DrawingBackend>(
         } else {
             PALETTE[i % PALETTE.len()]
         };
+        // Later lines are drawn over earlier ones: the plan (reference) goes thin and dashed-looking.
         let style = if l.reference {
-            color.mix(0.6).stroke_width(1)
+            color.mix(0.7).stroke_width(1)
         } else {
             color.stroke_width(2)
         };
-        cc.draw_series(LineSeries::new(p, style))?
-            .label(l.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+        cc.draw_series(LineSeries::new(p, style))?;
+        let y = 24 + 22 * i as i32;
+        legend.draw(&PathElement::new(vec![(6, y), (30, y)], color.stroke_width(3)))?;
+        legend.draw(&Text::new(
+            l.label.clone(),
+            (36, y - 7),
+            ("sans-serif", 13).into_font().color(&BLACK),
+        ))?;
     }
-    cc.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()?;
     Ok(())
 }
 
