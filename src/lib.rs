@@ -1,5 +1,26 @@
+//! redpacket: a thread-per-core red-packet server and the tools that prove it.
+//!
+//! A walk through the crate, bottom up:
+//! - [`protocol`]: the wire format (bytes <-> frames, no I/O), shared by the server, the
+//!   load generator and the tests.
+//! - [`split`] and [`apportion`]: the two money decisions, as pure functions: how a
+//!   user-to-user packet is split, and how shake packets (and the overload budget) are
+//!   divided among workers and SETs in proportion to demand.
+//! - [`stats`]: per-worker counters and the snapshot schema of `/stats` and the
+//!   per-second log.
+//! - [`config`], [`cores`], [`limits`]: flags checked before anything binds, which CPUs
+//!   get workers, and what the host allows.
+//! - [`server`]: workers, SETs, connections, the issuer; [`control`]: HTTP control and
+//!   metrics on their own thread; [`cli`]: the `redpacket-server` entry point.
+
 pub mod apportion;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod cores;
+pub mod limits;
 pub mod protocol;
+pub mod server;
 pub mod split;
 pub mod stats;
 pub mod report;

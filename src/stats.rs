@@ -273,6 +273,29 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// What changed since `prev`: counters become differences, gauges stay current.
+    pub fn minus(&self, prev: &Snapshot) -> Snapshot {
+        let mut d = self.clone();
+        d.connections = self.connections.minus(&prev.connections);
+        d.requests = self.requests.minus(&prev.requests);
+        d.shake = self.shake.minus(&prev.shake);
+        d.send = self.send.minus(&prev.send);
+        for (reason, n) in d.closes.iter_mut() {
+            *n = n.wrapping_sub(prev.closes.get(reason).copied().unwrap_or(0));
+        }
+        d
+    }
+}
+
+/// The current unix time in seconds, with sub-second precision.
+pub fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// One line of the per-second log (JSON Lines): the totals at time `t` and what changed
 /// since the previous line (`per_second` has the same shape as `total`; its counters are
 /// differences over `interval_s`, its gauges are current).

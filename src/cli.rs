@@ -1,0 +1,109 @@
+//! The server's command-line entry point, as a library function so that other binaries
+//! (the load generator's local run) can start the very same server in a child process.
+
+use crate::config::ServerArgs;
+use crate::server::{Server, StartError};
+use clap::Parser;
+use std::ffi::OsString;
+
+/// Exit codes: 0 clean, 1 failure while running (or a ledger that does not balance),
+/// 2 bad flag, 3 cannot bind.
+pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_BIND: i32 = 3;
+
+/// Sets up logging to stderr (`RUST_LOG` overrides the `info` default) once per process.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs `redpacket-server` with `args` (the first is the program name) until SIGINT or
+/// SIGTERM, and returns the exit code.
+pub fn server_main(args: Vec<OsString>) -> i32 {
+    let args = match ServerArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let summary_out = args.summary_out.clone();
+    let cfg = match args.validate() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("redpacket-server: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    init_logging();
+    let handle = match Server::start(cfg) {
+        Ok(h) => h,
+        Err(e @ StartError::Bind { .. }) => {
+            eprintln!("redpacket-server: {e}");
+            return EXIT_BIND;
+        }
+        Err(e) => {
+            eprintln!("redpacket-server: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Err(e) = wait_for_signal() {
+        eprintln!("redpacket-server: cannot wait for signals: {e}");
+    }
+    tracing::info!("shutting down: no new connections, draining");
+    handle.shutdown();
+    let summary = handle.wait();
+    let s = &summary.stats;
+    tracing::info!(
+        "final: {} connections served, {} shakes ({} won, {} none, {} overloaded); \
+         shake cents issued {} = won {} + held {} [{}]; send cents created {} = grabbed {} + refunded {} + held {} [{}]",
+        s.connections.accepted,
+        s.requests.shake,
+        s.shake.won,
+        s.shake.none,
+        s.shake.overloaded,
+        s.shake.issued_cents,
+        s.shake.won_cents,
+        summary.held.shake_cents,
+        if summary.shake_balanced { "balanced" } else { "NOT BALANCED" },
+        s.send.created_cents,
+        s.send.grabbed_cents,
+        s.send.refunded_cents,
+        summary.held.send_cents,
+        if summary.send_balanced { "balanced" } else { "NOT BALANCED" },
+    );
+    if let Some(path) = summary_out {
+        let body = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, body + "\n") {
+            eprintln!("redpacket-server: cannot write {}: {e}", path.display());
+        }
+    }
+    if summary.shake_balanced && summary.send_balanced {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+fn wait_for_signal() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    })
+}

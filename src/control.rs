@@ -1,0 +1,293 @@
+//! HTTP control and metrics, on a thread and runtime of their own.
+//!
+//! It answers while the workers are saturated, and it is also where the issuer ticks and
+//! where the per-second statistics are written, so none of that runs on a worker.
+//! The old system's endpoints keep their names and parameters:
+//! `GET /yaohongbao?qps=R&sum=N` and `GET /fahongbao?qps=R&sum=N&min=A&max=B`.
+
+use crate::config::StatsOut;
+use crate::server::issuer::{Campaign, Issuer, MAX_RATE, MAX_SUM};
+use crate::server::{Held, Shared};
+use crate::stats::{SecondLine, Snapshot};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct Ctl {
+    shared: Arc<Shared>,
+    issuer: Arc<Mutex<Issuer>>,
+    shutdown: CancellationToken,
+}
+
+impl Ctl {
+    fn issuer(&self) -> std::sync::MutexGuard<'_, Issuer> {
+        // Only this thread takes the lock, never across an await; a poisoned lock can
+        // only follow a panic in the issuer, whose state is still consistent counts.
+        self.issuer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The control thread: serves HTTP, ticks the issuer, writes per-second statistics,
+/// until `stop`. Returns the shake packets still in the central pool.
+pub fn run(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+) -> Held {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("control: cannot build its runtime: {e}");
+            return Held::default();
+        }
+    };
+    let issuer = Arc::new(Mutex::new(Issuer::new(shared.clone())));
+    let ctl = Ctl {
+        shared: shared.clone(),
+        issuer: issuer.clone(),
+        shutdown: shutdown.clone(),
+    };
+    rt.block_on(async {
+        let app = Router::new()
+            .route("/", get(help))
+            .route("/yaohongbao", get(yaohongbao))
+            .route("/fahongbao", get(fahongbao))
+            .route("/stats", get(stats))
+            .route("/metrics", get(metrics))
+            .route("/campaigns", get(campaigns))
+            .with_state(ctl.clone());
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("control: cannot use its listener: {e}");
+                return;
+            }
+        };
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let ticker = tokio::spawn(issue_loop(ctl.clone()));
+        let writer = tokio::spawn(stats_loop(shared.clone(), stop.clone()));
+        if let Err(e) = serve.await {
+            tracing::error!("control server failed: {e}");
+        }
+        ticker.abort();
+        let _ = writer.await;
+    });
+    let held = ctl.issuer().held();
+    held
+}
+
+async fn issue_loop(ctl: Ctl) {
+    let mut iv = tokio::time::interval(crate::server::issuer::TICK);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        iv.tick().await;
+        if ctl.shutdown.is_cancelled() {
+            // Shutting down: campaigns stop issuing; what was issued stays counted.
+            continue;
+        }
+        let now = Instant::now();
+        ctl.issuer().tick(now.duration_since(last).as_secs_f64());
+        last = now;
+    }
+}
+
+/// Writes one [`SecondLine`] a second, and a last one when stopped.
+async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut out: Box<dyn std::io::Write + Send> = match &shared.cfg.stats_out {
+        StatsOut::Off => return,
+        StatsOut::Stdout => Box::new(std::io::stdout()),
+        StatsOut::File(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                tracing::error!("cannot write statistics to {}: {e}", p.display());
+                return;
+            }
+        },
+    };
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev = shared.snapshot();
+    let mut prev_at = Instant::now();
+    loop {
+        let last = tokio::select! {
+            _ = iv.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        let now = Instant::now();
+        let total = shared.snapshot();
+        let line = SecondLine {
+            t: crate::stats::unix_now_f64(),
+            interval_s: now.duration_since(prev_at).as_secs_f64(),
+            per_second: total.minus(&prev),
+            total: total.clone(),
+        };
+        if let Ok(s) = serde_json::to_string(&line) {
+            let _ = writeln!(out, "{s}");
+            let _ = out.flush();
+        }
+        prev = total;
+        prev_at = now;
+        if last {
+            return;
+        }
+    }
+}
+
+async fn help() -> &'static str {
+    "redpacket-server control\n\
+     GET /yaohongbao?qps=R&sum=N          issue N shake packets at R per second\n\
+     GET /fahongbao?qps=R&sum=N&min=A&max=B  send N packets at R/s, each to 3 random users in [A,B]\n\
+     GET /campaigns                        campaigns still running\n\
+     GET /stats                            counters as JSON\n\
+     GET /metrics                          counters in Prometheus text format\n"
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{}\n", msg.into())).into_response()
+}
+
+#[derive(Deserialize)]
+struct CampaignQuery {
+    qps: Option<f64>,
+    sum: Option<u64>,
+    min: Option<u32>,
+    max: Option<u32>,
+}
+
+fn rate_and_sum(q: &CampaignQuery) -> Result<(f64, u64), String> {
+    let qps = q.qps.ok_or("missing qps (packets per second)")?;
+    let sum = q.sum.ok_or("missing sum (packets in all)")?;
+    if !(qps.is_finite() && qps > 0.0 && qps <= MAX_RATE) {
+        return Err(format!("qps must be in (0, {MAX_RATE}]"));
+    }
+    if sum == 0 || sum > MAX_SUM {
+        return Err(format!("sum must be in 1..={MAX_SUM}"));
+    }
+    Ok((qps, sum))
+}
+
+fn started(c: Campaign) -> Response {
+    (StatusCode::OK, axum::Json(c)).into_response()
+}
+
+async fn yaohongbao(
+    State(ctl): State<Ctl>,
+    q: Result<Query<CampaignQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad("bad query: expected qps=R&sum=N with numbers");
+    };
+    if ctl.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rate_and_sum(&q) {
+        Ok((qps, sum)) => started(ctl.issuer().start_shake(qps, sum)),
+        Err(m) => bad(m),
+    }
+}
+
+async fn fahongbao(
+    State(ctl): State<Ctl>,
+    q: Result<Query<CampaignQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad("bad query: expected qps=R&sum=N&min=A&max=B with numbers");
+    };
+    if ctl.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let (qps, sum) = match rate_and_sum(&q) {
+        Ok(v) => v,
+        Err(m) => return bad(m),
+    };
+    let (Some(min), Some(max)) = (q.min, q.max) else {
+        return bad("missing min and max (the user id range of recipients)");
+    };
+    let k = crate::protocol::MAX_RECIPIENTS as u64;
+    if min > max || u64::from(max) - u64::from(min) + 1 < k {
+        return bad(format!(
+            "min..max must hold at least {k} users (each packet goes to {k} distinct users); got {min}..{max}"
+        ));
+    }
+    started(ctl.issuer().start_send(qps, sum, min, max))
+}
+
+async fn campaigns(State(ctl): State<Ctl>) -> Response {
+    axum::Json(ctl.issuer().campaigns().to_vec()).into_response()
+}
+
+async fn stats(State(ctl): State<Ctl>) -> Response {
+    axum::Json(ctl.shared.snapshot()).into_response()
+}
+
+async fn metrics(State(ctl): State<Ctl>) -> Response {
+    let body = prometheus_text(&ctl.shared.snapshot());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Renders a snapshot in the Prometheus text format: counters of each section as
+/// `redpacket_<section>_<name>_total`, closes by reason, and the gauges.
+pub fn prometheus_text(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let gauges = [
+        ("redpacket_connections_open", "Connections open now", s.open),
+        (
+            "redpacket_users_logged_in",
+            "Users logged in now",
+            s.logged_in,
+        ),
+        ("redpacket_workers", "Worker threads", s.workers as u64),
+        (
+            "redpacket_shake_outstanding_packets",
+            "Shake packets issued, not yet won",
+            s.outstanding.shake,
+        ),
+        (
+            "redpacket_shake_outstanding_cents",
+            "Cents of shake packets not yet won",
+            s.outstanding.shake_cents,
+        ),
+        (
+            "redpacket_send_outstanding_cents",
+            "Cents of user-to-user packets neither grabbed nor refunded",
+            s.outstanding.send_cents,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let sections = serde_json::json!({
+        "connections": s.connections,
+        "requests": s.requests,
+        "shake": s.shake,
+        "send": s.send,
+    });
+    if let Some(map) = sections.as_object() {
+        for (section, fields) in map {
+            for (field, v) in fields.as_object().into_iter().flatten() {
+                let name = format!("redpacket_{section}_{field}_total");
+                let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP redpacket_closes_total Connections closed, by reason\n# TYPE redpacket_closes_total counter");
+    for (reason, n) in &s.closes {
+        let _ = writeln!(out, "redpacket_closes_total{{reason=\"{reason}\"}} {n}");
+    }
+    out
+}

@@ -1,0 +1,244 @@
+//! Campaigns: shake packets issued at a fixed rate, user-to-user packets sent at a rate.
+//!
+//! Runs on the control thread, never on a worker. Each tick it creates the packets the
+//! campaigns owe, then hands shake packets to workers in proportion to the shake
+//! requests each saw (so a request's chance does not depend on its core), each worker
+//! up to about two ticks of its demand. What no worker needs yet stays here, in the
+//! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
+//! divided among workers by demand the same way.
+
+use super::{Held, Msg, ShakePacket, Shared};
+use crate::apportion::apportion;
+use crate::config::CentsRange;
+use crate::protocol::MAX_RECIPIENTS;
+use crate::stats::Counters;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Most packets one campaign may ask for, and the fastest rate.
+pub const MAX_SUM: u64 = 1_000_000_000;
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// How often campaigns issue and packets are handed out.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(10);
+/// A worker is granted at least this many packets of headroom even with no demand yet.
+const MIN_HEADROOM: u64 = 4;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Campaign {
+    pub id: u64,
+    /// `shake` or `send`.
+    pub kind: &'static str,
+    pub rate: f64,
+    pub total: u64,
+    pub remaining: u64,
+    /// For send campaigns: recipients drawn from this user range (inclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<(u32, u32)>,
+    #[serde(skip)]
+    credit: f64,
+}
+
+pub struct Issuer {
+    shared: Arc<Shared>,
+    campaigns: Vec<Campaign>,
+    next_campaign: u64,
+    central: VecDeque<ShakePacket>,
+    next_packet: u32,
+    next_owner: usize,
+    /// Cumulative shake requests per worker at the last tick, and smoothed demand.
+    seen: Vec<u64>,
+    demand: Vec<f64>,
+    rng: SmallRng,
+    scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
+}
+
+impl Issuer {
+    pub fn new(shared: Arc<Shared>) -> Issuer {
+        let n = shared.workers.len();
+        Issuer {
+            shared,
+            campaigns: Vec::new(),
+            next_campaign: 1,
+            central: VecDeque::new(),
+            next_packet: 1,
+            next_owner: 0,
+            seen: vec![0; n],
+            demand: vec![0.0; n],
+            rng: SmallRng::from_os_rng(),
+            scratch: Default::default(),
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.issuer_counters
+    }
+
+    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second.
+    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Campaign {
+        self.add(Campaign {
+            id: 0,
+            kind: "shake",
+            rate,
+            total: sum,
+            remaining: sum,
+            users: None,
+            credit: 0.0,
+        })
+    }
+
+    /// `/fahongbao`: `sum` user-to-user packets at `rate` per second, each for
+    /// [`MAX_RECIPIENTS`] distinct random users in `min..=max`.
+    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Campaign {
+        self.add(Campaign {
+            id: 0,
+            kind: "send",
+            rate,
+            total: sum,
+            remaining: sum,
+            users: Some((min, max)),
+            credit: 0.0,
+        })
+    }
+
+    fn add(&mut self, mut c: Campaign) -> Campaign {
+        c.id = self.next_campaign;
+        self.next_campaign += 1;
+        self.campaigns.push(c.clone());
+        c
+    }
+
+    pub fn campaigns(&self) -> &[Campaign] {
+        &self.campaigns
+    }
+
+    /// Creates what the campaigns owe for `dt` seconds and hands packets out.
+    pub fn tick(&mut self, dt: f64) {
+        let amounts = self.shared.cfg.shake_amount;
+        let send_amounts = self.shared.cfg.send_amount;
+        let open_sends: u64 = self
+            .shared
+            .workers
+            .iter()
+            .map(|w| w.open_sends.load(Relaxed))
+            .sum();
+        let mut send_room = self
+            .shared
+            .cfg
+            .max_outstanding_sends
+            .saturating_sub(open_sends);
+        let mut campaigns = std::mem::take(&mut self.campaigns);
+        for c in &mut campaigns {
+            // At most one second of credit banks up, so a stalled tick cannot burst.
+            c.credit = (c.credit + c.rate * dt).min(c.rate.max(1.0));
+            let mut n = (c.credit as u64).min(c.remaining);
+            if c.users.is_some() {
+                n = n.min(send_room);
+                send_room -= n;
+            }
+            c.credit -= n as f64;
+            c.remaining -= n;
+            match c.users {
+                None => self.issue_shake(n, amounts),
+                Some((min, max)) => self.issue_send(n, min, max, send_amounts),
+            }
+        }
+        campaigns.retain(|c| c.remaining > 0);
+        self.campaigns = campaigns;
+        self.distribute();
+    }
+
+    fn issue_shake(&mut self, n: u64, amounts: CentsRange) {
+        let mut cents = 0;
+        for _ in 0..n {
+            let amount = self.rng.random_range(amounts.min..=amounts.max);
+            cents += u64::from(amount);
+            let id = self.next_packet;
+            self.next_packet = self.next_packet.wrapping_add(1).max(1);
+            self.central.push_back(ShakePacket { id, amount });
+        }
+        Counters::add(&self.counters().issued, n);
+        Counters::add(&self.counters().issued_cents, cents);
+    }
+
+    fn issue_send(&mut self, n: u64, min: u32, max: u32, amounts: CentsRange) {
+        let workers = self.shared.workers.len();
+        for _ in 0..n {
+            let mut recipients = [0u32; MAX_RECIPIENTS];
+            let mut k = 0;
+            while k < MAX_RECIPIENTS {
+                let u = self.rng.random_range(min..=max);
+                if !recipients[..k].contains(&u) {
+                    recipients[k] = u;
+                    k += 1;
+                }
+            }
+            let amount = self.rng.random_range(amounts.min..=amounts.max);
+            let owner = self.next_owner;
+            self.next_owner = (self.next_owner + 1) % workers;
+            let _ = self.shared.workers[owner]
+                .inbox
+                .send(Msg::CreateSend { amount, recipients });
+        }
+    }
+
+    /// Demand-proportional grants of shake packets and of the overload budget.
+    fn distribute(&mut self) {
+        let workers = &self.shared.workers;
+        let (weights, caps, parts) = &mut self.scratch;
+        weights.clear();
+        caps.clear();
+        for (i, w) in workers.iter().enumerate() {
+            let total = w.counters.shake.load(Relaxed);
+            let fresh = total.saturating_sub(self.seen[i]) as f64;
+            self.seen[i] = total;
+            // Smoothed over a few ticks so one quiet tick does not starve a worker.
+            self.demand[i] = 0.5 * self.demand[i] + 0.5 * fresh;
+            let want = ((self.demand[i] * 2.0).ceil() as u64).max(MIN_HEADROOM);
+            weights.push((self.demand[i] * 1000.0) as u64);
+            caps.push(want.saturating_sub(w.held.load(Relaxed)));
+        }
+        // The overload budget: 90% by demand, 10% evenly so an idle worker can start.
+        let max_qps = self.shared.cfg.max_qps;
+        let even = max_qps / workers.len() as u64 / 10;
+        let uncapped = vec![u64::MAX; workers.len()];
+        apportion(
+            max_qps - even * workers.len() as u64,
+            weights,
+            &uncapped,
+            parts,
+        );
+        for (w, &p) in workers.iter().zip(parts.iter()) {
+            w.budget.store(p + even, Relaxed);
+        }
+        if self.central.is_empty() {
+            return;
+        }
+        apportion(self.central.len() as u64, weights, caps, parts);
+        for (i, &n) in parts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let grant: Vec<ShakePacket> = self.central.drain(..n as usize).collect();
+            if let Err(e) = workers[i].inbox.send(Msg::Grant(grant)) {
+                // That worker has stopped: the packets stay here, still counted.
+                if let Msg::Grant(back) = e.0 {
+                    self.central.extend(back);
+                }
+            }
+        }
+    }
+
+    /// Packets still in the central pool.
+    pub fn held(&self) -> Held {
+        Held {
+            shake: self.central.len() as u64,
+            shake_cents: self.central.iter().map(|p| u64::from(p.amount)).sum(),
+            send: 0,
+            send_cents: 0,
+        }
+    }
+}

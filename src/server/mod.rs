@@ -1,0 +1,369 @@
+//! The red-packet server: thread-per-core workers that share nothing on the request path.
+//!
+//! Layout, from the outside in:
+//! - [`Server::start`] checks limits, binds every socket (so a taken port is an error
+//!   before any thread runs), then starts one pinned worker thread per core and the
+//!   control thread.
+//! - `worker`: one thread, one single-threaded tokio runtime, one SO_REUSEPORT listener.
+//!   It owns its connections (grouped into SETs, `set`), the user-to-user packets whose
+//!   id maps to it (`sends`) and the directory of users whose id maps to it
+//!   (`directory`). Workers talk only by messages ([`Msg`]).
+//! - `conn`: one task per connection: read, decode, answer, with no heap buffer while idle.
+//! - `issuer`: on the control thread; issues shake packets at campaign rates and hands
+//!   them to workers in proportion to their demand, so every request has the same chance.
+//! - [`crate::control`]: HTTP control and metrics, on the control thread.
+
+mod conn;
+mod directory;
+pub mod issuer;
+mod listener;
+mod sends;
+mod set;
+mod worker;
+
+use crate::config::Config;
+use crate::limits::HostLimits;
+use crate::stats::{Counters, Snapshot, Totals};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A connection's place inside its worker: SET, slot, and the slot's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub set: u32,
+    pub slot: u32,
+    pub gen: u32,
+}
+
+/// A connection anywhere in the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub worker: u16,
+    pub conn: ConnKey,
+}
+
+/// A user-to-user packet as its recipients are told of it (frame 0x0004).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub packet: u32,
+    pub amount: u32,
+    pub shares: u8,
+    pub users: [u32; crate::protocol::MAX_RECIPIENTS],
+    /// Unix seconds after which the packet is gone (a kept note is then dropped).
+    pub expires: u64,
+}
+
+/// A shake packet: issued by a campaign, waiting in a pool to be won.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShakePacket {
+    pub id: u32,
+    pub amount: u32,
+}
+
+/// Messages between threads. Every one is caused by a bounded source (a login, a
+/// campaign tick, a grab under the in-flight cap), so inboxes cannot grow without bound.
+#[derive(Debug)]
+pub enum Msg {
+    /// To the user's home worker: `user` logged in at `at`.
+    Online { user: u32, at: Loc },
+    /// To the user's home worker: the connection at `at` closed.
+    Offline { user: u32, at: Loc },
+    /// To the user's home worker: tell `user` of a packet, now or at login.
+    Notify { user: u32, note: Note },
+    /// To the worker holding `at`: push the notification frame.
+    Deliver { user: u32, at: ConnKey, note: Note },
+    /// To the worker holding `at`: close it, its user logged in elsewhere.
+    Kick { at: ConnKey },
+    /// To the packet's owner: `user` grabs `packet`; answer to `reply`.
+    Grab { user: u32, packet: u32, reply: Loc },
+    /// To the grabbing connection's worker: the owner's answer.
+    GrabDone {
+        at: ConnKey,
+        packet: u32,
+        amount: u32,
+    },
+    /// To a packet's future owner: a `/fahongbao` campaign packet.
+    CreateSend {
+        amount: u32,
+        recipients: [u32; crate::protocol::MAX_RECIPIENTS],
+    },
+    /// From the issuer: shake packets for this worker's pool.
+    Grant(Vec<ShakePacket>),
+}
+
+/// What one worker shares with the other threads: its counters, a few gauges the
+/// issuer reads, and its inbox. Written by its worker only (the issuer writes `budget`).
+#[derive(Debug)]
+pub struct WorkerShared {
+    pub counters: Counters,
+    /// Shake packets the worker holds (its pool and its SETs'), published each tick.
+    pub held: AtomicU64,
+    /// User-to-user packets the worker owns and that are not fully grabbed.
+    pub open_sends: AtomicU64,
+    /// Shake answers per second this worker may give before shedding (set by the issuer).
+    pub budget: AtomicU64,
+    pub inbox: mpsc::UnboundedSender<Msg>,
+}
+
+/// Money a thread still held when it stopped: the ledger's "outstanding", counted from
+/// the pools and packets themselves rather than derived from counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub shake: u64,
+    pub shake_cents: u64,
+    pub send: u64,
+    pub send_cents: u64,
+}
+
+impl std::ops::AddAssign for Held {
+    fn add_assign(&mut self, o: Held) {
+        self.shake += o.shake;
+        self.shake_cents += o.shake_cents;
+        self.send += o.send;
+        self.send_cents += o.send_cents;
+    }
+}
+
+/// The final account written at shutdown.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub stats: Snapshot,
+    /// Counted from what the pools and packets actually held at the end.
+    pub held: Held,
+    /// issued = won + held, for shake packets (cents).
+    pub shake_balanced: bool,
+    /// created = grabbed + refunded + held, for user-to-user packets (cents).
+    pub send_balanced: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A socket could not be bound (taken port, no permission, bad address).
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    /// A thread or runtime could not be made.
+    Spawn(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind { what, addr, err } => {
+                write!(f, "cannot bind the {what} address {addr}: {err}")
+            }
+            StartError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running server.
+pub struct ServerHandle {
+    pub listen: SocketAddr,
+    pub control: SocketAddr,
+    /// The limits read at start, with the connection cap in force.
+    pub limits: HostLimits,
+    pub max_conns: u64,
+    shutdown: CancellationToken,
+    stop_control: CancellationToken,
+    workers: Vec<JoinHandle<Held>>,
+    control_thread: Option<JoinHandle<Held>>,
+    shared: Arc<[WorkerShared]>,
+    issuer_counters: Arc<Counters>,
+    started: Instant,
+}
+
+/// Everything the threads of one server share, read-only after start.
+pub struct Shared {
+    pub cfg: Config,
+    pub workers: Arc<[WorkerShared]>,
+    pub issuer_counters: Arc<Counters>,
+    pub max_conns: u64,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// One consistent read of every counter block.
+    pub fn snapshot(&self) -> Snapshot {
+        snapshot(&self.workers, &self.issuer_counters, self.started)
+    }
+
+    /// Connections open now, server-wide.
+    pub fn open_conns(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| {
+                let c = &w.counters;
+                c.accepted
+                    .load(Relaxed)
+                    .saturating_sub(c.closed.load(Relaxed))
+            })
+            .sum()
+    }
+}
+
+fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
+    let t = Totals::sum(workers.iter().map(|w| &w.counters).chain([issuer]));
+    Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64())
+}
+
+impl Server {
+    /// Reads limits, binds every socket, then starts the workers and the control thread.
+    pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
+        let limits = HostLimits::read();
+        let max_conns = cfg.max_conns.unwrap_or_else(|| limits.max_conns());
+        tracing::info!(
+            "limits: {}; holding at most {max_conns} connections",
+            limits.report(1_000_000, cfg.backlog)
+        );
+
+        let (listeners, listen) = listener::bind_group(&cfg).map_err(|err| StartError::Bind {
+            what: "listen",
+            addr: cfg.listen,
+            err,
+        })?;
+        let control_listener =
+            std::net::TcpListener::bind(cfg.control).map_err(|err| StartError::Bind {
+                what: "control",
+                addr: cfg.control,
+                err,
+            })?;
+        let control = control_listener.local_addr().map_err(StartError::Spawn)?;
+        control_listener
+            .set_nonblocking(true)
+            .map_err(StartError::Spawn)?;
+
+        let n = cfg.cores.len();
+        let even_budget = cfg.max_qps / n as u64;
+        let mut inboxes = Vec::with_capacity(n);
+        let workers: Arc<[WorkerShared]> = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                inboxes.push(rx);
+                WorkerShared {
+                    counters: Counters::default(),
+                    held: AtomicU64::new(0),
+                    open_sends: AtomicU64::new(0),
+                    budget: AtomicU64::new(even_budget),
+                    inbox: tx,
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        let shared = Arc::new(Shared {
+            cfg,
+            workers: workers.clone(),
+            issuer_counters: Arc::new(Counters::default()),
+            max_conns,
+            started,
+        });
+
+        let shutdown = CancellationToken::new();
+        let stop_control = CancellationToken::new();
+        let mut threads = Vec::with_capacity(n);
+        for (index, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
+            let (shared, token) = (shared.clone(), shutdown.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || worker::run(index, shared, listener, inbox, token))
+                .map_err(StartError::Spawn)?;
+            threads.push(t);
+        }
+        let control_thread = {
+            let (shared, shutdown, stop) = (shared.clone(), shutdown.clone(), stop_control.clone());
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || crate::control::run(shared, control_listener, shutdown, stop))
+                .map_err(StartError::Spawn)?
+        };
+        tracing::info!(
+            "listening on {listen} with {n} workers on CPUs {:?}; control on http://{control}",
+            shared.cfg.cores
+        );
+        if let Some(path) = &shared.cfg.ready_file {
+            let body = serde_json::json!({
+                "listen": listen.to_string(),
+                "control": control.to_string(),
+                "pid": std::process::id(),
+            });
+            if let Err(e) = std::fs::write(path, format!("{body}\n")) {
+                tracing::warn!("cannot write the ready file {}: {e}", path.display());
+            }
+        }
+        Ok(ServerHandle {
+            listen,
+            control,
+            limits,
+            max_conns,
+            shutdown,
+            stop_control,
+            workers: threads,
+            control_thread: Some(control_thread),
+            shared: workers,
+            issuer_counters: shared.issuer_counters.clone(),
+            started,
+        })
+    }
+}
+
+/// The server, as a library: `Server::start(config)` gives a [`ServerHandle`].
+pub struct Server;
+
+impl ServerHandle {
+    /// Stops accepting and starts the drain; [`ServerHandle::wait`] finishes it.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token that is cancelled when shutdown begins (for callers that wait on signals).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        snapshot(&self.shared, &self.issuer_counters, self.started)
+    }
+
+    /// Waits for the drain, then checks the ledger against what was actually held.
+    pub fn wait(mut self) -> Summary {
+        let mut held = Held::default();
+        for t in self.workers.drain(..) {
+            // A worker that panicked holds nothing we can count; the ledger then shows it.
+            held += t.join().unwrap_or_default();
+        }
+        self.stop_control.cancel();
+        if let Some(t) = self.control_thread.take() {
+            held += t.join().unwrap_or_default();
+        }
+        let stats = self.snapshot();
+        let shake_balanced = stats.shake.issued_cents == stats.shake.won_cents + held.shake_cents
+            && stats.shake.issued == stats.shake.won + held.shake;
+        let send_balanced = stats.send.created_cents
+            == stats.send.grabbed_cents + stats.send.refunded_cents + held.send_cents;
+        Summary {
+            stats,
+            held,
+            shake_balanced,
+            send_balanced,
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        // A handle dropped without wait() still stops its threads.
+        self.shutdown.cancel();
+        self.stop_control.cancel();
+    }
+}

@@ -1,0 +1,156 @@
+//! A SET: a group of a few thousand connections inside one worker.
+//!
+//! The SET owns its connections' slots, its share of shake packets and the demand it saw
+//! since the last tick (which decides its next share). Slots are reused through a free
+//! list and stamped with a generation, so a stale [`ConnKey`] held in a message can never
+//! reach the connection that took the slot later.
+
+use super::{ConnKey, ShakePacket};
+use crate::stats::CloseReason;
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::task::Waker;
+
+/// What the worker knows of one connection; the connection's task owns the socket.
+///
+/// Idle, a slot holds no heap memory: `out` stays an empty `Vec` unless the client stops
+/// reading, and it is freed again once drained.
+#[derive(Debug)]
+pub struct Slot {
+    pub gen: u32,
+    pub fd: RawFd,
+    /// The logged-in user, once the login frame arrived.
+    pub user: Option<u32>,
+    /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
+    pub out: Vec<u8>,
+    /// Wakes the connection's task when someone else writes to or closes it.
+    pub waker: Option<Waker>,
+    /// Set when the connection must close; its task closes it at the next wake.
+    pub close: Option<CloseReason>,
+    pub live: bool,
+}
+
+impl Slot {
+    fn vacant() -> Slot {
+        Slot {
+            gen: 0,
+            fd: -1,
+            user: None,
+            out: Vec::new(),
+            waker: None,
+            close: None,
+            live: false,
+        }
+    }
+
+    /// Marks the connection for closing and wakes its task. The first reason stands.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.close.is_none() {
+            self.close = Some(reason);
+        }
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Set {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    /// This SET's share of shake packets.
+    pub pool: VecDeque<ShakePacket>,
+    /// Shake requests seen since the last tick.
+    pub demand: u64,
+}
+
+impl Set {
+    #[cfg(test)]
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Takes a slot for a new connection; `None` when the SET is full.
+    pub fn insert(&mut self, index: u32, fd: RawFd, capacity: usize) -> Option<ConnKey> {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None if self.slots.len() < capacity => {
+                self.slots.push(Slot::vacant());
+                (self.slots.len() - 1) as u32
+            }
+            None => return None,
+        };
+        let s = &mut self.slots[slot as usize];
+        s.gen = s.gen.wrapping_add(1);
+        s.fd = fd;
+        s.user = None;
+        s.out = Vec::new();
+        s.waker = None;
+        s.close = None;
+        s.live = true;
+        self.live += 1;
+        Some(ConnKey {
+            set: index,
+            slot,
+            gen: s.gen,
+        })
+    }
+
+    pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(key.slot as usize)
+            .filter(|s| s.live && s.gen == key.gen)
+    }
+
+    /// Frees a connection's slot; returns its user if it had logged in.
+    pub fn remove(&mut self, key: ConnKey) -> Option<Option<u32>> {
+        let s = self.get_mut(key)?;
+        s.live = false;
+        s.fd = -1;
+        s.out = Vec::new();
+        s.waker = None;
+        let user = s.user.take();
+        self.live -= 1;
+        self.free.push(key.slot);
+        Some(user)
+    }
+
+    /// Keys of every live connection in this SET (numbered `index`).
+    pub fn live_keys(&self, index: u32) -> impl Iterator<Item = ConnKey> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(move |(i, s)| ConnKey {
+                set: index,
+                slot: i as u32,
+                gen: s.gen,
+            })
+    }
+
+    pub fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        self.slots.iter_mut().filter(|s| s.live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_and_stale_keys_miss() {
+        let mut s = Set::default();
+        let a = s.insert(0, 10, 2).unwrap();
+        let b = s.insert(0, 11, 2).unwrap();
+        assert!(s.insert(0, 12, 2).is_none(), "full");
+        assert_eq!(s.live(), 2);
+        s.get_mut(a).unwrap().user = Some(7);
+        assert_eq!(s.remove(a), Some(Some(7)));
+        assert_eq!(s.remove(a), None, "removed twice");
+        let c = s.insert(0, 13, 2).unwrap();
+        assert_eq!(c.slot, a.slot);
+        assert!(s.get_mut(a).is_none(), "old generation no longer matches");
+        assert!(s.get_mut(c).is_some() && s.get_mut(b).is_some());
+    }
+}
