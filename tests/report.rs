@@ -48,6 +48,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     assert!(!t.contains("MISSING"), "{t}");
     assert!(t.contains("Capacity: at 70,000 shakes/s per server (phase peak"), "{t}");
     assert!(t.contains("balanced"));
+    assert!(t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"), "{t}");
     // Steady phases: the achieved mean is the target within the fixture's noise.
     let run = redpacket::report::load(&dir).unwrap();
     let a = redpacket::report::analyze::analyze(&run);

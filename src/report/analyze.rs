@@ -222,10 +222,14 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
     row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));
     row("max", n(lat_or("max", lat.and_then(|l| l.max)), 2));
-    row(
-        "latency source",
-        Cell::text(if lat.is_some() { "summary.json" } else { "worst second" }),
-    );
+    let source = if lat.is_some() {
+        "summary.json"
+    } else if max("client.lat.p50").is_some() {
+        "worst second"
+    } else {
+        "-"
+    };
+    row("latency source", Cell::text(source));
     row("errors", n(sum("client.count.errors"), 0));
     row("timeouts", n(sum("client.count.timeouts"), 0));
 

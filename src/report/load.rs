@@ -32,6 +32,8 @@ pub struct HostData {
     pub loadgen: Vec<LoadgenLine>,
     pub net: Vec<NetLine>,
     pub summary: Option<Summary>,
+    /// The server's final account (`server-summary.json`, from `--summary-out`).
+    pub server_summary: Option<serde_json::Value>,
     pub tuning: Vec<(String, String)>,
     role_hint: String,
 }
@@ -73,6 +75,7 @@ impl std::error::Error for NotARun {}
 
 const HOST_FILES: &[&str] = &[
     "server.jsonl",
+    "server-summary.json",
     "loadgen.jsonl",
     "net.jsonl",
     "summary.json",
@@ -190,9 +193,20 @@ fn read_host(run_dir: &Path, h: &mut HostData, problems: &mut Vec<String>) {
     h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), &mut p);
     h.net = read_jsonl(&dir.join("net.jsonl"), &mut p);
     if let Ok(text) = fs::read_to_string(dir.join("summary.json")) {
-        match serde_json::from_str(&text) {
-            Ok(s) => h.summary = Some(s),
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            // A server's account written under the load generator's name: keep it apart.
+            Ok(v) if v.get("shake_balanced").is_some() => h.server_summary = Some(v),
+            Ok(v) => match serde_json::from_value(v) {
+                Ok(s) => h.summary = Some(s),
+                Err(e) => p(format!("summary.json cannot be read ({e})")),
+            },
             Err(e) => p(format!("summary.json cannot be read ({e})")),
+        }
+    }
+    if let Ok(text) = fs::read_to_string(dir.join("server-summary.json")) {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => h.server_summary = Some(v),
+            Err(e) => p(format!("server-summary.json cannot be read ({e})")),
         }
     }
     if let Ok(text) = fs::read_to_string(dir.join("tuning.txt")) {

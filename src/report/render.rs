@@ -185,6 +185,22 @@ pub fn preamble(run: &Run) -> Vec<String> {
         })
         .collect();
     v.push(format!("hosts: {}", hosts.join(", ")));
+    for h in &run.hosts {
+        let Some(sum) = &h.server_summary else {
+            continue;
+        };
+        let word = |k: &str| match sum.get(k).and_then(|b| b.as_bool()) {
+            Some(true) => "balanced",
+            Some(false) => "NOT BALANCED",
+            None => "not stated",
+        };
+        v.push(format!(
+            "{} final ledger: shake packets {}, user-to-user packets {}",
+            h.name,
+            word("shake_balanced"),
+            word("send_balanced")
+        ));
+    }
     v
 }
 

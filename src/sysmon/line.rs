@@ -55,7 +55,8 @@ pub struct ProcessLine {
 pub struct SamplerCost {
     /// CPU seconds used by the sampler thread since it started (getrusage RUSAGE_THREAD).
     pub cpu_s: f64,
-    /// CPU seconds of the process's finished children (the `ethtool` runs), cumulative.
+    /// CPU seconds of the sampler's `ethtool` runs, cumulative (the process's children
+    /// usage measured around each run).
     pub children_cpu_s: f64,
 }
 

@@ -47,6 +47,8 @@ pub struct Collector {
     /// Interfaces where `ethtool -S` failed once: not tried again.
     ethtool_off: Vec<String>,
     ethtool_path: Option<PathBuf>,
+    /// CPU seconds of our own `ethtool` runs (children's usage measured around them).
+    ethtool_cpu_s: f64,
 }
 
 impl Default for Collector {
@@ -64,6 +66,7 @@ impl Collector {
             clk_tck: if tck > 0 { tck as f64 } else { 100.0 },
             ethtool_off: Vec::new(),
             ethtool_path: find_ethtool(),
+            ethtool_cpu_s: 0.0,
         };
         c.prev = c.read();
         c
@@ -129,7 +132,10 @@ impl Collector {
         }
         line.process.rss_kib = parse::vm_rss_kib(&text("/proc/self/status")).unwrap_or(0);
         self.ethtool(&mut line, &now.ifaces);
-        line.sampler = sampler_cost();
+        line.sampler = line::SamplerCost {
+            cpu_s: (rusage_s(libc::RUSAGE_THREAD) * 1e6).round() / 1e6,
+            children_cpu_s: (self.ethtool_cpu_s * 1e6).round() / 1e6,
+        };
         self.prev = now;
         line
     }
@@ -140,6 +146,7 @@ impl Collector {
         let Some(bin) = &self.ethtool_path else {
             return;
         };
+        let before = rusage_s(libc::RUSAGE_CHILDREN);
         for (name, _) in ifaces {
             if name == "lo" || self.ethtool_off.contains(name) {
                 continue;
@@ -162,6 +169,7 @@ impl Collector {
                 line.ethtool.insert(name.clone(), stats);
             }
         }
+        self.ethtool_cpu_s += (rusage_s(libc::RUSAGE_CHILDREN) - before).max(0.0);
     }
 }
 
@@ -188,14 +196,6 @@ fn rusage_s(who: libc::c_int) -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// CPU time of the calling thread (the sampler) and of finished children.
-fn sampler_cost() -> line::SamplerCost {
-    line::SamplerCost {
-        cpu_s: (rusage_s(libc::RUSAGE_THREAD) * 1e6).round() / 1e6,
-        children_cpu_s: (rusage_s(libc::RUSAGE_CHILDREN) * 1e6).round() / 1e6,
-    }
 }
 
 /// Starts samplers.
