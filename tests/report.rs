@@ -17,7 +17,12 @@ fn bin() -> Command {
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = fs::read(path).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     assert_eq!(&b[12..16], b"IHDR");
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
@@ -32,7 +37,11 @@ fn svg_size(path: &Path) -> (u32, u32) {
         let i = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
         tag[i..i + tag[i..].find('"').unwrap()].parse().unwrap()
     };
-    assert!(s.trim_end().ends_with("</svg>"), "{} is not closed", path.display());
+    assert!(
+        s.trim_end().ends_with("</svg>"),
+        "{} is not closed",
+        path.display()
+    );
     (attr("width"), attr("height"))
 }
 
@@ -42,13 +51,29 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     write_run(&dir, "fixture-full", 1.0);
     let out = redpacket::report::report(&dir).unwrap();
     let t = &out.text;
-    for want in ["Run fixture-full", "30k", "60k", "peak", "client served QPS (mean)"] {
+    for want in [
+        "Run fixture-full",
+        "30k",
+        "60k",
+        "peak",
+        "client served QPS (mean)",
+    ] {
         assert!(t.contains(want), "missing {want:?} in\n{t}");
     }
     assert!(!t.contains("MISSING"), "{t}");
-    assert!(t.contains("Capacity: at 70,000 shakes/s per server (phase peak"), "{t}");
+    assert!(
+        t.contains("hosts: server1 (server, 127.0.0.1), client1 (loadgen, 127.0.0.2)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Capacity: at 70,000 shakes/s per server (phase peak"),
+        "{t}"
+    );
     assert!(t.contains("balanced"));
-    assert!(t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"), "{t}");
+    assert!(
+        t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"),
+        "{t}"
+    );
     // Steady phases: the achieved mean is the target within the fixture's noise.
     let run = redpacket::report::load(&dir).unwrap();
     let a = redpacket::report::analyze::analyze(&run);
@@ -68,8 +93,18 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     }
     let html = fs::read_to_string(&out.html).unwrap();
     assert_eq!(html.matches("<figure").count(), 6);
-    for remote in ["src=\"http", "href=\"http", "url(http", "@import", "<link", "<img"] {
-        assert!(!html.contains(remote), "HTML must be self-contained: {remote}");
+    for remote in [
+        "src=\"http",
+        "href=\"http",
+        "url(http",
+        "@import",
+        "<link",
+        "<img",
+    ] {
+        assert!(
+            !html.contains(remote),
+            "HTML must be self-contained: {remote}"
+        );
     }
     let md = fs::read_to_string(&out.markdown).unwrap();
     assert!(md.contains("![Shake QPS: client vs server](charts/qps.png)"));
@@ -109,7 +144,12 @@ fn cut_files_and_missing_hosts_are_listed_not_fatal() {
     fs::remove_file(dir.join("server1/net.jsonl")).unwrap();
     fs::remove_dir_all(dir.join("client1")).unwrap();
     let o = bin().arg(&dir).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let t = String::from_utf8(o.stdout).unwrap();
     assert!(t.contains("MISSING OR DAMAGED"), "{t}");
     assert!(t.contains("server.jsonl is cut mid-line"), "{t}");
@@ -147,7 +187,10 @@ fn compare_puts_two_runs_side_by_side() {
     let o = bin().arg("--compare").arg(&a).arg(&b).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     let t = String::from_utf8(o.stdout).unwrap();
-    assert!(t.contains("Phase 60k") && t.contains("run-a") && t.contains("run-b"), "{t}");
+    assert!(
+        t.contains("Phase 60k") && t.contains("run-a") && t.contains("run-b"),
+        "{t}"
+    );
     let line = t
         .lines()
         .skip_while(|l| !l.starts_with("Phase 30k"))
@@ -194,14 +237,28 @@ fn html_opens_in_headless_chromium() {
             .arg(format!("file://{}", out.html.display()))
             .output()
             .unwrap();
-        assert!(o.status.success(), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
-        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        assert!(
+            o.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (dom, stderr) = run(&["--dump-dom"]);
-    assert!(dom.contains("charts rendered: 6/6"), "self-check did not pass:\n{}", &dom[..dom.len().min(2000)]);
+    assert!(
+        dom.contains("charts rendered: 6/6"),
+        "self-check did not pass:\n{}",
+        &dom[..dom.len().min(2000)]
+    );
     assert!(dom.contains("data-ok=\"yes\""));
     assert!(!stderr.contains("Uncaught"), "script error: {stderr}");
-    let (_, _) = run(&[&format!("--screenshot={}", shot.display()), "--window-size=1100,1400"]);
+    let (_, _) = run(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1100,1400",
+    ]);
     assert_eq!(png_size(&shot), (1100, 1400));
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -218,7 +275,10 @@ fn sampler_costs_well_under_one_percent_of_a_core() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let (interval, wait) = if secs > 0 {
-        (Duration::from_secs(1), Duration::from_secs(secs) + Duration::from_millis(300))
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(secs) + Duration::from_millis(300),
+        )
     } else {
         (Duration::from_millis(50), Duration::from_millis(1030))
     };
@@ -244,6 +304,9 @@ fn sampler_costs_well_under_one_percent_of_a_core() {
         per_sample_ms,
         per_sample_ms / 10.0
     );
-    assert!(per_sample_ms < 5.0, "a sample costs {per_sample_ms:.3} ms of CPU");
+    assert!(
+        per_sample_ms < 5.0,
+        "a sample costs {per_sample_ms:.3} ms of CPU"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -205,7 +205,10 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("seconds", Cell::num(b - a, 0));
     row("target QPS", Cell::num(p.target_qps, 0));
     row("client sent QPS (mean)", n(mean("client.sent_qps"), 0));
-    row("client answered QPS (mean)", n(mean("client.answered_qps"), 0));
+    row(
+        "client answered QPS (mean)",
+        n(mean("client.answered_qps"), 0),
+    );
     row("server shake QPS (mean)", n(mean("server.shake_qps"), 0));
     for (side, d) in [("client", client_qps), ("server", server_qps)] {
         let label = |what: &str| format!("{side} {what}");
@@ -217,7 +220,9 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
 
     row("## Latency (ms, client)", Cell::text(""));
     let lat = phase_latency(run, &p.name);
-    let lat_or = |k: &str, from_summary: Option<f64>| from_summary.or_else(|| max(&format!("client.lat.{k}")));
+    let lat_or = |k: &str, from_summary: Option<f64>| {
+        from_summary.or_else(|| max(&format!("client.lat.{k}")))
+    };
     row("p50", n(lat_or("p50", lat.and_then(|l| l.p50)), 2));
     row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
     row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));

@@ -102,7 +102,11 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
     ];
     if servers.len() > 1 {
         for s in &servers {
-            qps.push(line(a, &format!("server {s} served"), &format!("host.{s}.served_qps")));
+            qps.push(line(
+                a,
+                &format!("server {s} served"),
+                &format!("host.{s}.served_qps"),
+            ));
         }
     }
     let lat = ["p50", "p90", "p99", "p999", "max"]
@@ -116,11 +120,19 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
     let mut pps = Vec::new();
     let mut cpu = Vec::new();
     for h in &hosts {
-        conns.push(line(a, &format!("{h} TCP established"), &format!("host.{h}.estab")));
+        conns.push(line(
+            a,
+            &format!("{h} TCP established"),
+            &format!("host.{h}.estab"),
+        ));
         pps.push(line(a, &format!("{h} in"), &format!("host.{h}.rx_pps")));
         pps.push(line(a, &format!("{h} out"), &format!("host.{h}.tx_pps")));
         cpu.push(line(a, &format!("{h} all cores"), &format!("host.{h}.cpu")));
-        cpu.push(line(a, &format!("{h} process (% of a core)"), &format!("host.{h}.proc_cpu")));
+        cpu.push(line(
+            a,
+            &format!("{h} process (% of a core)"),
+            &format!("host.{h}.proc_cpu"),
+        ));
     }
     let packets = vec![
         line(a, "shake packets issued", "server.issued"),
@@ -136,11 +148,35 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         lines,
     };
     vec![
-        c("qps", "Shake QPS: client vs server", "requests / s", false, qps),
-        c("latency", "Client latency percentiles (per second)", "latency, ms (log scale)", true, lat),
+        c(
+            "qps",
+            "Shake QPS: client vs server",
+            "requests / s",
+            false,
+            qps,
+        ),
+        c(
+            "latency",
+            "Client latency percentiles (per second)",
+            "latency, ms (log scale)",
+            true,
+            lat,
+        ),
         c("connections", "Connections", "connections", false, conns),
-        c("pps", "Packets per second (busiest interface)", "packets / s", false, pps),
-        c("packets", "Red packets issued vs won", "packets / s", false, packets),
+        c(
+            "pps",
+            "Packets per second (busiest interface)",
+            "packets / s",
+            false,
+            pps,
+        ),
+        c(
+            "packets",
+            "Red packets issued vs won",
+            "packets / s",
+            false,
+            packets,
+        ),
         c("cpu", "CPU per host", "CPU %", false, cpu),
     ]
 }
@@ -209,7 +245,11 @@ fn draw<DB: DrawingBackend>(
     } else {
         lo = lo.floor();
     }
-    hi = if chart.log_y { hi.ceil().max(lo + 1.0) } else { hi * 1.08 };
+    hi = if chart.log_y {
+        hi.ceil().max(lo + 1.0)
+    } else {
+        hi * 1.08
+    };
     if hi <= lo {
         hi = lo + 1.0;
     }
@@ -279,7 +319,10 @@ fn draw<DB: DrawingBackend>(
         };
         cc.draw_series(LineSeries::new(p, style))?;
         let y = 24 + 22 * i as i32;
-        legend.draw(&PathElement::new(vec![(6, y), (30, y)], color.stroke_width(3)))?;
+        legend.draw(&PathElement::new(
+            vec![(6, y), (30, y)],
+            color.stroke_width(3),
+        ))?;
         legend.draw(&Text::new(
             l.label.clone(),
             (36, y - 7),

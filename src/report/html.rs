@@ -67,7 +67,11 @@ fn tuning_table(run: &Run) -> Option<Table> {
         .map(|k| {
             let mut r = vec![k.clone()];
             for h in &hosts {
-                let v = h.tuning.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+                let v = h
+                    .tuning
+                    .iter()
+                    .find(|(x, _)| x == k)
+                    .map(|(_, v)| v.clone());
                 r.push(v.unwrap_or_else(|| "-".into()));
             }
             r

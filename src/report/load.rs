@@ -140,7 +140,9 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     for name in extra {
         if !hosts.iter().any(|h| h.name == name) {
             if has_meta {
-                problems.push(format!("host {name}: has a folder but run.json does not list it"));
+                problems.push(format!(
+                    "host {name}: has a folder but run.json does not list it"
+                ));
             }
             hosts.push(HostData {
                 name,

@@ -64,8 +64,8 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     let run = load(dir).map_err(ReportError::NotARun)?;
     let a = analyze::analyze(&run);
     let chart_dir = dir.join("charts");
-    let drawn =
-        charts::draw_all(&run, &a, &chart_dir).map_err(|e| ReportError::Io(chart_dir.clone(), e))?;
+    let drawn = charts::draw_all(&run, &a, &chart_dir)
+        .map_err(|e| ReportError::Io(chart_dir.clone(), e))?;
     let html_path = dir.join("report.html");
     fs::write(&html_path, html::html(&run, &a, &drawn))
         .map_err(|e| ReportError::Io(html_path.clone(), e))?;
@@ -97,7 +97,10 @@ pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
     let ra = load(a).map_err(ReportError::NotARun)?;
     let rb = load(b).map_err(ReportError::NotARun)?;
     let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
-    let mut s = format!("Comparing A = {} with B = {} (difference is B - A)\n", ra.id, rb.id);
+    let mut s = format!(
+        "Comparing A = {} with B = {} (difference is B - A)\n",
+        ra.id, rb.id
+    );
     for r in [&ra, &rb] {
         s.push_str(&render::problems_text(r));
     }

@@ -65,7 +65,12 @@ pub fn compare_table(ra: &Run, a: &Analysis, rb: &Run, b: &Analysis) -> Vec<(Str
                 .find(|((s, l), _)| *s == section && *l == label)
                 .map(|(_, c)| c.clone())
                 .unwrap_or_else(Cell::none);
-            rows.push(vec![label, ca.text.clone(), cb.text.clone(), diff(&ca, &cb)]);
+            rows.push(vec![
+                label,
+                ca.text.clone(),
+                cb.text.clone(),
+                diff(&ca, &cb),
+            ]);
         }
         let header = vec![
             "figure".into(),
@@ -135,7 +140,11 @@ pub fn to_markdown(t: &Table) -> String {
     let _ = writeln!(
         s,
         "| {} |",
-        t.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | ")
+        t.header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     let _ = writeln!(
         s,
@@ -181,7 +190,11 @@ pub fn preamble(run: &Run) -> Vec<String> {
                 super::load::Role::Loadgen => "loadgen",
                 super::load::Role::Unknown => "unknown role",
             };
-            format!("{} ({role})", h.name)
+            if h.address.is_empty() {
+                format!("{} ({role})", h.name)
+            } else {
+                format!("{} ({role}, {})", h.name, h.address)
+            }
         })
         .collect();
     v.push(format!("hosts: {}", hosts.join(", ")));

@@ -64,7 +64,11 @@ impl Series {
     /// The first and last second any series has.
     pub fn span(&self) -> Option<(i64, i64)> {
         let lo = self.map.values().filter_map(|m| m.keys().next()).min()?;
-        let hi = self.map.values().filter_map(|m| m.keys().next_back()).max()?;
+        let hi = self
+            .map
+            .values()
+            .filter_map(|m| m.keys().next_back())
+            .max()?;
         Some((*lo, *hi))
     }
 }
@@ -85,7 +89,11 @@ pub fn build(run: &Run) -> Series {
         let host = &h.name;
         if h.role() == Role::Server {
             for l in &h.server {
-                let dt = if l.interval_s > 0.0 { l.interval_s } else { 1.0 };
+                let dt = if l.interval_s > 0.0 {
+                    l.interval_s
+                } else {
+                    1.0
+                };
                 let ps = &l.per_second;
                 let t = l.t;
                 let rate = |x: u64| x as f64 / dt;
@@ -125,7 +133,11 @@ pub fn build(run: &Run) -> Series {
             }
         }
         for l in &h.loadgen {
-            let dt = if l.interval_s > 0.0 { l.interval_s } else { 1.0 };
+            let dt = if l.interval_s > 0.0 {
+                l.interval_s
+            } else {
+                1.0
+            };
             let t = l.t;
             s.put("client.sent_qps", t, l.sent as f64 / dt, Agg::Sum);
             s.put("client.answered_qps", t, l.answered as f64 / dt, Agg::Sum);
@@ -178,9 +190,19 @@ pub fn build(run: &Run) -> Series {
                 .values()
                 .map(|i| i.per_second.rx_drop + i.per_second.tx_drop)
                 .sum();
-            s.put(format!("host.{host}.if_drops"), t, drops * l.interval_s, Agg::Sum);
+            s.put(
+                format!("host.{host}.if_drops"),
+                t,
+                drops * l.interval_s,
+                Agg::Sum,
+            );
             let tcp = |k: &str| l.tcp_per_second.get(k).copied().unwrap_or(0.0) * l.interval_s;
-            s.put(format!("host.{host}.retrans"), t, tcp("RetransSegs"), Agg::Sum);
+            s.put(
+                format!("host.{host}.retrans"),
+                t,
+                tcp("RetransSegs"),
+                Agg::Sum,
+            );
             s.put(
                 format!("host.{host}.listen_drops"),
                 t,
@@ -192,7 +214,12 @@ pub fn build(run: &Run) -> Series {
                 s.put(format!("host.{host}.estab"), t, *e as f64, Agg::Sum);
             }
             s.put(format!("host.{host}.cpu"), t, l.cpu.total_pct, Agg::Max);
-            s.put(format!("host.{host}.proc_cpu"), t, l.process.cpu_pct, Agg::Max);
+            s.put(
+                format!("host.{host}.proc_cpu"),
+                t,
+                l.process.cpu_pct,
+                Agg::Max,
+            );
             s.put(
                 format!("host.{host}.rss_mib"),
                 t,

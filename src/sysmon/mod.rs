@@ -123,7 +123,12 @@ impl Collector {
         line.cpu.cores_pct = now
             .cpu_cores
             .iter()
-            .zip(self.prev.cpu_cores.iter().chain(std::iter::repeat(&CpuTicks::default())))
+            .zip(
+                self.prev
+                    .cpu_cores
+                    .iter()
+                    .chain(std::iter::repeat(&CpuTicks::default())),
+            )
             .map(|(n, p)| busy_pct(*n, *p))
             .collect();
         if dt > 0.0 {

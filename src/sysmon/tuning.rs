@@ -51,7 +51,9 @@ pub fn tuning_text() -> String {
         s.push_str(&format!("{key} = {v}\n"));
     }
     let (soft, hard) = nofile();
-    s.push_str(&format!("rlimit.nofile.soft = {soft}\nrlimit.nofile.hard = {hard}\n"));
+    s.push_str(&format!(
+        "rlimit.nofile.soft = {soft}\nrlimit.nofile.hard = {hard}\n"
+    ));
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     s.push_str(&format!("nproc = {nproc}\n"));
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
