@@ -310,3 +310,22 @@ fn sampler_costs_well_under_one_percent_of_a_core() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A fleet-sized run (many client hosts, some not in run.json) still draws every chart.
+#[test]
+fn many_hosts_fit_the_charts() {
+    let dir = temp_dir("fleet");
+    write_run(&dir, "fixture-fleet", 1.0);
+    for i in 2..=14 {
+        let to = dir.join(format!("client{i}"));
+        fs::create_dir_all(&to).unwrap();
+        for f in ["loadgen.jsonl", "net.jsonl", "summary.json", "tuning.txt"] {
+            fs::copy(dir.join("client1").join(f), to.join(f)).unwrap();
+        }
+    }
+    let out = redpacket::report::report(&dir).unwrap();
+    assert!(out.text.contains("host client14: has a folder but run.json does not list it"));
+    assert!(out.text.contains("[Host client14 (lo)]"));
+    assert_eq!(png_size(&dir.join("charts/cpu.png")), (1000, 420));
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,6 +22,8 @@ pub const WIDTH: u32 = 1000;
 pub const HEIGHT: u32 = 420;
 /// Width of the legend strip on the right of the plot.
 const LEGEND_W: u32 = 210;
+/// Legend entries that fit the strip; more lines are drawn but summed up as "+N more".
+const MAX_LEGEND: usize = 16;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -305,6 +307,7 @@ fn draw<DB: DrawingBackend>(
         )))?;
         return Ok(());
     }
+    let n_lines = lines.len();
     for (i, (l, p)) in lines.into_iter().enumerate() {
         let color = if l.reference {
             RGBColor(110, 110, 110)
@@ -318,6 +321,14 @@ fn draw<DB: DrawingBackend>(
             color.stroke_width(2)
         };
         cc.draw_series(LineSeries::new(p, style))?;
+        if i >= MAX_LEGEND {
+            if i == n_lines - 1 {
+                let y = 24 + 22 * MAX_LEGEND as i32;
+                let more = format!("+{} more", n_lines - MAX_LEGEND);
+                legend.draw(&Text::new(more, (36, y - 7), ("sans-serif", 13)))?;
+            }
+            continue;
+        }
         let y = 24 + 22 * i as i32;
         legend.draw(&PathElement::new(
             vec![(6, y), (30, y)],

@@ -22,7 +22,8 @@ enum Agg {
 
 impl Series {
     fn put(&mut self, name: impl Into<String>, t: f64, v: f64, agg: Agg) {
-        if !t.is_finite() || !v.is_finite() {
+        // A line without a time (t = 0) cannot be placed: leave it out.
+        if !t.is_finite() || t <= 0.0 || !v.is_finite() {
             return;
         }
         let e = self
