@@ -71,6 +71,10 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     );
     assert!(t.contains("balanced"));
     assert!(
+        t.contains("client1 money (summary.json): got = 20300, got_cents = 3045000"),
+        "{t}"
+    );
+    assert!(
         t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"),
         "{t}"
     );
@@ -324,7 +328,9 @@ fn many_hosts_fit_the_charts() {
         }
     }
     let out = redpacket::report::report(&dir).unwrap();
-    assert!(out.text.contains("host client14: has a folder but run.json does not list it"));
+    assert!(out
+        .text
+        .contains("host client14: has a folder but run.json does not list it"));
     assert!(out.text.contains("[Host client14 (lo)]"));
     assert_eq!(png_size(&dir.join("charts/cpu.png")), (1000, 420));
     fs::remove_dir_all(&dir).unwrap();

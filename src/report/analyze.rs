@@ -206,6 +206,10 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("target QPS", Cell::num(p.target_qps, 0));
     row("client sent QPS (mean)", n(mean("client.sent_qps"), 0));
     row(
+        "client achieved QPS (summary)",
+        n(summary_achieved(run, &p.name), 0),
+    );
+    row(
         "client answered QPS (mean)",
         n(mean("client.answered_qps"), 0),
     );
@@ -318,6 +322,19 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         server_qps,
         rows,
     }
+}
+
+/// The load generators' own whole-phase `achieved_qps`, summed over hosts.
+fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {
+    let v: Vec<f64> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .flat_map(|s| s.phases.iter())
+        .filter(|sp| sp.name == phase)
+        .map(|sp| sp.achieved_qps)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum())
 }
 
 /// Whole-phase latency from the load generators' summaries: the worst host's value

@@ -199,6 +199,15 @@ pub fn preamble(run: &Run) -> Vec<String> {
         .collect();
     v.push(format!("hosts: {}", hosts.join(", ")));
     for h in &run.hosts {
+        let money = h.summary.as_ref().and_then(|s| s.money.as_object());
+        if let Some(m) = money.filter(|m| !m.is_empty()) {
+            let kv: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            v.push(format!(
+                "{} money (summary.json): {}",
+                h.name,
+                kv.join(", ")
+            ));
+        }
         let Some(sum) = &h.server_summary else {
             continue;
         };

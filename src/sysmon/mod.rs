@@ -203,6 +203,14 @@ fn rusage_s(who: libc::c_int) -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// What every host of a run does: writes `<dir>/tuning.txt` now and starts sampling
+/// into `<dir>/net.jsonl` once a second. Keep the handle for the length of the run.
+pub fn record_host(dir: &std::path::Path) -> io::Result<SamplerHandle> {
+    fs::create_dir_all(dir)?;
+    write_tuning(dir.join("tuning.txt"))?;
+    Sampler::spawn(dir.join("net.jsonl"), Duration::from_secs(1))
+}
+
 /// Starts samplers.
 pub struct Sampler;
 
@@ -312,6 +320,18 @@ mod tests {
             .collect();
         assert!(lines.len() >= 2, "{} lines", lines.len());
         assert!(lines.windows(2).all(|w| w[1].t >= w[0].t));
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn record_host_writes_tuning_and_starts_sampling() {
+        let dir = std::env::temp_dir().join(format!("sysmon-host-{}", std::process::id()));
+        let h = record_host(&dir).unwrap();
+        assert!(fs::read_to_string(dir.join("tuning.txt"))
+            .unwrap()
+            .contains("net.core.somaxconn = "));
+        h.stop().unwrap();
+        assert!(dir.join("net.jsonl").exists());
         let _ = fs::remove_dir_all(dir);
     }
 }
