@@ -3,6 +3,8 @@
 
 #[path = "fixtures/run.rs"]
 mod fixture;
+#[path = "fixtures/real.rs"]
+mod real;
 
 use std::fs;
 use std::path::Path;
@@ -334,4 +336,53 @@ fn many_hosts_fit_the_charts() {
     assert!(out.text.contains("[Host client14 (lo)]"));
     assert_eq!(png_size(&dir.join("charts/cpu.png")), (1000, 420));
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run folder made by a real short run of the server; the report's numbers agree
+/// with the server's own final account.
+#[test]
+fn real_short_run_of_the_server() {
+    let dir = temp_dir("real");
+    real::real_run(&dir);
+    let out = redpacket::report::report(&dir).unwrap();
+    let t = &out.text;
+    // The sampler is not inside the server yet: exactly that is reported missing.
+    let run = redpacket::report::load(&dir).unwrap();
+    assert_eq!(run.problems, ["host server1: net.jsonl is missing"], "{t}");
+    assert!(
+        t.contains("server1 final ledger: shake packets balanced"),
+        "{t}"
+    );
+    let account: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("server1/server-summary.json")).unwrap())
+            .unwrap();
+    let lines: Vec<redpacket::report::schema::LoadgenLine> =
+        fs::read_to_string(dir.join("client1/loadgen.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let sent: u64 = lines.iter().map(|l| l.sent).sum();
+    let got: u64 = lines.iter().map(|l| l.got).sum();
+    assert_eq!(account["stats"]["requests"]["shake"].as_u64(), Some(sent));
+    assert_eq!(account["stats"]["shake"]["won"].as_u64(), Some(got));
+    // Phase figures come from the server's per-second lines and the client's.
+    let a = redpacket::report::analyze::analyze(&run);
+    let load = a.phases.iter().find(|p| p.name == "load").unwrap();
+    let served = load.server_qps.unwrap().mean;
+    assert!(
+        served > 100.0 && served < 450.0,
+        "server served {served}/s in phase load"
+    );
+    assert!(a.capacity.is_some());
+    for c in &out.charts {
+        assert!(fs::metadata(c).unwrap().len() > 1000, "{}", c.display());
+    }
+    println!("{t}");
+    if let Some(keep) = std::env::var_os("REPORT_KEEP_REAL") {
+        let _ = fs::remove_dir_all(&keep);
+        fs::rename(&dir, keep).unwrap();
+    } else {
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -195,8 +195,8 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64)
     };
     let last = |name: &str| -> Option<f64> { w(name).last().map(|x| x.1) };
-    let client_qps = dist(&steady(w("client.served_qps")));
-    let server_qps = dist(&steady(w("server.served_qps")));
+    let client_qps = dist(&steady(w("client.served/s")));
+    let server_qps = dist(&steady(w("server.served/s")));
     let mut rows: Vec<(String, Cell)> = Vec::new();
     let mut row = |label: &str, c: Cell| rows.push((label.to_string(), c));
     let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
@@ -204,16 +204,16 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("## Rate", Cell::text(""));
     row("seconds", Cell::num(b - a, 0));
     row("target QPS", Cell::num(p.target_qps, 0));
-    row("client sent QPS (mean)", n(mean("client.sent_qps"), 0));
+    row("client sent QPS (mean)", n(mean("client.sent/s"), 0));
     row(
         "client achieved QPS (summary)",
         n(summary_achieved(run, &p.name), 0),
     );
     row(
         "client answered QPS (mean)",
-        n(mean("client.answered_qps"), 0),
+        n(mean("client.answered/s"), 0),
     );
-    row("server shake QPS (mean)", n(mean("server.shake_qps"), 0));
+    row("server shake QPS (mean)", n(mean("server.shake/s"), 0));
     for (side, d) in [("client", client_qps), ("server", server_qps)] {
         let label = |what: &str| format!("{side} {what}");
         row(&label("served QPS (mean)"), n(d.map(|d| d.mean), 0));
@@ -239,8 +239,8 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         "-"
     };
     row("latency source", Cell::text(source));
-    row("errors", n(sum("client.count.errors"), 0));
-    row("timeouts", n(sum("client.count.timeouts"), 0));
+    row("errors", n(sum("client.errors"), 0));
+    row("timeouts", n(sum("client.timeouts"), 0));
 
     row("## Shake and send (server)", Cell::text(""));
     row("shake won", n(sum("server.won"), 0));
@@ -248,7 +248,7 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("shake overloaded", n(sum("server.overloaded"), 0));
     row("packets issued", n(sum("server.issued"), 0));
     row("packets won", n(sum("server.won"), 0));
-    row("client got (vs won)", n(sum("client.count.got"), 0));
+    row("client got (vs won)", n(sum("client.got"), 0));
     row("sends created", n(sum("server.created"), 0));
     row("sends grabbed", n(sum("server.grabbed"), 0));
 
@@ -293,15 +293,15 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
 
     for h in &run.hosts {
         let k = |m: &str| format!("host.{}.{m}", h.name);
-        if s.get(&k("cpu")).is_none() && s.get(&k("shake_qps")).is_none() {
+        if s.get(&k("cpu")).is_none() {
             continue;
         }
         let iface = series::main_iface(&h.net).unwrap_or_else(|| "-".into());
         row(&format!("## Host {} ({iface})", h.name), Cell::text(""));
-        row("PPS in (mean)", n(mean(&k("rx_pps")), 0));
-        row("PPS out (mean)", n(mean(&k("tx_pps")), 0));
-        row("PPS in (peak)", n(max(&k("rx_pps")), 0));
-        row("PPS out (peak)", n(max(&k("tx_pps")), 0));
+        row("PPS in (mean)", n(mean(&k("rx_packets/s")), 0));
+        row("PPS out (mean)", n(mean(&k("tx_packets/s")), 0));
+        row("PPS in (peak)", n(max(&k("rx_packets/s")), 0));
+        row("PPS out (peak)", n(max(&k("tx_packets/s")), 0));
         row("TCP retransmits", n(sum(&k("retrans")), 0));
         row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
         row("interface drops", n(sum(&k("if_drops")), 0));

@@ -97,17 +97,17 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             reference: true,
             ..line(a, "target", "client.target_qps")
         },
-        line(a, "client sent", "client.sent_qps"),
-        line(a, "client served answers", "client.served_qps"),
-        line(a, "server shakes received", "server.shake_qps"),
-        line(a, "server served (not shed)", "server.served_qps"),
+        line(a, "client sent", "client.sent/s"),
+        line(a, "client served answers", "client.served/s"),
+        line(a, "server shakes received", "server.shake/s"),
+        line(a, "server served (not shed)", "server.served/s"),
     ];
     if servers.len() > 1 {
         for s in &servers {
             qps.push(line(
                 a,
                 &format!("server {s} served"),
-                &format!("host.{s}.served_qps"),
+                &format!("host.{s}.served/s"),
             ));
         }
     }
@@ -127,8 +127,16 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             &format!("{h} TCP established"),
             &format!("host.{h}.estab"),
         ));
-        pps.push(line(a, &format!("{h} in"), &format!("host.{h}.rx_pps")));
-        pps.push(line(a, &format!("{h} out"), &format!("host.{h}.tx_pps")));
+        pps.push(line(
+            a,
+            &format!("{h} in"),
+            &format!("host.{h}.rx_packets/s"),
+        ));
+        pps.push(line(
+            a,
+            &format!("{h} out"),
+            &format!("host.{h}.tx_packets/s"),
+        ));
         cpu.push(line(a, &format!("{h} all cores"), &format!("host.{h}.cpu")));
         cpu.push(line(
             a,
@@ -137,10 +145,10 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         ));
     }
     let packets = vec![
-        line(a, "shake packets issued", "server.issued"),
-        line(a, "shake packets won", "server.won"),
-        line(a, "sends created", "server.created"),
-        line(a, "sends grabbed", "server.grabbed"),
+        line(a, "shake packets issued", "server.issued/s"),
+        line(a, "shake packets won", "server.won/s"),
+        line(a, "sends created", "server.created/s"),
+        line(a, "sends grabbed", "server.grabbed/s"),
     ];
     let c = |name, title: &str, y_desc, log_y, lines| Chart {
         name,
