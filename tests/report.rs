@@ -88,6 +88,8 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     assert!((d.mean - 30_000.0).abs() < 150.0, "{d:?}");
     assert!(d.cv < 0.01 && d.min > 29_800.0 && d.p5 >= d.min);
     assert_eq!(d.n, 58, "60 seconds less the two edge seconds");
+    let c = p30.client_qps.unwrap();
+    assert!((c.mean - 30_000.0).abs() < 150.0, "{c:?}");
     assert_eq!(out.charts.len(), 12);
     for c in &out.charts {
         let size = if c.extension().unwrap() == "png" {
@@ -373,6 +375,11 @@ fn real_short_run_of_the_server() {
     assert!(
         served > 100.0 && served < 450.0,
         "server served {served}/s in phase load"
+    );
+    let client = load.client_qps.unwrap().mean;
+    assert!(
+        (client - 300.0).abs() < 30.0,
+        "client served {client}/s in phase load"
     );
     assert!(a.capacity.is_some());
     for c in &out.charts {

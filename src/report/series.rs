@@ -49,13 +49,18 @@ impl Series {
         self.map.get(name)
     }
 
-    /// Values with keys in `(start, end]`: a line stamped at `k` covers `(k-1, k]`.
+    /// Values of the seconds that belong to `[start, end)`. A line stamped `t` covers
+    /// the second before `t`, so second `k` (lines stamped near `k`) is centred on
+    /// `k - 0.5`; it belongs to the phase that holds its centre.
     pub fn window(&self, name: &str, start: f64, end: f64) -> Vec<(i64, f64)> {
         let Some(m) = self.map.get(name) else {
             return Vec::new();
         };
-        let lo = start.floor() as i64 + 1;
-        let hi = end.floor() as i64;
+        if !start.is_finite() || !end.is_finite() {
+            return Vec::new();
+        }
+        let lo = (start + 0.5).ceil() as i64;
+        let hi = (end + 0.5).ceil() as i64 - 1;
         if lo > hi {
             return Vec::new();
         }
@@ -234,6 +239,9 @@ pub fn build(run: &Run) -> Series {
                 }
             }
         }
+        acc.flush(&mut s);
+        // Each file has its own intervals: a fresh accumulator for the sampler's lines.
+        let mut acc = HostAcc::default();
         let iface = main_iface(&h.net);
         for l in &h.net {
             let t = l.t;
@@ -294,6 +302,10 @@ mod tests {
         assert_eq!(s.get("a").unwrap()[&10], 3.0);
         assert_eq!(s.window("a", 10.0, 11.0), vec![(11, 5.0)]);
         assert_eq!(s.window("a", 9.0, 11.0).len(), 2);
+        // Second 11 is centred on 10.5: in a phase from 10.3, not in one from 10.6.
+        assert_eq!(s.window("a", 10.3, 11.3), vec![(11, 5.0)]);
+        assert_eq!(s.window("a", 9.3, 10.3), vec![(10, 3.0)]);
+        assert!(s.window("a", 10.6, 11.4).is_empty());
         assert_eq!(s.span(), Some((10, 11)));
     }
 
