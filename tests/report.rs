@@ -371,16 +371,14 @@ fn real_short_run_of_the_server() {
     // Phase figures come from the server's per-second lines and the client's.
     let a = redpacket::report::analyze::analyze(&run);
     let load = a.phases.iter().find(|p| p.name == "load").unwrap();
-    let served = load.server_qps.unwrap().mean;
-    assert!(
-        served > 100.0 && served < 450.0,
-        "server served {served}/s in phase load"
-    );
-    let client = load.client_qps.unwrap().mean;
-    assert!(
-        (client - 300.0).abs() < 30.0,
-        "client served {client}/s in phase load"
-    );
+    // Timing on a busy machine moves seconds between phases, so the exact checks are
+    // over the whole run: every served shake of the server's lines is in the series.
+    let total = |name: &str| a.series.get(name).map_or(0.0, |m| m.values().sum::<f64>());
+    let won_none = account["stats"]["shake"]["won"].as_u64().unwrap()
+        + account["stats"]["shake"]["none"].as_u64().unwrap();
+    assert_eq!(total("server.served"), won_none as f64);
+    assert_eq!(total("client.sent"), sent as f64);
+    assert!(load.server_qps.unwrap().mean > 0.0 && load.client_qps.unwrap().mean > 0.0);
     assert!(a.capacity.is_some());
     for c in &out.charts {
         assert!(fs::metadata(c).unwrap().len() > 1000, "{}", c.display());
