@@ -66,6 +66,8 @@ impl Worker {
             cfg.send_ttl,
             (cfg.max_outstanding_sends / n as u64).max(1) as usize,
         );
+        // Start with a full burst allowance, so the first requests are not shed.
+        let tokens = shared.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
         Worker {
             index,
             sets: Vec::new(),
@@ -74,7 +76,7 @@ impl Worker {
             directory: Directory::default(),
             sends,
             pool: VecDeque::new(),
-            tokens: 0.0,
+            tokens,
             deadlines: VecDeque::new(),
             rng: SmallRng::from_os_rng(),
             now_unix: crate::protocol::unix_now(),
