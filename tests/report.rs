@@ -239,6 +239,8 @@ fn html_opens_in_headless_chromium() {
                 "--disable-component-update",
                 "--disable-sync",
                 "--hide-scrollbars",
+                "--enable-logging=stderr",
+                "--v=0",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(extra)
@@ -262,7 +264,10 @@ fn html_opens_in_headless_chromium() {
         &dom[..dom.len().min(2000)]
     );
     assert!(dom.contains("data-ok=\"yes\""));
-    assert!(!stderr.contains("Uncaught"), "script error: {stderr}");
+    // With --enable-logging, the page's console errors come out on stderr.
+    for bad in ["Uncaught", "CONSOLE", "Refused to"] {
+        assert!(!stderr.contains(bad), "page error: {stderr}");
+    }
     let (_, _) = run(&[
         &format!("--screenshot={}", shot.display()),
         "--window-size=1100,1400",

@@ -309,6 +309,7 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         row("established (peak)", n(max(&k("estab")), 0));
         row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
         row("CPU all cores % (max)", n(max(&k("cpu")), 1));
+        row("CPU busiest core % (max)", n(max(&k("core_max")), 1));
         row("process CPU % of a core", n(mean(&k("proc_cpu")), 1));
         row("process RSS MiB (max)", n(max(&k("rss_mib")), 1));
     }

@@ -275,6 +275,9 @@ pub fn build(run: &Run) -> Series {
                 acc.gauge(&k("estab"), t, *e as f64, Agg::Sum);
             }
             acc.gauge(&k("cpu"), t, l.cpu.total_pct, Agg::Max);
+            // One saturated core (interrupts, one hot worker) hides in the average.
+            let busiest = l.cpu.cores_pct.iter().copied().fold(0.0, f64::max);
+            acc.gauge(&k("core_max"), t, busiest, Agg::Max);
             acc.gauge(&k("proc_cpu"), t, l.process.cpu_pct, Agg::Max);
             acc.gauge(
                 &k("rss_mib"),
