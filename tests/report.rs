@@ -138,6 +138,12 @@ fn not_a_run_is_one_line_and_exit_2() {
     }
     let o = bin().output().unwrap();
     assert_eq!(o.status.code(), Some(2), "no argument is a usage error");
+    fs::write(dir.join("run.json"), "{\"phases\": 7").unwrap();
+    let o = bin().arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("run.json cannot be read as a run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     fs::remove_dir_all(&dir).unwrap();
 }
 

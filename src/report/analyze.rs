@@ -123,10 +123,15 @@ pub struct Analysis {
 pub fn analyze(run: &Run) -> Analysis {
     let series = series::build(run);
     let span = series.span();
-    let t0 = if run.meta.started > 0.0 {
-        run.meta.started
-    } else {
-        span.map_or(0.0, |(lo, _)| lo as f64 - 1.0)
+    // Charts count from `started`, unless it is absent or a day away from the data.
+    let t0 = match span {
+        Some((lo, hi))
+            if run.meta.started > lo as f64 - 86_400.0 && run.meta.started < hi as f64 =>
+        {
+            run.meta.started
+        }
+        Some((lo, _)) => lo as f64 - 1.0,
+        None => run.meta.started,
     };
     let mut plans = run.meta.phases.clone();
     if plans.is_empty() {

@@ -69,9 +69,13 @@ fn register_font() {
     });
 }
 
+/// Points of a series; second `k` covers the second before its stamp, so it is drawn
+/// at its centre, `k - 0.5`, where the phase bands expect it.
 fn pts(a: &Analysis, name: &str) -> Vec<(f64, f64)> {
     a.series.get(name).map_or(Vec::new(), |m| {
-        m.iter().map(|(k, v)| (*k as f64 - a.t0, *v)).collect()
+        m.iter()
+            .map(|(k, v)| (*k as f64 - 0.5 - a.t0, *v))
+            .collect()
     })
 }
 

@@ -151,8 +151,12 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
         }
     }
     if !has_meta && hosts.is_empty() {
+        let why = match problems.first() {
+            Some(p) if meta_path.exists() => p.clone(),
+            _ => "no run.json and no host folders".into(),
+        };
         return Err(NotARun(format!(
-            "{}: not a run folder (no run.json and no host folders)",
+            "{}: not a run folder ({why})",
             dir.display()
         )));
     }
