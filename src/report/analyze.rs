@@ -51,6 +51,8 @@ pub fn dist(values: &[f64]) -> Option<Dist> {
 pub struct Cell {
     pub text: String,
     pub value: Option<f64>,
+    /// Decimals the value is shown with (differences use the same).
+    pub decimals: usize,
 }
 
 impl Cell {
@@ -58,12 +60,14 @@ impl Cell {
         Cell {
             text: fmt_num(v, decimals),
             value: Some(v),
+            decimals,
         }
     }
     pub fn text(s: impl Into<String>) -> Cell {
         Cell {
             text: s.into(),
             value: None,
+            decimals: 0,
         }
     }
     pub fn none() -> Cell {

@@ -101,12 +101,15 @@ pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
         "Comparing A = {} with B = {} (difference is B - A)\n",
         ra.id, rb.id
     );
-    for r in [&ra, &rb] {
-        s.push_str(&render::problems_text(r));
+    for (which, r) in [("A", &ra), ("B", &rb)] {
+        let p = render::problems_text(r);
+        if !p.is_empty() {
+            s.push_str(&format!("{which} ({}) {p}", r.id));
+        }
     }
     let tables = render::compare_table(&ra, &aa, &rb, &ab);
     if tables.is_empty() {
-        s.push_str("The runs have no phase name in common.\n");
+        s.push_str("The runs have no phase to compare.\n");
     }
     for (name, t) in tables {
         s.push_str(&format!("\nPhase {name}\n"));

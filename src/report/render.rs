@@ -38,9 +38,20 @@ pub fn phase_table(a: &Analysis) -> Table {
 /// Two runs side by side, phase by phase (matched by name), with B - A.
 pub fn compare_table(ra: &Run, a: &Analysis, rb: &Run, b: &Analysis) -> Vec<(String, Table)> {
     let mut out = Vec::new();
-    for pa in &a.phases {
-        let Some(pb) = b.phases.iter().find(|p| p.name == pa.name) else {
+    for (i, pa) in a.phases.iter().enumerate() {
+        // By name; a phase whose name B lacks pairs with B's phase in the same place,
+        // if that one's name A lacks too (runs whose phases were renamed).
+        let by_place = b
+            .phases
+            .get(i)
+            .filter(|pb| !a.phases.iter().any(|p| p.name == pb.name));
+        let Some(pb) = b.phases.iter().find(|p| p.name == pa.name).or(by_place) else {
             continue;
+        };
+        let title = if pa.name == pb.name {
+            pa.name.clone()
+        } else {
+            format!("{} (A) vs {} (B)", pa.name, pb.name)
         };
         let keyed = |rows: &[(String, Cell)]| {
             let mut section = String::new();
@@ -78,7 +89,7 @@ pub fn compare_table(ra: &Run, a: &Analysis, rb: &Run, b: &Analysis) -> Vec<(Str
             rb.id.clone(),
             "difference".into(),
         ];
-        out.push((pa.name.clone(), Table { header, rows }));
+        out.push((title, Table { header, rows }));
     }
     out
 }
@@ -92,8 +103,12 @@ fn diff(a: &Cell, b: &Cell) -> String {
             } else {
                 String::new()
             };
+            let text = fmt_num(d, a.decimals);
+            if text.chars().all(|c| matches!(c, '0' | '.' | ',')) {
+                return "0".into();
+            }
             let sign = if d > 0.0 { "+" } else { "" };
-            format!("{sign}{}{pct}", fmt_num(d, 2))
+            format!("{sign}{text}{pct}")
         }
         _ if a.text != b.text => "differs".into(),
         _ => String::new(),
