@@ -317,6 +317,8 @@ fn sampler_costs_well_under_one_percent_of_a_core() {
     let last = lines.last().unwrap();
     let cpu = last.sampler.cpu_s + last.sampler.children_cpu_s;
     let per_sample_ms = 1000.0 * cpu / lines.len() as f64;
+    // 0.5 % of a core at one sample a second; an unoptimised build gets twice that.
+    let limit_ms = if cfg!(debug_assertions) { 10.0 } else { 5.0 };
     println!(
         "sysmon: {} samples in {elapsed:.1} s, {:.3} ms CPU each: {:.3}% of a core at one sample a second",
         lines.len(),
@@ -324,7 +326,7 @@ fn sampler_costs_well_under_one_percent_of_a_core() {
         per_sample_ms / 10.0
     );
     assert!(
-        per_sample_ms < 5.0,
+        per_sample_ms < limit_ms,
         "a sample costs {per_sample_ms:.3} ms of CPU"
     );
     fs::remove_dir_all(&dir).unwrap();
