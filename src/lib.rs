@@ -20,6 +20,8 @@ pub mod control;
 pub mod cores;
 pub mod limits;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod split;
 pub mod stats;
+pub mod sysmon;
