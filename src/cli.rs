@@ -34,7 +34,17 @@ pub fn server_main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    let summary_out = args.summary_out.clone();
+    let host_dir = args.host_dir.clone();
+    let summary_out = host_dir
+        .as_ref()
+        .map(|d| d.join("server-summary.json"))
+        .or_else(|| args.summary_out.clone());
+    if let Some(dir) = &host_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("redpacket-server: cannot create {}: {e}", dir.display());
+            return EXIT_USAGE;
+        }
+    }
     let cfg = match args.validate() {
         Ok(c) => c,
         Err(msg) => {
@@ -54,12 +64,26 @@ pub fn server_main(args: Vec<OsString>) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    // The host sampler runs beside the server for the length of the run.
+    let sampler = match &host_dir {
+        Some(dir) => match crate::sysmon::record_host(dir) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("cannot sample this host into {}: {e}", dir.display());
+                None
+            }
+        },
+        None => None,
+    };
     if let Err(e) = wait_for_signal() {
         eprintln!("redpacket-server: cannot wait for signals: {e}");
     }
     tracing::info!("shutting down: no new connections, draining");
     handle.shutdown();
     let summary = handle.wait();
+    if let Some(s) = sampler {
+        let _ = s.stop();
+    }
     let s = &summary.stats;
     tracing::info!(
         "final: {} connections served, {} shakes ({} won, {} none, {} overloaded); \

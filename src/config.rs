@@ -143,6 +143,13 @@ pub struct ServerArgs {
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
 
+    /// This host's folder of a run (`results/<run-id>/<host>`): the server writes
+    /// `server.jsonl` (per-second statistics), `server-summary.json` (the final
+    /// account), `net.jsonl` (network, TCP, CPU and memory once a second) and
+    /// `tuning.txt` there. Overrides `--stats-out` and `--summary-out`.
+    #[arg(long)]
+    pub host_dir: Option<PathBuf>,
+
     /// At shutdown, write the final account (counters and the money ledger) here as JSON.
     #[arg(long)]
     pub summary_out: Option<PathBuf>,
@@ -208,7 +215,10 @@ pub struct Config {
 
 impl ServerArgs {
     /// Checks every flag against the others and this machine; the error is one line.
-    pub fn validate(self) -> Result<Config, String> {
+    pub fn validate(mut self) -> Result<Config, String> {
+        if let Some(dir) = &self.host_dir {
+            self.stats_out = StatsOut::File(dir.join("server.jsonl"));
+        }
         let allowed = cores::allowed_cpus();
         let cores = match &self.cores {
             Some(list) => {

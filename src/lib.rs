@@ -12,6 +12,9 @@
 //!   get workers, and what the host allows.
 //! - [`server`]: workers, SETs, connections, the issuer; [`control`]: HTTP control and
 //!   metrics on their own thread; [`cli`]: the `redpacket-server` entry point.
+//! - [`sysmon`]: the once-a-second host sampler (network, TCP, sockets, CPU, memory)
+//!   and the tuning snapshot every run folder carries; [`report`]: turns a run folder
+//!   into tables, charts, `report.html` and `report.md` (`redpacket-report`).
 
 pub mod apportion;
 pub mod cli;
@@ -20,6 +23,8 @@ pub mod control;
 pub mod cores;
 pub mod limits;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod split;
 pub mod stats;
+pub mod sysmon;

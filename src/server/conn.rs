@@ -12,10 +12,13 @@ use super::worker::WorkerRef;
 use super::ConnKey;
 use crate::protocol::{decode, FrameError, MAX_FRAME_LEN};
 use crate::stats::CloseReason;
+use std::future::Future;
 use std::io::Read;
 use std::net::TcpStream;
-use std::task::Poll;
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Ready;
 
 /// Bytes read per call: many pipelined frames at once.
 const READ_BUF: usize = 4096;
@@ -38,14 +41,6 @@ impl Default for Partial {
     }
 }
 
-enum Event<'a> {
-    Read(AsyncFdReadyGuard<'a, TcpStream>),
-    Write(AsyncFdReadyGuard<'a, TcpStream>),
-    Close(CloseReason),
-    /// The worker already forgot this connection (grace period over).
-    Gone,
-}
-
 fn close_reason(e: FrameError) -> CloseReason {
     match e {
         FrameError::BadLength { .. } => CloseReason::BadLength,
@@ -54,65 +49,114 @@ fn close_reason(e: FrameError) -> CloseReason {
     }
 }
 
-pub async fn serve(w: WorkerRef, fd: AsyncFd<TcpStream>, key: ConnKey) {
-    let mut partial = Partial::default();
-    let reason = loop {
-        let ev = std::future::poll_fn(|cx| {
-            let mut wk = w.borrow_mut();
-            let Some(slot) = wk.slot_mut(key) else {
-                return Poll::Ready(Event::Gone);
-            };
-            if let Some(r) = slot.close {
-                return Poll::Ready(Event::Close(r));
-            }
-            if !matches!(&slot.waker, Some(x) if x.will_wake(cx.waker())) {
-                slot.waker = Some(cx.waker().clone());
-            }
-            let want_write = !slot.out.is_empty();
-            drop(wk);
-            if want_write {
-                if let Poll::Ready(r) = fd.poll_write_ready(cx) {
-                    return Poll::Ready(r.map_or(Event::Close(CloseReason::Reset), Event::Write));
-                }
-            }
-            fd.poll_read_ready(cx)
-                .map(|r| r.map_or(Event::Close(CloseReason::Reset), Event::Read))
-        })
-        .await;
-        match ev {
-            Event::Read(mut guard) => match on_readable(&w, &fd, key, &mut partial) {
-                Ok(drained) => {
-                    if drained {
-                        guard.clear_ready_matching(tokio::io::Ready::READABLE);
-                    }
-                }
-                Err(r) => break r,
-            },
-            Event::Write(mut guard) => match w.borrow_mut().flush(key) {
-                Ok(true) => {}
-                Ok(false) => guard.clear_ready_matching(tokio::io::Ready::WRITABLE),
-                Err(r) => break r,
-            },
-            Event::Close(r) => break r,
-            Event::Gone => return,
+/// A connection's task, written as a plain future rather than an `async fn`: its state
+/// is exactly these fields (about 100 bytes), which keeps each task in the smallest
+/// allocation tokio makes for it.
+pub struct Conn {
+    w: WorkerRef,
+    fd: AsyncFd<TcpStream>,
+    key: ConnKey,
+    partial: Partial,
+    /// Set once the server shuts down: answer what was read, flush, then close.
+    draining: bool,
+}
+
+impl Conn {
+    pub fn new(w: WorkerRef, fd: AsyncFd<TcpStream>, key: ConnKey) -> Conn {
+        Conn {
+            w,
+            fd,
+            key,
+            partial: Partial::default(),
+            draining: false,
         }
-    };
-    if reason == CloseReason::Shutdown {
-        // Answer what the client already sent, then flush for as long as the worker's
-        // grace period lets this task run.
-        let _ = on_readable(&w, &fd, key, &mut partial);
+    }
+
+    fn finish(&mut self, reason: CloseReason) -> Poll<()> {
+        self.w.borrow_mut().remove_conn(self.key, reason);
+        Poll::Ready(())
+    }
+
+    /// Shutdown: flush what is queued for as long as the worker's grace period lets
+    /// this task run, then close.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            match w.borrow_mut().flush(key) {
-                Ok(false) => {}
-                _ => break,
+            if !matches!(self.w.borrow_mut().flush(self.key), Ok(false)) {
+                return self.finish(CloseReason::Shutdown);
             }
-            match fd.writable().await {
-                Ok(mut g) => g.clear_ready(),
-                Err(_) => break,
+            match self.fd.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(mut g)) => g.clear_ready_matching(Ready::WRITABLE),
+                Poll::Ready(Err(_)) => return self.finish(CloseReason::Shutdown),
             }
         }
     }
-    w.borrow_mut().remove_conn(key, reason);
+}
+
+impl Future for Conn {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.draining {
+            return this.poll_drain(cx);
+        }
+        loop {
+            let want_write = {
+                let mut wk = this.w.borrow_mut();
+                let Some(slot) = wk.slot_mut(this.key) else {
+                    // The worker already forgot this connection (grace period over).
+                    return Poll::Ready(());
+                };
+                if let Some(reason) = slot.close {
+                    drop(wk);
+                    if reason == CloseReason::Shutdown {
+                        // Answer what the client already sent before closing.
+                        let _ = on_readable(&this.w, &this.fd, this.key, &mut this.partial);
+                        this.draining = true;
+                        return this.poll_drain(cx);
+                    }
+                    return this.finish(reason);
+                }
+                if !matches!(&slot.waker, Some(x) if x.will_wake(cx.waker())) {
+                    slot.waker = Some(cx.waker().clone());
+                }
+                slot.out.is_some()
+            };
+            if want_write {
+                if let Poll::Ready(r) = this.fd.poll_write_ready(cx) {
+                    let Ok(mut guard) = r else {
+                        return this.finish(CloseReason::Reset);
+                    };
+                    let flushed = this.w.borrow_mut().flush(this.key);
+                    match flushed {
+                        Ok(true) => {}
+                        Ok(false) => guard.clear_ready_matching(Ready::WRITABLE),
+                        Err(r) => {
+                            drop(guard);
+                            return this.finish(r);
+                        }
+                    }
+                    continue;
+                }
+            }
+            // Pending here also when tokio's cooperative budget is spent: a busy
+            // connection yields to the others.
+            let mut guard = match this.fd.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(_)) => return this.finish(CloseReason::Reset),
+            };
+            match on_readable(&this.w, &this.fd, this.key, &mut this.partial) {
+                Ok(true) => guard.clear_ready_matching(Ready::READABLE),
+                Ok(false) => {}
+                Err(r) => {
+                    drop(guard);
+                    return this.finish(r);
+                }
+            }
+        }
+    }
 }
 
 /// Reads once and answers every whole frame read. `Ok(true)` when the socket is

@@ -335,7 +335,22 @@ impl ServerHandle {
         snapshot(&self.shared, &self.issuer_counters, self.started)
     }
 
-    /// Waits for the drain, then checks the ledger against what was actually held.
+    /// Each worker's own counters (the issuer's are not in any of them).
+    pub fn worker_snapshots(&self) -> Vec<Snapshot> {
+        self.shared
+            .iter()
+            .map(|w| Snapshot::from_totals(&Totals::sum([&w.counters]), 1, 0.0))
+            .collect()
+    }
+
+    /// Shuts down, drains, and returns the final account.
+    pub fn stop(self) -> Summary {
+        self.shutdown();
+        self.wait()
+    }
+
+    /// Waits for the drain that [`ServerHandle::shutdown`] started, then checks the
+    /// ledger against what the pools and packets actually held.
     pub fn wait(mut self) -> Summary {
         let mut held = Held::default();
         for t in self.workers.drain(..) {

@@ -22,7 +22,10 @@ pub struct Slot {
     /// The logged-in user, once the login frame arrived.
     pub user: Option<u32>,
     /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
-    pub out: Vec<u8>,
+    /// Boxed: a slot pays one pointer for it, not a whole `Vec`, while it is unused
+    /// (nearly always), at the price of a second allocation when a client lags.
+    #[allow(clippy::box_collection)]
+    pub out: Option<Box<Vec<u8>>>,
     /// Wakes the connection's task when someone else writes to or closes it.
     pub waker: Option<Waker>,
     /// Set when the connection must close; its task closes it at the next wake.
@@ -36,7 +39,7 @@ impl Slot {
             gen: 0,
             fd: -1,
             user: None,
-            out: Vec::new(),
+            out: None,
             waker: None,
             close: None,
             live: false,
@@ -85,7 +88,7 @@ impl Set {
         s.gen = s.gen.wrapping_add(1);
         s.fd = fd;
         s.user = None;
-        s.out = Vec::new();
+        s.out = None;
         s.waker = None;
         s.close = None;
         s.live = true;
@@ -108,7 +111,7 @@ impl Set {
         let s = self.get_mut(key)?;
         s.live = false;
         s.fd = -1;
-        s.out = Vec::new();
+        s.out = None;
         s.waker = None;
         let user = s.user.take();
         self.live -= 1;

@@ -46,7 +46,9 @@ pub struct Worker {
     /// Shake packets granted to this worker and not yet handed to a SET.
     pool: VecDeque<ShakePacket>,
     tokens: f64,
-    deadlines: VecDeque<(Instant, ConnKey)>,
+    /// Connections not yet logged in, by deadline (milliseconds since `epoch`).
+    deadlines: VecDeque<(u32, ConnKey)>,
+    epoch: Instant,
     rng: SmallRng,
     /// Unix seconds, refreshed each tick: the time in every frame we send.
     pub now_unix: u64,
@@ -66,6 +68,8 @@ impl Worker {
             cfg.send_ttl,
             (cfg.max_outstanding_sends / n as u64).max(1) as usize,
         );
+        // Start with a full burst allowance, so the first requests are not shed.
+        let tokens = shared.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
         Worker {
             index,
             sets: Vec::new(),
@@ -74,8 +78,9 @@ impl Worker {
             directory: Directory::default(),
             sends,
             pool: VecDeque::new(),
-            tokens: 0.0,
+            tokens,
             deadlines: VecDeque::new(),
+            epoch: Instant::now(),
             rng: SmallRng::from_os_rng(),
             now_unix: crate::protocol::unix_now(),
             remote_grabs: 0,
@@ -136,8 +141,9 @@ impl Worker {
 
     fn opened(&mut self, key: ConnKey) -> ConnKey {
         self.open += 1;
-        self.deadlines
-            .push_back((Instant::now() + self.shared.cfg.login_timeout, key));
+        let at = (Instant::now() + self.shared.cfg.login_timeout).duration_since(self.epoch);
+        // Truncated to 32 bits on purpose; compared with wrapping arithmetic.
+        self.deadlines.push_back((at.as_millis() as u32, key));
         key
     }
 
@@ -175,7 +181,7 @@ impl Worker {
             return;
         }
         let mut rest = bytes;
-        if slot.out.is_empty() {
+        if slot.out.is_none() {
             match send(slot.fd, bytes) {
                 Ok(n) if n == bytes.len() => return,
                 Ok(n) => rest = &bytes[n..],
@@ -183,11 +189,12 @@ impl Worker {
                 Err(_) => return slot.close(CloseReason::Reset),
             }
         }
-        if slot.out.len() + rest.len() > cap {
-            slot.out = Vec::new();
+        let out = slot.out.get_or_insert_with(Default::default);
+        if out.len() + rest.len() > cap {
+            slot.out = None;
             return slot.close(CloseReason::SlowReader);
         }
-        slot.out.extend_from_slice(rest);
+        out.extend_from_slice(rest);
         if let Some(w) = &slot.waker {
             w.wake_by_ref();
         }
@@ -198,17 +205,21 @@ impl Worker {
         let Some(slot) = self.slot_mut(key) else {
             return Ok(true);
         };
-        while !slot.out.is_empty() {
-            match send(slot.fd, &slot.out) {
+        let fd = slot.fd;
+        let Some(out) = slot.out.as_mut() else {
+            return Ok(true);
+        };
+        while !out.is_empty() {
+            match send(fd, out) {
                 Ok(n) => {
-                    slot.out.drain(..n);
+                    out.drain(..n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
                 Err(_) => return Err(CloseReason::Reset),
             }
         }
         // Drained: give the memory back, an idle connection holds no buffer.
-        slot.out = Vec::new();
+        slot.out = None;
         Ok(true)
     }
 
@@ -512,8 +523,10 @@ impl Worker {
         let rate = self.me().budget.load(Relaxed) as f64;
         self.tokens = (self.tokens + rate * dt).min((rate * BUDGET_BURST).max(1.0));
 
+        let now_ms = now.duration_since(self.epoch).as_millis() as u32;
         while let Some(&(at, key)) = self.deadlines.front() {
-            if at > now {
+            // Wrapping comparison: milliseconds in a u32 wrap every 49 days.
+            if (at.wrapping_sub(now_ms) as i32) > 0 {
                 break;
             }
             self.deadlines.pop_front();
@@ -522,6 +535,10 @@ impl Worker {
                     s.close(CloseReason::LoginTimeout);
                 }
             }
+        }
+        if self.deadlines.is_empty() && self.deadlines.capacity() > 1024 {
+            // A login storm is over: give its bookkeeping back.
+            self.deadlines.shrink_to_fit();
         }
 
         let (n, cents) = self.sends.expire(now);
@@ -774,7 +791,7 @@ fn admit(w: &WorkerRef, stream: std::net::TcpStream) {
         }
     };
     let key = w.borrow_mut().add_conn(fd);
-    tokio::task::spawn_local(super::conn::serve(w.clone(), stream, key));
+    tokio::task::spawn_local(super::conn::Conn::new(w.clone(), stream, key));
 }
 
 #[cfg(test)]

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Measures redpacket-server against the floor (the least work any server can do for
+# this protocol), on this machine, in one run, with the neutral open-loop driver.
+#
+#   bench/compare.sh memory   RSS per idle logged-in user (19 000 users)
+#   bench/compare.sh cpu      CPU microseconds per shake at a fixed rate, server vs floor
+#   bench/compare.sh rate     highest rate each sustains with p99 <= 5 ms
+#   bench/compare.sh all
+#
+# Needs gcc and the yardsticks floor.c and drive.c (BENCH_SRC, default ../shared/bench).
+# Everything runs on 127.0.0.1 and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=${BENCH_SRC:-../shared/bench}
+OUT=${BENCH_OUT:-target/bench}
+PORT=${BENCH_PORT:-21025}
+CTL=${BENCH_CTL:-21989}
+mkdir -p "$OUT"
+TCK=$(getconf CLK_TCK)
+
+build() {
+  [ -f "$SRC/floor.c" ] || { echo "no $SRC/floor.c: set BENCH_SRC to the folder with floor.c and drive.c" >&2; exit 2; }
+  gcc -O2 -o "$OUT/floor" "$SRC/floor.c" -lpthread
+  gcc -O2 -o "$OUT/drive" "$SRC/drive.c"
+  cargo build --release -q --bin redpacket-server
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+start_server() {
+  rm -f "$OUT/ready.json"
+  target/release/redpacket-server --listen 127.0.0.1:$PORT --control 127.0.0.1:$CTL \
+    --stats-out off --ready-file "$OUT/ready.json" "$@" 2>"$OUT/server.log" &
+  SPID=$!
+  for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && return 0; sleep 0.05; done
+  echo "server did not start; see $OUT/server.log" >&2; exit 1
+}
+stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; }
+server_shakes() { curl -s "127.0.0.1:$CTL/stats" | sed -E 's/.*"requests":\{[^}]*"shake":([0-9]+).*/\1/'; }
+
+start_floor() {
+  "$OUT/floor" $PORT >"$OUT/floor.out" 2>&1 &
+  FPID=$!
+  sleep 0.3
+}
+stop_floor() { kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true; }
+floor_shakes() { tail -n1 "$OUT/floor.out" | sed -E 's/.*"shake":([0-9]+).*/\1/'; }
+
+memory() {
+  local users=${MEM_USERS:-19000}
+  start_server
+  sleep 0.5
+  local before; before=$(rss_kib $SPID)
+  # drive logs every user in, then idles them (one shake a second) for a while.
+  "$OUT/drive" 127.0.0.1 $PORT "$users" 1 20 >"$OUT/mem-drive.json" &
+  local d=$!
+  for _ in $(seq 200); do
+    sleep 0.2
+    n=$(curl -s "127.0.0.1:$CTL/stats" | sed -E 's/.*"logged_in":([0-9]+).*/\1/')
+    [ "$n" = "$users" ] && break
+  done
+  sleep 2
+  local fresh; fresh=$(rss_kib $SPID)
+  # Past the login deadline (10 s) the bookkeeping of the login storm is gone.
+  sleep 10
+  local idle; idle=$(rss_kib $SPID)
+  wait $d || true
+  stop_server
+  echo "memory: $users logged-in users: RSS ${before} KiB at start;" \
+       "${fresh} KiB 2 s after they logged in ($(( (fresh - before) * 1024 / users )) bytes per user);" \
+       "${idle} KiB once idle ($(( (idle - before) * 1024 / users )) bytes per user)"
+}
+
+# measure NAME PID COUNTER_FN RATE USERS SECONDS: CPU per request over the middle window.
+measure() {
+  local name=$1 pid=$2 counter=$3 rate=$4 users=$5 secs=$6
+  "$OUT/drive" 127.0.0.1 $PORT "$users" "$rate" "$secs" >"$OUT/$name-drive.json" &
+  local d=$!
+  sleep 4  # connect, log in, reach steady state
+  local c0 n0; c0=$(cpu_ticks "$pid"); n0=$($counter)
+  sleep $((secs - 5))
+  local c1 n1; c1=$(cpu_ticks "$pid"); n1=$($counter)
+  wait $d || true
+  local us; us=$(awk -v c=$((c1 - c0)) -v n=$((n1 - n0)) -v t="$TCK" 'BEGIN { if (n > 0) printf "%.2f", c / t * 1e6 / n; else print "nan" }')
+  echo "$name: $((n1 - n0)) shakes in the window, ${us} us CPU per shake; driver: $(cat "$OUT/$name-drive.json")"
+  eval "${name}_US=$us"
+}
+
+cpu() {
+  local rate=${CPU_RATE:-20000} users=${CPU_USERS:-10000} secs=${CPU_SECS:-14}
+  start_floor;  measure floor "$FPID" floor_shakes "$rate" "$users" "$secs"; stop_floor
+  start_server; measure server "$SPID" server_shakes "$rate" "$users" "$secs"; stop_server
+  echo "cpu: at $rate shakes/s over $users users: server ${server_US} us, floor ${floor_US} us per shake:" \
+       "ratio $(awk -v a="$server_US" -v b="$floor_US" 'BEGIN { printf "%.2f", a / b }')"
+}
+
+# Highest rate (steps of RATE_STEP) whose p99 stays <= 5 ms with every request answered.
+max_rate() {
+  local name=$1 best=0 r
+  for r in $(seq "${RATE_FROM:-40000}" "${RATE_STEP:-10000}" "${RATE_TO:-120000}"); do
+    if [ "$name" = floor ]; then start_floor; else start_server --max-qps 1000000; fi
+    "$OUT/drive" 127.0.0.1 $PORT "${RATE_USERS:-10000}" "$r" "${RATE_SECS:-6}" >"$OUT/rate-$name-$r.json"
+    if [ "$name" = floor ]; then stop_floor; else stop_server; fi
+    local line; line=$(cat "$OUT/rate-$name-$r.json")
+    local p99 sent ans
+    p99=$(echo "$line" | sed -E 's/.*"p99_ms":([0-9.]+).*/\1/')
+    sent=$(echo "$line" | sed -E 's/.*"sent":([0-9]+).*/\1/')
+    ans=$(echo "$line" | sed -E 's/.*"answered":([0-9]+).*/\1/')
+    echo "  $name at $r/s: sent $sent answered $ans p99 ${p99} ms"
+    if awk -v p="$p99" -v s="$sent" -v a="$ans" 'BEGIN { exit !(p <= 5 && a >= s * 0.999) }'; then best=$r; else break; fi
+  done
+  echo "rate: $name sustains ${best}/s with p99 <= 5 ms"
+}
+
+rate() { max_rate floor; max_rate server; }
+
+build
+case "${1:-all}" in
+  memory) memory ;;
+  cpu) cpu ;;
+  rate) rate ;;
+  all) memory; cpu; rate ;;
+  *) echo "usage: $0 memory|cpu|rate|all" >&2; exit 2 ;;
+esac

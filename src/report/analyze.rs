@@ -1,0 +1,426 @@
+//! From aligned series to the numbers a person asks about, per phase.
+//!
+//! Each phase becomes a column of labelled cells; the terminal table, Markdown, HTML and
+//! `--compare` all render the same cells, so the four never disagree. A cell keeps its
+//! number beside its text so a comparison can subtract.
+
+use super::load::{Role, Run};
+use super::series::{self, Series};
+
+/// The old article's question: 10 billion shake requests.
+pub const SHAKES_TOTAL: f64 = 1.0e10;
+/// Servers in the 2015 fleet the old article sized against.
+pub const FLEET_2015: f64 = 638.0;
+/// The window the capacity line asks to finish in.
+pub const TARGET_MINUTES: f64 = 5.0;
+
+/// Distribution of one per-second series over a phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Dist {
+    pub n: usize,
+    pub mean: f64,
+    pub min: f64,
+    pub p5: f64,
+    pub max: f64,
+    /// Coefficient of variation: standard deviation / mean.
+    pub cv: f64,
+}
+
+pub fn dist(values: &[f64]) -> Option<Dist> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Nearest-rank percentile.
+    let rank = ((0.05 * n as f64).ceil() as usize).clamp(1, n);
+    Some(Dist {
+        n,
+        mean,
+        min: sorted[0],
+        p5: sorted[rank - 1],
+        max: sorted[n - 1],
+        cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
+    })
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub text: String,
+    pub value: Option<f64>,
+    /// Decimals the value is shown with (differences use the same).
+    pub decimals: usize,
+}
+
+impl Cell {
+    pub fn num(v: f64, decimals: usize) -> Cell {
+        Cell {
+            text: fmt_num(v, decimals),
+            value: Some(v),
+            decimals,
+        }
+    }
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell {
+            text: s.into(),
+            value: None,
+            decimals: 0,
+        }
+    }
+    pub fn none() -> Cell {
+        Cell::text("-")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseStats {
+    pub name: String,
+    pub target_qps: f64,
+    pub start: f64,
+    pub end: f64,
+    pub client_qps: Option<Dist>,
+    pub server_qps: Option<Dist>,
+    /// Labelled cells in display order; a label may start with a `## ` section marker.
+    pub rows: Vec<(String, Cell)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    pub phase: String,
+    pub per_server_qps: f64,
+    pub servers: usize,
+    pub server_seconds: f64,
+    pub minutes_with_2015_fleet: f64,
+    pub servers_for_target: f64,
+}
+
+impl Capacity {
+    pub fn sentence(&self) -> String {
+        format!(
+            "Capacity: at {} shakes/s per server (phase {}, mean over {} server(s)), 10 billion \
+             shake requests take {} server-seconds: {} minutes on the {} servers of 2015, or {} \
+             servers to finish in {} minutes.",
+            fmt_num(self.per_server_qps, 0),
+            self.phase,
+            self.servers,
+            fmt_num(self.server_seconds, 0),
+            fmt_num(self.minutes_with_2015_fleet, 1),
+            FLEET_2015,
+            fmt_num(self.servers_for_target.ceil(), 0),
+            TARGET_MINUTES,
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Analysis {
+    /// Unix seconds that charts count from.
+    pub t0: f64,
+    pub series: Series,
+    pub phases: Vec<PhaseStats>,
+    pub capacity: Option<Capacity>,
+}
+
+pub fn analyze(run: &Run) -> Analysis {
+    let series = series::build(run);
+    let span = series.span();
+    // Charts count from `started`, unless it is absent or a day away from the data.
+    let t0 = match span {
+        Some((lo, hi))
+            if run.meta.started > lo as f64 - 86_400.0 && run.meta.started < hi as f64 =>
+        {
+            run.meta.started
+        }
+        Some((lo, _)) => lo as f64 - 1.0,
+        None => run.meta.started,
+    };
+    let mut plans = run.meta.phases.clone();
+    if plans.is_empty() {
+        if let Some((lo, hi)) = span {
+            plans.push(super::schema::PhasePlan {
+                name: "all".into(),
+                target_qps: 0.0,
+                start: lo as f64 - 1.0,
+                end: hi as f64,
+            });
+        }
+    }
+    let phases: Vec<PhaseStats> = plans.iter().map(|p| phase(run, &series, p)).collect();
+    let servers = run
+        .hosts
+        .iter()
+        .filter(|h| h.role() == Role::Server && !h.server.is_empty())
+        .count();
+    let capacity = phases
+        .iter()
+        .filter_map(|p| Some((p, p.server_qps?.mean)))
+        .filter(|(_, m)| *m > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|_| servers > 0)
+        .map(|(p, mean)| {
+            let per_server = mean / servers as f64;
+            let server_seconds = SHAKES_TOTAL / per_server;
+            Capacity {
+                phase: p.name.clone(),
+                per_server_qps: per_server,
+                servers,
+                server_seconds,
+                minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
+                servers_for_target: server_seconds / (TARGET_MINUTES * 60.0),
+            }
+        });
+    Analysis {
+        t0,
+        series,
+        phases,
+        capacity,
+    }
+}
+
+/// Per-second values of a phase for the stability figures: the first and last second
+/// are dropped when the phase is long enough, as they straddle a change of rate.
+fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
+    let vals: Vec<f64> = v.into_iter().map(|(_, x)| x).collect();
+    if vals.len() > 4 {
+        vals[1..vals.len() - 1].to_vec()
+    } else {
+        vals
+    }
+}
+
+fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
+    let (a, b) = (p.start, p.end);
+    let w = |name: &str| s.window(name, a, b);
+    let sum = |name: &str| -> Option<f64> {
+        let v = w(name);
+        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum())
+    };
+    let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
+    let mean = |name: &str| -> Option<f64> {
+        let v = w(name);
+        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64)
+    };
+    let last = |name: &str| -> Option<f64> { w(name).last().map(|x| x.1) };
+    let client_qps = dist(&steady(w("client.served/s")));
+    let server_qps = dist(&steady(w("server.served/s")));
+    let mut rows: Vec<(String, Cell)> = Vec::new();
+    let mut row = |label: &str, c: Cell| rows.push((label.to_string(), c));
+    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
+
+    row("## Rate", Cell::text(""));
+    row("seconds", Cell::num(b - a, 0));
+    row("target QPS", Cell::num(p.target_qps, 0));
+    row("client sent QPS (mean)", n(mean("client.sent/s"), 0));
+    row(
+        "client achieved QPS (summary)",
+        n(summary_achieved(run, &p.name), 0),
+    );
+    row(
+        "client answered QPS (mean)",
+        n(mean("client.answered/s"), 0),
+    );
+    row("server shake QPS (mean)", n(mean("server.shake/s"), 0));
+    for (side, d) in [("client", client_qps), ("server", server_qps)] {
+        let label = |what: &str| format!("{side} {what}");
+        row(&label("served QPS (mean)"), n(d.map(|d| d.mean), 0));
+        row(&label("QPS min"), n(d.map(|d| d.min), 0));
+        row(&label("QPS p5"), n(d.map(|d| d.p5), 0));
+        row(&label("QPS CV %"), n(d.map(|d| d.cv * 100.0), 2));
+    }
+
+    row("## Latency (ms, client)", Cell::text(""));
+    let lat = phase_latency(run, &p.name);
+    let lat_or = |k: &str, from_summary: Option<f64>| {
+        from_summary.or_else(|| max(&format!("client.lat.{k}")))
+    };
+    row("p50", n(lat_or("p50", lat.and_then(|l| l.p50)), 2));
+    row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
+    row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));
+    row("max", n(lat_or("max", lat.and_then(|l| l.max)), 2));
+    let source = if lat.is_some() {
+        "summary.json"
+    } else if max("client.lat.p50").is_some() {
+        "worst second"
+    } else {
+        "-"
+    };
+    row("latency source", Cell::text(source));
+    row("errors", n(sum("client.errors"), 0));
+    row("timeouts", n(sum("client.timeouts"), 0));
+
+    row("## Shake and send (server)", Cell::text(""));
+    row("shake won", n(sum("server.won"), 0));
+    row("shake none", n(sum("server.none"), 0));
+    row("shake overloaded", n(sum("server.overloaded"), 0));
+    row("packets issued", n(sum("server.issued"), 0));
+    row("packets won", n(sum("server.won"), 0));
+    row("client got (vs won)", n(sum("client.got"), 0));
+    row("sends created", n(sum("server.created"), 0));
+    row("sends grabbed", n(sum("server.grabbed"), 0));
+
+    row("## Money at phase end (yuan)", Cell::text(""));
+    let yuan = |k: &str| last(&format!("server.total.{k}")).map(|c| c / 100.0);
+    row("shake issued", n(yuan("issued_cents"), 2));
+    row("shake won", n(yuan("won_cents"), 2));
+    row("shake outstanding", n(yuan("shake_outstanding_cents"), 2));
+    row("send created", n(yuan("created_cents"), 2));
+    row("send grabbed", n(yuan("grabbed_cents"), 2));
+    row("send refunded", n(yuan("refunded_cents"), 2));
+    row("send outstanding", n(yuan("send_outstanding_cents"), 2));
+    let balance = match (
+        yuan("issued_cents"),
+        yuan("won_cents"),
+        yuan("shake_outstanding_cents"),
+        yuan("created_cents"),
+        yuan("grabbed_cents"),
+        yuan("refunded_cents"),
+        yuan("send_outstanding_cents"),
+    ) {
+        (Some(i), Some(w), Some(o), Some(c), Some(g), Some(r), Some(so)) => {
+            let ok = (i - w - o).abs() < 0.005 && (c - g - r - so).abs() < 0.005;
+            Cell::text(if ok { "balanced" } else { "NOT balanced" })
+        }
+        _ => Cell::none(),
+    };
+    row("money balance", balance);
+
+    row("## Connections (peak)", Cell::text(""));
+    row("client connections", n(max("client.connections"), 0));
+    row("server open", n(max("server.open"), 0));
+    let mut addrs: Vec<&String> = s
+        .names()
+        .filter(|k| k.starts_with("client.conn_addr."))
+        .collect();
+    addrs.sort();
+    for a in addrs {
+        let label = format!("from {}", &a["client.conn_addr.".len()..]);
+        row(&label, n(max(a), 0));
+    }
+
+    for h in &run.hosts {
+        let k = |m: &str| format!("host.{}.{m}", h.name);
+        if s.get(&k("cpu")).is_none() {
+            continue;
+        }
+        let iface = series::main_iface(&h.net).unwrap_or_else(|| "-".into());
+        row(&format!("## Host {} ({iface})", h.name), Cell::text(""));
+        row("PPS in (mean)", n(mean(&k("rx_packets/s")), 0));
+        row("PPS out (mean)", n(mean(&k("tx_packets/s")), 0));
+        row("PPS in (peak)", n(max(&k("rx_packets/s")), 0));
+        row("PPS out (peak)", n(max(&k("tx_packets/s")), 0));
+        row("TCP retransmits", n(sum(&k("retrans")), 0));
+        row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
+        row("interface drops", n(sum(&k("if_drops")), 0));
+        row("TCP resets sent", n(sum(&k("resets")), 0));
+        row("established (peak)", n(max(&k("estab")), 0));
+        row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
+        row("CPU all cores % (max)", n(max(&k("cpu")), 1));
+        row("CPU busiest core % (max)", n(max(&k("core_max")), 1));
+        row("process CPU % of a core", n(mean(&k("proc_cpu")), 1));
+        row("process RSS MiB (max)", n(max(&k("rss_mib")), 1));
+    }
+
+    PhaseStats {
+        name: p.name.clone(),
+        target_qps: p.target_qps,
+        start: a,
+        end: b,
+        client_qps,
+        server_qps,
+        rows,
+    }
+}
+
+/// The load generators' own whole-phase `achieved_qps`, summed over hosts.
+fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {
+    let v: Vec<f64> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .flat_map(|s| s.phases.iter())
+        .filter(|sp| sp.name == phase)
+        .map(|sp| sp.achieved_qps)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+/// Whole-phase latency from the load generators' summaries: the worst host's value
+/// for each percentile (a conservative merge; the exact merge needs the histograms).
+fn phase_latency(run: &Run, phase: &str) -> Option<super::schema::Latency> {
+    let mut out: Option<super::schema::Latency> = None;
+    for sp in run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .flat_map(|s| s.phases.iter())
+        .filter(|sp| sp.name == phase)
+    {
+        let o = out.get_or_insert_with(Default::default);
+        let m = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let l = sp.latency_ms;
+        o.p50 = m(o.p50, l.p50);
+        o.p90 = m(o.p90, l.p90);
+        o.p99 = m(o.p99, l.p99);
+        o.p999 = m(o.p999, l.p999);
+        o.max = m(o.max, l.max);
+    }
+    out
+}
+
+/// `1234567.891` with 2 decimals is `1,234,567.89`.
+pub fn fmt_num(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(i, f)| (i, f));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let sign = if v < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_of_a_steady_series() {
+        let d = dist(&[100.0; 20]).unwrap();
+        assert_eq!((d.mean, d.min, d.p5, d.cv), (100.0, 100.0, 100.0, 0.0));
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let d = dist(&v).unwrap();
+        assert_eq!(d.p5, 5.0);
+        assert_eq!(d.min, 1.0);
+        assert!((d.cv - 0.5716).abs() < 1e-3);
+        assert!(dist(&[]).is_none());
+    }
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(fmt_num(1234567.891, 2), "1,234,567.89");
+        assert_eq!(fmt_num(999.0, 0), "999");
+        assert_eq!(fmt_num(-1000.0, 0), "-1,000");
+        assert_eq!(fmt_num(-0.001, 1), "0.0");
+        assert_eq!(fmt_num(f64::NAN, 1), "-");
+    }
+}

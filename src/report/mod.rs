@@ -1,0 +1,124 @@
+//! The results report: a run folder in, tables, charts, `report.html` and `report.md` out.
+//!
+//! The report reads only the run folder (`results/README.md` documents its files), so a
+//! run can be copied anywhere and reported on later. The path through the code is:
+//! [`load`] reads and lists what is missing, [`series`] aligns every host's per-second
+//! lines on whole seconds, [`analyze`] turns them into per-phase figures, then
+//! [`render`] (text, Markdown), [`charts`] (PNG, SVG) and [`html`] present them.
+
+pub mod analyze;
+pub mod charts;
+pub mod html;
+pub mod load;
+pub mod render;
+pub mod schema;
+pub mod series;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use load::{load, NotARun, Run};
+
+#[derive(Debug)]
+pub enum ReportError {
+    /// The folder is not a run (exit code 2).
+    NotARun(NotARun),
+    /// The outputs could not be written (exit code 1).
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::NotARun(e) => write!(f, "{e}"),
+            ReportError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for ReportError {}
+
+impl ReportError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReportError::NotARun(_) => 2,
+            ReportError::Io(..) => 1,
+        }
+    }
+}
+
+/// What a report run produced.
+pub struct Outputs {
+    /// The terminal report.
+    pub text: String,
+    pub html: PathBuf,
+    pub markdown: PathBuf,
+    pub charts: Vec<PathBuf>,
+}
+
+/// Reports on one run folder: writes `report.html`, `report.md` and `charts/` into it
+/// and returns the terminal text.
+pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
+    let run = load(dir).map_err(ReportError::NotARun)?;
+    let a = analyze::analyze(&run);
+    let chart_dir = dir.join("charts");
+    let drawn = charts::draw_all(&run, &a, &chart_dir)
+        .map_err(|e| ReportError::Io(chart_dir.clone(), e))?;
+    let html_path = dir.join("report.html");
+    fs::write(&html_path, html::html(&run, &a, &drawn))
+        .map_err(|e| ReportError::Io(html_path.clone(), e))?;
+    let md_path = dir.join("report.md");
+    fs::write(&md_path, html::markdown(&run, &a, &drawn))
+        .map_err(|e| ReportError::Io(md_path.clone(), e))?;
+    let mut text = render::terminal(&run, &a);
+    text.push_str(&format!(
+        "\nWrote {} and {} ({} charts in {}).\n",
+        html_path.display(),
+        md_path.display(),
+        drawn.len(),
+        chart_dir.display()
+    ));
+    let charts = drawn
+        .iter()
+        .flat_map(|d| ["png", "svg"].map(|ext| chart_dir.join(format!("{}.{ext}", d.name))))
+        .collect();
+    Ok(Outputs {
+        text,
+        html: html_path,
+        markdown: md_path,
+        charts,
+    })
+}
+
+/// Two runs' phase tables side by side, matched by phase name, with B - A.
+pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
+    let ra = load(a).map_err(ReportError::NotARun)?;
+    let rb = load(b).map_err(ReportError::NotARun)?;
+    let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
+    let mut s = format!(
+        "Comparing A = {} with B = {} (difference is B - A)\n",
+        ra.id, rb.id
+    );
+    for (which, r) in [("A", &ra), ("B", &rb)] {
+        let p = render::problems_text(r);
+        if !p.is_empty() {
+            s.push_str(&format!("{which} ({}) {p}", r.id));
+        }
+    }
+    let tables = render::compare_table(&ra, &aa, &rb, &ab);
+    if tables.is_empty() {
+        s.push_str("The runs have no phase to compare.\n");
+    }
+    for (name, t) in tables {
+        s.push_str(&format!("\nPhase {name}\n"));
+        s.push_str(&render::to_text(&t));
+    }
+    for (r, a) in [(&ra, &aa), (&rb, &ab)] {
+        if let Some(c) = &a.capacity {
+            s.push_str(&format!("\n{}: {}\n", r.id, c.sentence()));
+        }
+    }
+    Ok(s)
+}

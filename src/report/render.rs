@@ -1,0 +1,269 @@
+//! Tables as text: the terminal view, Markdown, and the side-by-side comparison.
+//!
+//! The phase table has a row per figure and a column per phase, so the eye runs along
+//! a row to see one figure change as the load rises, as in the old article's tables.
+
+use std::fmt::Write;
+
+use super::analyze::{fmt_num, Analysis, Cell};
+use super::load::Run;
+
+/// A rectangular table: `header` then rows; a row with one cell is a section title.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The phase table: figures down, phases across.
+pub fn phase_table(a: &Analysis) -> Table {
+    let mut header = vec!["figure".to_string()];
+    header.extend(a.phases.iter().map(|p| p.name.clone()));
+    let mut rows = Vec::new();
+    if let Some(first) = a.phases.first() {
+        for (i, (label, _)) in first.rows.iter().enumerate() {
+            if let Some(title) = label.strip_prefix("## ") {
+                rows.push(vec![title.to_string()]);
+                continue;
+            }
+            let mut r = vec![label.clone()];
+            for p in &a.phases {
+                r.push(p.rows.get(i).map_or("-".into(), |(_, c)| c.text.clone()));
+            }
+            rows.push(r);
+        }
+    }
+    Table { header, rows }
+}
+
+/// Two runs side by side, phase by phase (matched by name), with B - A.
+pub fn compare_table(ra: &Run, a: &Analysis, rb: &Run, b: &Analysis) -> Vec<(String, Table)> {
+    let mut out = Vec::new();
+    for (i, pa) in a.phases.iter().enumerate() {
+        // By name; a phase whose name B lacks pairs with B's phase in the same place,
+        // if that one's name A lacks too (runs whose phases were renamed).
+        let by_place = b
+            .phases
+            .get(i)
+            .filter(|pb| !a.phases.iter().any(|p| p.name == pb.name));
+        let Some(pb) = b.phases.iter().find(|p| p.name == pa.name).or(by_place) else {
+            continue;
+        };
+        let title = if pa.name == pb.name {
+            pa.name.clone()
+        } else {
+            format!("{} (A) vs {} (B)", pa.name, pb.name)
+        };
+        let keyed = |rows: &[(String, Cell)]| {
+            let mut section = String::new();
+            rows.iter()
+                .map(|(l, c)| {
+                    if let Some(t) = l.strip_prefix("## ") {
+                        section = t.to_string();
+                    }
+                    ((section.clone(), l.clone()), c.clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        let kb = keyed(&pb.rows);
+        let mut rows = Vec::new();
+        for ((section, label), ca) in keyed(&pa.rows) {
+            if let Some(t) = label.strip_prefix("## ") {
+                rows.push(vec![t.to_string()]);
+                continue;
+            }
+            let cb = kb
+                .iter()
+                .find(|((s, l), _)| *s == section && *l == label)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_else(Cell::none);
+            rows.push(vec![
+                label,
+                ca.text.clone(),
+                cb.text.clone(),
+                diff(&ca, &cb),
+            ]);
+        }
+        let header = vec![
+            "figure".into(),
+            ra.id.clone(),
+            rb.id.clone(),
+            "difference".into(),
+        ];
+        out.push((title, Table { header, rows }));
+    }
+    out
+}
+
+fn diff(a: &Cell, b: &Cell) -> String {
+    match (a.value, b.value) {
+        (Some(x), Some(y)) => {
+            let d = y - x;
+            let pct = if x.abs() > 1e-9 {
+                format!(" ({:+.1}%)", 100.0 * d / x)
+            } else {
+                String::new()
+            };
+            let text = fmt_num(d, a.decimals);
+            if text.chars().all(|c| matches!(c, '0' | '.' | ',')) {
+                return "0".into();
+            }
+            let sign = if d > 0.0 { "+" } else { "" };
+            format!("{sign}{text}{pct}")
+        }
+        _ if a.text != b.text => "differs".into(),
+        _ => String::new(),
+    }
+}
+
+pub fn to_text(t: &Table) -> String {
+    let cols = t.header.len();
+    let mut w = vec![0usize; cols];
+    for r in std::iter::once(&t.header).chain(t.rows.iter().filter(|r| r.len() > 1)) {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |s: &mut String, r: &[String]| {
+        for (i, c) in r.iter().enumerate() {
+            let pad = w[i].saturating_sub(c.chars().count());
+            if i == 0 {
+                let _ = write!(s, "{c}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(s, "  {}{c}", " ".repeat(pad));
+            }
+        }
+        s.push('\n');
+    };
+    line(&mut s, &t.header);
+    let total: usize = w.iter().sum::<usize>() + 2 * (cols - 1);
+    s.push_str(&"-".repeat(total));
+    s.push('\n');
+    for r in &t.rows {
+        if r.len() == 1 {
+            let _ = writeln!(s, "[{}]", r[0]);
+        } else {
+            line(&mut s, r);
+        }
+    }
+    s
+}
+
+pub fn to_markdown(t: &Table) -> String {
+    let esc = |c: &str| c.replace('|', "\\|");
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| {} |",
+        t.header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(
+        s,
+        "|{}",
+        t.header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    for r in &t.rows {
+        if r.len() == 1 {
+            let mut cells = vec![format!("**{}**", esc(&r[0]))];
+            cells.resize(t.header.len(), String::new());
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        } else {
+            let _ = writeln!(
+                s,
+                "| {} |",
+                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            );
+        }
+    }
+    s
+}
+
+/// The run's header lines: id, commit, hosts, and what is missing.
+pub fn preamble(run: &Run) -> Vec<String> {
+    let m = &run.meta;
+    let mut v = vec![format!("Run {}", run.id)];
+    if !m.description.is_empty() {
+        v.push(m.description.clone());
+    }
+    if !m.git_commit.is_empty() {
+        v.push(format!("git commit {}", m.git_commit));
+    }
+    let hosts: Vec<String> = run
+        .hosts
+        .iter()
+        .map(|h| {
+            let role = match h.role() {
+                super::load::Role::Server => "server",
+                super::load::Role::Loadgen => "loadgen",
+                super::load::Role::Unknown => "unknown role",
+            };
+            if h.address.is_empty() {
+                format!("{} ({role})", h.name)
+            } else {
+                format!("{} ({role}, {})", h.name, h.address)
+            }
+        })
+        .collect();
+    v.push(format!("hosts: {}", hosts.join(", ")));
+    for h in &run.hosts {
+        let money = h.summary.as_ref().and_then(|s| s.money.as_object());
+        if let Some(m) = money.filter(|m| !m.is_empty()) {
+            let kv: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            v.push(format!(
+                "{} money (summary.json): {}",
+                h.name,
+                kv.join(", ")
+            ));
+        }
+        let Some(sum) = &h.server_summary else {
+            continue;
+        };
+        let word = |k: &str| match sum.get(k).and_then(|b| b.as_bool()) {
+            Some(true) => "balanced",
+            Some(false) => "NOT BALANCED",
+            None => "not stated",
+        };
+        v.push(format!(
+            "{} final ledger: shake packets {}, user-to-user packets {}",
+            h.name,
+            word("shake_balanced"),
+            word("send_balanced")
+        ));
+    }
+    v
+}
+
+pub fn problems_text(run: &Run) -> String {
+    if run.problems.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("MISSING OR DAMAGED:\n");
+    for p in &run.problems {
+        let _ = writeln!(s, "  - {p}");
+    }
+    s
+}
+
+/// The whole terminal report.
+pub fn terminal(run: &Run, a: &Analysis) -> String {
+    let mut s = preamble(run).join("\n");
+    s.push('\n');
+    s.push_str(&problems_text(run));
+    s.push('\n');
+    s.push_str(&to_text(&phase_table(a)));
+    s.push('\n');
+    match &a.capacity {
+        Some(c) => s.push_str(&c.sentence()),
+        None => s.push_str("Capacity: no server-side shake rate in this run."),
+    }
+    s.push('\n');
+    s
+}

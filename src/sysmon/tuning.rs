@@ -1,0 +1,130 @@
+//! `tuning.txt`: the host's limits that decide how many connections and packets it can
+//! take, as they were during the run.
+//!
+//! A run that stalls at 28 000 connections is explained by `ip_local_port_range`, one
+//! that stalls at 1 024 by `RLIMIT_NOFILE`; keeping the values beside the numbers saves
+//! guessing later. The format is `key = value` per line, `#` comments, so that people
+//! read it and [`parse`] reads it back for the report.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// The sysctls that matter for a million connections, in the order they are written.
+pub const SYSCTLS: &[&str] = &[
+    "fs.file-max",
+    "fs.nr_open",
+    "net.core.somaxconn",
+    "net.core.netdev_max_backlog",
+    "net.core.rmem_max",
+    "net.core.wmem_max",
+    "net.core.rmem_default",
+    "net.core.wmem_default",
+    "net.core.busy_poll",
+    "net.core.busy_read",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+    "net.netfilter.nf_conntrack_max",
+    "vm.max_map_count",
+    "kernel.osrelease",
+];
+
+/// Builds the text of `tuning.txt` for this host, now.
+pub fn tuning_text() -> String {
+    let mut s = String::from("# redpacket tuning snapshot, schema 1: key = value\n");
+    let host = read_trim("/proc/sys/kernel/hostname").unwrap_or_else(|| "?".into());
+    s.push_str(&format!("host = {host}\n"));
+    for key in SYSCTLS {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let v = read_trim(&path)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| "unavailable".into());
+        s.push_str(&format!("{key} = {v}\n"));
+    }
+    let (soft, hard) = nofile();
+    s.push_str(&format!(
+        "rlimit.nofile.soft = {soft}\nrlimit.nofile.hard = {hard}\n"
+    ));
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    s.push_str(&format!("nproc = {nproc}\n"));
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    for (key, field) in [
+        ("mem.total_kib", "MemTotal:"),
+        ("mem.available_kib", "MemAvailable:"),
+    ] {
+        let v = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or("unavailable");
+        s.push_str(&format!("{key} = {v}\n"));
+    }
+    s
+}
+
+/// Writes [`tuning_text`] to `path`.
+pub fn write_tuning(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, tuning_text())
+}
+
+/// Reads `tuning.txt` back: `(key, value)` in file order; other lines are ignored.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+fn nofile() -> (String, String) {
+    // SAFETY: getrlimit only writes into the struct we pass.
+    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return ("unavailable".into(), "unavailable".into());
+    }
+    let f = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    (f(r.rlim_cur), f(r.rlim_max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_has_every_key_and_reads_back() {
+        let text = tuning_text();
+        let kv = parse(&text);
+        for key in SYSCTLS {
+            assert!(kv.iter().any(|(k, _)| k == key), "{key} missing");
+        }
+        let get = |k: &str| kv.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+        assert!(get("rlimit.nofile.soft").is_some());
+        assert_ne!(get("nproc").as_deref(), Some("0"));
+        // Tabs in multi-value sysctls are folded to single spaces.
+        let range = get("net.ipv4.ip_local_port_range").unwrap();
+        assert!(!range.contains('\t'));
+    }
+}

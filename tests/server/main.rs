@@ -1,0 +1,582 @@
+//! Integration tests against the real server on 127.0.0.1 port 0, through real sockets.
+
+mod client;
+
+use client::{http_get, stats, wait_stats, Client};
+use redpacket::config::Config;
+use redpacket::protocol::{cmd, result, Frame};
+use redpacket::server::{Server, ServerHandle};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn start(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut cfg = Config::for_tests();
+    tweak(&mut cfg);
+    Server::start(cfg).expect("server starts")
+}
+
+fn frame_bytes(len: u16, command: u16, payload: &[u8]) -> Vec<u8> {
+    let mut b = len.to_be_bytes().to_vec();
+    b.extend_from_slice(&command.to_be_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(payload);
+    b
+}
+
+#[test]
+fn login_then_shake_answers_with_the_callers_id() {
+    let s = start(|_| {});
+    let mut c = Client::login(s.listen, 42);
+    // The frame claims another user: the answer still names the logged-in one.
+    c.send(Frame::ShakeRequest { user: 7 });
+    assert_eq!(
+        c.recv(),
+        Some(Frame::ShakeResponse {
+            user: 42,
+            result: result::NONE,
+            packet: 0,
+            amount: 0
+        })
+    );
+    let sum = s.stop();
+    assert_eq!(sum.stats.requests.shake, 1);
+    assert!(sum.shake_balanced && sum.send_balanced);
+}
+
+#[test]
+fn a_shake_campaign_of_n_packets_is_won_exactly_n_times() {
+    let s = start(|c| c.shake_amount = "10..309".parse().unwrap());
+    let n = 700u64;
+    let mut clients: Vec<Client> = (0..40).map(|u| Client::login(s.listen, u)).collect();
+    let (code, body) = http_get(s.control, &format!("/yaohongbao?qps=2000&sum={n}"));
+    assert_eq!(code, 200, "{body}");
+    let (mut won, mut cents) = (0u64, 0u64);
+    let mut ids = std::collections::HashSet::new();
+    let mut rounds = 0;
+    while won < n {
+        rounds += 1;
+        assert!(rounds < 2000, "only {won} of {n} won");
+        for (u, c) in clients.iter_mut().enumerate() {
+            c.send(Frame::ShakeRequest { user: u as u32 });
+        }
+        for (u, c) in clients.iter_mut().enumerate() {
+            match c.recv() {
+                Some(Frame::ShakeResponse {
+                    user,
+                    result: result::GOT,
+                    packet,
+                    amount,
+                }) => {
+                    assert_eq!(user, u as u32);
+                    assert!((10..=309).contains(&amount), "{amount}");
+                    assert!(ids.insert(packet), "packet {packet} won twice");
+                    won += 1;
+                    cents += u64::from(amount);
+                }
+                Some(Frame::ShakeResponse {
+                    result: result::NONE,
+                    ..
+                }) => {}
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(won, n);
+    let st = stats(s.control);
+    assert_eq!(st.shake.issued, n);
+    assert_eq!(st.shake.won, n);
+    assert_eq!(st.shake.won_cents, cents);
+    assert_eq!(st.shake.issued_cents, cents);
+    assert_eq!(st.outstanding.shake, 0);
+    drop(clients);
+    let sum = s.stop();
+    assert!(sum.shake_balanced);
+    assert_eq!(sum.held.shake, 0);
+}
+
+/// Reads every frame that arrives within `t` and returns them.
+fn drain(c: &mut Client, t: Duration) -> Vec<Frame> {
+    let mut v = Vec::new();
+    while let Some(f) = c.recv_within(t) {
+        v.push(f);
+    }
+    v
+}
+
+#[test]
+fn send_campaign_notifies_exactly_its_recipients_and_grabs_balance() {
+    let s = start(|c| c.send_amount = "3..500".parse().unwrap());
+    let users = 12u32;
+    let mut clients: Vec<Client> = (0..users).map(|u| Client::login(s.listen, u)).collect();
+    let (code, body) = http_get(s.control, "/fahongbao?qps=500&sum=40&min=0&max=11");
+    assert_eq!(code, 200, "{body}");
+    wait_stats(s.control, "40 packets created", |st| st.send.created == 40);
+    // Each packet: who was named, and the amount.
+    let mut packets: HashMap<u32, (u32, Vec<u32>)> = HashMap::new();
+    let mut told: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (u, c) in clients.iter_mut().enumerate() {
+        for f in drain(c, Duration::from_millis(300)) {
+            let Frame::SendNotification {
+                packet,
+                amount,
+                shares,
+                users: named,
+            } = f
+            else {
+                panic!("unexpected {f:?}");
+            };
+            assert_eq!(shares, 3);
+            assert!(
+                named.contains(&(u as u32)),
+                "user {u} told of a packet for {named:?}"
+            );
+            packets.insert(packet, (amount, named.to_vec()));
+            told.entry(packet).or_default().push(u as u32);
+        }
+    }
+    assert_eq!(packets.len(), 40);
+    for (p, (_, named)) in &packets {
+        let mut t = told[p].clone();
+        t.sort_unstable();
+        let mut n = named.clone();
+        n.sort_unstable();
+        assert_eq!(t, n, "packet {p}: told {t:?}, named {n:?}");
+    }
+    // Grab everything: every recipient once, old-client style (user id 0 in the frame).
+    let mut got: HashMap<u32, u32> = HashMap::new();
+    for (p, (_, named)) in &packets {
+        for &u in named {
+            let c = &mut clients[u as usize];
+            c.send(Frame::GrabRequest {
+                user: 0,
+                packet: *p,
+            });
+            match c.recv() {
+                Some(Frame::GrabResponse { packet, amount }) => {
+                    assert_eq!(packet, *p);
+                    assert!(amount >= 1, "a share is at least one cent");
+                    *got.entry(*p).or_default() += amount;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            // A second grab by the same user gets nothing.
+            c.send(Frame::GrabRequest {
+                user: u,
+                packet: *p,
+            });
+            assert_eq!(
+                c.recv(),
+                Some(Frame::GrabResponse {
+                    packet: *p,
+                    amount: 0
+                })
+            );
+        }
+        // Someone not named gets nothing, whatever id the frame claims.
+        let outsider = (0..users).find(|u| !named.contains(u)).unwrap();
+        let c = &mut clients[outsider as usize];
+        c.send(Frame::GrabRequest {
+            user: named[0],
+            packet: *p,
+        });
+        assert_eq!(
+            c.recv(),
+            Some(Frame::GrabResponse {
+                packet: *p,
+                amount: 0
+            })
+        );
+    }
+    for (p, (amount, _)) in &packets {
+        assert_eq!(got[p], *amount, "shares of packet {p} add up to its amount");
+    }
+    let st = stats(s.control);
+    assert_eq!(st.send.grabbed, 120);
+    assert_eq!(st.send.grabbed_cents, st.send.created_cents);
+    assert_eq!(st.outstanding.send_cents, 0);
+    drop(clients);
+    assert!(s.stop().send_balanced);
+}
+
+#[test]
+fn a_user_sends_to_named_users_online_and_offline() {
+    let s = start(|_| {});
+    let mut alice = Client::login(s.listen, 100);
+    let mut bob = Client::login(s.listen, 101);
+    alice.send(Frame::SendRequest {
+        user: 100,
+        amount: 500,
+        count: 2,
+        users: [101, 102, 0],
+    });
+    let Some(Frame::SendResponse {
+        user: 100,
+        result: result::SEND_OK,
+        packet,
+        amount: 500,
+    }) = alice.recv()
+    else {
+        panic!("send refused")
+    };
+    let note = Frame::SendNotification {
+        packet,
+        amount: 500,
+        shares: 2,
+        users: [101, 102, 0],
+    };
+    assert_eq!(bob.recv(), Some(note), "online recipient told at once");
+    // Carol (102) was offline: she is told at login.
+    let mut carol = Client::login(s.listen, 102);
+    assert_eq!(carol.recv(), Some(note), "offline recipient told at login");
+    bob.send(Frame::GrabRequest { user: 0, packet });
+    carol.send(Frame::GrabRequest { user: 0, packet });
+    let a = match bob.recv() {
+        Some(Frame::GrabResponse { amount, .. }) => amount,
+        f => panic!("{f:?}"),
+    };
+    let b = match carol.recv() {
+        Some(Frame::GrabResponse { amount, .. }) => amount,
+        f => panic!("{f:?}"),
+    };
+    assert_eq!(a + b, 500);
+    assert!(a >= 1 && b >= 1);
+    // Refusals: too little money, a repeated or self recipient, too many recipients.
+    for (amount, count, users, want) in [
+        (1, 2, [101, 102, 0], result::SEND_BAD_AMOUNT),
+        (10, 2, [101, 101, 0], result::SEND_BAD_RECIPIENTS),
+        (10, 1, [100, 0, 0], result::SEND_BAD_RECIPIENTS),
+        (10, 4, [1, 2, 3], result::SEND_BAD_RECIPIENTS),
+        (10, 0, [0, 0, 0], result::SEND_BAD_RECIPIENTS),
+    ] {
+        alice.send(Frame::SendRequest {
+            user: 100,
+            amount,
+            count,
+            users,
+        });
+        match alice.recv() {
+            Some(Frame::SendResponse { result, packet, .. }) => {
+                assert_eq!((result, packet), (want, 0), "{amount} {count} {users:?}")
+            }
+            f => panic!("{f:?}"),
+        }
+    }
+    let st = stats(s.control);
+    assert_eq!(st.send.rejected, 5);
+    drop((alice, bob, carol));
+    assert!(s.stop().send_balanced);
+}
+
+#[test]
+fn packets_not_grabbed_in_time_go_back_to_the_sender() {
+    let s = start(|c| c.send_ttl = Duration::from_millis(300));
+    let mut a = Client::login(s.listen, 1);
+    let mut b = Client::login(s.listen, 2);
+    a.send(Frame::SendRequest {
+        user: 1,
+        amount: 90,
+        count: 3,
+        users: [2, 3, 4],
+    });
+    let Some(Frame::SendResponse { packet, .. }) = a.recv() else {
+        panic!()
+    };
+    assert!(matches!(b.recv(), Some(Frame::SendNotification { .. })));
+    b.send(Frame::GrabRequest { user: 0, packet });
+    let Some(Frame::GrabResponse { amount: first, .. }) = b.recv() else {
+        panic!()
+    };
+    let st = wait_stats(s.control, "the refund", |st| st.send.refunded == 1);
+    assert_eq!(st.send.refunded_cents, 90 - u64::from(first));
+    assert_eq!(st.outstanding.send_cents, 0);
+    // After expiry a recipient gets nothing.
+    let mut c = Client::login(s.listen, 3);
+    let _ = drain(&mut c, Duration::from_millis(100));
+    c.send(Frame::GrabRequest { user: 0, packet });
+    assert_eq!(c.recv(), Some(Frame::GrabResponse { packet, amount: 0 }));
+    drop((a, b, c));
+    assert!(s.stop().send_balanced);
+}
+
+#[test]
+fn a_second_login_replaces_the_first_connection() {
+    let s = start(|_| {});
+    let mut old = Client::login(s.listen, 9);
+    let mut new = Client::login(s.listen, 9);
+    assert!(
+        old.closed_within(Duration::from_secs(3)),
+        "old connection closed"
+    );
+    new.send(Frame::ShakeRequest { user: 9 });
+    assert!(matches!(
+        new.recv(),
+        Some(Frame::ShakeResponse { user: 9, .. })
+    ));
+    let st = wait_stats(s.control, "the replace close", |st| {
+        st.closes["replaced"] == 1
+    });
+    assert_eq!(st.logged_in, 1);
+}
+
+#[test]
+fn overload_answers_17_once_the_budget_is_spent() {
+    let s = start(|c| c.max_qps = 200);
+    let mut c = Client::login(s.listen, 5);
+    let mut batch = Vec::new();
+    for _ in 0..2000 {
+        batch.extend_from_slice(Frame::ShakeRequest { user: 5 }.encode(0).as_bytes());
+    }
+    c.send_raw(&batch).unwrap();
+    let (mut over, mut other) = (0, 0);
+    for _ in 0..2000 {
+        match c.recv() {
+            Some(Frame::ShakeResponse {
+                result: result::OVERLOADED,
+                user: 5,
+                ..
+            }) => over += 1,
+            Some(Frame::ShakeResponse { .. }) => other += 1,
+            f => panic!("every request gets an answer, got {f:?}"),
+        }
+    }
+    assert!(over > 1500, "{over} overloaded, {other} answered");
+    assert_eq!(stats(s.control).shake.overloaded, over);
+}
+
+/// Each bad input closes only its own connection, counted by reason; the server goes
+/// on serving a well-behaved client opened before and one opened after.
+#[test]
+fn bad_input_closes_only_that_connection_and_is_counted() {
+    let s = start(|c| {
+        c.login_timeout = Duration::from_millis(300);
+        c.write_queue = 256;
+        c.sock_buf = 4096;
+    });
+    let mut good = Client::login(s.listen, 1);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "length too small",
+            frame_bytes(5, cmd::SHAKE_REQUEST, &[]),
+            "bad_length",
+        ),
+        (
+            "length too big",
+            frame_bytes(45, cmd::LOGIN_REQUEST, &[0; 33]),
+            "bad_length",
+        ),
+        (
+            "unknown command",
+            frame_bytes(16, 0x0042, &[0; 4]),
+            "unknown_command",
+        ),
+        (
+            "wrong length",
+            frame_bytes(20, cmd::LOGIN_REQUEST, &[0; 8]),
+            "length_mismatch",
+        ),
+        (
+            "shake before login",
+            frame_bytes(16, cmd::SHAKE_REQUEST, &[0; 4]),
+            "not_login_first",
+        ),
+        ("garbage", vec![0xff; 64], "bad_length"),
+    ];
+    for (what, bytes, _) in &cases {
+        let mut c = Client::connect(s.listen);
+        let _ = c.send_raw(bytes);
+        assert!(
+            c.closed_within(Duration::from_secs(3)),
+            "{what}: not closed"
+        );
+    }
+    // A half frame, then silence: closed at the login deadline.
+    let mut half = Client::connect(s.listen);
+    half.send_raw(&[0, 16, 0]).unwrap();
+    assert!(half.closed_within(Duration::from_secs(3)), "half frame");
+    // Nothing at all: closed at the login deadline too.
+    let mut mute = Client::connect(s.listen);
+    assert!(mute.closed_within(Duration::from_secs(3)), "silent client");
+    // A server-to-client frame from a client.
+    let mut odd = Client::login(s.listen, 2);
+    odd.send(Frame::GrabResponse {
+        packet: 1,
+        amount: 1,
+    });
+    assert!(
+        odd.closed_within(Duration::from_secs(3)),
+        "response from a client"
+    );
+    // A client that never reads: the bounded queue overflows and it is closed.
+    let mut deaf = Client::login(s.listen, 3);
+    let mut flood = Vec::new();
+    for _ in 0..4096 {
+        flood.extend_from_slice(Frame::ShakeRequest { user: 3 }.encode(0).as_bytes());
+    }
+    let _ = deaf.stream.set_write_timeout(Some(Duration::from_secs(2)));
+    for _ in 0..64 {
+        if deaf.send_raw(&flood).is_err() {
+            break;
+        }
+    }
+    let st = wait_stats(s.control, "every close counted", |st| {
+        st.closes["slow_reader"] >= 1 && st.closes["login_timeout"] >= 2
+    });
+    assert_eq!(st.closes["bad_length"], 3);
+    assert_eq!(st.closes["unknown_command"], 1);
+    assert_eq!(st.closes["length_mismatch"], 1);
+    assert_eq!(st.closes["not_login_first"], 1);
+    assert_eq!(st.closes["unexpected_command"], 1);
+    // Still serving: the old client and a new one.
+    good.send(Frame::ShakeRequest { user: 1 });
+    assert!(matches!(
+        good.recv(),
+        Some(Frame::ShakeResponse { user: 1, .. })
+    ));
+    let mut late = Client::login(s.listen, 4);
+    late.send(Frame::ShakeRequest { user: 4 });
+    assert!(matches!(
+        late.recv(),
+        Some(Frame::ShakeResponse { user: 4, .. })
+    ));
+}
+
+#[test]
+fn a_flood_of_connects_past_capacity_is_refused_and_counted() {
+    let s = start(|c| c.max_conns = Some(50));
+    let clients: Vec<Client> = (0..50).map(|u| Client::login(s.listen, u)).collect();
+    let mut extra: Vec<Client> = (0..30).map(|_| Client::connect(s.listen)).collect();
+    for c in &mut extra {
+        assert!(c.closed_within(Duration::from_secs(3)));
+    }
+    let st = wait_stats(s.control, "over capacity", |st| {
+        st.closes["over_capacity"] == 30
+    });
+    assert_eq!(st.open, 50);
+    drop(clients);
+    let mut c = Client::login(s.listen, 99);
+    c.send(Frame::ShakeRequest { user: 99 });
+    assert!(c.recv().is_some());
+}
+
+#[test]
+fn control_rejects_bad_parameters_with_400() {
+    let s = start(|_| {});
+    for path in [
+        "/yaohongbao",
+        "/yaohongbao?qps=0&sum=10",
+        "/yaohongbao?qps=abc&sum=10",
+        "/yaohongbao?qps=10&sum=0",
+        "/fahongbao?qps=10&sum=10",
+        "/fahongbao?qps=10&sum=10&min=5&max=5",
+        "/fahongbao?qps=10&sum=10&min=9&max=1",
+    ] {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(!body.trim().is_empty(), "{path}: a message");
+    }
+    let (code, body) = http_get(s.control, "/metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("redpacket_requests_shake_total 0"), "{body}");
+    assert!(body.contains("redpacket_closes_total{reason=\"slow_reader\"} 0"));
+}
+
+/// With more demand than packets, each worker's win rate stays within 10% of the
+/// overall rate even when one worker gets three times the other's demand. Connections
+/// are steered by CPU (SO_INCOMING_CPU), so a client thread pinned to a CPU loads the
+/// worker on that CPU.
+#[test]
+fn win_rates_are_fair_across_workers_with_uneven_demand() {
+    let cpus = redpacket::cores::allowed_cpus();
+    if cpus.len() < 2 {
+        eprintln!("skipped: needs two CPUs, this process may use {cpus:?}");
+        return;
+    }
+    let s = start(|c| {
+        c.cores = vec![cpus[0], cpus[1]];
+        c.steer_incoming_cpu = true;
+    });
+    let (listen, control) = (s.listen, s.control);
+    let (code, _) = http_get(control, "/yaohongbao?qps=1000&sum=3000");
+    assert_eq!(code, 200);
+    let drive = |cpu: usize, users: std::ops::Range<u32>| {
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            let mut cs: Vec<Client> = users.clone().map(|u| Client::login(listen, u)).collect();
+            let (mut sent, mut won) = (0u64, 0u64);
+            // Rounds at a fixed pace: each thread's demand is in proportion to its users.
+            let start = std::time::Instant::now();
+            for round in 1..=300u32 {
+                for (c, u) in cs.iter_mut().zip(users.clone()) {
+                    c.send(Frame::ShakeRequest { user: u });
+                }
+                for c in cs.iter_mut() {
+                    sent += 1;
+                    if let Some(Frame::ShakeResponse {
+                        result: result::GOT,
+                        ..
+                    }) = c.recv()
+                    {
+                        won += 1;
+                    }
+                }
+                let next = start + Duration::from_millis(10) * round;
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+            }
+            (sent, won)
+        })
+    };
+    let a = drive(cpus[0], 0..90);
+    let b = drive(cpus[1], 1000..1030);
+    let (sa, wa) = a.join().unwrap();
+    let (sb, wb) = b.join().unwrap();
+    let per_worker: Vec<u64> = s
+        .worker_snapshots()
+        .iter()
+        .map(|w| w.requests.shake)
+        .collect();
+    eprintln!("shake requests per worker: {per_worker:?}");
+    assert!(
+        per_worker[0] > 2 * per_worker[1],
+        "steering by CPU should give worker 0 about 3x the demand: {per_worker:?}"
+    );
+    let overall = (wa + wb) as f64 / (sa + sb) as f64;
+    let (ra, rb) = (wa as f64 / sa as f64, wb as f64 / sb as f64);
+    eprintln!(
+        "win rates: cpu {} {ra:.4} ({wa}/{sa}), cpu {} {rb:.4} ({wb}/{sb}), overall {overall:.4}",
+        cpus[0], cpus[1]
+    );
+    assert!(
+        overall < 0.9,
+        "demand must exceed supply for this test: {overall}"
+    );
+    for r in [ra, rb] {
+        assert!(
+            (r - overall).abs() <= 0.1 * overall,
+            "{ra} vs {rb}, overall {overall}"
+        );
+    }
+}
+
+#[test]
+fn shutdown_drains_and_the_ledger_balances() {
+    let s = start(|c| c.grace = Duration::from_secs(2));
+    let mut c = Client::login(s.listen, 1);
+    http_get(s.control, "/yaohongbao?qps=5000&sum=100");
+    http_get(s.control, "/fahongbao?qps=5000&sum=10&min=0&max=9");
+    wait_stats(s.control, "issued", |st| {
+        st.shake.issued == 100 && st.send.created == 10
+    });
+    c.send(Frame::ShakeRequest { user: 1 });
+    assert!(c.recv().is_some());
+    s.shutdown();
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "closed at shutdown"
+    );
+    let sum = s.stop();
+    assert!(sum.shake_balanced, "{sum:?}");
+    assert!(sum.send_balanced, "{sum:?}");
+    assert_eq!(sum.held.shake + sum.stats.shake.won, 100);
+    assert_eq!(sum.stats.closes["shutdown"], 1);
+}
