@@ -257,6 +257,9 @@ pub fn spawn(
             if let Some(core) = cfg.core {
                 core_affinity::set_for_current(core);
             }
+            // Sleep to the tick, not 50 us (the default timer slack) past it.
+            // SAFETY: prctl with integer arguments only affects this thread.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
             match Worker::new(shared.clone(), cfg) {
                 Ok(mut w) => w.run(),
                 Err(e) => eprintln!("loadgen: worker cannot start: {e}"),
