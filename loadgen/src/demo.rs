@@ -6,7 +6,8 @@
 //! ports through `--ready-file`, drives it with the ordinary `run` machinery, then stops
 //! it with SIGTERM and lays the results out as the report tool expects:
 //! `results/<run-id>/run.json` and `results/<run-id>/<host>/{loadgen.jsonl,
-//! summary.json, server.jsonl}`.
+//! summary.json}` beside the server's own files there (`server.jsonl` and the rest
+//! of what its `--host-dir` writes).
 
 use crate::cli::DemoArgs;
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
@@ -42,6 +43,16 @@ pub fn demo_plan(scale: f64, time_scale: f64) -> Vec<Phase> {
         p
     })
     .collect()
+}
+
+/// Quotes a command-line word for a shell when it needs it.
+fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
 
 /// A UTC run id like `20261126-142501-demo`.
@@ -217,8 +228,9 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let host_dir = run_dir.join(&host);
     std::fs::create_dir_all(&host_dir)
         .map_err(|e| format!("cannot create {}: {e}", host_dir.display()))?;
-    let server_log = host_dir.join("server.jsonl");
-    let extra = vec!["--stats-out".to_string(), server_log.display().to_string()];
+    // The server writes server.jsonl (and its final account, network samples and
+    // tuning snapshot) into the same host folder.
+    let extra = vec!["--host-dir".to_string(), host_dir.display().to_string()];
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let (program, pre): (PathBuf, Vec<&str>) = match &a.server_bin {
         Some(p) => (p.clone(), Vec::new()),
@@ -264,19 +276,32 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let server_code = server.stop(Duration::from_secs(15));
     let _ = std::fs::remove_file(run_dir.join("server-ready.json"));
     let outcome = outcome.map_err(|(_, e)| e)?;
-    let loadgen_argv: Vec<String> = std::env::args().collect();
+    let loadgen_cmd = std::env::args()
+        .map(|a| shell_word(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let server_cmd = server
+        .argv
+        .iter()
+        .map(|a| shell_word(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // run.json as the report reads it (results/README.md, schema 1), plus the plan and
+    // versions. The host folder holds both the server's and the loadgen's files, so its
+    // role is left for the report to guess from them.
     let run_json = json!({
+        "schema": 1,
         "run_id": run_id,
-        "kind": "demo",
         "started": started,
         "ended": run::unix_f64(),
-        "hosts": [{"name": host, "roles": ["server", "loadgen"]}],
+        "description": format!("demo: one machine, loopback, {} users, server and load generator in separate processes", a.users),
+        "phases": outcome.boundaries.iter().map(|(n, q, s, e)| json!({"name": n, "target_qps": q, "start": s, "end": e})).collect::<Vec<_>>(),
+        "hosts": [host],
+        "commands": [loadgen_cmd, server_cmd],
+        "git_commit": git_commit().unwrap_or_default(),
         "users": users.to_string(),
         "plan": plan,
-        "phases": outcome.boundaries.iter().map(|(n, s, e)| json!({"name": n, "start": s, "end": e})).collect::<Vec<_>>(),
-        "commands": {"loadgen": loadgen_argv, "server": server.argv},
         "versions": {"redpacket-loadgen": env!("CARGO_PKG_VERSION"), "redpacket": env!("CARGO_PKG_VERSION")},
-        "git_commit": git_commit(),
         "server_exit_code": server_code,
     });
     let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;

@@ -211,14 +211,14 @@ impl Tally {
     }
 }
 
-/// Latency percentiles, milliseconds.
+/// Latency percentiles, milliseconds; all `None` (JSON `null`) when nothing was answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
 }
 
 impl Percentiles {
@@ -226,7 +226,8 @@ impl Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }
-        let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        // Microseconds to milliseconds, kept to the microsecond.
+        let ms = |us: u64| Some(us as f64 / 1000.0);
         Percentiles {
             p50: ms(h.value_at_quantile(0.50)),
             p90: ms(h.value_at_quantile(0.90)),
@@ -274,8 +275,9 @@ mod tests {
             t.record_us(us * 1000);
         }
         let p = Percentiles::of(&t.latency);
-        assert!((p.p50 - 500.0).abs() < 1.0, "{p:?}");
-        assert!((p.max - 1000.0).abs() < 1.0, "{p:?}");
+        assert!((p.p50.unwrap() - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.max.unwrap() - 1000.0).abs() < 1.0, "{p:?}");
+        assert_eq!(Percentiles::of(&new_histogram()).p99, None);
         let h = histogram_from_hex(&histogram_to_hex(&t.latency)).unwrap();
         assert_eq!(h.len(), 1000);
         assert_eq!(Percentiles::of(&h), p);

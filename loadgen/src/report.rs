@@ -102,31 +102,52 @@ fn packets(c: &Counts) -> Packets {
     }
 }
 
-/// One line of `loadgen.jsonl`: what happened in one second.
+/// Connection events of one second (the gauge is `SecondLine::connections`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnEvents {
+    pub connects: u64,
+    pub disconnects: u64,
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// One line of `loadgen.jsonl`: what happened in one second. The flat fields are the
+/// run-folder schema (`results/README.md`, schema 1); the objects after them add detail.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SecondLine {
-    /// Unix time at the end of the second, seconds.
-    pub t: u64,
+    /// Unix time at the end of the interval, seconds.
+    pub t: f64,
+    /// Seconds the counts cover (about 1).
+    pub interval_s: f64,
     pub phase: String,
-    /// Target shakes per second at the end of the second.
+    /// This process tree's target shakes per second at the end of the interval.
     pub target_qps: f64,
     pub scheduled: u64,
     pub sent: u64,
-    pub answered: Answered,
-    pub errors: Errors,
+    /// got + none + overloaded.
+    pub answered: u64,
+    pub got: u64,
+    pub none: u64,
+    pub overloaded: u64,
+    /// Failed requests (the kinds are in `error_kinds`), timeouts apart.
+    pub errors: u64,
     pub timeouts: u64,
     pub late: u64,
-    pub packets: Packets,
-    pub connections: Connections,
-    /// Shakes awaiting an answer at the end of the second (gauge).
+    /// Users logged in now (gauge).
+    pub connections: u64,
+    /// Requests awaiting an answer plus grabs awaiting their think time (gauge).
     pub inflight: u64,
-    /// Latency of the shakes answered in this second, milliseconds.
+    /// Latency of the shakes answered in the interval, milliseconds.
     pub latency_ms: Percentiles,
+    pub error_kinds: Errors,
+    pub packets: Packets,
+    pub conn_events: ConnEvents,
 }
 
 impl SecondLine {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        t: u64,
+        t: f64,
+        interval_s: f64,
         phase: &str,
         target_qps: f64,
         tally: &Tally,
@@ -134,20 +155,31 @@ impl SecondLine {
         inflight: u64,
     ) -> Self {
         let c = &tally.counts;
+        let conn = Connections::of(c, connected);
         SecondLine {
             t,
+            interval_s,
             phase: phase.to_string(),
             target_qps,
             scheduled: c.scheduled,
             sent: c.sent,
-            answered: answered(c),
-            errors: errors(c),
+            answered: c.answered(),
+            got: c.got,
+            none: c.none,
+            overloaded: c.overloaded,
+            errors: c.errors(),
             timeouts: c.timeouts,
             late: c.late,
-            packets: packets(c),
-            connections: Connections::of(c, connected),
+            connections: connected,
             inflight,
             latency_ms: Percentiles::of(&tally.latency),
+            error_kinds: errors(c),
+            packets: packets(c),
+            conn_events: ConnEvents {
+                connects: conn.connects,
+                disconnects: conn.disconnects,
+                failed: conn.failed,
+            },
         }
     }
 }
@@ -256,11 +288,9 @@ pub fn judge(
     let mut failures = Vec::new();
     for p in phases {
         if let Some(m) = max_p99_ms {
-            if p.latency_ms.p99 > m {
-                failures.push(format!(
-                    "phase {}: p99 {:.3} ms > {m} ms",
-                    p.name, p.latency_ms.p99
-                ));
+            let p99 = p.latency_ms.p99.unwrap_or(0.0);
+            if p99 > m {
+                failures.push(format!("phase {}: p99 {p99:.3} ms > {m} ms", p.name));
             }
         }
         if let Some(m) = max_error_rate {
@@ -300,10 +330,21 @@ pub fn table(s: &Summary) -> String {
     ));
     for p in &s.phases {
         let l = &p.latency_ms;
+        let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         o.push_str(&format!(
-            "{:<10} {:>10.0} {:>10.1} {:>10} {:>10} {:>8} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
-            p.name, p.target_qps, p.achieved_qps, p.sent, p.answered, p.errors, p.timeouts, l.p50, l.p90, l.p99,
-            l.p999, l.max
+            "{:<10} {:>10.0} {:>10.1} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            p.name,
+            p.target_qps,
+            p.achieved_qps,
+            p.sent,
+            p.answered,
+            p.errors,
+            p.timeouts,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
         ));
     }
     let c = &s.connections;

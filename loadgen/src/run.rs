@@ -63,8 +63,9 @@ pub struct RunConfig {
 /// How a run ended.
 pub struct Outcome {
     pub summary: Option<Summary>,
-    /// Phase boundaries: (name, start, end), unix seconds.
-    pub boundaries: Vec<(String, f64, f64)>,
+    /// Phase boundaries, the connect ramp first: (name, target shakes/s, start, end),
+    /// unix seconds.
+    pub boundaries: Vec<(String, f64, f64, f64)>,
     pub exit_code: i32,
 }
 
@@ -131,6 +132,7 @@ struct Coordinator {
     started: Instant,
     phase_name: String,
     next_tick: f64,
+    last_tick: f64,
     connected_at_end: u64,
     totals: Tally,
     forwarded: (u8, usize, f64, f64),
@@ -205,6 +207,7 @@ impl Coordinator {
             started: Instant::now(),
             phase_name: "connect".into(),
             next_tick: (unix_f64().floor()) + 1.0,
+            last_tick: unix_f64(),
             connected_at_end: 0,
             totals: Tally::default(),
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
@@ -249,10 +252,14 @@ impl Coordinator {
     }
 
     fn tick(&mut self, cfg: &RunConfig) {
-        let t = self.next_tick as u64;
+        let now = unix_f64();
+        // A line covers up to its `t`: a whole second, or less for the last one.
+        let t = self.next_tick.min(now);
+        let interval_s = (t - self.last_tick).clamp(0.0, 3600.0);
+        self.last_tick = t;
         self.next_tick += 1.0;
-        if self.next_tick < unix_f64() {
-            self.next_tick = unix_f64().floor() + 1.0;
+        if self.next_tick < now {
+            self.next_tick = now.floor() + 1.0;
         }
         let tally = self.shared.take_interval();
         self.totals.counts.add(&tally.counts);
@@ -262,10 +269,13 @@ impl Coordinator {
             procs::emit_second(&tally, connected, inflight);
             return;
         }
+        let target =
+            self.shared.qps() * f64::from(cfg.users.len()) / f64::from(cfg.all_users.len().max(1));
         let line = SecondLine::new(
-            t,
+            (t * 1000.0).round() / 1000.0,
+            (interval_s * 1000.0).round() / 1000.0,
             &self.phase_name,
-            self.shared.qps(),
+            target,
             &tally,
             connected,
             inflight,
@@ -277,21 +287,22 @@ impl Coordinator {
             }
         }
         if !cfg.quiet {
-            let failed: u64 = line.connections.failed.values().sum();
+            let failed: u64 = line.conn_events.failed.values().sum();
+            let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
             eprintln!(
-                "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {:.2} ms max {:.2} ms",
+                "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {} ms max {} ms",
                 self.started.elapsed().as_secs_f64(),
                 self.phase_name,
                 line.target_qps,
                 line.sent,
-                line.answered.total,
-                line.errors.total,
+                line.answered,
+                line.errors,
                 line.timeouts,
                 connected,
                 cfg.users.len(),
                 failed,
-                line.latency_ms.p99,
-                line.latency_ms.max
+                ms(line.latency_ms.p99),
+                ms(line.latency_ms.max)
             );
         }
     }
@@ -308,6 +319,7 @@ impl Coordinator {
         let users = u64::from(cfg.users.len());
         // The connect ramp.
         let ramp_start = Instant::now();
+        let ramp_unix = unix_f64();
         let deadline = ramp_start + Duration::from_secs_f64(cfg.connect_deadline_s);
         if cfg.child {
             // The parent's `set` lines may arrive while this child still ramps.
@@ -321,7 +333,7 @@ impl Coordinator {
             procs::emit_connected(self.shared.connected());
             return self.run_child(cfg);
         }
-        let mut boundaries = Vec::new();
+        let mut boundaries = vec![("connect".to_string(), 0.0, ramp_unix, unix_f64())];
         let mut phase_summaries_input = Vec::new();
         for (i, p) in cfg.plan.iter().enumerate() {
             if INTERRUPTED.load(Relaxed) {
@@ -339,7 +351,7 @@ impl Coordinator {
             start_campaigns(cfg, p);
             self.wait(cfg, t0 + Duration::from_secs_f64(p.duration_s), |_| false);
             let end = unix_f64();
-            boundaries.push((p.name.clone(), start, end));
+            boundaries.push((p.name.clone(), p.qps, start, end));
             phase_summaries_input.push((p.name.clone(), self.shared.qps(), start, end));
         }
         self.connected_at_end = self.shared.connected();
