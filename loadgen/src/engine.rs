@@ -78,6 +78,21 @@ impl Shared {
     pub fn inflight(&self) -> u64 {
         self.workers.iter().map(|w| w.inflight.load(Relaxed)).sum()
     }
+    /// Users logged in by source address index, summed over workers.
+    pub fn by_source(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::new();
+        for w in &self.workers {
+            if let Ok(v) = w.by_source.lock() {
+                if out.len() < v.len() {
+                    out.resize(v.len(), 0);
+                }
+                for (o, x) in out.iter_mut().zip(v.iter()) {
+                    *o += x;
+                }
+            }
+        }
+        out
+    }
     /// Takes what every worker counted since the last call.
     pub fn take_interval(&self) -> Tally {
         let mut t = Tally::default();
@@ -111,6 +126,8 @@ pub struct WorkerBlock {
     pub connected: AtomicU64,
     /// Shakes, grabs and sends awaiting an answer, plus grabs waiting to be sent.
     pub inflight: AtomicU64,
+    /// Users logged in, by index in the source address list (empty without one).
+    pub by_source: Mutex<Vec<u64>>,
 }
 
 impl WorkerBlock {
@@ -121,6 +138,7 @@ impl WorkerBlock {
             phases: Mutex::new(Vec::new()),
             connected: AtomicU64::new(0),
             inflight: AtomicU64::new(0),
+            by_source: Mutex::new(Vec::new()),
         }
     }
     /// Adds `t` to the current interval and to phase `phase`.
@@ -298,6 +316,7 @@ struct Worker {
     /// Grabs sent and not answered: (user index, packet) -> notified amount.
     grabs_out: HashMap<(u32, u32), u32>,
     connected: u64,
+    by_source: Vec<u64>,
     inflight: u64,
     last_flush: u64,
     last_sweep: u64,
@@ -309,6 +328,7 @@ impl Worker {
     fn new(shared: Arc<Shared>, cfg: WorkerConfig) -> std::io::Result<Worker> {
         let users = shared.workers[cfg.index].users;
         let n = users.len() as usize;
+        let sources = cfg.source_addrs.len();
         let mut conns = Vec::with_capacity(n);
         conns.resize_with(n, Conn::new);
         Ok(Worker {
@@ -338,12 +358,19 @@ impl Worker {
             grab_timers: BinaryHeap::new(),
             grabs_out: HashMap::new(),
             connected: 0,
+            by_source: vec![0; sources],
             inflight: 0,
             last_flush: 0,
             last_sweep: 0,
             last_wake: 0,
             scratch: Box::new([0; 8192]),
         })
+    }
+
+    /// The source address index user `idx` connects from.
+    fn by_source_slot(&self, idx: u32) -> Option<usize> {
+        let n = self.by_source.len();
+        (n > 0).then(|| (self.users.start + idx) as usize % n)
     }
 
     fn clock(&mut self) {
@@ -417,6 +444,7 @@ impl Worker {
             }
         }
         self.connected = 0;
+        self.by_source.iter_mut().for_each(|x| *x = 0);
         self.inflight = 0;
         self.flush();
     }
@@ -457,6 +485,11 @@ impl Worker {
         let b = self.block();
         b.add(&t, self.phase);
         b.connected.store(self.connected, Relaxed);
+        if !self.by_source.is_empty() {
+            if let Ok(mut v) = b.by_source.lock() {
+                v.clone_from(&self.by_source);
+            }
+        }
         b.inflight
             .store(self.inflight + self.grab_timers.len() as u64, Relaxed);
     }
@@ -571,6 +604,9 @@ impl Worker {
         match was {
             READY => {
                 self.connected -= 1;
+                if let Some(n) = self.by_source_slot(idx) {
+                    self.by_source[n] -= 1;
+                }
                 self.tally.counts.disconnects += 1;
             }
             CONNECTING | LOGGING_IN => self.in_connect -= 1,
@@ -817,6 +853,9 @@ impl Worker {
                 c.attempts = 0;
                 self.in_connect -= 1;
                 self.connected += 1;
+                if let Some(n) = self.by_source_slot(idx) {
+                    self.by_source[n] += 1;
+                }
                 self.tally.counts.connects += 1;
                 true
             }

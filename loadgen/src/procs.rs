@@ -29,6 +29,8 @@ enum Record {
         hist: String,
         connected: u64,
         inflight: u64,
+        #[serde(default)]
+        by_source: Vec<u64>,
     },
     Connected {
         connected: u64,
@@ -50,12 +52,13 @@ fn emit(r: &Record) {
     }
 }
 
-pub fn emit_second(t: &Tally, connected: u64, inflight: u64) {
+pub fn emit_second(t: &Tally, connected: u64, inflight: u64, by_source: &[u64]) {
     emit(&Record::Second {
         counts: t.counts,
         hist: histogram_to_hex(&t.latency),
         connected,
         inflight,
+        by_source: by_source.to_vec(),
     });
 }
 pub fn emit_connected(connected: u64) {
@@ -239,9 +242,13 @@ pub fn spawn_children(
                             hist,
                             connected,
                             inflight,
+                            by_source,
                         }) => {
                             if let Ok(mut iv) = block.interval.lock() {
                                 iv.add(&tally(counts, &hist));
+                            }
+                            if let Ok(mut v) = block.by_source.lock() {
+                                *v = by_source;
                             }
                             block.connected.store(connected, Relaxed);
                             block.inflight.store(inflight, Relaxed);
@@ -279,6 +286,7 @@ mod tests {
             hist: histogram_to_hex(&t.latency),
             connected: 3,
             inflight: 1,
+            by_source: vec![2, 1],
         };
         let s = serde_json::to_string(&r).unwrap();
         match serde_json::from_str::<Record>(&s).unwrap() {

@@ -134,6 +134,9 @@ pub struct SecondLine {
     pub late: u64,
     /// Users logged in now (gauge).
     pub connections: u64,
+    /// Users logged in now by source address (gauge), with `--source-addrs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections_by_addr: BTreeMap<String, u64>,
     /// Requests awaiting an answer plus grabs awaiting their think time (gauge).
     pub inflight: u64,
     /// Latency of the shakes answered in the interval, milliseconds.
@@ -171,6 +174,7 @@ impl SecondLine {
             timeouts: c.timeouts,
             late: c.late,
             connections: connected,
+            connections_by_addr: BTreeMap::new(),
             inflight,
             latency_ms: Percentiles::of(&tally.latency),
             error_kinds: errors(c),

@@ -133,6 +133,8 @@ struct Coordinator {
     phase_name: String,
     next_tick: f64,
     last_tick: f64,
+    /// The phase of the live progress line on a terminal.
+    printed_phase: Option<String>,
     connected_at_end: u64,
     totals: Tally,
     forwarded: (u8, usize, f64, f64),
@@ -208,6 +210,7 @@ impl Coordinator {
             phase_name: "connect".into(),
             next_tick: (unix_f64().floor()) + 1.0,
             last_tick: unix_f64(),
+            printed_phase: None,
             connected_at_end: 0,
             totals: Tally::default(),
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
@@ -265,8 +268,9 @@ impl Coordinator {
         self.totals.counts.add(&tally.counts);
         let connected = self.shared.connected();
         let inflight = self.shared.inflight();
+        let by_source = self.shared.by_source();
         if cfg.child {
-            procs::emit_second(&tally, connected, inflight);
+            procs::emit_second(&tally, connected, inflight, &by_source);
             return;
         }
         let target =
@@ -280,6 +284,13 @@ impl Coordinator {
             connected,
             inflight,
         );
+        let mut line = line;
+        line.connections_by_addr = cfg
+            .source_addrs
+            .iter()
+            .zip(by_source.iter())
+            .map(|(a, n)| (a.to_string(), *n))
+            .collect();
         if let Some(w) = self.jsonl.as_mut() {
             if let Ok(s) = serde_json::to_string(&line) {
                 let _ = writeln!(w, "{s}");
@@ -287,9 +298,10 @@ impl Coordinator {
             }
         }
         if !cfg.quiet {
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let failed: u64 = line.conn_events.failed.values().sum();
             let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-            eprintln!(
+            let text = format!(
                 "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {} ms max {} ms",
                 self.started.elapsed().as_secs_f64(),
                 self.phase_name,
@@ -304,6 +316,20 @@ impl Coordinator {
                 ms(line.latency_ms.p99),
                 ms(line.latency_ms.max)
             );
+            if tty {
+                // One live line per phase on a terminal; a finished phase keeps its last.
+                let newline = if self.printed_phase.as_deref() == Some(&self.phase_name)
+                    || self.printed_phase.is_none()
+                {
+                    ""
+                } else {
+                    "\n"
+                };
+                eprint!("{newline}\r\x1b[K{text}");
+                self.printed_phase = Some(self.phase_name.clone());
+            } else {
+                eprintln!("{text}");
+            }
         }
     }
 
@@ -429,7 +455,7 @@ impl Coordinator {
         self.stop();
         let last = self.shared.take_interval();
         let (c, i) = (self.shared.connected(), self.shared.inflight());
-        procs::emit_second(&last, c, i);
+        procs::emit_second(&last, c, i, &self.shared.by_source());
         let phases = self
             .shared
             .workers
@@ -448,6 +474,9 @@ impl Coordinator {
     }
 
     fn stop(&mut self) {
+        if self.printed_phase.take().is_some() {
+            eprintln!();
+        }
         self.shared.mode.store(MODE_STOP, Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
