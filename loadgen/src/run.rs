@@ -102,7 +102,11 @@ pub fn shard(all: UserRange, servers: &[SocketAddr]) -> Targets {
 
 /// Runs the whole thing; errors are one line for the user (exit code 2 for limits).
 pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
-    if !cfg.child {
+    if cfg.child {
+        // Ctrl-C reaches the whole process group: a child stops when its parent says.
+        // SAFETY: setting a signal's disposition to "ignore".
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    } else {
         install_signal_handlers();
     }
     let nofile = limits::raise_nofile();
