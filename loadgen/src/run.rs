@@ -135,6 +135,8 @@ struct Coordinator {
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
     started: Instant,
     phase_name: String,
+    /// When each phase began (unix s), to label each second by the phase at its middle.
+    phase_log: Vec<(f64, String)>,
     next_tick: f64,
     last_tick: f64,
     /// The phase of the live progress line on a terminal.
@@ -212,6 +214,7 @@ impl Coordinator {
             jsonl,
             started: Instant::now(),
             phase_name: "connect".into(),
+            phase_log: vec![(0.0, "connect".into())],
             next_tick: (unix_f64().floor()) + 1.0,
             last_tick: unix_f64(),
             printed_phase: None,
@@ -279,10 +282,11 @@ impl Coordinator {
         }
         let target =
             self.shared.qps() * f64::from(cfg.users.len()) / f64::from(cfg.all_users.len().max(1));
+        let label = self.phase_at(t - interval_s / 2.0).to_string();
         let line = SecondLine::new(
             (t * 1000.0).round() / 1000.0,
             (interval_s * 1000.0).round() / 1000.0,
-            &self.phase_name,
+            &label,
             target,
             &tally,
             connected,
@@ -337,6 +341,21 @@ impl Coordinator {
         }
     }
 
+    fn enter(&mut self, name: &str) {
+        self.phase_name = name.to_string();
+        self.phase_log.push((unix_f64(), name.to_string()));
+    }
+
+    /// The phase running at unix time `at`.
+    fn phase_at(&self, at: f64) -> &str {
+        self.phase_log
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= at)
+            .map(|(_, n)| n.as_str())
+            .unwrap_or("connect")
+    }
+
     fn set(&mut self, mode: u8, phase: usize, qps: f64, send: f64) {
         self.shared.set_qps(qps);
         self.shared.set_send_rate(send);
@@ -369,7 +388,7 @@ impl Coordinator {
             if INTERRUPTED.load(Relaxed) {
                 break;
             }
-            self.phase_name = p.name.clone();
+            self.enter(&p.name);
             let start = unix_f64();
             let t0 = Instant::now();
             self.set(
@@ -386,7 +405,7 @@ impl Coordinator {
         }
         self.connected_at_end = self.shared.connected();
         // Drain: nothing new; wait for what is in flight.
-        self.phase_name = "drain".into();
+        self.enter("drain");
         // The phase index stays: late answers belong to the last phase.
         let last_phase = self.shared.phase.load(Relaxed);
         self.set(MODE_DRAIN, last_phase, 0.0, 0.0);

@@ -412,6 +412,16 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
         .map(|p| p["error_kinds"]["bad_answer"].as_u64().unwrap())
         .sum();
     assert_eq!(bad, 0, "answers failed their checks");
+    for p in s["phases"].as_array().unwrap() {
+        let (target, achieved) = (f(&p["target_qps"]), f(&p["achieved_qps"]));
+        assert!(
+            (achieved - target).abs() <= 0.02 * target,
+            "phase {}: {achieved}/s for {target}/s",
+            p["name"]
+        );
+        assert_eq!(p["errors"], 0, "{p}");
+        assert_eq!(p["timeouts"], 0, "{p}");
+    }
 }
 
 // --procs 2: two child processes, one merged output.
