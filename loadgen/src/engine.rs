@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redpacket::protocol::{decode, result, unix_now, Frame, MAX_FRAME_LEN, MAX_RECIPIENTS};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -315,6 +315,8 @@ struct Worker {
     grab_timers: BinaryHeap<Reverse<(u64, u32, u32, u32)>>,
     /// Grabs sent and not answered: (user index, packet) -> notified amount.
     grabs_out: HashMap<(u32, u32), u32>,
+    /// Amounts of client sends not yet answered, per user index, in order.
+    sends_out: HashMap<u32, VecDeque<u32>>,
     connected: u64,
     by_source: Vec<u64>,
     inflight: u64,
@@ -357,6 +359,7 @@ impl Worker {
             send_seen: -1.0,
             grab_timers: BinaryHeap::new(),
             grabs_out: HashMap::new(),
+            sends_out: HashMap::new(),
             connected: 0,
             by_source: vec![0; sources],
             inflight: 0,
@@ -601,6 +604,7 @@ impl Worker {
         if had_grabs {
             self.grabs_out.retain(|k, _| k.0 != idx);
         }
+        self.sends_out.remove(&idx);
         match was {
             READY => {
                 self.connected -= 1;
@@ -637,7 +641,6 @@ impl Worker {
             return;
         }
         let n = self.conns.len() as u32;
-        let timeout = self.cfg.timeout.as_nanos() as u64;
         while self.next_shake <= self.now as f64 {
             let sched = self.next_shake as u64;
             self.next_shake += self.shake_period;
@@ -656,7 +659,6 @@ impl Worker {
                 self.inflight -= 1;
                 self.tally.counts.timeouts += 1;
             }
-            let _ = timeout;
             let user = self.users.start + idx;
             if self.send_frame(idx, Frame::ShakeRequest { user }) {
                 self.conns[idx as usize].push_pend(sched);
@@ -711,6 +713,7 @@ impl Worker {
                 users: to,
             };
             if self.send_frame(idx, f) {
+                self.sends_out.entry(idx).or_default().push_back(amount);
                 self.conns[idx as usize].sends += 1;
                 self.inflight += 1;
                 self.tally.counts.sends += 1;
@@ -956,14 +959,23 @@ impl Worker {
                 amount,
                 ..
             } => {
-                let counts = &mut self.tally.counts;
                 let c = &mut self.conns[idx as usize];
                 if c.sends == 0 || user != me || result > result::SEND_BUSY {
-                    counts.bad_answer += 1;
+                    self.tally.counts.bad_answer += 1;
                     return true;
                 }
                 c.sends -= 1;
                 self.inflight -= 1;
+                let asked = self.sends_out.get_mut(&idx).and_then(|q| q.pop_front());
+                if self.sends_out.get(&idx).is_some_and(|q| q.is_empty()) {
+                    self.sends_out.remove(&idx);
+                }
+                let counts = &mut self.tally.counts;
+                if asked != Some(amount) {
+                    // The server echoes the amount asked; anything else is wrong money.
+                    counts.bad_answer += 1;
+                    return true;
+                }
                 if result == result::SEND_OK {
                     counts.send_ok += 1;
                     counts.sent_cents += u64::from(amount);
