@@ -223,10 +223,6 @@ impl Server {
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         let limits = HostLimits::read();
         let max_conns = cfg.max_conns.unwrap_or_else(|| limits.max_conns());
-        tracing::info!(
-            "limits: {}; holding at most {max_conns} connections",
-            limits.report(1_000_000, cfg.backlog)
-        );
 
         let (listeners, listen) = listener::bind_group(&cfg).map_err(|err| StartError::Bind {
             what: "listen",
@@ -243,6 +239,11 @@ impl Server {
         control_listener
             .set_nonblocking(true)
             .map_err(StartError::Spawn)?;
+        // Logged once both addresses are ours, so a bind error stays a single line.
+        tracing::info!(
+            "limits: {}; holding at most {max_conns} connections",
+            limits.report(1_000_000, cfg.backlog)
+        );
 
         let n = cfg.cores.len();
         let even_budget = cfg.max_qps / n as u64;
