@@ -213,6 +213,20 @@ impl Shared {
     }
 }
 
+/// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
+pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            tracing::error!("{who}: cannot build its runtime: {e}");
+            None
+        }
+    }
+}
+
 fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
     let t = Totals::sum(workers.iter().map(|w| &w.counters).chain([issuer]));
     Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64())
