@@ -44,15 +44,8 @@ pub fn run(
     shutdown: CancellationToken,
     stop: CancellationToken,
 ) -> Held {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("control: cannot build its runtime: {e}");
-            return Held::default();
-        }
+    let Some(rt) = crate::server::thread_runtime("control") else {
+        return Held::default();
     };
     let issuer = Arc::new(Mutex::new(Issuer::new(shared.clone())));
     let ctl = Ctl {

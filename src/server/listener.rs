@@ -59,14 +59,19 @@ pub fn bind_group(cfg: &Config) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
 }
 
 fn set_int(s: &Socket, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local.
+    setsockopt(s, level, name, &v)
+}
+
+/// `setsockopt(2)` with any option value the kernel copies during the call.
+fn setsockopt<T>(s: &Socket, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
+    // SAFETY: the kernel reads `size_of::<T>()` bytes from `v`, a live reference.
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
             level,
             name,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -104,21 +109,8 @@ fn attach_cpu_steering(s: &Socket, n: u32) -> io::Result<()> {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: the kernel copies the program during the call; `prog` outlives it.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // The kernel copies the program during the call; `prog` outlives it.
+    setsockopt(s, libc::SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog)
 }
 
 /// Options for each accepted client socket.

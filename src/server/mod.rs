@@ -213,6 +213,20 @@ impl Shared {
     }
 }
 
+/// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
+pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            tracing::error!("{who}: cannot build its runtime: {e}");
+            None
+        }
+    }
+}
+
 fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
     let t = Totals::sum(workers.iter().map(|w| &w.counters).chain([issuer]));
     Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64())
@@ -223,10 +237,6 @@ impl Server {
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         let limits = HostLimits::read();
         let max_conns = cfg.max_conns.unwrap_or_else(|| limits.max_conns());
-        tracing::info!(
-            "limits: {}; holding at most {max_conns} connections",
-            limits.report(1_000_000, cfg.backlog)
-        );
 
         let (listeners, listen) = listener::bind_group(&cfg).map_err(|err| StartError::Bind {
             what: "listen",
@@ -243,6 +253,11 @@ impl Server {
         control_listener
             .set_nonblocking(true)
             .map_err(StartError::Spawn)?;
+        // Logged once both addresses are ours, so a bind error stays a single line.
+        tracing::info!(
+            "limits: {}; holding at most {max_conns} connections",
+            limits.report(1_000_000, cfg.backlog)
+        );
 
         let n = cfg.cores.len();
         let even_budget = cfg.max_qps / n as u64;

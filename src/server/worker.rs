@@ -652,15 +652,8 @@ pub fn run(
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!("worker {index}: could not pin to CPU {core}");
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("worker {index}: cannot build its runtime: {e}");
-            return Held::default();
-        }
+    let Some(rt) = super::thread_runtime(&format!("worker {index}")) else {
+        return Held::default();
     };
     let grace = shared.cfg.grace;
     let worker: WorkerRef = Rc::new(RefCell::new(Worker::new(index, shared)));

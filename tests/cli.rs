@@ -1,0 +1,129 @@
+//! The `redpacket-server` binary as a user meets it: flags, exit codes, signals, files.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_redpacket-server");
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("redpacket-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn help_is_usable_and_exits_0() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--control",
+        "--cores",
+        "--max-qps",
+        "--set-size",
+        "--login-timeout",
+        "--shake-amount",
+        "--stats-out",
+        "--host-dir",
+    ] {
+        assert!(text.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn impossible_flags_exit_2_with_one_line() {
+    for args in [
+        &["--cores", "99999"][..],
+        &["--set-size", "0"],
+        &["--max-qps", "lots"],
+        &["--shake-amount", "300..10"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{args:?}: says why");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_taken_port_exits_3() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args([
+            "--listen",
+            &addr,
+            "--control",
+            "127.0.0.1:0",
+            "--stats-out",
+            "off",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn sigterm_drains_and_writes_the_host_folder() {
+    let dir = tmpdir("term");
+    let ready = dir.join("ready.json");
+    let host = dir.join("host");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--host-dir")
+        .arg(&host)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists()
+        || std::fs::read_to_string(&ready)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let listen: std::net::SocketAddr = info["listen"].as_str().unwrap().parse().unwrap();
+    // One user logs in and shakes, so there is something to account for.
+    {
+        use redpacket::protocol::Frame;
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(listen).unwrap();
+        s.write_all(Frame::LoginRequest { user: 1 }.encode(0).as_bytes())
+            .unwrap();
+        s.write_all(Frame::ShakeRequest { user: 1 }.encode(0).as_bytes())
+            .unwrap();
+        let mut b = [0u8; 48];
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.read_exact(&mut b).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(host.join("server-summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["shake_balanced"], true);
+    assert_eq!(summary["send_balanced"], true);
+    assert_eq!(summary["stats"]["requests"]["shake"], 1);
+    let lines = std::fs::read_to_string(host.join("server.jsonl")).unwrap();
+    let last: redpacket::stats::SecondLine =
+        serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(last.total.requests.shake, 1);
+    assert!(host.join("tuning.txt").exists());
+    assert!(host.join("net.jsonl").exists());
+}
