@@ -604,12 +604,16 @@ fn start_campaigns(cfg: &RunConfig, p: &Phase) {
 fn control(shared: &Shared, target: &str) -> (u16, String) {
     let path = target.split('?').next().unwrap_or("");
     match path {
-        "/qps" => match http::query_param(target, "qps").and_then(crate::plan::parse_rate) {
-            Some(q) if shared.mode.load(Relaxed) == MODE_LOAD => {
+        "/qps" => match http::query_param(target, "qps").map(crate::plan::parse_rate) {
+            Some(Some(q)) if shared.mode.load(Relaxed) == MODE_LOAD => {
                 shared.set_qps(q);
                 (200, format!("{{\"qps\":{q}}}"))
             }
-            Some(_) => (409, "{\"error\":\"no load phase is running\"}".into()),
+            Some(Some(_)) => (409, "{\"error\":\"no load phase is running\"}".into()),
+            Some(None) => (
+                400,
+                "{\"error\":\"qps must be a rate such as 3000 or 2.5k\"}".into(),
+            ),
             None => (200, format!("{{\"qps\":{}}}", shared.qps())),
         },
         "/stats" => (
@@ -623,5 +627,35 @@ fn control(shared: &Shared, target: &str) -> (u16, String) {
             ),
         ),
         _ => (404, "{\"error\":\"try /qps?qps=X or /stats\"}".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_sharded_over_servers_by_contiguous_ranges() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
+        let t = shard(UserRange::new(100, 110), &[a, b, c]);
+        let got: Vec<SocketAddr> = (100..110).map(|u| t.server_for(u).unwrap()).collect();
+        assert_eq!(got, [a, a, a, a, b, b, b, c, c, c]);
+        assert_eq!(t.server_for(99), None);
+        assert_eq!(t.server_for(110), None);
+    }
+
+    #[test]
+    fn control_sets_the_rate_only_during_load() {
+        let sh = Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
+        assert_eq!(control(&sh, "/qps?qps=5").0, 409);
+        sh.mode.store(MODE_LOAD, Relaxed);
+        assert_eq!(control(&sh, "/qps?qps=2.5k").0, 200);
+        assert_eq!(sh.qps(), 2500.0);
+        assert_eq!(control(&sh, "/qps?qps=x").0, 400);
+        assert_eq!(control(&sh, "/qps").0, 200);
+        assert_eq!(sh.qps(), 2500.0);
+        assert_eq!(control(&sh, "/nope").0, 404);
     }
 }
