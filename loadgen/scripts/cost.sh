@@ -3,7 +3,8 @@
 # loopback: CPU per shake request (utime+stime growth in /proc/PID/stat over a steady
 # window, divided by the requests answered in it) and memory per connected user (VmRSS
 # with USERS connected minus VmRSS with 100, divided by the difference).
-# usage: loadgen/scripts/cost.sh [USERS] [RATE] [SERVER_PROGRAM...]
+# usage: [TICK=500us] loadgen/scripts/cost.sh [USERS] [RATE] [SERVER_PROGRAM...]
+# TICK is the load generator's --tick (0 = wake for every request and answer).
 # Default server: the built-in one (`redpacket-loadgen server`). Every address is
 # 127.0.0.1; every run is bounded (a phase of 24 s).
 set -euo pipefail
