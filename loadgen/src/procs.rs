@@ -263,6 +263,9 @@ pub fn spawn_children(
                         Err(e) => eprintln!("loadgen: child {i}: unreadable line ({e})"),
                     }
                 }
+                // Done, or the child died: it holds no users and waits for nothing.
+                block.connected.store(0, Relaxed);
+                block.inflight.store(0, Relaxed);
             })
             .map_err(|e| e.to_string())?;
         ch.procs.push(child);
