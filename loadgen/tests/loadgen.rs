@@ -263,6 +263,11 @@ fn a_server_stall_shows_in_p99_and_max() {
 /// Starts the real server (this binary's `server` subcommand) listening on `port`;
 /// returns it once bound.
 fn start_server(port: u16, dir: &Path) -> Proc {
+    start_server_with_control(port, dir).0
+}
+
+/// As [`start_server`], also returning the control address.
+fn start_server_with_control(port: u16, dir: &Path) -> (Proc, String) {
     let ready = dir.join(format!(
         "ready-{port}-{}.json",
         Instant::now().elapsed().as_nanos()
@@ -285,11 +290,15 @@ fn start_server(port: u16, dir: &Path) -> Proc {
             .expect("start server"),
     );
     let until = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                return (p, v["control"].as_str().unwrap().to_string());
+            }
+        }
         assert!(Instant::now() < until, "the server was not ready in 20 s");
         std::thread::sleep(Duration::from_millis(20));
     }
-    p
 }
 
 // The real server dies mid-run (SIGKILL): the load generator counts the lost
@@ -424,14 +433,14 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
     }
 }
 
-// --procs 2: two child processes, one merged output.
+// --procs 2 against the real server: two child processes, one merged output, and the
+// money of both children reconciled exactly with the server.
 #[test]
 fn procs_split_users_and_merge_figures() {
     let _g = serial();
-    let Some(floor) = floor_bin() else { return };
-    let port = free_port();
-    let _floor = start_floor(&floor, port, None);
     let out = scratch("procs");
+    let port = free_port();
+    let (_server, control) = start_server_with_control(port, &out);
     let (code, table) = loadgen(
         &[
             "run",
@@ -439,12 +448,12 @@ fn procs_split_users_and_merge_figures() {
             "0..2000",
             "--server",
             &format!("127.0.0.1:{port}"),
+            "--server-control",
+            &control,
             "--procs",
             "2",
             "--phase",
-            "m:1000:4s",
-            "--send-rate",
-            "0",
+            "m:1000:4s:campaigns",
             "--threads",
             "1",
             "--quiet",
@@ -457,10 +466,12 @@ fn procs_split_users_and_merge_figures() {
     let s = summary(&out);
     let p = &s["phases"][0];
     let achieved = f(&p["achieved_qps"]);
-    assert!((achieved - 1000.0).abs() <= 30.0, "achieved {achieved}/s");
-    assert!(p["answered"].as_u64().unwrap() >= 3900, "{p}");
+    assert!((achieved - 1000.0).abs() <= 20.0, "achieved {achieved}/s");
+    assert_eq!(p["answered"], p["sent"], "{p}");
     assert!(f(&p["latency_ms"]["max"]) > 0.0);
     assert_eq!(s["connections"]["connects"], 2000);
+    assert_eq!(s["money"]["reconciled"], true, "{}", s["money"]);
+    assert!(s["money"]["client_grabbed_cents"].as_u64().unwrap() > 0);
 }
 
 // The rate changes live over HTTP (/qps?qps=X) and the per-second lines follow; users
@@ -547,4 +558,96 @@ fn the_rate_changes_live_and_source_addresses_are_used() {
         (Some(500), Some(500)),
         "{by}"
     );
+}
+
+/// A wrong server: logs users in, then answers every shake for another user, or with
+/// money on a "none left" answer.
+fn start_lying_server() -> u16 {
+    use redpacket::protocol::{decode, result, Frame};
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 256];
+                let mut n_shakes = 0u32;
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Ok(Some(d)) = decode(&buf) {
+                        buf.drain(..d.len);
+                        let answer = match d.frame {
+                            Frame::LoginRequest { user } => {
+                                Frame::LoginResponse { user, result: 0 }
+                            }
+                            Frame::ShakeRequest { user } => {
+                                n_shakes += 1;
+                                if n_shakes % 2 == 0 {
+                                    Frame::ShakeResponse {
+                                        user: user + 1,
+                                        result: result::NONE,
+                                        packet: 0,
+                                        amount: 0,
+                                    }
+                                } else {
+                                    Frame::ShakeResponse {
+                                        user,
+                                        result: result::NONE,
+                                        packet: 0,
+                                        amount: 50,
+                                    }
+                                }
+                            }
+                            _ => continue,
+                        };
+                        if s.write_all(answer.encode(0).as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+// Every answer is checked: wrong user ids and money on a "none" answer are counted as
+// bad answers (not as served requests) and fail the error-rate threshold.
+#[test]
+fn wrong_answers_are_caught() {
+    let _g = serial();
+    let port = start_lying_server();
+    let out = scratch("lies");
+    let (code, table) = loadgen(
+        &[
+            "run",
+            "--users",
+            "0..20",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--phase",
+            "l:100:2s",
+            "--send-rate",
+            "0",
+            "--threads",
+            "1",
+            "--quiet",
+            "--max-error-rate",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{table}");
+    let p = &summary(&out)["phases"][0];
+    let sent = p["sent"].as_u64().unwrap();
+    assert!(sent >= 190, "{p}");
+    assert_eq!(p["error_kinds"]["bad_answer"], p["sent"], "{p}");
+    assert_eq!(p["answered"], 0, "{p}");
 }
