@@ -382,6 +382,34 @@ impl Coordinator {
             procs::emit_connected(self.shared.connected());
             return self.run_child(cfg);
         }
+        if self.shared.connected() == 0 && !INTERRUPTED.load(Relaxed) {
+            // Nothing to measure: say why instead of running the plan against nobody.
+            self.stop();
+            let last = self.shared.take_interval();
+            self.totals.counts.add(&last.counts);
+            let why: Vec<String> = self
+                .totals
+                .counts
+                .failures()
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let servers: Vec<String> = cfg.servers.iter().map(|s| s.to_string()).collect();
+            return Err((
+                1,
+                format!(
+                    "no user could log in to {} within {:.0} s (failed attempts: {})",
+                    servers.join(", "),
+                    connect_s,
+                    if why.is_empty() {
+                        "none".into()
+                    } else {
+                        why.join(", ")
+                    }
+                ),
+            ));
+        }
         let mut boundaries = vec![("connect".to_string(), 0.0, ramp_unix, unix_f64())];
         let mut phase_summaries_input = Vec::new();
         for (i, p) in cfg.plan.iter().enumerate() {

@@ -651,3 +651,43 @@ fn wrong_answers_are_caught() {
     assert_eq!(p["error_kinds"]["bad_answer"], p["sent"], "{p}");
     assert_eq!(p["answered"], 0, "{p}");
 }
+
+// No server at all: the ramp gives up at its deadline with one line saying why.
+#[test]
+fn no_server_fails_with_the_reason() {
+    let _g = serial();
+    let port = free_port();
+    let out = scratch("none");
+    let started = Instant::now();
+    let mut c = Command::new(LOADGEN)
+        .args([
+            "run",
+            "--users",
+            "0..50",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--connect-deadline",
+            "2s",
+        ])
+        .args([
+            "--phase",
+            "a:10:1s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no user could log in") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
