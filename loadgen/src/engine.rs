@@ -1,177 +1,31 @@
 //! The engine: worker threads that hold users' connections and send on schedule.
 //!
 //! Each worker owns a contiguous slice of the users, one pinned thread and one epoll
-//! set; a user is a [`Conn`] of ~100 bytes in a `Vec`, with no heap buffer (frames are
+//! set; a user is a [`crate::conn`] state of 96 bytes in a `Vec`, with no heap buffer (frames are
 //! at most 44 bytes, so a partial frame waits in the inline `rbuf`). Shakes are sent
 //! open loop: the worker's share of the target rate is a fixed period between scheduled
 //! send times, users taken round-robin (so each user shakes at most once per
 //! users/rate seconds), and latency runs from the scheduled time, not the send time.
 //!
 //! The coordinator steers workers through [`Shared`] atomics (mode, rates, phase) and
-//! reads what they count from their [`WorkerBlock`]s.
+//! reads what they count from their [`WorkerBlock`]s (both in [`crate::shared`]).
 
+use crate::conn::{Conn, CONNECTING, DOWN, LOGGING_IN, PEND, READY};
 use crate::metrics::{Failure, Tally};
 use crate::net::{self, Epoll};
+pub use crate::shared::{
+    Shared, Targets, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
+};
 use crate::users::UserRange;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use redpacket::protocol::{decode, result, unix_now, Frame, MAX_FRAME_LEN, MAX_RECIPIENTS};
+use redpacket::protocol::{decode, result, unix_now, Frame, MAX_RECIPIENTS};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Workers connect users but send nothing.
-pub const MODE_CONNECT: u8 = 0;
-/// Workers send shakes, sends and grabs at the current rates.
-pub const MODE_LOAD: u8 = 1;
-/// No new requests; answers still counted, notifications ignored.
-pub const MODE_DRAIN: u8 = 2;
-/// Close everything and exit.
-pub const MODE_STOP: u8 = 3;
-
-/// Shakes one user may have unanswered at once; a further one expires the oldest.
-const PEND: usize = 4;
-
-/// What the coordinator and the workers share.
-pub struct Shared {
-    pub mode: AtomicU8,
-    /// Target shakes per second for all users of `all_users` (f64 bits).
-    qps: AtomicU64,
-    /// Client sends per second for all users (f64 bits).
-    send_rate: AtomicU64,
-    /// Index of the phase being run: 0 = connect, i + 1 = the plan's phase i.
-    pub phase: AtomicUsize,
-    /// Every user the whole run drives (over all processes); rates are shared by it.
-    pub all_users: UserRange,
-    pub workers: Vec<WorkerBlock>,
-}
-
-impl Shared {
-    pub fn new(all_users: UserRange, slices: &[UserRange]) -> Shared {
-        Shared {
-            mode: AtomicU8::new(MODE_CONNECT),
-            qps: AtomicU64::new(0f64.to_bits()),
-            send_rate: AtomicU64::new(0f64.to_bits()),
-            phase: AtomicUsize::new(0),
-            all_users,
-            workers: slices.iter().map(|r| WorkerBlock::new(*r)).collect(),
-        }
-    }
-    pub fn set_qps(&self, q: f64) {
-        self.qps.store(q.max(0.0).to_bits(), Relaxed);
-    }
-    pub fn qps(&self) -> f64 {
-        f64::from_bits(self.qps.load(Relaxed))
-    }
-    pub fn set_send_rate(&self, q: f64) {
-        self.send_rate.store(q.max(0.0).to_bits(), Relaxed);
-    }
-    pub fn send_rate(&self) -> f64 {
-        f64::from_bits(self.send_rate.load(Relaxed))
-    }
-    pub fn connected(&self) -> u64 {
-        self.workers.iter().map(|w| w.connected.load(Relaxed)).sum()
-    }
-    pub fn inflight(&self) -> u64 {
-        self.workers.iter().map(|w| w.inflight.load(Relaxed)).sum()
-    }
-    /// Users logged in by source address index, summed over workers.
-    pub fn by_source(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = Vec::new();
-        for w in &self.workers {
-            if let Ok(v) = w.by_source.lock() {
-                if out.len() < v.len() {
-                    out.resize(v.len(), 0);
-                }
-                for (o, x) in out.iter_mut().zip(v.iter()) {
-                    *o += x;
-                }
-            }
-        }
-        out
-    }
-    /// Takes what every worker counted since the last call.
-    pub fn take_interval(&self) -> Tally {
-        let mut t = Tally::default();
-        for w in &self.workers {
-            if let Ok(mut i) = w.interval.lock() {
-                t.add(&i);
-                *i = Tally::default();
-            }
-        }
-        t
-    }
-    /// What every worker counted in phase `i`.
-    pub fn phase_tally(&self, i: usize) -> Tally {
-        let mut t = Tally::default();
-        for w in &self.workers {
-            if let Ok(p) = w.phases.lock() {
-                if let Some(x) = p.get(i) {
-                    t.add(x);
-                }
-            }
-        }
-        t
-    }
-}
-
-/// One worker's (or one child process's) figures, read by the coordinator.
-pub struct WorkerBlock {
-    pub users: UserRange,
-    pub interval: Mutex<Tally>,
-    pub phases: Mutex<Vec<Tally>>,
-    pub connected: AtomicU64,
-    /// Shakes, grabs and sends awaiting an answer, plus grabs waiting to be sent.
-    pub inflight: AtomicU64,
-    /// Users logged in, by index in the source address list (empty without one).
-    pub by_source: Mutex<Vec<u64>>,
-}
-
-impl WorkerBlock {
-    pub fn new(users: UserRange) -> WorkerBlock {
-        WorkerBlock {
-            users,
-            interval: Mutex::new(Tally::default()),
-            phases: Mutex::new(Vec::new()),
-            connected: AtomicU64::new(0),
-            inflight: AtomicU64::new(0),
-            by_source: Mutex::new(Vec::new()),
-        }
-    }
-    /// Adds `t` to the current interval and to phase `phase`.
-    pub fn add(&self, t: &Tally, phase: usize) {
-        if let Ok(mut i) = self.interval.lock() {
-            i.add(t);
-        }
-        self.add_phase(t, phase);
-    }
-    pub fn add_phase(&self, t: &Tally, phase: usize) {
-        if let Ok(mut p) = self.phases.lock() {
-            if p.len() <= phase {
-                p.resize_with(phase + 1, Tally::default);
-            }
-            p[phase].add(t);
-        }
-    }
-}
-
-/// Where each user connects: servers by contiguous user ranges.
-#[derive(Clone, Debug)]
-pub struct Targets {
-    pub shards: Vec<(UserRange, SocketAddr)>,
-}
-
-impl Targets {
-    pub fn server_for(&self, user: u32) -> Option<SocketAddr> {
-        self.shards
-            .iter()
-            .find(|(r, _)| r.contains(user))
-            .map(|(_, a)| *a)
-    }
-}
 
 /// Everything a worker needs to know, fixed for the run.
 #[derive(Clone, Debug)]
@@ -194,75 +48,6 @@ pub struct WorkerConfig {
     /// Shortest time between two timed wake-ups, ns (0 = wake for every request).
     pub tick_ns: u64,
 }
-
-const DOWN: u8 = 0;
-const CONNECTING: u8 = 1;
-const LOGGING_IN: u8 = 2;
-const READY: u8 = 3;
-
-/// One user's connection: everything the engine keeps per user.
-struct Conn {
-    fd: i32,
-    state: u8,
-    /// Failed attempts in a row (for backoff).
-    attempts: u8,
-    /// Ever logged in (first connects are always retried).
-    ever: bool,
-    rlen: u8,
-    /// Answers still owed for shakes that already timed out.
-    late: u8,
-    npend: u8,
-    phead: u8,
-    grabs: u8,
-    sends: u8,
-    rbuf: [u8; MAX_FRAME_LEN],
-    /// Scheduled send times (worker clock, ns) of unanswered shakes, a ring.
-    pend: [u64; PEND],
-    /// When the current connect or login started (worker clock, ns).
-    since: u64,
-}
-
-impl Conn {
-    fn new() -> Conn {
-        Conn {
-            fd: -1,
-            state: DOWN,
-            attempts: 0,
-            ever: false,
-            rlen: 0,
-            late: 0,
-            npend: 0,
-            phead: 0,
-            grabs: 0,
-            sends: 0,
-            rbuf: [0; MAX_FRAME_LEN],
-            pend: [0; PEND],
-            since: 0,
-        }
-    }
-    fn pop_pend(&mut self) -> Option<u64> {
-        if self.npend == 0 {
-            return None;
-        }
-        let t = self.pend[usize::from(self.phead)];
-        self.phead = (self.phead + 1) % PEND as u8;
-        self.npend -= 1;
-        Some(t)
-    }
-    fn oldest_pend(&self) -> Option<u64> {
-        (self.npend > 0).then(|| self.pend[usize::from(self.phead)])
-    }
-    fn push_pend(&mut self, t: u64) {
-        let at = (usize::from(self.phead) + usize::from(self.npend)) % PEND;
-        self.pend[at] = t;
-        self.npend += 1;
-    }
-}
-
-/// Bytes of engine state per user (the `Conn`), for the README's memory figures.
-pub const CONN_BYTES: usize = std::mem::size_of::<Conn>();
-// The per-user budget is 1 KiB in all; the engine's part must stay a small slice of it.
-const _: () = assert!(CONN_BYTES <= 128);
 
 /// Spawns a worker thread for `shared.workers[cfg.index]`.
 pub fn spawn(
@@ -990,25 +775,5 @@ impl Worker {
                 true
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_ring_is_fifo() {
-        let mut c = Conn::new();
-        for t in 1..=4 {
-            c.push_pend(t);
-        }
-        assert_eq!(c.pop_pend(), Some(1));
-        c.push_pend(5);
-        assert_eq!(
-            (1..=4).map(|_| c.pop_pend().unwrap()).collect::<Vec<_>>(),
-            [2, 3, 4, 5]
-        );
-        assert_eq!(c.pop_pend(), None);
     }
 }

@@ -3,8 +3,9 @@
 //! Reading order:
 //! - [`cli`]: flags, checked and turned into a [`run::RunConfig`]; `main` is one call.
 //! - [`run`]: the coordinator (limits, plan, per-second lines, drain, money, summary).
-//! - [`engine`]: worker threads, one epoll set each, a ~100-byte [`engine`] state per
-//!   user, open-loop shakes with latency from the scheduled time.
+//! - [`engine`]: worker threads, one epoll set each, open-loop shakes with latency from
+//!   the scheduled time; [`conn`] the 96-byte state per user; [`shared`] what the
+//!   coordinator and the workers share.
 //! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
 //!   addresses), [`limits`] (open files, ports, memory), [`net`] (socket syscalls),
@@ -14,6 +15,7 @@
 
 pub mod addrs;
 pub mod cli;
+pub mod conn;
 pub mod demo;
 pub mod engine;
 pub mod http;
@@ -24,4 +26,5 @@ pub mod plan;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod shared;
 pub mod users;

@@ -6,7 +6,7 @@
 //! stdin whenever the plan (or `/qps`) changes, and the child writes JSON to its stdout:
 //! a record per second (counts and the latency histogram, V2-serialized in hex so the
 //! parent merges exactly), `connected` after its ramp, per-phase totals and `done` at the
-//! end. The parent feeds these into the same [`WorkerBlock`]s its own threads would use,
+//! end. The parent feeds these into the same [`crate::shared::WorkerBlock`]s its own threads would use,
 //! so everything downstream is unchanged.
 
 use crate::engine::{Shared, MODE_STOP};

@@ -1,0 +1,160 @@
+//! What the coordinator and the workers share: the steering atomics and each worker's
+//! block of figures.
+//!
+//! The coordinator writes the mode, the rates and the phase; workers read them once per
+//! loop. Workers write their figures into their own [`WorkerBlock`] every few
+//! milliseconds; the coordinator (or, with `--procs`, a child's reader thread) reads them
+//! once a second. No lock is ever shared by two workers.
+
+use crate::metrics::Tally;
+use crate::users::UserRange;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Workers connect users but send nothing.
+pub const MODE_CONNECT: u8 = 0;
+/// Workers send shakes, sends and grabs at the current rates.
+pub const MODE_LOAD: u8 = 1;
+/// No new requests; answers still counted, notifications ignored.
+pub const MODE_DRAIN: u8 = 2;
+/// Close everything and exit.
+pub const MODE_STOP: u8 = 3;
+
+/// What the coordinator and the workers share.
+pub struct Shared {
+    pub mode: AtomicU8,
+    /// Target shakes per second for all users of `all_users` (f64 bits).
+    qps: AtomicU64,
+    /// Client sends per second for all users (f64 bits).
+    send_rate: AtomicU64,
+    /// Index of the phase being run: 0 = connect, i + 1 = the plan's phase i.
+    pub phase: AtomicUsize,
+    /// Every user the whole run drives (over all processes); rates are shared by it.
+    pub all_users: UserRange,
+    pub workers: Vec<WorkerBlock>,
+}
+
+impl Shared {
+    pub fn new(all_users: UserRange, slices: &[UserRange]) -> Shared {
+        Shared {
+            mode: AtomicU8::new(MODE_CONNECT),
+            qps: AtomicU64::new(0f64.to_bits()),
+            send_rate: AtomicU64::new(0f64.to_bits()),
+            phase: AtomicUsize::new(0),
+            all_users,
+            workers: slices.iter().map(|r| WorkerBlock::new(*r)).collect(),
+        }
+    }
+    pub fn set_qps(&self, q: f64) {
+        self.qps.store(q.max(0.0).to_bits(), Relaxed);
+    }
+    pub fn qps(&self) -> f64 {
+        f64::from_bits(self.qps.load(Relaxed))
+    }
+    pub fn set_send_rate(&self, q: f64) {
+        self.send_rate.store(q.max(0.0).to_bits(), Relaxed);
+    }
+    pub fn send_rate(&self) -> f64 {
+        f64::from_bits(self.send_rate.load(Relaxed))
+    }
+    pub fn connected(&self) -> u64 {
+        self.workers.iter().map(|w| w.connected.load(Relaxed)).sum()
+    }
+    pub fn inflight(&self) -> u64 {
+        self.workers.iter().map(|w| w.inflight.load(Relaxed)).sum()
+    }
+    /// Users logged in by source address index, summed over workers.
+    pub fn by_source(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::new();
+        for w in &self.workers {
+            if let Ok(v) = w.by_source.lock() {
+                if out.len() < v.len() {
+                    out.resize(v.len(), 0);
+                }
+                for (o, x) in out.iter_mut().zip(v.iter()) {
+                    *o += x;
+                }
+            }
+        }
+        out
+    }
+    /// Takes what every worker counted since the last call.
+    pub fn take_interval(&self) -> Tally {
+        let mut t = Tally::default();
+        for w in &self.workers {
+            if let Ok(mut i) = w.interval.lock() {
+                t.add(&i);
+                *i = Tally::default();
+            }
+        }
+        t
+    }
+    /// What every worker counted in phase `i`.
+    pub fn phase_tally(&self, i: usize) -> Tally {
+        let mut t = Tally::default();
+        for w in &self.workers {
+            if let Ok(p) = w.phases.lock() {
+                if let Some(x) = p.get(i) {
+                    t.add(x);
+                }
+            }
+        }
+        t
+    }
+}
+
+/// One worker's (or one child process's) figures, read by the coordinator.
+pub struct WorkerBlock {
+    pub users: UserRange,
+    pub interval: Mutex<Tally>,
+    pub phases: Mutex<Vec<Tally>>,
+    pub connected: AtomicU64,
+    /// Shakes, grabs and sends awaiting an answer, plus grabs waiting to be sent.
+    pub inflight: AtomicU64,
+    /// Users logged in, by index in the source address list (empty without one).
+    pub by_source: Mutex<Vec<u64>>,
+}
+
+impl WorkerBlock {
+    pub fn new(users: UserRange) -> WorkerBlock {
+        WorkerBlock {
+            users,
+            interval: Mutex::new(Tally::default()),
+            phases: Mutex::new(Vec::new()),
+            connected: AtomicU64::new(0),
+            inflight: AtomicU64::new(0),
+            by_source: Mutex::new(Vec::new()),
+        }
+    }
+    /// Adds `t` to the current interval and to phase `phase`.
+    pub fn add(&self, t: &Tally, phase: usize) {
+        if let Ok(mut i) = self.interval.lock() {
+            i.add(t);
+        }
+        self.add_phase(t, phase);
+    }
+    pub fn add_phase(&self, t: &Tally, phase: usize) {
+        if let Ok(mut p) = self.phases.lock() {
+            if p.len() <= phase {
+                p.resize_with(phase + 1, Tally::default);
+            }
+            p[phase].add(t);
+        }
+    }
+}
+
+/// Where each user connects: servers by contiguous user ranges.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub shards: Vec<(UserRange, SocketAddr)>,
+}
+
+impl Targets {
+    pub fn server_for(&self, user: u32) -> Option<SocketAddr> {
+        self.shards
+            .iter()
+            .find(|(r, _)| r.contains(user))
+            .map(|(_, a)| *a)
+    }
+}
