@@ -322,7 +322,7 @@ fn a_killed_server_is_reported_and_reconnected_when_asked() {
                 "--server",
                 &server_c,
                 "--phase",
-                "k:1000:7s",
+                "k:1000:9s",
                 "--send-rate",
                 "0",
                 "--threads",
