@@ -156,7 +156,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Shortest time between two timed wake-ups of a worker: requests falling due in
-    /// between go out together, up to this late (the latency figures include it).
+    /// between go out together, up to this late (the latency figures include it;
+    /// answers are timed by the kernel's arrival stamp either way).
     /// Smaller is more precise and costs more CPU per request; 0 wakes for every
     /// request and answer (precise to a few microseconds, about 1.5x the CPU).
     #[arg(long, default_value = "500us", value_parser = duration_or_zero)]

@@ -108,6 +108,10 @@ struct Worker {
     last_flush: u64,
     last_sweep: u64,
     last_wake: u64,
+    /// Unix ns minus the worker clock, refreshed with the clock.
+    real_minus_now: u64,
+    /// When the data being decoded arrived (worker clock ns).
+    answered_at: u64,
     scratch: Box<[u8; 8192]>,
 }
 
@@ -151,6 +155,8 @@ impl Worker {
             last_flush: 0,
             last_sweep: 0,
             last_wake: 0,
+            real_minus_now: 0,
+            answered_at: 0,
             scratch: Box::new([0; 8192]),
         })
     }
@@ -163,6 +169,19 @@ impl Worker {
 
     fn clock(&mut self) {
         self.now = self.start.elapsed().as_nanos() as u64;
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.real_minus_now = real.saturating_sub(self.now);
+    }
+
+    /// A kernel arrival stamp (unix ns) on the worker clock, never after now.
+    fn arrival(&self, stamp: Option<u64>) -> u64 {
+        match stamp {
+            Some(real) if real > self.real_minus_now => (real - self.real_minus_now).min(self.now),
+            _ => self.now,
+        }
     }
 
     fn block(&self) -> &WorkerBlock {
@@ -589,12 +608,15 @@ impl Worker {
         let c = &mut self.conns[idx as usize];
         let have = usize::from(c.rlen);
         self.scratch[..have].copy_from_slice(&c.rbuf[..have]);
-        let got = match net::read(c.fd, &mut self.scratch[have..]) {
-            Ok(0) => {
+        let got = match net::read_stamped(c.fd, &mut self.scratch[have..]) {
+            Ok((0, _)) => {
                 self.drop_conn(idx, Failure::Reset);
                 return;
             }
-            Ok(n) => n,
+            Ok((n, stamp)) => {
+                self.answered_at = self.arrival(stamp);
+                n
+            }
             Err(e) if e == libc::EAGAIN || e == libc::EINTR => return,
             Err(e) => {
                 self.drop_conn(idx, Failure::from_errno(e));
@@ -671,7 +693,8 @@ impl Worker {
                 } else if let Some(sched) = c.pop_pend() {
                     self.inflight -= 1;
                     if sane {
-                        self.tally.record_us(self.now.saturating_sub(sched) / 1000);
+                        self.tally
+                            .record_us(self.answered_at.saturating_sub(sched) / 1000);
                     }
                 } else {
                     self.tally.counts.bad_answer += 1;

@@ -41,6 +41,8 @@ pub fn start_connect(dst: SocketAddr, src: Option<IpAddr>) -> Result<i32, i32> {
     use std::os::fd::AsRawFd;
     let fd = sock.as_raw_fd();
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    // Best effort: without stamps, answers are timed when the worker reads them.
+    let _ = enable_rx_timestamps(fd);
     if let Some(src) = src {
         if src.is_ipv4() {
             setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
@@ -95,6 +97,49 @@ pub fn write_all(fd: i32, buf: &[u8]) -> Result<(), i32> {
     } else {
         Err(libc::EAGAIN)
     }
+}
+
+/// Asks the kernel to stamp received data with its arrival time (SO_TIMESTAMPNS), so a
+/// worker that sleeps through a tick still times each answer when it arrived.
+pub fn enable_rx_timestamps(fd: i32) -> Result<(), i32> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// Reads into `buf` like [`read`], also returning the kernel's arrival time of the
+/// data (unix ns, CLOCK_REALTIME) when the socket has timestamps on.
+pub fn read_stamped(fd: i32, buf: &mut [u8]) -> Result<(usize, Option<u64>), i32> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one timespec control message (aligned as cmsghdr wants).
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; pointers below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg describes valid buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(errno());
+    }
+    let mut stamp = None;
+    // SAFETY: walking the control buffer the kernel filled, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                if ts.tv_sec > 0 {
+                    stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, stamp))
 }
 
 /// Reads into `buf`: `Ok(0)` is end of stream, `Err(EAGAIN)` nothing to read.
