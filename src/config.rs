@@ -125,6 +125,11 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub max_outstanding_sends: u64,
 
+    /// Most shake packets issued and not yet won, server-wide (8 bytes each); past it a
+    /// shake campaign pauses until packets are won. Bounds memory when nobody shakes.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_outstanding_shakes: u64,
+
     /// Most connections held at once. Default: the open-files limit less a reserve.
     #[arg(long)]
     pub max_conns: Option<u64>,
@@ -199,6 +204,7 @@ pub struct Config {
     pub send_amount: CentsRange,
     pub send_ttl: Duration,
     pub max_outstanding_sends: u64,
+    pub max_outstanding_shakes: u64,
     /// `None`: derive from the open-files limit at start.
     pub max_conns: Option<u64>,
     pub write_queue: usize,
@@ -271,6 +277,7 @@ impl ServerArgs {
             send_amount: self.send_amount,
             send_ttl: self.send_ttl,
             max_outstanding_sends: self.max_outstanding_sends,
+            max_outstanding_shakes: self.max_outstanding_shakes,
             max_conns: self.max_conns,
             write_queue: self.write_queue,
             stats_out: self.stats_out,

@@ -130,15 +130,30 @@ impl Issuer {
             .cfg
             .max_outstanding_sends
             .saturating_sub(open_sends);
+        let won: u64 = self
+            .shared
+            .workers
+            .iter()
+            .map(|w| w.counters.won.load(Relaxed))
+            .sum();
+        let issued = self.counters().issued.load(Relaxed);
+        let mut shake_room = self
+            .shared
+            .cfg
+            .max_outstanding_shakes
+            .saturating_sub(issued.saturating_sub(won));
         let mut campaigns = std::mem::take(&mut self.campaigns);
         for c in &mut campaigns {
             // At most one second of credit banks up, so a stalled tick cannot burst.
             c.credit = (c.credit + c.rate * dt).min(c.rate.max(1.0));
             let mut n = (c.credit as u64).min(c.remaining);
-            if c.users.is_some() {
-                n = n.min(send_room);
-                send_room -= n;
-            }
+            let room = if c.users.is_some() {
+                &mut send_room
+            } else {
+                &mut shake_room
+            };
+            n = n.min(*room);
+            *room -= n;
             c.credit -= n as f64;
             c.remaining -= n;
             match c.users {

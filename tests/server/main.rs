@@ -580,3 +580,22 @@ fn shutdown_drains_and_the_ledger_balances() {
     assert_eq!(sum.held.shake + sum.stats.shake.won, 100);
     assert_eq!(sum.stats.closes["shutdown"], 1);
 }
+
+#[test]
+fn a_campaign_nobody_shakes_for_pauses_at_the_outstanding_cap() {
+    let s = start(|c| c.max_outstanding_shakes = 50);
+    http_get(s.control, "/yaohongbao?qps=100000&sum=200");
+    wait_stats(s.control, "the cap", |st| st.shake.issued == 50);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(stats(s.control).shake.issued, 50, "paused at the cap");
+    // Winning makes room: the campaign resumes.
+    let mut c = Client::login(s.listen, 1);
+    for _ in 0..30 {
+        c.send(Frame::ShakeRequest { user: 1 });
+        assert!(c.recv().is_some());
+    }
+    let st = wait_stats(s.control, "more issued", |st| st.shake.issued > 50);
+    assert!(st.outstanding.shake <= 50, "{:?}", st.outstanding);
+    drop(c);
+    assert!(s.stop().shake_balanced);
+}
