@@ -144,6 +144,10 @@ fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
     let _floor = start_floor(&floor, port, None);
     let out = scratch("rate");
     let server = format!("127.0.0.1:{port}");
+    // The phase comes from a TOML plan file.
+    let plan = out.join("plan.toml");
+    let toml = "[[phase]]\nname = \"steady\"\nqps = 2000\nduration_s = 6\nsend_rate = 0\n";
+    std::fs::write(&plan, toml).unwrap();
     let (code, table) = loadgen(
         &[
             "run",
@@ -151,8 +155,8 @@ fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
             "0..4000",
             "--server",
             &server,
-            "--phase",
-            "steady:2000:6s",
+            "--plan",
+            plan.to_str().unwrap(),
             "--send-rate",
             "0",
             "--threads",
