@@ -136,9 +136,13 @@ pub struct RunArgs {
     /// Length of each phase of the default plan.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub phase_duration: Duration,
-    /// Directory for loadgen.jsonl and summary.json.
+    /// Directory for loadgen.jsonl and summary.json (and this host's net.jsonl and
+    /// tuning.txt: a run's `results/<run-id>/<host>` folder).
     #[arg(long, default_value = "loadgen-out")]
     pub out: PathBuf,
+    /// Do not sample this host into --out (when a server on the same host does).
+    #[arg(long)]
+    pub no_sample_host: bool,
     /// Serve GET /qps?qps=X (change the rate live) and /stats on this address.
     #[arg(long)]
     pub control: Option<SocketAddr>,
@@ -248,6 +252,7 @@ impl RunArgs {
             send_rate: self.send_rate,
             plan,
             out: (!self.child).then(|| self.out.clone()),
+            sample_host: !self.no_sample_host,
             control: self.control,
             max_p99_ms: self.max_p99_ms,
             max_error_rate: self.max_error_rate,

@@ -263,6 +263,8 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         send_rate: 200.0,
         plan: plan.clone(),
         out: Some(host_dir.clone()),
+        // The server child samples this host into the same folder.
+        sample_host: false,
         control: None,
         max_p99_ms: a.max_p99_ms,
         max_error_rate: a.max_error_rate,

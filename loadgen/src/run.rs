@@ -48,6 +48,9 @@ pub struct RunConfig {
     pub send_rate: f64,
     pub plan: Vec<Phase>,
     pub out: Option<PathBuf>,
+    /// Write `net.jsonl` and `tuning.txt` for this host into `out` (off when a server on
+    /// the same host already does, as in the demo).
+    pub sample_host: bool,
     pub control: Option<SocketAddr>,
     pub max_p99_ms: Option<f64>,
     pub max_error_rate: Option<f64>,
@@ -133,6 +136,8 @@ struct Coordinator {
     threads: Vec<std::thread::JoinHandle<()>>,
     children: Option<Children>,
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
+    /// This host's sampler (net.jsonl); stops when the coordinator is dropped.
+    _sampler: Option<redpacket::sysmon::SamplerHandle>,
     started: Instant,
     phase_name: String,
     /// When each phase began (unix s), to label each second by the phase at its middle.
@@ -187,6 +192,23 @@ impl Coordinator {
             }
             (shared, handles, None)
         };
+        // The host's network, TCP, CPU and memory once a second, beside our own log;
+        // dropping the handle at the end of the run stops it.
+        let sampler = match &cfg.out {
+            Some(dir) if !cfg.child && cfg.sample_host => {
+                match redpacket::sysmon::record_host(dir) {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        eprintln!(
+                            "loadgen: cannot sample this host into {}: {e}",
+                            dir.display()
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let jsonl = match &cfg.out {
             Some(dir) if !cfg.child => {
                 std::fs::create_dir_all(dir)
@@ -212,6 +234,7 @@ impl Coordinator {
             threads,
             children,
             jsonl,
+            _sampler: sampler,
             started: Instant::now(),
             phase_name: "connect".into(),
             phase_log: vec![(0.0, "connect".into())],

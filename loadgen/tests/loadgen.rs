@@ -185,6 +185,8 @@ fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
         "sent {sent} answered {answered}"
     );
     assert_eq!(s["connections"]["connected"], 4000);
+    // The host is sampled beside the load generator's own log.
+    assert!(out.join("net.jsonl").exists() && out.join("tuning.txt").exists());
     let lines = std::fs::read_to_string(out.join("loadgen.jsonl")).unwrap();
     let steady: Vec<Value> = lines
         .lines()
@@ -408,7 +410,14 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
     assert_eq!(names, ["connect", "warm", "2k", "4k"]);
     assert_eq!(run_json["schema"], 1);
     let host = run_json["hosts"][0].as_str().unwrap().to_string();
-    for f in ["loadgen.jsonl", "summary.json", "server.jsonl"] {
+    for f in [
+        "loadgen.jsonl",
+        "summary.json",
+        "server.jsonl",
+        "server-summary.json",
+        "net.jsonl",
+        "tuning.txt",
+    ] {
         assert!(run.join(&host).join(f).exists(), "{f} missing");
     }
     let s = summary(&run.join(&host));
