@@ -222,6 +222,10 @@ pub struct Outstanding {
     /// Shake packets issued and not yet won.
     pub shake: u64,
     pub shake_cents: u64,
+    /// User-to-user packets not yet fully grabbed nor refunded (a gauge the workers
+    /// publish each tick; 0 in a snapshot built from counters alone).
+    #[serde(default)]
+    pub send: u64,
     /// User-to-user cents neither grabbed nor refunded.
     pub send_cents: u64,
 }
@@ -264,6 +268,7 @@ impl Snapshot {
                     .send
                     .created_cents
                     .saturating_sub(t.send.grabbed_cents + t.send.refunded_cents),
+                send: 0,
             },
             closes: CloseReason::ALL
                 .iter()

@@ -229,7 +229,9 @@ pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
 
 fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
     let t = Totals::sum(workers.iter().map(|w| &w.counters).chain([issuer]));
-    Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64())
+    let mut s = Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64());
+    s.outstanding.send = workers.iter().map(|w| w.open_sends.load(Relaxed)).sum();
+    s
 }
 
 impl Server {

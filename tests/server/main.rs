@@ -270,7 +270,7 @@ fn a_user_sends_to_named_users_online_and_offline() {
 
 #[test]
 fn packets_not_grabbed_in_time_go_back_to_the_sender() {
-    let s = start(|c| c.send_ttl = Duration::from_millis(300));
+    let s = start(|c| c.send_ttl = Duration::from_millis(1000));
     let mut a = Client::login(s.listen, 1);
     let mut b = Client::login(s.listen, 2);
     a.send(Frame::SendRequest {
@@ -287,8 +287,16 @@ fn packets_not_grabbed_in_time_go_back_to_the_sender() {
     let Some(Frame::GrabResponse { amount: first, .. }) = b.recv() else {
         panic!()
     };
+    let st = wait_stats(s.control, "one packet outstanding", |st| {
+        st.outstanding.send == 1
+    });
+    assert_eq!(st.outstanding.send_cents, 90 - u64::from(first));
     let st = wait_stats(s.control, "the refund", |st| st.send.refunded == 1);
     assert_eq!(st.send.refunded_cents, 90 - u64::from(first));
+    assert_eq!(st.outstanding.send_cents, 0);
+    let st = wait_stats(s.control, "nothing outstanding", |st| {
+        st.outstanding.send == 0
+    });
     assert_eq!(st.outstanding.send_cents, 0);
     // After expiry a recipient gets nothing.
     let mut c = Client::login(s.listen, 3);
