@@ -7,6 +7,9 @@
 #   bench/compare.sh rate     highest rate each sustains with p99 <= 5 ms
 #   bench/compare.sh all
 #
+# BENCH_PIN=1 gives the server (one worker) and the floor (one thread) CPU 0 and the
+# driver CPU 1, so they stop competing for cores: per-core figures, less noise.
+#
 # Needs gcc and the yardsticks floor.c and drive.c (BENCH_SRC, default ../shared/bench).
 # Everything runs on 127.0.0.1 and stops by itself.
 set -euo pipefail
@@ -17,6 +20,11 @@ PORT=${BENCH_PORT:-21025}
 CTL=${BENCH_CTL:-21989}
 mkdir -p "$OUT"
 TCK=$(getconf CLK_TCK)
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  SERVER_PIN=(--cores 0); FLOOR_THREADS=1; DRIVE=(taskset -c 1 "$OUT/drive")
+else
+  SERVER_PIN=(); FLOOR_THREADS=""; DRIVE=("$OUT/drive")
+fi
 
 build() {
   [ -f "$SRC/floor.c" ] || { echo "no $SRC/floor.c: set BENCH_SRC to the folder with floor.c and drive.c" >&2; exit 2; }
@@ -31,7 +39,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 start_server() {
   rm -f "$OUT/ready.json"
   target/release/redpacket-server --listen 127.0.0.1:$PORT --control 127.0.0.1:$CTL \
-    --stats-out off --ready-file "$OUT/ready.json" "$@" 2>"$OUT/server.log" &
+    --stats-out off --ready-file "$OUT/ready.json" "${SERVER_PIN[@]}" "$@" 2>"$OUT/server.log" &
   SPID=$!
   for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && return 0; sleep 0.05; done
   echo "server did not start; see $OUT/server.log" >&2; exit 1
@@ -40,7 +48,7 @@ stop_server() { kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null
 server_shakes() { curl -s "127.0.0.1:$CTL/stats" | sed -E 's/.*"requests":\{[^}]*"shake":([0-9]+).*/\1/'; }
 
 start_floor() {
-  "$OUT/floor" $PORT >"$OUT/floor.out" 2>&1 &
+  "$OUT/floor" $PORT $FLOOR_THREADS >"$OUT/floor.out" 2>&1 &
   FPID=$!
   sleep 0.3
 }
@@ -53,7 +61,7 @@ memory() {
   sleep 0.5
   local before; before=$(rss_kib $SPID)
   # drive logs every user in, then idles them (one shake a second) for a while.
-  "$OUT/drive" 127.0.0.1 $PORT "$users" 1 20 >"$OUT/mem-drive.json" &
+  "${DRIVE[@]}" 127.0.0.1 $PORT "$users" 1 20 >"$OUT/mem-drive.json" &
   local d=$!
   for _ in $(seq 200); do
     sleep 0.2
@@ -75,7 +83,7 @@ memory() {
 # measure NAME PID COUNTER_FN RATE USERS SECONDS: CPU per request over the middle window.
 measure() {
   local name=$1 pid=$2 counter=$3 rate=$4 users=$5 secs=$6
-  "$OUT/drive" 127.0.0.1 $PORT "$users" "$rate" "$secs" >"$OUT/$name-drive.json" &
+  "${DRIVE[@]}" 127.0.0.1 $PORT "$users" "$rate" "$secs" >"$OUT/$name-drive.json" &
   local d=$!
   sleep 4  # connect, log in, reach steady state
   local c0 n0; c0=$(cpu_ticks "$pid"); n0=$($counter)
@@ -99,7 +107,7 @@ cpu() {
 rate_point() {
   local name=$1 r=$2
   if [ "$name" = floor ]; then start_floor; else start_server --max-qps 10000000; fi
-  "$OUT/drive" 127.0.0.1 $PORT "${RATE_USERS:-10000}" "$r" "${RATE_SECS:-6}" >"$OUT/rate-$name-$r.json"
+  "${DRIVE[@]}" 127.0.0.1 $PORT "${RATE_USERS:-10000}" "$r" "${RATE_SECS:-6}" >"$OUT/rate-$name-$r.json"
   if [ "$name" = floor ]; then stop_floor; else stop_server; fi
   sed -E 's/.*"sent":([0-9]+),"answered":([0-9]+).*"p50_ms":([0-9.]+),"p99_ms":([0-9.]+),"p999_ms":([0-9.]+).*/\3 \4 \5 \1 \2/' "$OUT/rate-$name-$r.json"
 }
