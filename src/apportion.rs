@@ -4,11 +4,25 @@
 //! workers (and inside a worker to SETs) in proportion to the shake requests each saw, so
 //! a request's chance to win does not depend on which core or SET holds its connection.
 //! The overload budget is divided the same way.
+//!
+//! Parts are whole packets, and a tick often has only a few to hand out, so how the
+//! rounding falls matters: a fixed rule (largest remainder, ties to the first claimant)
+//! hands the same claimant the odd packet tick after tick and skews win rates by tens of
+//! percent. Rounding here is *systematic sampling* with a random offset: each part is the
+//! floor or the ceiling of its exact share, the parts add up exactly, and over ticks each
+//! claimant's expected part is its exact share.
 
-/// Divides `total` among claimants in proportion to `weights`, by largest remainder, so
-/// the parts add up to `total` exactly. `caps[i]` bounds part `i`; what the caps refuse is
-/// returned as the second value. With every weight zero, `total` is split evenly.
-pub fn apportion(total: u64, weights: &[u64], caps: &[u64], out: &mut Vec<u64>) -> u64 {
+/// Divides `total` among claimants in proportion to `weights`, so the parts add up to
+/// `total` exactly; `offset` in `[0, 1)` (random, from the caller) decides where the
+/// rounding falls. `caps[i]` bounds part `i`; what the caps refuse is returned. With
+/// every weight zero, `total` is split evenly.
+pub fn apportion(
+    total: u64,
+    weights: &[u64],
+    caps: &[u64],
+    offset: f64,
+    out: &mut Vec<u64>,
+) -> u64 {
     debug_assert_eq!(weights.len(), caps.len());
     out.clear();
     out.resize(weights.len(), 0);
@@ -41,18 +55,21 @@ pub fn apportion(total: u64, weights: &[u64], caps: &[u64], out: &mut Vec<u64>) 
                 rema.push((exact % wsum, i));
             }
         }
-        // Largest remainders take the units rounding left over.
-        rema.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut spare = left - given;
-        for &(_, i) in rema.iter().cycle().take(rema.len() * 2) {
-            if spare == 0 {
-                break;
-            }
-            if out[i] < caps[i] && weight(i) > 0 {
+        // Units left by rounding down: one each to the claimants hit by points spaced one
+        // unit apart (offset, offset + 1, ...) along their remainders laid end to end.
+        // A remainder is under one unit, so no claimant gets two.
+        let spare = u128::from(left - given);
+        let start = ((offset.clamp(0.0, 1.0) * wsum as f64) as u128).min(wsum - 1);
+        let (mut from, mut hit) = (0u128, 0u128);
+        for &(rem, i) in &rema {
+            let to = from + rem;
+            let point = start + hit * wsum;
+            if hit < spare && point >= from && point < to && weight(i) > 0 {
                 out[i] += 1;
                 given += 1;
-                spare -= 1;
+                hit += 1;
             }
+            from = to;
         }
         left -= given;
     }
@@ -66,7 +83,7 @@ mod tests {
 
     fn ap(total: u64, w: &[u64], caps: &[u64]) -> (Vec<u64>, u64) {
         let mut out = Vec::new();
-        let left = apportion(total, w, caps, &mut out);
+        let left = apportion(total, w, caps, 0.0, &mut out);
         (out, left)
     }
 
@@ -77,6 +94,28 @@ mod tests {
         let (out, left) = ap(10, &[1, 1, 1], &[u64::MAX; 3]);
         assert_eq!(out.iter().sum::<u64>() + left, 10);
         assert!(out.iter().all(|&x| x == 3 || x == 4));
+    }
+
+    #[test]
+    fn rounding_is_unbiased_over_many_ticks() {
+        // 10 units a tick at 3:1 is 7.5 : 2.5; a fixed rounding rule would give 8 : 2
+        // every tick. With random offsets the averages come out exact.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let (mut a, mut b) = (0u64, 0u64);
+        let mut out = Vec::new();
+        let ticks = 20_000;
+        for _ in 0..ticks {
+            let left = apportion(10, &[90, 30], &[u64::MAX; 2], rng.random(), &mut out);
+            assert_eq!(left, 0);
+            assert!(out == [8, 2] || out == [7, 3], "{out:?}");
+            a += out[0];
+            b += out[1];
+        }
+        let share = a as f64 / (a + b) as f64;
+        assert!(
+            (share - 0.75).abs() < 0.005,
+            "first claimant's share {share}"
+        );
     }
 
     #[test]

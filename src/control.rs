@@ -59,6 +59,7 @@ pub fn run(
             .route("/yaohongbao", get(yaohongbao))
             .route("/fahongbao", get(fahongbao))
             .route("/stats", get(stats))
+            .route("/stats/workers", get(stats_workers))
             .route("/metrics", get(metrics))
             .route("/campaigns", get(campaigns))
             .with_state(ctl.clone());
@@ -147,6 +148,7 @@ async fn help() -> &'static str {
      GET /fahongbao?qps=R&sum=N&min=A&max=B  send N packets at R/s, each to 3 random users in [A,B]\n\
      GET /campaigns                        campaigns still running\n\
      GET /stats                            counters as JSON\n\
+     GET /stats/workers                    each worker's counters (balance, win rates)\n\
      GET /metrics                          counters in Prometheus text format\n"
 }
 
@@ -226,6 +228,10 @@ async fn campaigns(State(ctl): State<Ctl>) -> Response {
 
 async fn stats(State(ctl): State<Ctl>) -> Response {
     axum::Json(ctl.shared.snapshot()).into_response()
+}
+
+async fn stats_workers(State(ctl): State<Ctl>) -> Response {
+    axum::Json(ctl.shared.worker_snapshots()).into_response()
 }
 
 async fn metrics(State(ctl): State<Ctl>) -> Response {

@@ -220,10 +220,12 @@ impl Issuer {
         let max_qps = self.shared.cfg.max_qps;
         let even = max_qps / workers.len() as u64 / 10;
         let uncapped = vec![u64::MAX; workers.len()];
+        let offset = self.rng.random();
         apportion(
             max_qps - even * workers.len() as u64,
             weights,
             &uncapped,
+            offset,
             parts,
         );
         for (w, &p) in workers.iter().zip(parts.iter()) {
@@ -232,7 +234,8 @@ impl Issuer {
         if self.central.is_empty() {
             return;
         }
-        apportion(self.central.len() as u64, weights, caps, parts);
+        let offset = self.rng.random();
+        apportion(self.central.len() as u64, weights, caps, offset, parts);
         for (i, &n) in parts.iter().enumerate() {
             if n == 0 {
                 continue;

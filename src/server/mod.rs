@@ -199,6 +199,11 @@ impl Shared {
         snapshot(&self.workers, &self.issuer_counters, self.started)
     }
 
+    /// Each worker's own snapshot, in worker order.
+    pub fn worker_snapshots(&self) -> Vec<Snapshot> {
+        worker_snapshots(&self.workers, self.started)
+    }
+
     /// Connections open now, server-wide.
     pub fn open_conns(&self) -> u64 {
         self.workers
@@ -225,6 +230,20 @@ pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
             None
         }
     }
+}
+
+/// Each worker's own counters and gauges: how evenly the kernel spread connections and
+/// demand, and each worker's win rate (the issuer's counters are in none of them).
+fn worker_snapshots(workers: &[WorkerShared], started: Instant) -> Vec<Snapshot> {
+    let uptime = started.elapsed().as_secs_f64();
+    workers
+        .iter()
+        .map(|w| {
+            let mut s = Snapshot::from_totals(&Totals::sum([&w.counters]), 1, uptime);
+            s.outstanding.send = w.open_sends.load(Relaxed);
+            s
+        })
+        .collect()
 }
 
 fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
@@ -354,10 +373,7 @@ impl ServerHandle {
 
     /// Each worker's own counters (the issuer's are not in any of them).
     pub fn worker_snapshots(&self) -> Vec<Snapshot> {
-        self.shared
-            .iter()
-            .map(|w| Snapshot::from_totals(&Totals::sum([&w.counters]), 1, 0.0))
-            .collect()
+        worker_snapshots(&self.shared, self.started)
     }
 
     /// Shuts down, drains, and returns the final account.

@@ -12,7 +12,7 @@ use crate::apportion::apportion;
 use crate::protocol::{result, Frame, MAX_RECIPIENTS};
 use crate::stats::{CloseReason, Counters};
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
@@ -572,7 +572,8 @@ impl Worker {
             caps.push((s.demand * 2).saturating_sub(s.pool.len() as u64));
         }
         if !self.pool.is_empty() {
-            apportion(self.pool.len() as u64, weights, caps, parts);
+            let offset = self.rng.random();
+            apportion(self.pool.len() as u64, weights, caps, offset, parts);
             for (set, &n) in self.sets.iter_mut().zip(parts.iter()) {
                 set.pool.extend(self.pool.drain(..n as usize));
             }

@@ -505,7 +505,7 @@ fn win_rates_are_fair_across_workers_with_uneven_demand() {
         c.steer_incoming_cpu = true;
     });
     let (listen, control) = (s.listen, s.control);
-    let (code, _) = http_get(control, "/yaohongbao?qps=1000&sum=3000");
+    let (code, _) = http_get(control, "/yaohongbao?qps=3000&sum=9000");
     assert_eq!(code, 200);
     let drive = |cpu: usize, users: std::ops::Range<u32>| {
         std::thread::spawn(move || {
@@ -538,12 +538,19 @@ fn win_rates_are_fair_across_workers_with_uneven_demand() {
     let b = drive(cpus[1], 1000..1030);
     let (sa, wa) = a.join().unwrap();
     let (sb, wb) = b.join().unwrap();
-    let per_worker: Vec<u64> = s
-        .worker_snapshots()
-        .iter()
-        .map(|w| w.requests.shake)
-        .collect();
-    eprintln!("shake requests per worker: {per_worker:?}");
+    let (code, body) = http_get(control, "/stats/workers");
+    assert_eq!(code, 200, "{body}");
+    let workers: Vec<redpacket::stats::Snapshot> = serde_json::from_str(&body).unwrap();
+    let per_worker: Vec<u64> = workers.iter().map(|w| w.requests.shake).collect();
+    let won: Vec<u64> = workers.iter().map(|w| w.shake.won).collect();
+    assert_eq!(
+        per_worker,
+        s.worker_snapshots()
+            .iter()
+            .map(|w| w.requests.shake)
+            .collect::<Vec<_>>()
+    );
+    eprintln!("shake requests per worker: {per_worker:?}, won {won:?}");
     assert!(
         per_worker[0] > 2 * per_worker[1],
         "steering by CPU should give worker 0 about 3x the demand: {per_worker:?}"
