@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for s in ["", "x", "127.0.0.9-127.0.0.1", "127.0.0.0/33", "10.0.0.0/8"] {
+        for s in ["", "x", "127.0.0.9-127.0.0.1", "127.0.0.0/33", "127.0.0.0/8"] {
             assert!(parse_source_addrs(s).is_err(), "{s}");
         }
     }
