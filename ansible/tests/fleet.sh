@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The fleet, for real, on this machine: network namespaces as hosts, each with its own
+# sshd, driven by the playbooks exactly as a real fleet is.
+#
+#   bash ansible/tests/fleet.sh [--clients N] [--instances K] [--keep-results]
+#
+# One server host running K instances (default 2) and N client hosts (default 2), joined
+# by a bridge in a namespace of its own, addresses in 198.18.0.0/24 (the controller, this
+# root namespace, gets 198.18.0.1 on a link into the bridge: no other address, no route
+# beyond it). Each host runs Debian's sshd from its own config, host key and pid file,
+# reachable only with a key made here, as a non-root user with passwordless sudo (so
+# `become` is used). The test:
+#   1. provision.yml twice: the second must report changed=0 for every host;
+#   2. run-phase.yml -e phase=tiny: every host's per-namespace sysctls hold the files'
+#      values, every host's files arrived, the report was made, every instance's money
+#      ledger balances and the clients' cents equal the servers';
+#   3. kills one client host's sshd and runs the phase again: the play finishes, exits
+#      non-zero naming that host, and the others are collected and reported.
+# Results go to a temporary folder, never into the repository's results/. Everything it
+# makes (namespaces, links, processes, files) is removed on exit, failure or interrupt.
+# Needs root, ip, sshd, sudo and python3-venv; under CI=true a missing one fails the test.
+# Ansible comes from PyPI (ansible/requirements.txt) into a cached virtualenv.
+# FLEET_SYSCTL_DIR=DIR tests the tuning against another sysctl/ folder than the repo's;
+# FLEET_PREBUILT_DIR=DIR installs the binaries of DIR instead of building them.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)     # ansible/
+repo=$(dirname "$here")
+clients=2
+instances=2
+keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --clients) clients=$2; shift 2 ;;
+    --instances) instances=$2; shift 2 ;;
+    --keep-results) keep=1; shift ;;
+    *) echo "usage: $0 [--clients N] [--instances K] [--keep-results]" >&2; exit 2 ;;
+  esac
+done
+case "$clients:$instances" in
+  *[!0-9:]*|:*|*:) echo "--clients and --instances take numbers" >&2; exit 2 ;;
+esac
+if [ "$clients" -lt 1 ] || [ "$clients" -gt 50 ] || [ "$instances" -lt 1 ] || [ "$instances" -gt 8 ]; then
+  echo "--clients must be 1..50 and --instances 1..8" >&2; exit 2
+fi
+
+t0=$(date +%s)
+say() { printf '[fleet %3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+skip_or_fail() {
+  if [ "${CI:-}" = true ]; then fail "missing prerequisite: $*"; fi
+  say "SKIPPED (not a pass): missing prerequisite: $*"
+  exit 0
+}
+
+[ "$(id -u)" = 0 ] || skip_or_fail "root (network namespaces)"
+for cmd in ip /usr/sbin/sshd sudo ssh ssh-keygen /usr/bin/python3 cargo; do
+  command -v "$cmd" >/dev/null || skip_or_fail "$cmd"
+done
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || skip_or_fail "python3-venv"
+sysctl_dir=${FLEET_SYSCTL_DIR:-$repo/sysctl}
+[ -f "$sysctl_dir/server.conf" ] && [ -f "$sysctl_dir/client.conf" ] \
+  || skip_or_fail "$sysctl_dir/server.conf and client.conf"
+
+# --- Ansible from PyPI, in a virtualenv keyed on the requirements file ------------------
+req="$here/requirements.txt"
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/redpacket-ansible-venv/$(sha256sum "$req" | cut -c1-16)"
+if [ ! -x "$venv/bin/ansible-playbook" ]; then
+  say "installing ansible into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+fi
+export PATH="$venv/bin:$PATH"
+
+# --- The fleet ----------------------------------------------------------------------------
+p="rf$$"                       # prefix of every namespace and link made here
+tmp=$(mktemp -d /tmp/redpacket-fleet.XXXXXX)
+chmod 755 "$tmp"
+user=redpacket-fleet
+results="$tmp/results"
+hosts=(srv1)
+for i in $(seq 1 "$clients"); do hosts+=("cli$i"); done
+declare -A addr ns
+for i in "${!hosts[@]}"; do
+  h=${hosts[$i]}
+  addr[$h]="198.18.0.$((10 + i))"
+  ns[$h]="$p-$h"
+done
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  # Ansible's SSH connection masters, by their control sockets.
+  for s in "$tmp"/cp/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1; done
+  for h in "${hosts[@]}"; do
+    local n=${ns[$h]}
+    ip netns list 2>/dev/null | grep -qw "$n" || continue
+    local pids
+    pids=$(ip netns pids "$n" 2>/dev/null)
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+    sleep 0.2
+    pids=$(ip netns pids "$n" 2>/dev/null)
+    [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+    ip netns del "$n" 2>/dev/null
+  done
+  ip netns del "$p-br" 2>/dev/null
+  ip link del "${p}c" 2>/dev/null
+  if [ "$keep" = 1 ]; then say "results kept in $results"; rm -rf "$tmp/hosts" "$tmp/ssh"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+usermod -p '*' "$user"            # no password, but not locked: key login works
+sudoers=/etc/sudoers.d/redpacket-fleet-test
+if [ ! -f "$sudoers" ]; then
+  echo "$user ALL=(ALL) NOPASSWD: ALL" >"$sudoers.tmp" && chmod 440 "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
+fi
+mkdir -p -m 755 /run/sshd
+
+mkdir -p "$tmp/ssh" "$tmp/cp" "$tmp/hosts" "$results"
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/ssh/id" -C redpacket-fleet-test
+cp "$tmp/ssh/id.pub" "$tmp/ssh/authorized_keys"
+chmod 644 "$tmp/ssh/authorized_keys"
+: >"$tmp/ssh/known_hosts"
+
+say "making the fleet: ${hosts[*]} (server instances: $instances)"
+ip netns add "$p-br"
+ip -n "$p-br" link add br0 type bridge
+ip -n "$p-br" link set br0 up
+ip link add "${p}c" type veth peer name "${p}cb"
+ip link set "${p}cb" netns "$p-br"
+ip -n "$p-br" link set "${p}cb" master br0 up
+ip addr add 198.18.0.1/24 dev "${p}c"
+ip link set "${p}c" up
+for i in "${!hosts[@]}"; do
+  h=${hosts[$i]} n=${ns[$h]}
+  ip netns add "$n"
+  ip link add "${p}h$i" type veth peer name "${p}b$i"
+  ip link set "${p}b$i" netns "$p-br"
+  ip -n "$p-br" link set "${p}b$i" master br0 up
+  ip link set "${p}h$i" netns "$n"
+  ip -n "$n" link set "${p}h$i" name eth0
+  ip -n "$n" addr add "${addr[$h]}/24" dev eth0
+  ip -n "$n" link set eth0 up
+  ip -n "$n" link set lo up
+  d="$tmp/hosts/$h"
+  mkdir -p "$d/home"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  cat >"$d/sshd_config" <<EOF
+ListenAddress ${addr[$h]}:22
+HostKey $d/host_key
+PidFile $d/sshd.pid
+AuthorizedKeysFile $tmp/ssh/authorized_keys
+AllowUsers $user
+PermitRootLogin no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+EOF
+  ip netns exec "$n" /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
+  echo "${addr[$h]} $(cut -d' ' -f1-2 "$d/host_key.pub")" >>"$tmp/ssh/known_hosts"
+done
+
+# The inventory a user would write, with what the namespace fleet needs: one kernel and
+# one filesystem shared by every host.
+inv="$tmp/inventory.yml"
+{
+  echo "all:"
+  echo "  vars:"
+  echo "    ansible_user: $user"
+  echo "    ansible_ssh_private_key_file: $tmp/ssh/id"
+  echo "    ansible_ssh_common_args: -o UserKnownHostsFile=$tmp/ssh/known_hosts -o StrictHostKeyChecking=yes"
+  echo "    ansible_python_interpreter: /usr/bin/python3"
+  echo "    redpacket_system_files: false"
+  echo "    redpacket_tuning_global: false"
+  echo "    redpacket_results_dir: $results"
+  echo "    redpacket_sysctl_dir: $sysctl_dir"
+  echo "    redpacket_prebuilt_dir: '${FLEET_PREBUILT_DIR:-}'"
+  echo "    redpacket_connect_rate: 2000"
+  echo "    redpacket_start_margin_s: 5"
+  echo "  children:"
+  echo "    servers:"
+  echo "      hosts:"
+  echo "        srv1:"
+  echo "          ansible_host: ${addr[srv1]}"
+  echo "          redpacket_home: $tmp/hosts/srv1/home"
+  echo "          redpacket_listen: ${addr[srv1]}"
+  echo "          redpacket_server_instances: $instances"
+  echo "    clients:"
+  echo "      hosts:"
+  for i in $(seq 1 "$clients"); do
+    h=cli$i
+    echo "        $h:"
+    echo "          ansible_host: ${addr[$h]}"
+    echo "          redpacket_home: $tmp/hosts/$h/home"
+    echo "          redpacket_source_addrs: [198.18.0.$((100 + 2 * i)), 198.18.0.$((101 + 2 * i))]"
+    echo "          redpacket_source_alias: true"
+    echo "          redpacket_source_iface: eth0"
+  done
+} >"$inv"
+
+export ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_SSH_CONTROL_PATH_DIR="$tmp/cp" \
+  ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOME="$tmp/ansible-home" \
+  ANSIBLE_LOCAL_TEMP="$tmp/ansible-local"
+playbook() { (cd "$here" && ansible-playbook -i "$inv" "$@"); }
+
+# The PLAY RECAP of a log: "host changed" lines.
+recap_changed() { awk '/^PLAY RECAP/ {r = 1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); print $1, a[2]}}' "$1"; }
+
+# --- 1. provision twice -------------------------------------------------------------------
+say "provision.yml (first run)"
+playbook provision.yml >"$tmp/provision1.log" 2>&1 || { tail -40 "$tmp/provision1.log"; fail "provision.yml failed"; }
+say "provision.yml (second run: must change nothing)"
+playbook provision.yml >"$tmp/provision2.log" 2>&1 || { tail -40 "$tmp/provision2.log"; fail "second provision.yml failed"; }
+recap_changed "$tmp/provision2.log" >"$tmp/recap2"
+for h in "${hosts[@]}"; do
+  grep -q "^$h 0$" "$tmp/recap2" || { sed -n '/PLAY RECAP/,$p' "$tmp/provision2.log"; grep -B2 -A8 'changed:' "$tmp/provision2.log" | head -60; fail "second provision changed something on $h"; }
+done
+say "second provision: changed=0 on ${hosts[*]}"
+playbook provision.yml --check >"$tmp/provision-check.log" 2>&1 || { tail -30 "$tmp/provision-check.log"; fail "provision.yml --check failed"; }
+
+# Each host's per-namespace sysctls hold the file's values (the keys annotated netns).
+netns_keys() {
+  awk '/^# redpacket:/ {s = ""; if (match($0, /scope=[a-z]+/)) s = substr($0, RSTART + 6, RLENGTH - 6); next}
+       /^[ \t]*[#;]/ || /^[ \t]*$/ {next}
+       {split($0, kv, "="); k = kv[2]; v = substr($0, index($0, "=") + 1); gsub(/^[ \t-]+|[ \t]+$/, "", kv[1]);
+        gsub(/[ \t]+/, " ", v); gsub(/^ | $/, "", v); if (s == "netns") print kv[1] "\t" v; s = ""}' "$1"
+}
+checked=0
+for h in "${hosts[@]}"; do
+  f="$sysctl_dir/$([ "$h" = srv1 ] && echo server || echo client).conf"
+  while IFS=$'\t' read -r key want; do
+    live=$(ip netns exec "${ns[$h]}" sysctl -n "$key" | tr -s ' \t' '  ')
+    [ "$live" = "$want" ] || fail "$h: $key is '$live', $(basename "$f") says '$want'"
+    checked=$((checked + 1))
+  done < <(netns_keys "$f")
+done
+[ "$checked" -gt 0 ] || fail "no scope=netns key found in $sysctl_dir/*.conf"
+say "per-namespace sysctls hold the files' values ($checked key readings)"
+for i in $(seq 1 "$clients"); do
+  for a in "198.18.0.$((100 + 2 * i))" "198.18.0.$((101 + 2 * i))"; do
+    ip -n "${ns[cli$i]}" -o addr show dev eth0 | grep -q " $a/24 " || fail "cli$i lacks source address $a"
+  done
+done
+
+# --- 2. a phase -------------------------------------------------------------------------
+run1="fleet-test-1"
+say "run-phase.yml -e phase=tiny (run $run1)"
+playbook run-phase.yml -e phase=tiny -e run_id="$run1" >"$tmp/run1.log" 2>&1 \
+  || { tail -60 "$tmp/run1.log"; fail "run-phase.yml failed"; }
+d="$results/$run1"
+[ -f "$d/run.json" ] || fail "no run.json"
+[ -f "$d/report.html" ] || fail "no report.html"
+grep -q "report: $d/report.html" "$tmp/run1.log" || fail "the play did not say where the report is"
+for h in "${hosts[@]}"; do [ -d "$d/$h" ] || fail "files of $h did not arrive"; done
+for i in $(seq 1 "$clients"); do
+  for f in summary.json loadgen.jsonl; do [ -s "$d/cli$i/$f" ] || fail "cli$i/$f missing"; done
+done
+python3 - "$d" "$instances" "$clients" <<'EOF' || fail "money or files do not add up"
+import json, sys, pathlib
+d, k, n = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+won = grabbed = 0
+for i in range(1, k + 1):
+    s = json.loads((d / "srv1" / ("instance-%d" % i) / "server-summary.json").read_text())
+    assert s["shake_balanced"] and s["send_balanced"], "instance %d: ledger does not balance" % i
+    assert s["stats"]["shake"]["issued"] > 0, "instance %d issued no shake packet" % i
+    assert s["stats"]["connections"]["logins"] > 0, "instance %d saw no login" % i
+    won += s["stats"]["shake"]["won_cents"]
+    grabbed += s["stats"]["send"]["grabbed_cents"]
+cw = cg = 0
+for c in range(1, n + 1):
+    m = json.loads((d / ("cli%d" % c) / "summary.json").read_text())["money"]
+    cw += m["client_won_cents"]
+    cg += m["client_grabbed_cents"]
+assert won > 0, "nothing won"
+assert (cw, cg) == (won, grabbed), "clients won %d and grabbed %d cents, servers %d and %d" % (cw, cg, won, grabbed)
+run = json.loads((d / "run.json").read_text())
+assert [p["name"] for p in run["phases"]] == ["connect", "tiny"], run["phases"]
+assert not run["failed_hosts"], run["failed_hosts"]
+print("money: %d instances balanced; clients' won %d and grabbed %d cents equal the servers'" % (k, won, grabbed))
+EOF
+say "run 1: files of every host, report, ledgers balanced"
+
+# --- 3. a client host goes away -------------------------------------------------------------
+dead=cli$clients
+say "killing $dead's sshd, then run-phase.yml again"
+for pid in $(ip netns pids "${ns[$dead]}"); do
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] && kill "$pid"
+done
+for s in "$tmp"/cp/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1; done
+run2="fleet-test-2"
+set +e
+playbook run-phase.yml -e phase=tiny -e run_id="$run2" >"$tmp/run2.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || { tail -30 "$tmp/run2.log"; fail "the play exited 0 although $dead was gone"; }
+grep -q "finished without .*$dead" "$tmp/run2.log" || { tail -40 "$tmp/run2.log"; fail "the play did not name $dead"; }
+d="$results/$run2"
+[ -f "$d/report.html" ] || { tail -40 "$tmp/run2.log"; fail "no report for run 2"; }
+[ ! -e "$d/$dead" ] || fail "$dead has a folder although it was unreachable"
+for h in "${hosts[@]}"; do
+  [ "$h" = "$dead" ] || [ -d "$d/$h" ] || fail "run 2: files of $h did not arrive"
+done
+python3 - "$d" "$dead" <<'EOF' || fail "run 2's run.json does not name $dead"
+import json, sys
+run = json.load(open(sys.argv[1] + "/run.json"))
+assert list(run["failed_hosts"]) == [sys.argv[2]], run["failed_hosts"]
+EOF
+say "run 2: exit $rc naming $dead; the others collected and reported"
+say "PASS (provision x2, two runs) in $(($(date +%s) - t0)) s"
