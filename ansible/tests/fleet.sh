@@ -2,7 +2,7 @@
 # The fleet, for real, on this machine: network namespaces as hosts, each with its own
 # sshd, driven by the playbooks exactly as a real fleet is.
 #
-#   bash ansible/tests/fleet.sh [--clients N] [--instances K] [--keep-results]
+#   bash ansible/tests/fleet.sh [--clients N] [--instances K] [--keep]
 #
 # One server host running K instances (default 2) and N client hosts (default 2), joined
 # by a bridge in a namespace of its own, addresses in 198.18.0.0/24 (the controller, this
@@ -33,8 +33,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients=$2; shift 2 ;;
     --instances) instances=$2; shift 2 ;;
-    --keep-results) keep=1; shift ;;
-    *) echo "usage: $0 [--clients N] [--instances K] [--keep-results]" >&2; exit 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "usage: $0 [--clients N] [--instances K] [--keep]" >&2; exit 2 ;;
   esac
 done
 case "$clients:$instances" in
@@ -107,7 +107,7 @@ cleanup() {
   done
   ip netns del "$p-br" 2>/dev/null
   ip link del "${p}c" 2>/dev/null
-  if [ "$keep" = 1 ]; then say "results kept in $results"; rm -rf "$tmp/hosts" "$tmp/ssh"; else rm -rf "$tmp"; fi
+  if [ "$keep" = 1 ]; then say "results and logs kept in $tmp"; else rm -rf "$tmp"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -128,6 +128,8 @@ cp "$tmp/ssh/id.pub" "$tmp/ssh/authorized_keys"
 chmod 644 "$tmp/ssh/authorized_keys"
 : >"$tmp/ssh/known_hosts"
 
+file_max=$(sysctl -n fs.file-max)
+touch "$tmp/made"
 say "making the fleet: ${hosts[*]} (server instances: $instances)"
 ip netns add "$p-br"
 ip -n "$p-br" link add br0 type bridge
@@ -172,6 +174,14 @@ done
 # The inventory a user would write, with what the namespace fleet needs: one kernel and
 # one filesystem shared by every host.
 inv="$tmp/inventory.yml"
+# On every host: the hosts share this machine's kernel and filesystem. (Host entries
+# outrank group_vars/all.yml beside the playbooks; an inventory's group vars do not.)
+host_vars() {
+  echo "          redpacket_system_files: false"
+  echo "          redpacket_tuning_global: false"
+  echo "          redpacket_connect_rate: 2000"
+  echo "          redpacket_start_margin_s: 5"
+}
 {
   echo "all:"
   echo "  vars:"
@@ -179,13 +189,6 @@ inv="$tmp/inventory.yml"
   echo "    ansible_ssh_private_key_file: $tmp/ssh/id"
   echo "    ansible_ssh_common_args: -o UserKnownHostsFile=$tmp/ssh/known_hosts -o StrictHostKeyChecking=yes"
   echo "    ansible_python_interpreter: /usr/bin/python3"
-  echo "    redpacket_system_files: false"
-  echo "    redpacket_tuning_global: false"
-  echo "    redpacket_results_dir: $results"
-  echo "    redpacket_sysctl_dir: $sysctl_dir"
-  echo "    redpacket_prebuilt_dir: '${FLEET_PREBUILT_DIR:-}'"
-  echo "    redpacket_connect_rate: 2000"
-  echo "    redpacket_start_margin_s: 5"
   echo "  children:"
   echo "    servers:"
   echo "      hosts:"
@@ -194,6 +197,7 @@ inv="$tmp/inventory.yml"
   echo "          redpacket_home: $tmp/hosts/srv1/home"
   echo "          redpacket_listen: ${addr[srv1]}"
   echo "          redpacket_server_instances: $instances"
+  host_vars
   echo "    clients:"
   echo "      hosts:"
   for i in $(seq 1 "$clients"); do
@@ -204,13 +208,20 @@ inv="$tmp/inventory.yml"
     echo "          redpacket_source_addrs: [198.18.0.$((100 + 2 * i)), 198.18.0.$((101 + 2 * i))]"
     echo "          redpacket_source_alias: true"
     echo "          redpacket_source_iface: eth0"
+    host_vars
   done
 } >"$inv"
 
 export ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_SSH_CONTROL_PATH_DIR="$tmp/cp" \
   ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOME="$tmp/ansible-home" \
   ANSIBLE_LOCAL_TEMP="$tmp/ansible-local"
-playbook() { (cd "$here" && ansible-playbook -i "$inv" "$@"); }
+# Settings of the controller's side (read by the plays on localhost too) go as -e; so do,
+# once more, the two that keep this machine's /etc and global sysctls untouched.
+playbook() {
+  (cd "$here" && ansible-playbook -i "$inv" -e redpacket_results_dir="$results" \
+    -e redpacket_sysctl_dir="$sysctl_dir" -e redpacket_prebuilt_dir="${FLEET_PREBUILT_DIR:-}" \
+    -e '{"redpacket_system_files": false, "redpacket_tuning_global": false}' "$@")
+}
 
 # The PLAY RECAP of a log: "host changed" lines.
 recap_changed() { awk '/^PLAY RECAP/ {r = 1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); print $1, a[2]}}' "$1"; }
@@ -225,6 +236,12 @@ for h in "${hosts[@]}"; do
   grep -q "^$h 0$" "$tmp/recap2" || { sed -n '/PLAY RECAP/,$p' "$tmp/provision2.log"; grep -B2 -A8 'changed:' "$tmp/provision2.log" | head -60; fail "second provision changed something on $h"; }
 done
 say "second provision: changed=0 on ${hosts[*]}"
+# Nothing of the fleet's may reach this machine's own /etc or its global sysctls.
+for f in /etc/sysctl.d/60-redpacket-server.conf /etc/sysctl.d/60-redpacket-client.conf \
+  /etc/security/limits.d/60-redpacket.conf /etc/systemd/system/redpacket-server@.service; do
+  if [ -e "$f" ] && [ "$f" -nt "$tmp/made" ]; then fail "provisioning wrote $f on the machine itself"; fi
+done
+[ "$(sysctl -n fs.file-max)" = "$file_max" ] || fail "fs.file-max changed on the machine itself"
 playbook provision.yml --check >"$tmp/provision-check.log" 2>&1 || { tail -30 "$tmp/provision-check.log"; fail "provision.yml --check failed"; }
 
 # Each host's per-namespace sysctls hold the file's values (the keys annotated netns).
