@@ -72,6 +72,10 @@ if [ ! -x "$venv/bin/ansible-playbook" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
 fi
 export PATH="$venv/bin:$PATH"
+say "ansible-lint (production profile)"
+(cd "$here" && ansible-lint -q) >"/tmp/redpacket-fleet-lint.$$" 2>&1 \
+  || { cat "/tmp/redpacket-fleet-lint.$$"; rm -f "/tmp/redpacket-fleet-lint.$$"; fail "ansible-lint"; }
+rm -f "/tmp/redpacket-fleet-lint.$$"
 
 # --- The fleet ----------------------------------------------------------------------------
 p="rf$$"                       # prefix of every namespace and link made here
