@@ -73,9 +73,36 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     );
     assert!(t.contains("balanced"));
     assert!(
-        t.contains("client1 money (summary.json): got = 20300, got_cents = 3045000"),
+        t.contains("client1 money (summary.json): client_grabbed_cents = 16200000"),
         "{t}"
     );
+    assert!(
+        t.contains(
+            "Money over 1 server process(es): every ledger balanced; 1 load generator(s) saw \
+             2700000 cents won and 16200000 grabbed, the servers 2700000 and 16200000: they agree."
+        ),
+        "{t}"
+    );
+    // The per-host table of each phase: the fleet's totals, then each host.
+    let hosts = t
+        .split("Hosts in phase peak\n")
+        .nth(1)
+        .expect("a host table for the peak phase");
+    let row = |name: &str| {
+        hosts
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{hosts}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("client1")[1..],
+        ["loadgen", "90,035", "120", "60", "1.60", "46.2", "46.9", "10,000", "0", "180"]
+    );
+    assert_eq!(row("server1")[1..4], ["server", "70,000", "-"]);
+    assert_eq!(row("all 1 server(s)")[3..5], ["server", "70,000"]);
     assert!(
         t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"),
         "{t}"
@@ -117,6 +144,8 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     let md = fs::read_to_string(&out.markdown).unwrap();
     assert!(md.contains("![Shake QPS: client vs server](charts/qps.png)"));
     assert!(md.contains("| peak |"));
+    assert!(md.contains("### Hosts in phase peak") && md.contains("| client1 | loadgen |"));
+    assert!(html.contains("<h3>Hosts in phase peak</h3>"));
     if let Some(keep) = std::env::var_os("REPORT_KEEP") {
         let _ = fs::remove_dir_all(&keep);
         fs::rename(&dir, keep).unwrap();
@@ -371,7 +400,7 @@ fn real_short_run_of_the_server() {
     let account: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.join("server1/server-summary.json")).unwrap())
             .unwrap();
-    let lines: Vec<redpacket::report::schema::LoadgenLine> =
+    let lines: Vec<redpacket::formats::LoadgenLine> =
         fs::read_to_string(dir.join("client1/loadgen.jsonl"))
             .unwrap()
             .lines()
@@ -403,4 +432,44 @@ fn real_short_run_of_the_server() {
     } else {
         fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// The committed example runs, written before `histograms.json` existed, still report:
+/// every file reads, latency falls back to the one host's summary, money reconciles.
+/// (Only read here: the committed reports are not rewritten.)
+#[test]
+fn committed_example_runs_still_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut seen = 0;
+    for e in fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("run.json").exists() {
+            continue;
+        }
+        seen += 1;
+        let run = redpacket::report::load(&dir).unwrap();
+        assert!(
+            run.problems.is_empty(),
+            "{}: {:?}",
+            dir.display(),
+            run.problems
+        );
+        let a = redpacket::report::analyze::analyze(&run);
+        let t = redpacket::report::render::terminal(&run, &a);
+        let source = t.lines().find(|l| l.starts_with("latency source")).unwrap();
+        assert_eq!(source.matches("summary.json").count(), 3, "{source}");
+        assert!(
+            t.contains("every ledger balanced") && t.contains("they agree"),
+            "{t}"
+        );
+        let p99 = t.lines().find(|l| l.starts_with("p99 ")).unwrap();
+        // connect, then three load phases, each with its figure.
+        let cols: Vec<&str> = p99.split_whitespace().collect();
+        assert!(
+            cols.len() == 5 && cols[2..].iter().all(|c| *c != "-"),
+            "{p99}"
+        );
+        assert!(t.contains("Hosts in phase 4k"), "{t}");
+    }
+    assert!(seen >= 2, "the example runs are in {}", root.display());
 }
