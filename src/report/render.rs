@@ -230,11 +230,14 @@ pub fn preamble(run: &Run) -> Vec<String> {
                 super::load::Role::Loadgen => "loadgen",
                 super::load::Role::Unknown => "unknown role",
             };
-            if h.address.is_empty() {
-                format!("{} ({role})", h.name)
-            } else {
-                format!("{} ({role}, {})", h.name, h.address)
+            let mut what = vec![role.to_string()];
+            if !h.address.is_empty() {
+                what.push(h.address.clone());
             }
+            if h.has_instances() {
+                what.push(format!("{} instances", h.servers.len()));
+            }
+            format!("{} ({})", h.name, what.join(", "))
         })
         .collect();
     v.push(format!("hosts: {}", hosts.join(", ")));
