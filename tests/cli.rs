@@ -128,22 +128,36 @@ fn sigterm_drains_and_writes_the_host_folder() {
     assert!(host.join("net.jsonl").exists());
 }
 
+/// A server child, killed if the test fails before it stops it.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the server with `--host-dir host` and `extra`; returns it and its listen address.
 fn start_in(
     host: &std::path::Path,
     ready: &std::path::Path,
     extra: &[&str],
-) -> (std::process::Child, std::net::SocketAddr) {
-    let child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
-        .arg("--ready-file")
-        .arg(ready)
-        .arg("--host-dir")
-        .arg(host)
-        .args(extra)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+) -> (Server, std::net::SocketAddr) {
+    let child = Server(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(ready)
+            .arg("--host-dir")
+            .arg(host)
+            .args(extra)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(ready).unwrap_or_default();
@@ -181,10 +195,10 @@ fn instances_share_a_host_folder() {
         servers.push(child);
     }
     std::thread::sleep(Duration::from_millis(1500));
-    for mut child in servers {
+    for mut server in servers {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        assert_eq!(child.wait().unwrap().code(), Some(0));
+        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+        assert_eq!(server.0.wait().unwrap().code(), Some(0));
     }
     for i in 1..=2u64 {
         let d = host.join(format!("instance-{i}"));
