@@ -34,14 +34,14 @@ pub fn server_main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    let host_dir = args.host_dir.clone();
-    let summary_out = host_dir
+    let host_files = args.host_files();
+    let summary_out = host_files
         .as_ref()
-        .map(|d| d.join("server-summary.json"))
+        .map(|f| f.summary.clone())
         .or_else(|| args.summary_out.clone());
-    if let Some(dir) = &host_dir {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("redpacket-server: cannot create {}: {e}", dir.display());
+    if let Some(f) = &host_files {
+        if let Err(e) = std::fs::create_dir_all(&f.dir) {
+            eprintln!("redpacket-server: cannot create {}: {e}", f.dir.display());
             return EXIT_USAGE;
         }
     }
@@ -64,8 +64,9 @@ pub fn server_main(args: Vec<OsString>) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    // The host sampler runs beside the server for the length of the run.
-    let sampler = match &host_dir {
+    // The host sampler runs beside the server for the length of the run (one per host:
+    // instance 1 of several samples for all of them).
+    let sampler = match host_files.as_ref().and_then(|f| f.sample.as_ref()) {
         Some(dir) => match crate::sysmon::record_host(dir) {
             Ok(h) => Some(h),
             Err(e) => {

@@ -6,7 +6,7 @@
 use crate::cores;
 use clap::Parser;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// An inclusive range of cents written `MIN..MAX` (both included), e.g. `10..309`.
@@ -155,6 +155,13 @@ pub struct ServerArgs {
     #[arg(long)]
     pub host_dir: Option<PathBuf>,
 
+    /// With --host-dir: this server is instance I (1-based) of several on one host. It
+    /// writes `server.jsonl` and `server-summary.json` into DIR/instance-I/; only
+    /// instance 1 samples the host (DIR/net.jsonl, DIR/tuning.txt).
+    #[arg(long, value_name = "I", requires = "host_dir",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub instance: Option<u32>,
+
     /// At shutdown, write the final account (counters and the money ledger) here as JSON.
     #[arg(long)]
     pub summary_out: Option<PathBuf>,
@@ -219,11 +226,47 @@ pub struct Config {
     pub steer_incoming_cpu: bool,
 }
 
+/// Where a server's files go in its host's folder of a run (`--host-dir`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFiles {
+    /// The folder this server writes its own files into: the host's, or its instance's.
+    pub dir: PathBuf,
+    /// `server.jsonl`.
+    pub stats: PathBuf,
+    /// `server-summary.json`.
+    pub summary: PathBuf,
+    /// The host folder, when this server is the one that samples the host into it
+    /// (`net.jsonl`, `tuning.txt`): a lone server or instance 1.
+    pub sample: Option<PathBuf>,
+}
+
+impl HostFiles {
+    pub fn new(host_dir: &Path, instance: Option<u32>) -> HostFiles {
+        let dir = match instance {
+            Some(i) => host_dir.join(crate::formats::instance_dir(i)),
+            None => host_dir.to_path_buf(),
+        };
+        HostFiles {
+            stats: dir.join("server.jsonl"),
+            summary: dir.join("server-summary.json"),
+            sample: matches!(instance, None | Some(1)).then(|| host_dir.to_path_buf()),
+            dir,
+        }
+    }
+}
+
 impl ServerArgs {
+    /// The files of `--host-dir` (and `--instance`), if given.
+    pub fn host_files(&self) -> Option<HostFiles> {
+        self.host_dir
+            .as_deref()
+            .map(|d| HostFiles::new(d, self.instance))
+    }
+
     /// Checks every flag against the others and this machine; the error is one line.
     pub fn validate(mut self) -> Result<Config, String> {
-        if let Some(dir) = &self.host_dir {
-            self.stats_out = StatsOut::File(dir.join("server.jsonl"));
+        if let Some(f) = self.host_files() {
+            self.stats_out = StatsOut::File(f.stats);
         }
         let allowed = cores::allowed_cpus();
         let cores = match &self.cores {
@@ -314,6 +357,40 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instances_write_apart_and_only_the_first_samples_the_host() {
+        let parse = |extra: &[&str]| {
+            let mut a = vec!["redpacket-server"];
+            a.extend_from_slice(extra);
+            ServerArgs::try_parse_from(a)
+        };
+        let h = Path::new("/r/run/s1");
+        let lone = parse(&["--host-dir", "/r/run/s1"])
+            .unwrap()
+            .host_files()
+            .unwrap();
+        assert_eq!(lone.stats, h.join("server.jsonl"));
+        assert_eq!(lone.sample.as_deref(), Some(h));
+        let one = parse(&["--host-dir", "/r/run/s1", "--instance", "1"])
+            .unwrap()
+            .host_files()
+            .unwrap();
+        assert_eq!(one.dir, h.join("instance-1"));
+        assert_eq!(one.summary, h.join("instance-1/server-summary.json"));
+        assert_eq!(one.sample.as_deref(), Some(h));
+        let two = parse(&["--host-dir", "/r/run/s1", "--instance", "2"]).unwrap();
+        let f = two.host_files().unwrap();
+        assert_eq!(f.stats, h.join("instance-2/server.jsonl"));
+        assert_eq!(f.sample, None);
+        let cfg = two.validate().unwrap();
+        assert!(
+            matches!(cfg.stats_out, StatsOut::File(p) if p == h.join("instance-2/server.jsonl"))
+        );
+        assert!(parse(&["--host-dir", "/r", "--instance", "0"]).is_err());
+        assert!(parse(&["--instance", "2"]).is_err(), "needs --host-dir");
+        assert_eq!(parse(&[]).unwrap().host_files(), None);
+    }
 
     #[test]
     fn ranges_parse_and_refuse_nonsense() {

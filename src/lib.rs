@@ -15,12 +15,14 @@
 //! - [`sysmon`]: the once-a-second host sampler (network, TCP, sockets, CPU, memory)
 //!   and the tuning snapshot every run folder carries; [`report`]: turns a run folder
 //!   into tables, charts, `report.html` and `report.md` (`redpacket-report`).
+//! - [`formats`]: every file of a run folder as one type, written and read alike.
 
 pub mod apportion;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod cores;
+pub mod formats;
 pub mod limits;
 pub mod protocol;
 pub mod report;

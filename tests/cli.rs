@@ -127,3 +127,101 @@ fn sigterm_drains_and_writes_the_host_folder() {
     assert!(host.join("tuning.txt").exists());
     assert!(host.join("net.jsonl").exists());
 }
+
+/// A server child, killed if the test fails before it stops it.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts the server with `--host-dir host` and `extra`; returns it and its listen address.
+fn start_in(
+    host: &std::path::Path,
+    ready: &std::path::Path,
+    extra: &[&str],
+) -> (Server, std::net::SocketAddr) {
+    let child = Server(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(ready)
+            .arg("--host-dir")
+            .arg(host)
+            .args(extra)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(ready).unwrap_or_default();
+        if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
+            return (child, info["listen"].as_str().unwrap().parse().unwrap());
+        }
+        assert!(Instant::now() < deadline, "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two instances on one host: each writes its own folder, only the first samples the
+/// host, and the report reads the folder as one host with two instances.
+#[test]
+fn instances_share_a_host_folder() {
+    use redpacket::protocol::Frame;
+    use std::io::{Read, Write};
+    let dir = tmpdir("instances");
+    let host = dir.join("server1");
+    let mut servers = Vec::new();
+    for i in 1..=2u32 {
+        let ready = dir.join(format!("ready-{i}.json"));
+        let (child, listen) = start_in(&host, &ready, &["--instance", &i.to_string()]);
+        // User i logs in and shakes i times on instance i.
+        let mut s = std::net::TcpStream::connect(listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(Frame::LoginRequest { user: i }.encode(0).as_bytes())
+            .unwrap();
+        for _ in 0..i {
+            s.write_all(Frame::ShakeRequest { user: i }.encode(0).as_bytes())
+                .unwrap();
+        }
+        let mut b = vec![0u8; 24 + 24 * i as usize];
+        s.read_exact(&mut b).unwrap();
+        servers.push(child);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for mut server in servers {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+        assert_eq!(server.0.wait().unwrap().code(), Some(0));
+    }
+    for i in 1..=2u64 {
+        let d = host.join(format!("instance-{i}"));
+        let summary: redpacket::formats::ServerSummary =
+            serde_json::from_str(&std::fs::read_to_string(d.join("server-summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary.stats.requests.shake, i, "instance {i}");
+        assert!(d.join("server.jsonl").exists());
+        assert!(!d.join("net.jsonl").exists() && !d.join("tuning.txt").exists());
+    }
+    assert!(host.join("net.jsonl").exists() && host.join("tuning.txt").exists());
+    assert!(!host.join("server.jsonl").exists());
+    let run = redpacket::report::load(&dir).unwrap();
+    assert_eq!(run.hosts.len(), 1);
+    let h = &run.hosts[0];
+    let instances: Vec<Option<u32>> = h.servers.iter().map(|s| s.instance).collect();
+    assert_eq!(instances, [Some(1), Some(2)]);
+    // Nothing of the host is missing; only the run's plan, which no program wrote here.
+    assert_eq!(
+        run.problems,
+        ["run.json is missing: no phases, one phase spans the whole run"]
+    );
+    let m = redpacket::report::money::check(&run).unwrap();
+    assert_eq!((m.accounts, m.servers_balanced), (2, true), "{m:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -73,9 +73,36 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     );
     assert!(t.contains("balanced"));
     assert!(
-        t.contains("client1 money (summary.json): got = 20300, got_cents = 3045000"),
+        t.contains("client1 money (summary.json): client_grabbed_cents = 16200000"),
         "{t}"
     );
+    assert!(
+        t.contains(
+            "Money over 1 server process(es): every ledger balanced; 1 load generator(s) saw \
+             2700000 cents won and 16200000 grabbed, the servers 2700000 and 16200000: they agree."
+        ),
+        "{t}"
+    );
+    // The per-host table of each phase: the fleet's totals, then each host.
+    let hosts = t
+        .split("Hosts in phase peak\n")
+        .nth(1)
+        .expect("a host table for the peak phase");
+    let row = |name: &str| {
+        hosts
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{hosts}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("client1")[1..],
+        ["loadgen", "90,035", "120", "60", "1.60", "46.2", "46.9", "10,000", "0", "180"]
+    );
+    assert_eq!(row("server1")[1..4], ["server", "70,000", "-"]);
+    assert_eq!(row("all 1 server(s)")[3..5], ["server", "70,000"]);
     assert!(
         t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"),
         "{t}"
@@ -117,6 +144,8 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     let md = fs::read_to_string(&out.markdown).unwrap();
     assert!(md.contains("![Shake QPS: client vs server](charts/qps.png)"));
     assert!(md.contains("| peak |"));
+    assert!(md.contains("### Hosts in phase peak") && md.contains("| client1 | loadgen |"));
+    assert!(html.contains("<h3>Hosts in phase peak</h3>"));
     if let Some(keep) = std::env::var_os("REPORT_KEEP") {
         let _ = fs::remove_dir_all(&keep);
         fs::rename(&dir, keep).unwrap();
@@ -371,7 +400,7 @@ fn real_short_run_of_the_server() {
     let account: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.join("server1/server-summary.json")).unwrap())
             .unwrap();
-    let lines: Vec<redpacket::report::schema::LoadgenLine> =
+    let lines: Vec<redpacket::formats::LoadgenLine> =
         fs::read_to_string(dir.join("client1/loadgen.jsonl"))
             .unwrap()
             .lines()
@@ -403,4 +432,198 @@ fn real_short_run_of_the_server() {
     } else {
         fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// The committed example runs, written before `histograms.json` existed, still report:
+/// every file reads, latency falls back to the one host's summary, money reconciles.
+/// (Only read here: the committed reports are not rewritten.)
+#[test]
+fn committed_example_runs_still_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut seen = 0;
+    for e in fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("run.json").exists() {
+            continue;
+        }
+        seen += 1;
+        let run = redpacket::report::load(&dir).unwrap();
+        assert!(
+            run.problems.is_empty(),
+            "{}: {:?}",
+            dir.display(),
+            run.problems
+        );
+        let a = redpacket::report::analyze::analyze(&run);
+        let t = redpacket::report::render::terminal(&run, &a);
+        let source = t.lines().find(|l| l.starts_with("latency source")).unwrap();
+        assert_eq!(source.matches("summary.json").count(), 3, "{source}");
+        assert!(
+            t.contains("every ledger balanced") && t.contains("they agree"),
+            "{t}"
+        );
+        let p99 = t.lines().find(|l| l.starts_with("p99 ")).unwrap();
+        // connect, then three load phases, each with its figure.
+        let cols: Vec<&str> = p99.split_whitespace().collect();
+        assert!(
+            cols.len() == 5 && cols[2..].iter().all(|c| *c != "-"),
+            "{p99}"
+        );
+        assert!(t.contains("Hosts in phase 4k"), "{t}");
+    }
+    assert!(seen >= 2, "the example runs are in {}", root.display());
+}
+
+/// A fleet: one server host running two instances and two client hosts whose latency
+/// differs. The report adds the clients' histograms (exact percentiles), shows every
+/// host and instance, reconciles money over both instances, and counts the server host
+/// once for capacity; without one client's histograms it falls back, and says so.
+#[test]
+fn fleet_with_server_instances_and_merged_histograms() {
+    use redpacket::formats::histograms::new_latency_histogram;
+    use redpacket::formats::{HistogramsFile, Latency, PhaseHistogram};
+    let dir = temp_dir("instances");
+    write_run(&dir, "fixture-instances", 1.0);
+    let srv = dir.join("server1");
+    for i in 1..=2 {
+        let d = srv.join(format!("instance-{i}"));
+        fs::create_dir_all(&d).unwrap();
+        for f in ["server.jsonl", "server-summary.json"] {
+            fs::copy(srv.join(f), d.join(f)).unwrap();
+        }
+    }
+    for f in ["server.jsonl", "server-summary.json"] {
+        fs::remove_file(srv.join(f)).unwrap();
+    }
+    let c2 = dir.join("client2");
+    fs::create_dir_all(&c2).unwrap();
+    for f in ["loadgen.jsonl", "net.jsonl", "summary.json", "tuning.txt"] {
+        fs::copy(dir.join("client1").join(f), c2.join(f)).unwrap();
+    }
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    meta["hosts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    // client1 fast and even; client2 slower with a tail of 50-250 ms, fewer answers.
+    let (mut a, mut b, mut all) = (
+        new_latency_histogram(),
+        new_latency_histogram(),
+        new_latency_histogram(),
+    );
+    let mut x = 11u64;
+    for i in 0..100_000u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let fast = 200 + (x >> 40) % 600;
+        a.record(fast).unwrap();
+        all.record(fast).unwrap();
+        if i % 3 == 0 {
+            let slow = if i % 90 == 0 {
+                50_000 + (x >> 20) % 200_000
+            } else {
+                900 + (x >> 44) % 3_000
+            };
+            b.record(slow).unwrap();
+            all.record(slow).unwrap();
+        }
+    }
+    for (host, h) in [("client1", &a), ("client2", &b)] {
+        let phases = ["30k", "60k", "peak"]
+            .iter()
+            .map(|p| PhaseHistogram::new(p, 0.0, 0.0, h).unwrap())
+            .collect();
+        let text = serde_json::to_string(&HistogramsFile::new(phases)).unwrap();
+        fs::write(dir.join(host).join("histograms.json"), text).unwrap();
+    }
+
+    let run = redpacket::report::load(&dir).unwrap();
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    let an = redpacket::report::analyze::analyze(&run);
+    let t = redpacket::report::render::terminal(&run, &an);
+    let cell = |row: &str, col: usize| -> String {
+        t.lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{t}"))
+            .split("  ")
+            .filter(|c| !c.trim().is_empty())
+            .nth(col)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    // Exact: the percentiles of one histogram holding every value of both hosts.
+    let want = Latency::of(&all);
+    let ms = |v: Option<f64>| format!("{:.2}", v.unwrap());
+    assert_eq!(cell("p50 ", 4), ms(want.p50), "{t}");
+    assert_eq!(cell("p99 ", 4), ms(want.p99), "{t}");
+    assert_eq!(cell("p99.9", 4), ms(want.p999), "{t}");
+    assert_eq!(cell("max ", 4), ms(want.max), "{t}");
+    assert_eq!(
+        cell("latency source", 4),
+        "histograms of 2 hosts added (exact)"
+    );
+    // Neither host's own p99, nor the worse of the two, is the fleet's.
+    let (pa, pb) = (Latency::of(&a).p99.unwrap(), Latency::of(&b).p99.unwrap());
+    assert!(
+        pa.max(pb) != want.p99.unwrap() && pa != pb,
+        "{pa} {pb} {want:?}"
+    );
+
+    // The host table: the totals, the server host and its instances, each client.
+    let hosts = t.split("Hosts in phase peak\n").nth(1).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        hosts
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name} in\n{hosts}"))
+            .split("  ")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    assert_eq!(row("all 2 load generator(s)")[5], ms(want.p99));
+    assert_eq!(row("all 2 load generator(s)")[2], "180,070");
+    assert_eq!(row("all 1 server(s), 2 instances")[2], "140,000");
+    assert_eq!(row("server1")[1..3], ["server", "140,000"]);
+    assert_eq!(
+        row("server1/instance-1")[1..3],
+        ["server instance", "70,000"]
+    );
+    assert_eq!(row("server1/instance-2")[8], "10,000", "connections");
+    assert_eq!(row("client1")[5], ms(Latency::of(&a).p99));
+    assert_eq!(row("client2")[5], ms(Latency::of(&b).p99));
+    // Money over both instances and both clients; one server host for capacity.
+    assert!(
+        t.contains("Money over 2 server process(es): every ledger balanced; 2 load generator(s)"),
+        "{t}"
+    );
+    assert!(t.contains("they agree"), "{t}");
+    assert!(t.contains("hosts: server1 (server, 127.0.0.1, 2 instances), client1"));
+    assert!(t.contains("server1/instance-2 final ledger: shake packets balanced"));
+    assert!(
+        t.contains("Capacity: at 140,000 shakes/s per server (phase peak, mean over 1 server(s))"),
+        "{t}"
+    );
+    assert_eq!(cell("money balance", 4), "balanced");
+
+    // Without client2's histograms: the labelled fallback, from the summaries.
+    fs::remove_file(c2.join("histograms.json")).unwrap();
+    let run = redpacket::report::load(&dir).unwrap();
+    let t = redpacket::report::render::terminal(&run, &redpacket::report::analyze::analyze(&run));
+    assert!(
+        t.contains("worst host per percentile (not exact: no histogram from client2)"),
+        "{t}"
+    );
+    // Instance folders make the host a run folder's host even without run.json.
+    fs::remove_file(dir.join("run.json")).unwrap();
+    let run = redpacket::report::load(&dir).unwrap();
+    assert!(run
+        .hosts
+        .iter()
+        .any(|h| h.name == "server1" && h.servers.len() == 2));
+    fs::remove_dir_all(&dir).unwrap();
 }

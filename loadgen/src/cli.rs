@@ -136,6 +136,13 @@ pub struct RunArgs {
     /// Length of each phase of the default plan.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub phase_duration: Duration,
+    /// Begin the first phase at this unix time, seconds (e.g. 1795702321.5): users
+    /// connect right away, then load starts at the instant, so every client host of a
+    /// fleet given the same value starts together. The instant ends the ramp (not
+    /// --connect-deadline); users not connected by then keep connecting during the
+    /// first phase and are counted in the summary. Must be in the future, within a day.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub start_at: Option<f64>,
     /// Directory for loadgen.jsonl and summary.json (and this host's net.jsonl and
     /// tuning.txt: a run's `results/<run-id>/<host>` folder).
     #[arg(long, default_value = "loadgen-out")]
@@ -229,6 +236,9 @@ impl RunArgs {
             }
             Ok((a as u32, b as u32))
         };
+        if let Some(at) = self.start_at.filter(|_| !self.child) {
+            run::check_start_at(at, run::unix_f64())?;
+        }
         let deadline = self
             .connect_deadline
             .map(|d| d.as_secs_f64())
@@ -251,6 +261,7 @@ impl RunArgs {
             send_cents: cents(self.send_cents, "--send-cents")?,
             send_rate: self.send_rate,
             plan,
+            start_at: self.start_at.filter(|_| !self.child),
             out: (!self.child).then(|| self.out.clone()),
             sample_host: !self.no_sample_host,
             control: self.control,
@@ -381,5 +392,33 @@ mod tests {
             panic!()
         };
         assert!(a.config().unwrap_err().contains("one address per --server"));
+    }
+
+    #[test]
+    fn start_at_must_be_soon_and_to_come() {
+        let now = run::unix_f64();
+        let cfg = |at: String| {
+            let cli = Cli::try_parse_from(["x", "run", "--start-at", &at]).unwrap();
+            let Command::Run(a) = cli.command else {
+                panic!()
+            };
+            a.config()
+        };
+        let at = (now + 30.0).floor();
+        // An integer or a fraction.
+        assert_eq!(cfg(format!("{at:.0}")).unwrap().start_at, Some(at));
+        assert_eq!(
+            cfg(format!("{}", at + 0.25)).unwrap().start_at,
+            Some(at + 0.25)
+        );
+        let past = cfg(format!("{:.3}", now - 5.0)).unwrap_err();
+        assert!(past.contains("in the past"), "{past}");
+        let far = cfg(format!("{:.0}", now + 2.0 * 86_400.0)).unwrap_err();
+        assert!(far.contains("more than a day"), "{far}");
+        // Milliseconds by mistake are far in the future.
+        assert!(cfg(format!("{:.0}", now * 1000.0)).is_err());
+        assert!(Cli::try_parse_from(["x", "run", "--start-at", "soon"]).is_err());
+        assert!(run::check_start_at(f64::NAN, 0.0).is_err());
+        assert!(run::check_start_at(f64::INFINITY, 0.0).is_err());
     }
 }

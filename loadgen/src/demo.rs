@@ -13,6 +13,7 @@ use crate::cli::DemoArgs;
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
 use crate::run::{self, RunConfig};
 use crate::users::UserRange;
+use redpacket::formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
 use serde::Deserialize;
 use serde_json::json;
 use std::ffi::OsString;
@@ -262,6 +263,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         send_cents: (100, 1000),
         send_rate: 200.0,
         plan: plan.clone(),
+        start_at: None,
         out: Some(host_dir.clone()),
         // The server child samples this host into the same folder.
         sample_host: false,
@@ -291,21 +293,39 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     // run.json as the report reads it (results/README.md, schema 1), plus the plan and
     // versions. The host folder holds both the server's and the loadgen's files, so its
     // role is left for the report to guess from them.
-    let run_json = json!({
-        "schema": 1,
-        "run_id": run_id,
-        "started": started,
-        "ended": run::unix_f64(),
-        "description": format!("demo: one machine, loopback, {} users, server and load generator in separate processes", a.users),
-        "phases": outcome.boundaries.iter().map(|(n, q, s, e)| json!({"name": n, "target_qps": q, "start": s, "end": e})).collect::<Vec<_>>(),
-        "hosts": [host],
-        "commands": [loadgen_cmd, server_cmd],
-        "git_commit": git_commit().unwrap_or_default(),
-        "users": users.to_string(),
-        "plan": plan,
-        "versions": {"redpacket-loadgen": env!("CARGO_PKG_VERSION"), "redpacket": env!("CARGO_PKG_VERSION")},
-        "server_exit_code": server_code,
-    });
+    let extra = [
+        ("users", json!(users.to_string())),
+        ("plan", json!(plan)),
+        (
+            "versions",
+            json!({"redpacket-loadgen": env!("CARGO_PKG_VERSION"), "redpacket": env!("CARGO_PKG_VERSION")}),
+        ),
+        ("server_exit_code", json!(server_code)),
+    ];
+    let run_json = RunMeta {
+        schema: SCHEMA,
+        run_id: run_id.clone(),
+        started,
+        ended: run::unix_f64(),
+        description: format!(
+            "demo: one machine, loopback, {} users, server and load generator in separate processes",
+            a.users
+        ),
+        phases: outcome
+            .boundaries
+            .iter()
+            .map(|(n, q, s, e)| PhasePlan {
+                name: n.clone(),
+                target_qps: *q,
+                start: *s,
+                end: *e,
+            })
+            .collect(),
+        hosts: vec![HostEntry::Name(host)],
+        commands: vec![json!(loadgen_cmd), json!(server_cmd)],
+        git_commit: git_commit().unwrap_or_default(),
+        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    };
     let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;
     std::fs::write(run_dir.join("run.json"), text + "\n")
         .map_err(|e| format!("cannot write run.json: {e}"))?;

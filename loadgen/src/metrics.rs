@@ -9,15 +9,8 @@
 //! answer, so a stalled server shows up as latency, not as fewer requests.
 
 use hdrhistogram::Histogram;
+use redpacket::formats::histograms::new_latency_histogram;
 use serde::{Deserialize, Serialize};
-
-/// Highest latency the histograms keep exactly, microseconds (longer values saturate).
-pub const MAX_LATENCY_US: u64 = 600_000_000;
-
-pub fn new_histogram() -> Histogram<u64> {
-    // 3 significant figures from 1 us to 10 minutes.
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
-}
 
 /// Connection failure reasons, as counted and printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +185,7 @@ impl Default for Tally {
     fn default() -> Self {
         Tally {
             counts: Counts::default(),
-            latency: new_histogram(),
+            latency: new_latency_histogram(),
         }
     }
 }
@@ -211,77 +204,23 @@ impl Tally {
     }
 }
 
-/// Latency percentiles, milliseconds; all `None` (JSON `null`) when nothing was answered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
-    pub p99: Option<f64>,
-    pub p999: Option<f64>,
-    pub max: Option<f64>,
-}
-
-impl Percentiles {
-    pub fn of(h: &Histogram<u64>) -> Percentiles {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        // Microseconds to milliseconds, kept to the microsecond.
-        let ms = |us: u64| Some(us as f64 / 1000.0);
-        Percentiles {
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
-        }
-    }
-}
-
-/// A histogram as text (V2 serialization, hex) so child processes can hand theirs to
-/// the parent, which merges them exactly.
-pub fn histogram_to_hex(h: &Histogram<u64>) -> String {
-    use hdrhistogram::serialization::{Serializer, V2Serializer};
-    let mut buf = Vec::new();
-    if V2Serializer::new().serialize(h, &mut buf).is_err() {
-        return String::new();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn histogram_from_hex(s: &str) -> Option<Histogram<u64>> {
-    use hdrhistogram::serialization::Deserializer;
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes?[..]).ok()?;
-    let mut out = new_histogram();
-    out.add(&h).ok()?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_in_ms_and_hex_round_trip() {
-        let mut t = Tally::default();
-        for us in 1..=1000 {
-            t.record_us(us * 1000);
-        }
-        let p = Percentiles::of(&t.latency);
-        assert!((p.p50.unwrap() - 500.0).abs() < 1.0, "{p:?}");
-        assert!((p.max.unwrap() - 1000.0).abs() < 1.0, "{p:?}");
-        assert_eq!(Percentiles::of(&new_histogram()).p99, None);
-        let h = histogram_from_hex(&histogram_to_hex(&t.latency)).unwrap();
-        assert_eq!(h.len(), 1000);
-        assert_eq!(Percentiles::of(&h), p);
-        assert!(histogram_from_hex("zz").is_none());
+    fn tallies_add_counts_and_histograms() {
+        let mut a = Tally::default();
+        a.counts.sent = 2;
+        a.record_us(0); // kept as 1 us, the histogram's floor
+        a.record_us(5_000);
+        let mut b = Tally::default();
+        b.counts.sent = 3;
+        b.record_us(u64::MAX); // saturates at the top instead of failing
+        a.add(&b);
+        assert_eq!((a.counts.sent, a.latency.len()), (5, 3));
+        assert_eq!(a.latency.min(), 1);
+        assert!(a.take().latency.len() == 3 && a.latency.is_empty());
     }
 
     #[test]

@@ -4,15 +4,16 @@
 //! itself as `run --child` once per slice of users; each child runs the ordinary engine
 //! and speaks two line protocols: the parent writes `set MODE PHASE QPS SEND_RATE` to its
 //! stdin whenever the plan (or `/qps`) changes, and the child writes JSON to its stdout:
-//! a record per second (counts and the latency histogram, V2-serialized in hex so the
-//! parent merges exactly), `connected` after its ramp, per-phase totals and `done` at the
+//! a record per second (counts and the latency histogram, in the serialised form of
+//! `histograms.json` so the parent merges exactly), `connected` after its ramp, per-phase totals and `done` at the
 //! end. The parent feeds these into the same [`crate::shared::WorkerBlock`]s its own threads would use,
 //! so everything downstream is unchanged.
 
 use crate::engine::{Shared, MODE_STOP};
-use crate::metrics::{histogram_from_hex, histogram_to_hex, Counts, Tally};
+use crate::metrics::{Counts, Tally};
 use crate::run::RunConfig;
 use crate::users::UserRange;
+use redpacket::formats::histograms;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -55,7 +56,7 @@ fn emit(r: &Record) {
 pub fn emit_second(t: &Tally, connected: u64, inflight: u64, by_source: &[u64]) {
     emit(&Record::Second {
         counts: t.counts,
-        hist: histogram_to_hex(&t.latency),
+        hist: histograms::encode(&t.latency).unwrap_or_default(),
         connected,
         inflight,
         by_source: by_source.to_vec(),
@@ -68,7 +69,7 @@ pub fn emit_phase(i: usize, t: &Tally) {
     emit(&Record::Phase {
         i,
         counts: t.counts,
-        hist: histogram_to_hex(&t.latency),
+        hist: histograms::encode(&t.latency).unwrap_or_default(),
     });
 }
 pub fn emit_done() {
@@ -80,8 +81,12 @@ fn tally(counts: Counts, hist: &str) -> Tally {
         counts,
         ..Tally::default()
     };
-    if let Some(h) = histogram_from_hex(hist) {
-        t.latency = h;
+    match histograms::decode(hist) {
+        // Into a histogram of the usual bounds, so that tallies keep adding up.
+        Ok(h) => {
+            let _ = t.latency.add(&h);
+        }
+        Err(e) => eprintln!("loadgen: a child's latency histogram is lost: {e}"),
     }
     t
 }
@@ -286,7 +291,7 @@ mod tests {
         t.record_us(1234);
         let r = Record::Second {
             counts: t.counts,
-            hist: histogram_to_hex(&t.latency),
+            hist: histograms::encode(&t.latency).unwrap(),
             connected: 3,
             inflight: 1,
             by_source: vec![2, 1],

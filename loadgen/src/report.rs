@@ -1,70 +1,29 @@
-//! What a run writes: one JSON line per second, the summary, and the table on stdout.
+//! What a run writes: one JSON line per second, the summary, the histograms, and the
+//! table on stdout.
 //!
-//! These structs *are* the file formats (documented in the README with their units);
-//! the report tool reads them, so fields are only ever added, never renamed.
+//! The file formats are the `redpacket` crate's ([`redpacket::formats`]), the very
+//! types the report reads; this module fills them from the load generator's counters.
 
-use crate::metrics::{Counts, Percentiles, Tally};
-use serde::{Deserialize, Serialize};
+use crate::metrics::{Counts, Tally};
+use redpacket::formats::{
+    histograms, Answered, ConnEvents, Connections, Errors, HistogramsFile, Latency, LoadgenLine,
+    LoadgenSummary, Packets, PhaseHistogram, PhaseSummary, Verdict,
+};
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 
-/// Shake answers by result.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Answered {
-    pub total: u64,
-    pub got: u64,
-    pub none: u64,
-    pub overloaded: u64,
-}
-
-/// Requests that went wrong, by kind (timeouts are counted apart).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Errors {
-    pub total: u64,
-    pub not_connected: u64,
-    pub dropped: u64,
-    pub bad_answer: u64,
-    pub write_failed: u64,
-}
-
-/// Notifications, grabs and client sends.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Packets {
-    pub notified: u64,
-    pub grabs: u64,
-    pub grab_won: u64,
-    pub grab_denied: u64,
-    pub sends: u64,
-    pub send_ok: u64,
-    pub send_refused: u64,
-    pub won_cents: u64,
-    pub grabbed_cents: u64,
-    pub sent_cents: u64,
-}
-
-/// Connection figures: a gauge and counters.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Connections {
-    /// Users logged in now (gauge).
-    pub connected: u64,
-    /// Logins completed, connections lost after login.
-    pub connects: u64,
-    pub disconnects: u64,
-    /// Failed connect or login attempts by reason.
-    pub failed: BTreeMap<String, u64>,
-}
-
-impl Connections {
-    pub fn of(c: &Counts, connected: u64) -> Connections {
-        Connections {
-            connected,
-            connects: c.connects,
-            disconnects: c.disconnects,
-            failed: c
-                .failures()
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        }
+/// Connection figures of a run: the gauge and the counters.
+pub fn connections(c: &Counts, connected: u64) -> Connections {
+    Connections {
+        connected,
+        connects: c.connects,
+        disconnects: c.disconnects,
+        failed: c
+            .failures()
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
     }
 }
 
@@ -102,141 +61,80 @@ fn packets(c: &Counts) -> Packets {
     }
 }
 
-/// Connection events of one second (the gauge is `SecondLine::connections`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct ConnEvents {
-    pub connects: u64,
-    pub disconnects: u64,
-    pub failed: BTreeMap<String, u64>,
-}
-
-/// One line of `loadgen.jsonl`: what happened in one second. The flat fields are the
-/// run-folder schema (`results/README.md`, schema 1); the objects after them add detail.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SecondLine {
-    /// Unix time at the end of the interval, seconds.
-    pub t: f64,
-    /// Seconds the counts cover (about 1).
-    pub interval_s: f64,
-    pub phase: String,
-    /// This process tree's target shakes per second at the end of the interval.
-    pub target_qps: f64,
-    pub scheduled: u64,
-    pub sent: u64,
-    /// got + none + overloaded.
-    pub answered: u64,
-    pub got: u64,
-    pub none: u64,
-    pub overloaded: u64,
-    /// Failed requests (the kinds are in `error_kinds`), timeouts apart.
-    pub errors: u64,
-    pub timeouts: u64,
-    pub late: u64,
-    /// Users logged in now (gauge).
-    pub connections: u64,
-    /// Users logged in now by source address (gauge), with `--source-addrs`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub connections_by_addr: BTreeMap<String, u64>,
-    /// Requests awaiting an answer plus grabs awaiting their think time (gauge).
-    pub inflight: u64,
-    /// Latency of the shakes answered in the interval, milliseconds.
-    pub latency_ms: Percentiles,
-    pub error_kinds: Errors,
-    pub packets: Packets,
-    pub conn_events: ConnEvents,
-}
-
-impl SecondLine {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        t: f64,
-        interval_s: f64,
-        phase: &str,
-        target_qps: f64,
-        tally: &Tally,
-        connected: u64,
-        inflight: u64,
-    ) -> Self {
-        let c = &tally.counts;
-        let conn = Connections::of(c, connected);
-        SecondLine {
-            t,
-            interval_s,
-            phase: phase.to_string(),
-            target_qps,
-            scheduled: c.scheduled,
-            sent: c.sent,
-            answered: c.answered(),
-            got: c.got,
-            none: c.none,
-            overloaded: c.overloaded,
-            errors: c.errors(),
-            timeouts: c.timeouts,
-            late: c.late,
-            connections: connected,
-            connections_by_addr: BTreeMap::new(),
-            inflight,
-            latency_ms: Percentiles::of(&tally.latency),
-            error_kinds: errors(c),
-            packets: packets(c),
-            conn_events: ConnEvents {
-                connects: conn.connects,
-                disconnects: conn.disconnects,
-                failed: conn.failed,
-            },
-        }
+/// One line of `loadgen.jsonl` from one second's tally.
+#[allow(clippy::too_many_arguments)]
+pub fn second_line(
+    t: f64,
+    interval_s: f64,
+    phase: &str,
+    target_qps: f64,
+    tally: &Tally,
+    connected: u64,
+    inflight: u64,
+    connections_by_addr: BTreeMap<String, u64>,
+) -> LoadgenLine {
+    let c = &tally.counts;
+    let conn = connections(c, connected);
+    LoadgenLine {
+        t,
+        interval_s,
+        phase: phase.to_string(),
+        target_qps,
+        scheduled: c.scheduled,
+        sent: c.sent,
+        answered: c.answered(),
+        got: c.got,
+        none: c.none,
+        overloaded: c.overloaded,
+        errors: c.errors(),
+        timeouts: c.timeouts,
+        late: c.late,
+        connections: connected,
+        connections_by_addr,
+        inflight,
+        latency_ms: Latency::of(&tally.latency),
+        error_kinds: errors(c),
+        packets: packets(c),
+        conn_events: ConnEvents {
+            connects: conn.connects,
+            disconnects: conn.disconnects,
+            failed: conn.failed,
+        },
     }
 }
 
-/// One phase in `summary.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PhaseSummary {
-    pub name: String,
-    pub target_qps: f64,
-    /// Shakes sent per second of the phase's wall time.
-    pub achieved_qps: f64,
-    /// Unix times, seconds (fractional).
-    pub start: f64,
-    pub end: f64,
-    pub scheduled: u64,
-    pub sent: u64,
-    pub answered: u64,
-    pub errors: u64,
-    pub timeouts: u64,
-    /// (errors + timeouts) / scheduled.
-    pub error_rate: f64,
-    pub results: Answered,
-    pub error_kinds: Errors,
-    pub packets: Packets,
-    pub latency_ms: Percentiles,
+/// Appends one line to `loadgen.jsonl` and flushes it (a reader may follow the file).
+pub fn write_line(w: &mut impl Write, line: &LoadgenLine) -> std::io::Result<()> {
+    let s = serde_json::to_string(line).map_err(std::io::Error::other)?;
+    writeln!(w, "{s}")?;
+    w.flush()
 }
 
-impl PhaseSummary {
-    pub fn new(name: &str, target_qps: f64, start: f64, end: f64, t: &Tally) -> Self {
-        let c = &t.counts;
-        let secs = (end - start).max(1e-9);
-        let bad = c.errors() + c.timeouts;
-        PhaseSummary {
-            name: name.to_string(),
-            target_qps,
-            achieved_qps: round2(c.sent as f64 / secs),
-            start,
-            end,
-            scheduled: c.scheduled,
-            sent: c.sent,
-            answered: c.answered(),
-            errors: c.errors(),
-            timeouts: c.timeouts,
-            error_rate: if c.scheduled == 0 {
-                0.0
-            } else {
-                bad as f64 / c.scheduled as f64
-            },
-            results: answered(c),
-            error_kinds: errors(c),
-            packets: packets(c),
-            latency_ms: Percentiles::of(&t.latency),
-        }
+/// One phase of `summary.json` from the phase's tally.
+pub fn phase_summary(name: &str, target_qps: f64, start: f64, end: f64, t: &Tally) -> PhaseSummary {
+    let c = &t.counts;
+    let secs = (end - start).max(1e-9);
+    let bad = c.errors() + c.timeouts;
+    PhaseSummary {
+        name: name.to_string(),
+        target_qps,
+        achieved_qps: round2(c.sent as f64 / secs),
+        start,
+        end,
+        scheduled: c.scheduled,
+        sent: c.sent,
+        answered: c.answered(),
+        errors: c.errors(),
+        timeouts: c.timeouts,
+        error_rate: if c.scheduled == 0 {
+            0.0
+        } else {
+            bad as f64 / c.scheduled as f64
+        },
+        results: answered(c),
+        error_kinds: errors(c),
+        packets: packets(c),
+        latency_ms: Latency::of(&t.latency),
     }
 }
 
@@ -244,43 +142,24 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Cents seen on each side, and whether they agree.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Money {
-    /// Cents won by shakes (result 14), as clients saw them.
-    pub client_won_cents: u64,
-    /// Cents granted to grabs, as clients saw them.
-    pub client_grabbed_cents: u64,
-    /// Cents of client sends the server accepted.
-    pub client_sent_cents: u64,
-    /// The same from the servers' `/stats` (summed), when `--server-control` was given.
-    pub server_won_cents: Option<u64>,
-    pub server_grabbed_cents: Option<u64>,
-    pub server_created_cents: Option<u64>,
-    /// Both sides agree on won and grabbed cents; `None` when not checked.
-    pub reconciled: Option<bool>,
-    pub note: String,
+/// Writes `summary.json` into `dir`.
+pub fn write_summary(dir: &Path, s: &LoadgenSummary) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(s).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("summary.json"), text + "\n")
+        .map_err(|e| format!("cannot write summary.json: {e}"))
 }
 
-/// Thresholds and how the run fared against them.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Verdict {
-    pub max_p99_ms: Option<f64>,
-    pub max_error_rate: Option<f64>,
-    pub passed: bool,
-    pub failures: Vec<String>,
-}
-
-/// `summary.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Summary {
-    pub users: String,
-    pub phases: Vec<PhaseSummary>,
-    pub connections: Connections,
-    /// Seconds from the first connect to the last login of the ramp.
-    pub connect_s: f64,
-    pub money: Money,
-    pub verdict: Verdict,
+/// Writes `histograms.json` into `dir`: each phase's whole latency histogram, `(name,
+/// start, end, tally)` in plan order.
+pub fn write_histograms(dir: &Path, phases: &[(String, f64, f64, &Tally)]) -> Result<(), String> {
+    let phases = phases
+        .iter()
+        .map(|(n, s, e, t)| PhaseHistogram::new(n, *s, *e, &t.latency))
+        .collect::<Result<Vec<_>, _>>()?;
+    let text =
+        serde_json::to_string_pretty(&HistogramsFile::new(phases)).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join(histograms::FILE), text + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", histograms::FILE))
 }
 
 /// Checks every phase against the thresholds.
@@ -315,7 +194,7 @@ pub fn judge(
 }
 
 /// The summary as a table for people.
-pub fn table(s: &Summary) -> String {
+pub fn table(s: &LoadgenSummary) -> String {
     let mut o = String::new();
     o.push_str(&format!(
         "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
@@ -358,8 +237,12 @@ pub fn table(s: &Summary) -> String {
         .filter(|(_, v)| **v > 0)
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
+    let late = match s.users_not_connected_at_start {
+        0 => String::new(),
+        n => format!(" ({n} not yet connected when load began)"),
+    };
     o.push_str(&format!(
-        "users {}: {} connected at the end, {} logins, {} lost, ramp {:.1} s, failed attempts: {}\n",
+        "users {}: {} connected at the end, {} logins, {} lost, ramp {:.1} s{late}, failed attempts: {}\n",
         s.users,
         c.connected,
         c.connects,
@@ -407,7 +290,7 @@ mod tests {
         for _ in 0..98 {
             t.record_us(5_000);
         }
-        let p = PhaseSummary::new("a", 100.0, 0.0, 1.0, &t);
+        let p = phase_summary("a", 100.0, 0.0, 1.0, &t);
         assert_eq!(p.achieved_qps, 100.0);
         assert!((p.error_rate - 0.02).abs() < 1e-9);
         assert!(judge(std::slice::from_ref(&p), Some(10.0), Some(0.05)).passed);
@@ -415,5 +298,126 @@ mod tests {
         assert_eq!(v.failures.len(), 2, "{v:?}");
         assert!(!v.passed);
         assert!(judge(&[p], None, None).passed);
+    }
+}
+
+/// The writer's path (these functions) into a run folder, the report's path out of it:
+/// every field must come back as written, and every field of the committed example
+/// run's files must still be written (a renamed or dropped field fails here).
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+    use redpacket::formats::Money;
+    use serde_json::Value;
+
+    /// A tally whose counters are all different and non-zero.
+    fn distinct_tally() -> Tally {
+        let mut v = serde_json::to_value(Counts::default()).unwrap();
+        for (i, (_, x)) in v.as_object_mut().unwrap().iter_mut().enumerate() {
+            *x = Value::from(i as u64 * 7 + 3);
+        }
+        let mut t = Tally {
+            counts: serde_json::from_value(v).unwrap(),
+            ..Tally::default()
+        };
+        for us in [120, 450, 900, 15_000, 2_000_000] {
+            t.record_us(us);
+        }
+        t
+    }
+
+    /// Every key path of a JSON value (`a.b.c`), map keys of free-form maps included.
+    fn keys(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        if let Value::Object(m) = v {
+            for (k, x) in m {
+                let p = format!("{prefix}{k}");
+                keys(x, &format!("{p}."), out);
+                out.push(p);
+            }
+        }
+        if let Value::Array(a) = v {
+            if let Some(x) = a.first() {
+                keys(x, &format!("{prefix}[]."), out);
+            }
+        }
+    }
+
+    #[test]
+    fn written_files_read_back_field_for_field() {
+        let run = std::env::temp_dir().join(format!("loadgen-formats-{}", std::process::id()));
+        let dir = run.join("client1");
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = distinct_tally();
+        let by_addr: BTreeMap<String, u64> = [("127.0.0.2".into(), 11), ("127.0.0.3".into(), 12)]
+            .into_iter()
+            .collect();
+        let line = second_line(1_795_000_001.0, 0.999, "p1", 1234.5, &t, 97, 5, by_addr);
+        let mut f = std::fs::File::create(dir.join("loadgen.jsonl")).unwrap();
+        write_line(&mut f, &line).unwrap();
+        drop(f);
+        let phase = phase_summary("p1", 1234.5, 1_795_000_000.0, 1_795_000_001.0, &t);
+        let summary = LoadgenSummary {
+            users: "0..100".into(),
+            phases: vec![phase],
+            connections: connections(&t.counts, 97),
+            connect_s: 1.25,
+            start_at: Some(1_795_000_000.0),
+            users_not_connected_at_start: 3,
+            money: Money {
+                client_won_cents: 1,
+                client_grabbed_cents: 2,
+                client_sent_cents: 3,
+                server_won_cents: Some(1),
+                server_grabbed_cents: Some(2),
+                server_created_cents: Some(4),
+                reconciled: Some(true),
+                note: "n".into(),
+            },
+            verdict: judge(&[], Some(5.0), Some(0.5)),
+        };
+        write_summary(&dir, &summary).unwrap();
+        write_histograms(&dir, &[("p1".into(), 1.0, 2.0, &t)]).unwrap();
+
+        let back = redpacket::report::load(&run).unwrap();
+        let h = &back.hosts[0];
+        assert_eq!(h.loadgen, std::slice::from_ref(&line));
+        assert_eq!(h.summary.as_ref(), Some(&summary));
+        assert_eq!(h.histograms.as_ref().unwrap()["p1"], t.latency);
+        // No field silently at its default: what was written was not zeros.
+        let lv = serde_json::to_value(&line).unwrap();
+        let mut lk = Vec::new();
+        keys(&lv, "", &mut lk);
+        assert!(lk.len() > 40, "{lk:?}");
+        std::fs::remove_dir_all(&run).unwrap();
+
+        // Every field of the committed example run is still written, under its name.
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../results/20261126-141159-demo/vm");
+        let old_line: Value = serde_json::from_str(
+            std::fs::read_to_string(example.join("loadgen.jsonl"))
+                .unwrap()
+                .lines()
+                .nth(5)
+                .unwrap(),
+        )
+        .unwrap();
+        let old_summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(example.join("summary.json")).unwrap())
+                .unwrap();
+        let sv = serde_json::to_value(&summary).unwrap();
+        for (old, new, what) in [
+            (&old_line, &lv, "loadgen.jsonl"),
+            (&old_summary, &sv, "summary.json"),
+        ] {
+            let (mut o, mut n) = (Vec::new(), Vec::new());
+            keys(old, "", &mut o);
+            keys(new, "", &mut n);
+            let lost: Vec<&String> = o.iter().filter(|k| !n.contains(k)).collect();
+            assert!(
+                lost.is_empty(),
+                "{what}: fields no longer written: {lost:?}"
+            );
+        }
     }
 }

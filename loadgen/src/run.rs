@@ -14,9 +14,9 @@ use crate::limits;
 use crate::metrics::Tally;
 use crate::plan::Phase;
 use crate::procs::{self, Children};
-use crate::report::{self, Connections, Money, PhaseSummary, SecondLine, Summary};
+use crate::report;
 use crate::users::{split_even, UserRange};
-use std::io::Write;
+use redpacket::formats::{LoadgenSummary, Money, PhaseSummary};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -47,6 +47,9 @@ pub struct RunConfig {
     /// Client sends per second when a phase does not say.
     pub send_rate: f64,
     pub plan: Vec<Phase>,
+    /// Unix seconds at which the first phase begins (`--start-at`): the ramp runs until
+    /// then, and the plan's phases follow from that instant.
+    pub start_at: Option<f64>,
     pub out: Option<PathBuf>,
     /// Write `net.jsonl` and `tuning.txt` for this host into `out` (off when a server on
     /// the same host already does, as in the demo).
@@ -65,7 +68,7 @@ pub struct RunConfig {
 
 /// How a run ended.
 pub struct Outcome {
-    pub summary: Option<Summary>,
+    pub summary: Option<LoadgenSummary>,
     /// Phase boundaries, the connect ramp first: (name, target shakes/s, start, end),
     /// unix seconds.
     pub boundaries: Vec<(String, f64, f64, f64)>,
@@ -91,6 +94,41 @@ pub fn unix_f64() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The monotonic instant at which the wall clock will read `unix` (now, if it is past).
+fn instant_at(unix: f64) -> Instant {
+    let ahead = unix - unix_f64();
+    let now = Instant::now();
+    if ahead > 0.0 && ahead.is_finite() {
+        now + Duration::from_secs_f64(ahead)
+    } else {
+        now
+    }
+}
+
+/// Checks a `--start-at` instant against the clock when the program starts: it must be
+/// still to come, and less than a day away (a later one is a mistake, such as
+/// milliseconds given for seconds).
+pub fn check_start_at(at: f64, now: f64) -> Result<(), String> {
+    if !at.is_finite() {
+        return Err(format!("--start-at {at}: not a unix time in seconds"));
+    }
+    if at <= now {
+        return Err(format!(
+            "--start-at {at}: that instant is {:.3} s in the past (the clock reads {now:.3}); \
+             give a unix time still to come, e.g. $(( $(date +%s) + 30 ))",
+            now - at
+        ));
+    }
+    if at - now > 86_400.0 {
+        return Err(format!(
+            "--start-at {at}: that is {:.0} s from now, more than a day; unix seconds \
+             are expected (the clock reads {now:.0})",
+            at - now
+        ));
+    }
+    Ok(())
 }
 
 /// Shards `all` over `servers` in order (the fleet's rule).
@@ -306,7 +344,13 @@ impl Coordinator {
         let target =
             self.shared.qps() * f64::from(cfg.users.len()) / f64::from(cfg.all_users.len().max(1));
         let label = self.phase_at(t - interval_s / 2.0).to_string();
-        let line = SecondLine::new(
+        let by_addr = cfg
+            .source_addrs
+            .iter()
+            .zip(by_source.iter())
+            .map(|(a, n)| (a.to_string(), *n))
+            .collect();
+        let line = report::second_line(
             (t * 1000.0).round() / 1000.0,
             (interval_s * 1000.0).round() / 1000.0,
             &label,
@@ -314,18 +358,11 @@ impl Coordinator {
             &tally,
             connected,
             inflight,
+            by_addr,
         );
-        let mut line = line;
-        line.connections_by_addr = cfg
-            .source_addrs
-            .iter()
-            .zip(by_source.iter())
-            .map(|(a, n)| (a.to_string(), *n))
-            .collect();
         if let Some(w) = self.jsonl.as_mut() {
-            if let Ok(s) = serde_json::to_string(&line) {
-                let _ = writeln!(w, "{s}");
-                let _ = w.flush();
+            if let Err(e) = report::write_line(w, &line) {
+                eprintln!("loadgen: cannot write loadgen.jsonl: {e}");
             }
         }
         if !cfg.quiet {
@@ -389,10 +426,13 @@ impl Coordinator {
 
     fn run(&mut self, cfg: &RunConfig) -> Result<Outcome, (i32, String)> {
         let users = u64::from(cfg.users.len());
-        // The connect ramp.
+        // The connect ramp; with --start-at the instant ends it, not the deadline.
         let ramp_start = Instant::now();
         let ramp_unix = unix_f64();
-        let deadline = ramp_start + Duration::from_secs_f64(cfg.connect_deadline_s);
+        let deadline = match cfg.start_at {
+            Some(at) => instant_at(at),
+            None => ramp_start + Duration::from_secs_f64(cfg.connect_deadline_s),
+        };
         if cfg.child {
             // The parent's `set` lines may arrive while this child still ramps.
             procs::follow_parent(self.shared.clone());
@@ -404,6 +444,18 @@ impl Coordinator {
         if cfg.child {
             procs::emit_connected(self.shared.connected());
             return self.run_child(cfg);
+        }
+        if let Some(at) = cfg.start_at {
+            // Ramp done before the instant: hold (a line a second) until it comes.
+            let until = instant_at(at);
+            if !cfg.quiet && Instant::now() < until {
+                eprintln!(
+                    "loadgen: {} of {users} users connected in {connect_s:.1} s; load begins at {at:.3} (in {:.1} s)",
+                    self.shared.connected(),
+                    until.saturating_duration_since(Instant::now()).as_secs_f64()
+                );
+            }
+            self.wait(cfg, until, |_| false);
         }
         if self.shared.connected() == 0 && !INTERRUPTED.load(Relaxed) {
             // Nothing to measure: say why instead of running the plan against nobody.
@@ -433,15 +485,27 @@ impl Coordinator {
                 ),
             ));
         }
+        // Users still connecting keep connecting during the first phase; their shakes
+        // count as `not_connected` errors until they are in.
+        let not_connected_at_start = users.saturating_sub(self.shared.connected());
+        if not_connected_at_start > 0 && !cfg.quiet {
+            eprintln!(
+                "loadgen: load begins with {not_connected_at_start} of {users} users not yet connected (ramp cut by {}); they keep connecting",
+                if cfg.start_at.is_some() { "--start-at" } else { "--connect-deadline" }
+            );
+        }
         let mut boundaries = vec![("connect".to_string(), 0.0, ramp_unix, unix_f64())];
         let mut phase_summaries_input = Vec::new();
+        // Phases follow one clock from the first one's start, so their boundaries fall
+        // at start + the durations before them, however long each switch took.
+        let anchor = Instant::now();
+        let mut offset = 0.0;
         for (i, p) in cfg.plan.iter().enumerate() {
             if INTERRUPTED.load(Relaxed) {
                 break;
             }
             self.enter(&p.name);
             let start = unix_f64();
-            let t0 = Instant::now();
             self.set(
                 MODE_LOAD,
                 i + 1,
@@ -449,7 +513,8 @@ impl Coordinator {
                 p.send_rate.unwrap_or(cfg.send_rate),
             );
             start_campaigns(cfg, p);
-            self.wait(cfg, t0 + Duration::from_secs_f64(p.duration_s), |_| false);
+            offset += p.duration_s;
+            self.wait(cfg, anchor + Duration::from_secs_f64(offset), |_| false);
             let end = unix_f64();
             boundaries.push((p.name.clone(), p.qps, start, end));
             phase_summaries_input.push((p.name.clone(), self.shared.qps(), start, end));
@@ -484,12 +549,13 @@ impl Coordinator {
         self.stop();
         let last = self.shared.take_interval();
         self.totals.counts.add(&last.counts);
+        let tallies: Vec<Tally> = (0..phase_summaries_input.len())
+            .map(|i| self.shared.phase_tally(i + 1))
+            .collect();
         let phases: Vec<PhaseSummary> = phase_summaries_input
             .iter()
-            .enumerate()
-            .map(|(i, (name, q, s, e))| {
-                PhaseSummary::new(name, *q, *s, *e, &self.shared.phase_tally(i + 1))
-            })
+            .zip(&tallies)
+            .map(|((name, q, s, e), t)| report::phase_summary(name, *q, *s, *e, t))
             .collect();
         let mut verdict = report::judge(&phases, cfg.max_p99_ms, cfg.max_error_rate);
         if cfg.money_check && money.reconciled == Some(false) {
@@ -500,18 +566,24 @@ impl Coordinator {
             verdict.passed = false;
             verdict.failures.push("interrupted".into());
         }
-        let summary = Summary {
+        let summary = LoadgenSummary {
             users: cfg.users.to_string(),
             phases,
-            connections: Connections::of(&self.totals.counts, self.connected_at_end),
+            connections: report::connections(&self.totals.counts, self.connected_at_end),
             connect_s: report::round2(connect_s),
+            start_at: cfg.start_at,
+            users_not_connected_at_start: not_connected_at_start,
             money,
             verdict,
         };
         if let Some(dir) = &cfg.out {
-            let text = serde_json::to_string_pretty(&summary).map_err(|e| (1, e.to_string()))?;
-            std::fs::write(dir.join("summary.json"), text + "\n")
-                .map_err(|e| (1, format!("cannot write summary.json: {e}")))?;
+            report::write_summary(dir, &summary).map_err(|e| (1, e))?;
+            let hist: Vec<(String, f64, f64, &Tally)> = phase_summaries_input
+                .iter()
+                .zip(&tallies)
+                .map(|((name, _, s, e), t)| (name.clone(), *s, *e, t))
+                .collect();
+            report::write_histograms(dir, &hist).map_err(|e| (1, e))?;
         }
         let code = if summary.verdict.passed { 0 } else { 1 };
         Ok(Outcome {

@@ -704,3 +704,159 @@ fn no_server_fails_with_the_reason() {
     );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+// --start-at: two child processes connect at once, then the load starts at the given
+// instant and not before; the phases' recorded times are that instant plus the
+// durations before them, as a fleet's run.json computes them.
+#[test]
+fn start_at_begins_the_load_at_the_instant() {
+    let _g = serial();
+    let out = scratch("start-at");
+    let port = free_port();
+    let (_server, control) = start_server_with_control(port, &out);
+    let at = (unix_now() + 3.0).floor() + 0.5;
+    let (code, table) = loadgen(
+        &[
+            "run",
+            "--users",
+            "0..1000",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--server-control",
+            &control,
+            "--procs",
+            "2",
+            "--threads",
+            "1",
+            "--start-at",
+            &format!("{at}"),
+            "--phase",
+            "a:500:2s",
+            "--phase",
+            "b:1000:2s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{table}");
+    let s = summary(&out);
+    assert_eq!(f(&s["start_at"]), at);
+    assert_eq!(s["users_not_connected_at_start"], 0, "{s}");
+    let phases = s["phases"].as_array().unwrap();
+    let mut due = at;
+    for p in phases {
+        let (start, end) = (f(&p["start"]), f(&p["end"]));
+        println!(
+            "phase {}: starts {:+.4} s, ends {:+.4} s from the instant plus the durations",
+            p["name"],
+            start - due,
+            end - due - 2.0
+        );
+        assert!((0.0..0.1).contains(&(start - due)), "{p}");
+        due += 2.0;
+        assert!((0.0..0.1).contains(&(end - due)), "{p}");
+    }
+    // Nothing was due before the instant; everything due after it is in the phases.
+    let lines = jsonl(&out.join("loadgen.jsonl"));
+    let before: u64 = lines
+        .iter()
+        .filter(|l| f(&l["t"]) <= at)
+        .map(|l| l["scheduled"].as_u64().unwrap() + l["sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(before, 0, "requests before the start instant");
+    assert!(lines.iter().filter(|l| f(&l["t"]) <= at).count() >= 2);
+    let after: u64 = lines.iter().map(|l| l["scheduled"].as_u64().unwrap()).sum();
+    let in_phases: u64 = phases
+        .iter()
+        .map(|p| p["scheduled"].as_u64().unwrap())
+        .sum();
+    assert_eq!(after, in_phases);
+    assert!((in_phases as f64 - 3000.0).abs() <= 30.0, "{in_phases}");
+    // The children's whole-phase histograms, merged by the parent, are in the folder.
+    let h: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("histograms.json")).unwrap())
+            .unwrap();
+    for (hp, p) in h["phases"].as_array().unwrap().iter().zip(phases) {
+        assert_eq!(hp["name"], p["name"]);
+        assert_eq!(hp["count"], p["results"]["total"], "{hp} {p}");
+        assert!(hp["hdr"].as_str().unwrap().starts_with("HISTF"));
+    }
+}
+
+// A ramp longer than the wait: the load starts at the instant anyway and the summary
+// says how many users were not in yet. An instant already past, or days away, is a
+// usage error.
+#[test]
+fn start_at_does_not_wait_for_a_slow_ramp_and_refuses_bad_instants() {
+    let _g = serial();
+    let out = scratch("start-at-ramp");
+    let port = free_port();
+    let _server = start_server(port, &out);
+    let at = unix_now() + 1.5;
+    let (code, table) = loadgen(
+        &[
+            "run",
+            "--users",
+            "0..3000",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--connect-rate",
+            "1000",
+            "--threads",
+            "1",
+            "--start-at",
+            &format!("{at:.3}"),
+            "--phase",
+            "a:500:3s",
+            "--no-money-check",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains("not yet connected when load began"),
+        "{table}"
+    );
+    let s = summary(&out);
+    let late = s["users_not_connected_at_start"].as_u64().unwrap();
+    assert!((500..=2500).contains(&late), "{late} users late of 3000");
+    let p = &s["phases"][0];
+    assert!((f(&p["start"]) - at).abs() < 0.1, "{p}");
+    // The rest kept connecting during the phase.
+    assert_eq!(s["connections"]["connected"], 3000);
+    for bad in [
+        format!("{:.0}", unix_now() - 10.0),
+        format!("{:.0}", unix_now() + 3.0 * 86_400.0),
+    ] {
+        let o = Command::new(LOADGEN)
+            .args(["run", "--server", "127.0.0.1:9", "--start-at", &bad])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "--start-at {bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("--start-at") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+}

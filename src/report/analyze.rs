@@ -4,8 +4,9 @@
 //! `--compare` all render the same cells, so the four never disagree. A cell keeps its
 //! number beside its text so a comparison can subtract.
 
-use super::load::{Role, Run};
+use super::load::{HostData, Role, Run};
 use super::series::{self, Series};
+use crate::formats::{histograms, Latency, PhasePlan};
 
 /// The old article's question: 10 billion shake requests.
 pub const SHAKES_TOTAL: f64 = 1.0e10;
@@ -85,6 +86,32 @@ pub struct PhaseStats {
     pub server_qps: Option<Dist>,
     /// Labelled cells in display order; a label may start with a `## ` section marker.
     pub rows: Vec<(String, Cell)>,
+    /// The per-host table: the fleet's totals, then each host (and each server
+    /// instance), with cells under [`HOST_COLUMNS`].
+    pub hosts: Vec<HostRow>,
+}
+
+/// The columns of the per-host table.
+pub const HOST_COLUMNS: [&str; 10] = [
+    "role",
+    "rate/s (mean)",
+    "errors",
+    "timeouts",
+    "p99 ms",
+    "CPU % (mean)",
+    "busiest core % (max)",
+    "connections (peak)",
+    "drops",
+    "retransmits",
+];
+
+/// One row of the per-host table. The rate is shakes sent for a load generator and
+/// shakes served for a server; drops are listen drops and overflows plus interface
+/// drops; CPU, drops and retransmits are the host's (its instances share them).
+#[derive(Clone, Debug)]
+pub struct HostRow {
+    pub name: String,
+    pub cells: Vec<Cell>,
 }
 
 #[derive(Clone, Debug)]
@@ -140,7 +167,7 @@ pub fn analyze(run: &Run) -> Analysis {
     let mut plans = run.meta.phases.clone();
     if plans.is_empty() {
         if let Some((lo, hi)) = span {
-            plans.push(super::schema::PhasePlan {
+            plans.push(PhasePlan {
                 name: "all".into(),
                 target_qps: 0.0,
                 start: lo as f64 - 1.0,
@@ -152,7 +179,7 @@ pub fn analyze(run: &Run) -> Analysis {
     let servers = run
         .hosts
         .iter()
-        .filter(|h| h.role() == Role::Server && !h.server.is_empty())
+        .filter(|h| h.role() == Role::Server && h.has_server())
         .count();
     let capacity = phases
         .iter()
@@ -191,7 +218,7 @@ fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
     }
 }
 
-fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
+fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     let (a, b) = (p.start, p.end);
     let w = |name: &str| s.window(name, a, b);
     let sum = |name: &str| -> Option<f64> {
@@ -232,7 +259,8 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     }
 
     row("## Latency (ms, client)", Cell::text(""));
-    let lat = phase_latency(run, &p.name);
+    let merged = phase_latency(run, &p.name);
+    let lat = merged.as_ref().map(|m| m.latency);
     let lat_or = |k: &str, from_summary: Option<f64>| {
         from_summary.or_else(|| max(&format!("client.lat.{k}")))
     };
@@ -240,12 +268,10 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
     row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
     row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));
     row("max", n(lat_or("max", lat.and_then(|l| l.max)), 2));
-    let source = if lat.is_some() {
-        "summary.json"
-    } else if max("client.lat.p50").is_some() {
-        "worst second"
-    } else {
-        "-"
+    let source = match &merged {
+        Some(m) => m.source.clone(),
+        None if max("client.lat.p50").is_some() => "worst second".into(),
+        None => "-".into(),
     };
     row("latency source", Cell::text(source));
     row("errors", n(sum("client.errors"), 0));
@@ -323,6 +349,7 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         row("process RSS MiB (max)", n(max(&k("rss_mib")), 1));
     }
 
+    let hosts = host_rows(run, s, p, merged.map(|m| m.latency));
     PhaseStats {
         name: p.name.clone(),
         target_qps: p.target_qps,
@@ -331,7 +358,172 @@ fn phase(run: &Run, s: &Series, p: &super::schema::PhasePlan) -> PhaseStats {
         client_qps,
         server_qps,
         rows,
+        hosts,
     }
+}
+
+/// The per-host table of one phase: all clients, all servers, then every host (a host
+/// that runs both is a row for each role) and every server instance.
+fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency>) -> Vec<HostRow> {
+    let w = |name: &str| s.window(name, p.start, p.end);
+    let sum = |name: &str| -> Option<f64> {
+        let v = w(name);
+        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum())
+    };
+    let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
+    let mean = |name: &str| -> Option<f64> {
+        let v = w(name);
+        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64)
+    };
+    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
+    let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    // The host's own figures, shared by every row of the host.
+    let host_cells = |h: &str| -> [Cell; 5] {
+        let k = |m: &str| format!("host.{h}.{m}");
+        [
+            n(mean(&k("cpu")), 1),
+            n(max(&k("core_max")), 1),
+            Cell::none(),
+            n(add(sum(&k("listen_drops")), sum(&k("if_drops"))), 0),
+            n(sum(&k("retrans")), 0),
+        ]
+    };
+    let is_client = |h: &HostData| !h.loadgen.is_empty() || h.summary.is_some();
+    let is_server = |h: &HostData| h.has_server() || h.role() == Role::Server;
+    // A group's CPU: the mean of its hosts' means, the busiest core of any; its drops
+    // and retransmits: sums.
+    let group = |hosts: Vec<&HostData>| -> [Cell; 5] {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let cpus: Vec<f64> = names
+            .iter()
+            .filter_map(|h| mean(&format!("host.{h}.cpu")))
+            .collect();
+        let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
+        let core = names
+            .iter()
+            .filter_map(|h| max(&format!("host.{h}.core_max")))
+            .reduce(f64::max);
+        let total = |m: &str| {
+            names
+                .iter()
+                .map(|h| sum(&format!("host.{h}.{m}")))
+                .fold(None, add)
+        };
+        [
+            n(cpu, 1),
+            n(core, 1),
+            Cell::none(),
+            n(add(total("listen_drops"), total("if_drops")), 0),
+            n(total("retrans"), 0),
+        ]
+    };
+    let row = |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell| {
+        let mut cells = vec![Cell::text(role)];
+        cells.extend(lead);
+        cells.extend(tail);
+        cells[7] = conns;
+        HostRow { name, cells }
+    };
+    let ms = |l: Option<Latency>| n(l.and_then(|l| l.p99), 2);
+    let mut rows = Vec::new();
+    let clients: Vec<&HostData> = run.hosts.iter().filter(|h| is_client(h)).collect();
+    let servers: Vec<&HostData> = run.hosts.iter().filter(|h| is_server(h)).collect();
+    if !clients.is_empty() {
+        rows.push(row(
+            format!("all {} load generator(s)", clients.len()),
+            "loadgen",
+            [
+                n(mean("client.sent/s"), 0),
+                n(sum("client.errors"), 0),
+                n(sum("client.timeouts"), 0),
+                ms(fleet_latency),
+            ],
+            group(clients.clone()),
+            n(max("client.connections"), 0),
+        ));
+    }
+    if !servers.is_empty() {
+        let instances: usize = servers.iter().map(|h| h.servers.len().max(1)).sum();
+        let name = if instances > servers.len() {
+            format!("all {} server(s), {instances} instances", servers.len())
+        } else {
+            format!("all {} server(s)", servers.len())
+        };
+        rows.push(row(
+            name,
+            "server",
+            [
+                n(mean("server.served/s"), 0),
+                Cell::none(),
+                Cell::none(),
+                Cell::none(),
+            ],
+            group(servers.clone()),
+            n(max("server.open"), 0),
+        ));
+    }
+    for h in &run.hosts {
+        let name = &h.name;
+        let k = |m: &str| format!("host.{name}.{m}");
+        if is_server(h) {
+            rows.push(row(
+                name.clone(),
+                "server",
+                [
+                    n(mean(&k("served/s")), 0),
+                    Cell::none(),
+                    Cell::none(),
+                    Cell::none(),
+                ],
+                host_cells(name),
+                n(max(&k("server.open")), 0),
+            ));
+            for log in h.servers.iter().filter(|l| l.instance.is_some()) {
+                let unit = log.label(name);
+                let k = |m: &str| format!("host.{unit}.{m}");
+                let blank = || {
+                    [
+                        Cell::none(),
+                        Cell::none(),
+                        Cell::none(),
+                        Cell::none(),
+                        Cell::none(),
+                    ]
+                };
+                rows.push(row(
+                    unit.clone(),
+                    "server instance",
+                    [
+                        n(mean(&k("served/s")), 0),
+                        Cell::none(),
+                        Cell::none(),
+                        Cell::none(),
+                    ],
+                    blank(),
+                    n(max(&k("server.open")), 0),
+                ));
+            }
+        }
+        if is_client(h) {
+            let p99 = host_latency(h, &p.name).map(|(l, _)| l);
+            rows.push(row(
+                name.clone(),
+                "loadgen",
+                [
+                    n(mean(&k("client.sent/s")), 0),
+                    n(sum(&k("client.errors")), 0),
+                    n(sum(&k("client.timeouts")), 0),
+                    ms(p99),
+                ],
+                host_cells(name),
+                n(max(&k("client.connections")), 0),
+            ));
+        }
+    }
+    rows
 }
 
 /// The load generators' own whole-phase `achieved_qps`, summed over hosts.
@@ -347,30 +539,91 @@ fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum())
 }
 
-/// Whole-phase latency from the load generators' summaries: the worst host's value
-/// for each percentile (a conservative merge; the exact merge needs the histograms).
-fn phase_latency(run: &Run, phase: &str) -> Option<super::schema::Latency> {
-    let mut out: Option<super::schema::Latency> = None;
-    for sp in run
+/// A phase's whole-phase latency over every load generator, and where it came from.
+#[derive(Clone, Debug)]
+struct MergedLatency {
+    latency: Latency,
+    source: String,
+}
+
+/// One host's whole-phase latency: from its histogram when it wrote one (exact), else
+/// from its summary; the flag says which.
+fn host_latency(h: &HostData, phase: &str) -> Option<(Latency, bool)> {
+    if let Some(hist) = h.histograms.as_ref().and_then(|m| m.get(phase)) {
+        return Some((Latency::of(hist), true));
+    }
+    h.summary
+        .as_ref()
+        .and_then(|s| s.phases.iter().find(|sp| sp.name == phase))
+        .map(|sp| (sp.latency_ms, false))
+}
+
+/// Whole-phase latency of all load generators together. Exact when every load
+/// generator that ran the phase left its histogram: the histograms are added and the
+/// percentiles read from the sum. Otherwise (older runs) the worst host's value for
+/// each percentile, from the summaries, and the source says so.
+fn phase_latency(run: &Run, phase: &str) -> Option<MergedLatency> {
+    let ran: Vec<&HostData> = run
         .hosts
         .iter()
-        .filter_map(|h| h.summary.as_ref())
-        .flat_map(|s| s.phases.iter())
-        .filter(|sp| sp.name == phase)
-    {
-        let o = out.get_or_insert_with(Default::default);
+        .filter(|h| {
+            h.histograms.as_ref().is_some_and(|m| m.contains_key(phase))
+                || h.summary
+                    .as_ref()
+                    .is_some_and(|s| s.phases.iter().any(|sp| sp.name == phase))
+        })
+        .collect();
+    if ran.is_empty() {
+        return None;
+    }
+    let hists: Vec<_> = ran
+        .iter()
+        .filter_map(|h| h.histograms.as_ref().and_then(|m| m.get(phase)))
+        .collect();
+    if hists.len() == ran.len() {
+        let merged = histograms::merge(hists);
+        let source = if ran.len() == 1 {
+            "histogram (exact)".to_string()
+        } else {
+            format!("histograms of {} hosts added (exact)", ran.len())
+        };
+        return Some(MergedLatency {
+            latency: Latency::of(&merged),
+            source,
+        });
+    }
+    let mut out = Latency::default();
+    for h in &ran {
+        let Some((l, _)) = host_latency(h, phase) else {
+            continue;
+        };
         let m = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let l = sp.latency_ms;
-        o.p50 = m(o.p50, l.p50);
-        o.p90 = m(o.p90, l.p90);
-        o.p99 = m(o.p99, l.p99);
-        o.p999 = m(o.p999, l.p999);
-        o.max = m(o.max, l.max);
+        out.p50 = m(out.p50, l.p50);
+        out.p90 = m(out.p90, l.p90);
+        out.p99 = m(out.p99, l.p99);
+        out.p999 = m(out.p999, l.p999);
+        out.max = m(out.max, l.max);
     }
-    out
+    let source = if ran.len() == 1 {
+        "summary.json".to_string()
+    } else {
+        let missing: Vec<&str> = ran
+            .iter()
+            .filter(|h| !h.histograms.as_ref().is_some_and(|m| m.contains_key(phase)))
+            .map(|h| h.name.as_str())
+            .collect();
+        format!(
+            "worst host per percentile (not exact: no histogram from {})",
+            missing.join(", ")
+        )
+    };
+    Some(MergedLatency {
+        latency: out,
+        source,
+    })
 }
 
 /// `1234567.891` with 2 decimals is `1,234,567.89`.

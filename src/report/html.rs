@@ -10,7 +10,7 @@ use std::fmt::Write;
 use super::analyze::Analysis;
 use super::charts::Drawn;
 use super::load::Run;
-use super::render::{phase_table, preamble, to_markdown, Table};
+use super::render::{host_tables, phase_table, preamble, to_markdown, Table};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -135,6 +135,10 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     }
     s.push_str("<h2>Phases</h2>\n");
     s.push_str(&table_html(&phase_table(a)));
+    for (title, t) in host_tables(a) {
+        let _ = writeln!(s, "<h3>{}</h3>", esc(&title));
+        s.push_str(&table_html(&t));
+    }
     s.push_str("<h2>Charts</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n");
     for c in charts {
         let svg = c.svg.find("<svg").map_or("", |i| &c.svg[i..]);
@@ -180,6 +184,9 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     }
     s.push_str("## Phases\n\n");
     s.push_str(&to_markdown(&phase_table(a)));
+    for (title, t) in host_tables(a) {
+        let _ = write!(s, "\n### {title}\n\n{}", to_markdown(&t));
+    }
     s.push_str("\n## Charts\n\n");
     for c in charts {
         let _ = writeln!(s, "![{}](charts/{}.png)\n", c.title, c.name);

@@ -10,8 +10,8 @@ pub mod analyze;
 pub mod charts;
 pub mod html;
 pub mod load;
+pub mod money;
 pub mod render;
-pub mod schema;
 pub mod series;
 
 use std::fmt;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::analyze::{fmt_num, Analysis, Cell};
+use super::analyze::{fmt_num, Analysis, Cell, PhaseStats, HOST_COLUMNS};
 use super::load::Run;
 
 /// A rectangular table: `header` then rows; a row with one cell is a section title.
@@ -33,6 +33,31 @@ pub fn phase_table(a: &Analysis) -> Table {
         }
     }
     Table { header, rows }
+}
+
+/// One phase's per-host table: the fleet's totals first, then each host and instance.
+pub fn host_table(p: &PhaseStats) -> Table {
+    let mut header = vec!["host".to_string()];
+    header.extend(HOST_COLUMNS.iter().map(|c| c.to_string()));
+    let rows = p
+        .hosts
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.name.clone()];
+            row.extend(r.cells.iter().map(|c| c.text.clone()));
+            row
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// Every phase's per-host table with its title (phases without hosts left out).
+pub fn host_tables(a: &Analysis) -> Vec<(String, Table)> {
+    a.phases
+        .iter()
+        .filter(|p| !p.hosts.is_empty())
+        .map(|p| (format!("Hosts in phase {}", p.name), host_table(p)))
+        .collect()
 }
 
 /// Two runs side by side, phase by phase (matched by name), with B - A.
@@ -205,38 +230,55 @@ pub fn preamble(run: &Run) -> Vec<String> {
                 super::load::Role::Loadgen => "loadgen",
                 super::load::Role::Unknown => "unknown role",
             };
-            if h.address.is_empty() {
-                format!("{} ({role})", h.name)
-            } else {
-                format!("{} ({role}, {})", h.name, h.address)
+            let mut what = vec![role.to_string()];
+            if !h.address.is_empty() {
+                what.push(h.address.clone());
             }
+            if h.has_instances() {
+                what.push(format!("{} instances", h.servers.len()));
+            }
+            format!("{} ({})", h.name, what.join(", "))
         })
         .collect();
     v.push(format!("hosts: {}", hosts.join(", ")));
     for h in &run.hosts {
-        let money = h.summary.as_ref().and_then(|s| s.money.as_object());
-        if let Some(m) = money.filter(|m| !m.is_empty()) {
-            let kv: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        if let Some(m) = h
+            .summary
+            .as_ref()
+            .map(|s| &s.money)
+            .filter(|m| !m.is_empty())
+        {
+            let kv: Vec<String> = serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
             v.push(format!(
                 "{} money (summary.json): {}",
                 h.name,
                 kv.join(", ")
             ));
         }
-        let Some(sum) = &h.server_summary else {
-            continue;
-        };
-        let word = |k: &str| match sum.get(k).and_then(|b| b.as_bool()) {
-            Some(true) => "balanced",
-            Some(false) => "NOT BALANCED",
-            None => "not stated",
-        };
-        v.push(format!(
-            "{} final ledger: shake packets {}, user-to-user packets {}",
-            h.name,
-            word("shake_balanced"),
-            word("send_balanced")
-        ));
+        for log in &h.servers {
+            let Some(sum) = &log.summary else {
+                continue;
+            };
+            let word = |b: bool| if b { "balanced" } else { "NOT BALANCED" };
+            v.push(format!(
+                "{} final ledger: shake packets {}, user-to-user packets {}",
+                log.label(&h.name),
+                word(sum.shake_balanced),
+                word(sum.send_balanced)
+            ));
+        }
+    }
+    // Over every server process, when there is more than one or clients to match.
+    if let Some(m) = super::money::check(run) {
+        if m.accounts + m.missing.len() > 1 || m.clients > 0 {
+            v.push(m.sentence());
+        }
     }
     v
 }
@@ -259,6 +301,9 @@ pub fn terminal(run: &Run, a: &Analysis) -> String {
     s.push_str(&problems_text(run));
     s.push('\n');
     s.push_str(&to_text(&phase_table(a)));
+    for (title, t) in host_tables(a) {
+        let _ = write!(s, "\n{title}\n{}", to_text(&t));
+    }
     s.push('\n');
     match &a.capacity {
         Some(c) => s.push_str(&c.sentence()),

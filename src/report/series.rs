@@ -157,47 +157,77 @@ impl HostAcc {
     }
 }
 
+/// One server line into its host's accumulator: the fleet's `server.*` series, the
+/// host's `host.<host>.*` (its instances added up) and, for an instance,
+/// `host.<host>/instance-I.*`.
+fn server_line(acc: &mut HostAcc, host: &str, unit: &str, l: &crate::formats::ServerLine) {
+    let (t, ps, tot) = (l.t, &l.per_second, &l.total);
+    acc.line(t, l.interval_s);
+    // Served: answered with a packet or "none left", i.e. not shed.
+    let served = (ps.shake.won + ps.shake.none) as f64;
+    for (k, v) in [
+        ("server.shake", ps.requests.shake as f64),
+        ("server.served", served),
+        ("server.won", ps.shake.won as f64),
+        ("server.none", ps.shake.none as f64),
+        ("server.overloaded", ps.shake.overloaded as f64),
+        ("server.issued", ps.shake.issued as f64),
+        ("server.created", ps.send.created as f64),
+        ("server.grabbed", ps.send.grabbed as f64),
+    ] {
+        acc.count(k, t, v);
+    }
+    acc.gauge("server.open", t, tot.open as f64, Agg::Sum);
+    acc.gauge("server.logged_in", t, tot.logged_in as f64, Agg::Sum);
+    let mut units = vec![host.to_string()];
+    if unit != host {
+        units.push(unit.to_string());
+    }
+    for u in &units {
+        acc.count(&format!("host.{u}.served"), t, served);
+        acc.count(
+            &format!("host.{u}.server.overloaded"),
+            t,
+            ps.shake.overloaded as f64,
+        );
+        acc.gauge(
+            &format!("host.{u}.server.open"),
+            t,
+            tot.open as f64,
+            Agg::Sum,
+        );
+    }
+    for (k, v) in [
+        ("issued_cents", tot.shake.issued_cents),
+        ("won_cents", tot.shake.won_cents),
+        ("shake_outstanding_cents", tot.outstanding.shake_cents),
+        ("created_cents", tot.send.created_cents),
+        ("grabbed_cents", tot.send.grabbed_cents),
+        ("refunded_cents", tot.send.refunded_cents),
+        ("send_outstanding_cents", tot.outstanding.send_cents),
+    ] {
+        acc.gauge(&format!("server.total.{k}"), t, v as f64, Agg::Sum);
+    }
+}
+
 /// Every host's lines as series. Names: `server.*`, `client.*` (all hosts of that role
-/// together) and `host.<name>.*`; counts also have a `/s` rate series.
+/// together), `host.<name>.*` (one host; `host.<name>/instance-I.*` one of its server
+/// instances); counts also have a `/s` rate series.
 pub fn build(run: &Run) -> Series {
     let mut s = Series::default();
     for h in &run.hosts {
         let host = &h.name;
         if h.role() == Role::Server {
-            let mut acc = HostAcc::default();
-            for l in &h.server {
-                let (t, ps, tot) = (l.t, &l.per_second, &l.total);
-                acc.line(t, l.interval_s);
-                let served = (ps.shake.won + ps.shake.none) as f64;
-                for (k, v) in [
-                    ("server.shake", ps.requests.shake as f64),
-                    // Served: answered with a packet or "none left", i.e. not shed.
-                    ("server.served", served),
-                    ("server.won", ps.shake.won as f64),
-                    ("server.none", ps.shake.none as f64),
-                    ("server.overloaded", ps.shake.overloaded as f64),
-                    ("server.issued", ps.shake.issued as f64),
-                    ("server.created", ps.send.created as f64),
-                    ("server.grabbed", ps.send.grabbed as f64),
-                    (&format!("host.{host}.served"), served),
-                ] {
-                    acc.count(k, t, v);
+            // Each server process has its own lines and intervals: an accumulator each,
+            // summed into the host's and the fleet's series when flushed.
+            for log in &h.servers {
+                let unit = log.label(host);
+                let mut acc = HostAcc::default();
+                for l in &log.lines {
+                    server_line(&mut acc, host, &unit, l);
                 }
-                acc.gauge("server.open", t, tot.open as f64, Agg::Sum);
-                acc.gauge("server.logged_in", t, tot.logged_in as f64, Agg::Sum);
-                for (k, v) in [
-                    ("issued_cents", tot.shake.issued_cents),
-                    ("won_cents", tot.shake.won_cents),
-                    ("shake_outstanding_cents", tot.outstanding.shake_cents),
-                    ("created_cents", tot.send.created_cents),
-                    ("grabbed_cents", tot.send.grabbed_cents),
-                    ("refunded_cents", tot.send.refunded_cents),
-                    ("send_outstanding_cents", tot.outstanding.send_cents),
-                ] {
-                    acc.gauge(&format!("server.total.{k}"), t, v as f64, Agg::Sum);
-                }
+                acc.flush(&mut s);
             }
-            acc.flush(&mut s);
         }
         let mut acc = HostAcc::default();
         for l in &h.loadgen {
@@ -221,8 +251,21 @@ pub fn build(run: &Run) -> Series {
             ] {
                 acc.count(&format!("client.{k}"), t, v as f64);
             }
+            for (k, v) in [
+                ("sent", l.sent),
+                ("errors", l.errors),
+                ("timeouts", l.timeouts),
+            ] {
+                acc.count(&format!("host.{host}.client.{k}"), t, v as f64);
+            }
             acc.gauge("client.target_qps", t, l.target_qps, Agg::Sum);
             acc.gauge("client.connections", t, l.connections as f64, Agg::Sum);
+            acc.gauge(
+                &format!("host.{host}.client.connections"),
+                t,
+                l.connections as f64,
+                Agg::Sum,
+            );
             for (addr, n) in &l.connections_by_addr {
                 acc.gauge(&format!("client.conn_addr.{addr}"), t, *n as f64, Agg::Sum);
             }

@@ -24,7 +24,7 @@ mod worker;
 use crate::config::Config;
 use crate::limits::HostLimits;
 use crate::stats::{Counters, Snapshot, Totals};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -113,7 +113,8 @@ pub struct WorkerShared {
 
 /// Money a thread still held when it stopped: the ledger's "outstanding", counted from
 /// the pools and packets themselves rather than derived from counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Held {
     pub shake: u64,
     pub shake_cents: u64,
@@ -130,11 +131,15 @@ impl std::ops::AddAssign for Held {
     }
 }
 
-/// The final account written at shutdown.
-#[derive(Clone, Debug, Serialize)]
+/// The final account written at shutdown, also the file `server-summary.json` (the
+/// report reads it back with this type: the two verdicts are required, the rest may be
+/// absent).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
+    #[serde(default)]
     pub stats: Snapshot,
     /// Counted from what the pools and packets actually held at the end.
+    #[serde(default)]
     pub held: Held,
     /// issued = won + held, for shake packets (cents).
     pub shake_balanced: bool,

@@ -1,0 +1,96 @@
+//! `run.json`: the plan and the facts of one run, written by whatever drives it (the
+//! demo, the fleet's playbooks) and read by the report.
+//!
+//! Every field has a default: the writers are other programs, possibly older or newer
+//! than this reader, and a missing optional field must not cost the whole report.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The schema version this reader writes about and understands.
+pub const SCHEMA: u32 = 1;
+
+/// `run.json`: the plan and the facts of one run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunMeta {
+    pub schema: u32,
+    pub run_id: String,
+    /// Unix seconds.
+    pub started: f64,
+    /// Unix seconds; 0 when unknown.
+    pub ended: f64,
+    pub description: String,
+    pub phases: Vec<PhasePlan>,
+    pub hosts: Vec<HostEntry>,
+    /// Command lines as run, one string each (or `{"host", "command"}` objects).
+    pub commands: Vec<Value>,
+    pub git_commit: String,
+    /// Anything else a writer records (the demo: users, plan, versions); kept as read.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhasePlan {
+    pub name: String,
+    /// Shake requests per second asked of the load generators, all hosts together.
+    pub target_qps: f64,
+    /// Unix seconds.
+    pub start: f64,
+    pub end: f64,
+}
+
+/// A host: either a bare name or an object with a role.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostEntry {
+    Name(String),
+    Full(HostInfo),
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostInfo {
+    /// The folder name under the run folder.
+    pub name: String,
+    /// `server` or `loadgen`.
+    pub role: String,
+    pub address: String,
+}
+
+impl HostEntry {
+    pub fn info(&self) -> HostInfo {
+        match self {
+            HostEntry::Name(n) => HostInfo {
+                name: n.clone(),
+                ..Default::default()
+            },
+            HostEntry::Full(h) => h.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_json_accepts_names_or_objects_and_extra_fields() {
+        let j = r#"{"schema":1,"run_id":"r","started":10.5,
+            "phases":[{"name":"30k","target_qps":30000,"start":11,"end":71}],
+            "hosts":["a",{"name":"b","role":"server","extra":1}],
+            "commands":["x --y", {"host":"a","command":"z"}],"git_commit":"abc","more":true}"#;
+        let m: RunMeta = serde_json::from_str(j).unwrap();
+        assert_eq!(m.phases[0].end, 71.0);
+        assert_eq!(m.hosts[0].info().name, "a");
+        assert_eq!(m.hosts[1].info().role, "server");
+        assert_eq!(m.extra["more"], Value::Bool(true));
+        let back: RunMeta = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.extra, m.extra);
+        assert_eq!(back.phases, m.phases);
+    }
+}
