@@ -268,7 +268,8 @@ done
 say "per-namespace sysctls hold the files' values ($checked key readings)"
 for i in $(seq 1 "$clients"); do
   for a in "198.18.0.$((100 + 2 * i))" "198.18.0.$((101 + 2 * i))"; do
-    ip -n "${ns[cli$i]}" -o addr show dev eth0 | grep -q " $a/24 " || fail "cli$i lacks source address $a"
+    ip -n "${ns[cli$i]}" -o addr show dev eth0 | grep -q " $a/24 " \
+      || fail "cli$i lacks source address $a: $(ip -n "${ns[cli$i]}" -o addr show dev eth0)"
   done
 done
 
