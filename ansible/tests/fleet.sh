@@ -10,11 +10,13 @@
 # beyond it). Each host runs Debian's sshd from its own config, host key and pid file,
 # reachable only with a key made here, as a non-root user with passwordless sudo (so
 # `become` is used). The test:
-#   1. provision.yml twice: the second must report changed=0 for every host;
-#   2. run-phase.yml -e phase=tiny: every host's per-namespace sysctls hold the files'
-#      values, every host's files arrived, the report was made, every instance's money
-#      ledger balances and the clients' cents equal the servers';
-#   3. kills one client host's sshd and runs the phase again: the play finishes, exits
+#   1. provision.yml twice: the second must report changed=0 for every host; every
+#      host's per-namespace sysctls hold the files' values;
+#   2. a phase of a million users per server: the pre-flight (check --json) refuses it
+#      before anything starts, naming the host;
+#   3. run-phase.yml -e phase=tiny: every host's files arrived, the report was made,
+#      every instance's money ledger balances and the clients' cents equal the servers';
+#   4. kills one client host's sshd and runs the phase again: the play finishes, exits
 #      non-zero naming that host, and the others are collected and reported.
 # Results go to a temporary folder, never into the repository's results/. Everything it
 # makes (namespaces, links, processes, files) is removed on exit, failure or interrupt.
@@ -273,7 +275,20 @@ for i in $(seq 1 "$clients"); do
   done
 done
 
-# --- 2. a phase -------------------------------------------------------------------------
+# --- 2. a phase the hosts cannot carry is refused before anything starts ---------------
+say "run-phase.yml with a million users per server: must be refused by the pre-flight"
+set +e
+playbook run-phase.yml -e phase=huge -e run_id=fleet-test-refused \
+  -e '{"redpacket_phases": {"huge": {"shake_rate_per_server": 1000, "duration_s": 5, "users_per_server": 1000000}}}' \
+  >"$tmp/refused.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a phase of a million users per server was not refused"
+grep -q "not started: .*srv1 can hold" "$tmp/refused.log" || { tail -30 "$tmp/refused.log"; fail "the refusal does not name srv1"; }
+[ ! -e "$tmp/hosts/srv1/home/runs/fleet-test-refused" ] || fail "the refused run started something"
+say "refused before starting: $(grep -o 'not started: [^"]*' "$tmp/refused.log" | head -1 | cut -c1-150)"
+
+# --- 3. a phase -------------------------------------------------------------------------
 run1="fleet-test-1"
 say "run-phase.yml -e phase=tiny (run $run1)"
 playbook run-phase.yml -e phase=tiny -e run_id="$run1" >"$tmp/run1.log" 2>&1 \
@@ -311,7 +326,7 @@ print("money: %d instances balanced; clients' won %d and grabbed %d cents equal 
 EOF
 say "run 1: files of every host, report, ledgers balanced"
 
-# --- 3. a client host goes away -------------------------------------------------------------
+# --- 4. a client host goes away -------------------------------------------------------------
 dead=cli$clients
 say "killing $dead's sshd, then run-phase.yml again"
 for pid in $(ip netns pids "${ns[$dead]}"); do
@@ -328,6 +343,7 @@ grep -q "finished without .*$dead" "$tmp/run2.log" || { tail -40 "$tmp/run2.log"
 d="$results/$run2"
 [ -f "$d/report.html" ] || { tail -40 "$tmp/run2.log"; fail "no report for run 2"; }
 [ ! -e "$d/$dead" ] || fail "$dead has a folder although it was unreachable"
+grep -q "host $dead" "$d/report.md" || fail "the report does not name $dead"
 for h in "${hosts[@]}"; do
   [ "$h" = "$dead" ] || [ -d "$d/$h" ] || fail "run 2: files of $h did not arrive"
 done
