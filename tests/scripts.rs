@@ -1,0 +1,78 @@
+//! The shell tests of the host tuning (`sysctl/tests/tuning.sh`) and of the Ansible fleet
+//! (`ansible/tests/fleet.sh`), run by `cargo test --workspace` so that one command runs
+//! every test of the project.
+//!
+//! Both build network namespaces on this machine (root and CAP_NET_ADMIN needed) and tear
+//! them down; under `CI=true` a missing prerequisite fails them, elsewhere they say
+//! `SKIPPED` and this test prints that line. They use the binaries this `cargo test`
+//! has just built (`target/<profile>/`), so nothing is built twice and no cargo runs
+//! inside a test. They run one at a time: each loads both cores for a while.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The folder holding the workspace's binaries of this build: `redpacket-server` is this
+/// package's own; `redpacket-loadgen` (another package) is built beside it by
+/// `cargo test --workspace`.
+fn bin_dir() -> PathBuf {
+    let server = Path::new(env!("CARGO_BIN_EXE_redpacket-server"));
+    let dir = server.parent().expect("binary has a folder").to_path_buf();
+    for bin in ["redpacket-loadgen", "redpacket-report"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} is missing: run `cargo test --workspace` (it builds every binary first)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// Runs `bash SCRIPT` from the workspace root with `env`, and fails with its output
+/// when it fails.
+fn run_script(script: &str, env: &[(&str, &Path)]) {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join(script)).current_dir(root);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bash {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail = |s: &str| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines[lines.len().saturating_sub(150)..].join("\n")
+        };
+        panic!(
+            "{script} failed ({}):\n--- stdout (last lines)\n{}\n--- stderr (last lines)\n{}",
+            out.status,
+            tail(&stdout),
+            tail(&stderr)
+        );
+    }
+    // A skip is not a pass: say so where the summary of `cargo test` is read.
+    for line in stdout.lines().chain(stderr.lines()) {
+        if line.contains("SKIPPED") {
+            eprintln!("{script}: {line}");
+        }
+    }
+}
+
+#[test]
+fn sysctl_files_apply_in_a_namespace_and_units_verify() {
+    let bins = bin_dir();
+    run_script("sysctl/tests/tuning.sh", &[("REDPACKET_BIN_DIR", &bins)]);
+}
+
+#[test]
+fn ansible_fleet_provisions_runs_and_survives_a_lost_host() {
+    let bins = bin_dir();
+    run_script("ansible/tests/fleet.sh", &[("FLEET_PREBUILT_DIR", &bins)]);
+}
