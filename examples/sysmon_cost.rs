@@ -22,7 +22,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let samples: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
     let gap = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(210));
+    let t0 = thread_cpu_s();
     let mut c = Collector::new();
+    println!("Collector::new: {:.0} us CPU", (thread_cpu_s() - t0) * 1e6);
     let mut cpu = 0.0;
     for _ in 0..samples {
         std::thread::sleep(gap);
