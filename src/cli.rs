@@ -23,9 +23,75 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// `redpacket-server check`: can this host hold N connections as it is?
+///
+/// Reads the open-files limits (soft, hard, fs.nr_open, fs.file-max), memory, CPUs and
+/// every key of sysctl/server.conf, and says for each the value, the one wanted and what
+/// it limits; then how many connections the host can hold and what to raise first.
+/// Exit codes: 0 it can hold them, 1 it cannot, 2 bad flag.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "redpacket-server check", verbatim_doc_comment)]
+pub struct CheckArgs {
+    /// Connections this host must hold, all instances together.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections: u64,
+    /// Server processes on this host sharing the connections (each has its own
+    /// open-files limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub instances: u64,
+    /// CPUs the workers will run on, as for the server (`0-3,6`).
+    #[arg(long)]
+    pub cores: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `redpacket-server check` (`args` without the word `check`); returns the exit code.
+pub fn check_main(args: Vec<OsString>) -> i32 {
+    use crate::host::check;
+    let args = match CheckArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let cores = match args.cores.as_deref().map(crate::cores::parse_list) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            eprintln!("redpacket-server check: {e}");
+            return EXIT_USAGE;
+        }
+        None => None,
+    };
+    let ask = check::ServerAsk {
+        connections: args.connections,
+        instances: args.instances,
+        cores,
+    };
+    let conf = crate::host::conf::Conf::server();
+    let report = check::server(&ask, Some(&conf), &check::HostView::read(Some(&conf)));
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.human());
+    }
+    if report.ok {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
 /// Runs `redpacket-server` with `args` (the first is the program name) until SIGINT or
-/// SIGTERM, and returns the exit code.
-pub fn server_main(args: Vec<OsString>) -> i32 {
+/// SIGTERM, and returns the exit code. `redpacket-server check ...` runs [`check_main`].
+pub fn server_main(mut args: Vec<OsString>) -> i32 {
+    if args.get(1).is_some_and(|a| a == "check") {
+        args.remove(1);
+        return check_main(args);
+    }
     let args = match ServerArgs::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {

@@ -76,6 +76,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 /// to 3 random users in [A, B]. `/stats` (JSON) and `/metrics` (Prometheus) report.
 ///
 /// Exit codes: 0 clean shutdown, 1 failure while running, 2 bad flag, 3 cannot bind.
+///
+/// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]`
+/// says whether this host can hold N connections as it is, and what to raise first.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "redpacket-server", version, verbatim_doc_comment)]
 pub struct ServerArgs {

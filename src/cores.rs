@@ -48,6 +48,30 @@ pub fn parse_list(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// Writes CPUs back as a list such as `0-3,6` (the inverse of [`parse_list`] on a
+/// sorted list).
+pub fn format_list(cpus: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}-{}", cpus[i], cpus[j])
+        } else {
+            cpus[i].to_string()
+        });
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(",")
+    }
+}
+
 /// Refuses CPUs outside the process's affinity mask, naming the ones it may use.
 pub fn check_allowed(want: &[usize], allowed: &[usize]) -> Result<(), String> {
     match want.iter().find(|c| !allowed.contains(c)) {
@@ -89,6 +113,9 @@ mod tests {
         assert!(parse_list("3-1").is_err());
         assert!(parse_list("a").is_err());
         assert!(parse_list("").is_err());
+        assert_eq!(format_list(&[0, 1, 2, 3, 6]), "0-3,6");
+        assert_eq!(format_list(&parse_list("5,1-2,9").unwrap()), "1-2,5,9");
+        assert_eq!(format_list(&[]), "none");
     }
 
     #[test]

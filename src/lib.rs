@@ -8,8 +8,9 @@
 //!   divided among workers and SETs in proportion to demand.
 //! - [`stats`]: per-worker counters and the snapshot schema of `/stats` and the
 //!   per-second log.
-//! - [`config`], [`cores`], [`limits`]: flags checked before anything binds, which CPUs
-//!   get workers, and what the host allows.
+//! - [`config`], [`cores`]: flags checked before anything binds, and which CPUs get
+//!   workers; [`host`]: what this host allows and does (limits, sysctls, memory, CPUs,
+//!   `/proc/net` counters) and the `check` of both programs.
 //! - [`server`]: workers, SETs, connections, the issuer; [`control`]: HTTP control and
 //!   metrics on their own thread; [`cli`]: the `redpacket-server` entry point.
 //! - [`sysmon`]: the once-a-second host sampler (network, TCP, sockets, CPU, memory)
@@ -23,7 +24,7 @@ pub mod config;
 pub mod control;
 pub mod cores;
 pub mod formats;
-pub mod limits;
+pub mod host;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -225,3 +225,85 @@ fn instances_share_a_host_folder() {
     assert_eq!((m.accounts, m.servers_balanced), (2, true), "{m:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `redpacket-server check ARGS`; returns (exit code, stdout, stderr).
+fn check(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).arg("check").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_refuses_bad_flags_with_2() {
+    for args in [
+        &[][..],
+        &["--connections", "0"],
+        &["--connections", "many"],
+        &["--connections", "10", "--instances", "0"],
+        &["--connections", "10", "--cores", "x"],
+        &["--connections", "10", "--listen", "127.0.0.1:0"],
+    ] {
+        let (code, out, err) = check(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert!(!err.trim().is_empty(), "{args:?}: says why");
+        assert!(out.is_empty(), "{args:?}: nothing on stdout");
+    }
+    let (code, out, _) = check(&["--help"]);
+    assert_eq!(code, Some(0));
+    for flag in ["--connections", "--instances", "--cores", "--json"] {
+        assert!(out.contains(flag), "check --help lacks {flag}");
+    }
+}
+
+#[test]
+fn check_json_is_one_object_and_its_verdict_is_the_exit_code() {
+    // Ten thousand million connections need ~60 TB: short on any host there is.
+    let (code, out, err) = check(&["--connections", "10000000000", "--json"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["role"], "server");
+    assert_eq!(v["asked"], 10_000_000_000u64);
+    assert_eq!(v["ok"], false);
+    assert!(v["can_hold"].as_u64().unwrap() < 10_000_000_000);
+    assert!(!v["first_to_raise"].as_str().unwrap().is_empty());
+    let items = v["items"].as_array().unwrap();
+    let get = |name: &str| items.iter().find(|i| i["name"] == name).unwrap();
+    let mem = get("memory");
+    assert_eq!(mem["ok"], false, "the short value is reported short: {mem}");
+    assert_eq!(mem["judged"], true);
+    assert_eq!(get("rlimit.nofile.hard")["scope"], "process");
+    // Every key of sysctl/server.conf is there.
+    for key in ["net.core.somaxconn", "fs.file-max"] {
+        let i = get(key);
+        assert!(i["limits"].as_str().is_some_and(|s| !s.is_empty()), "{i}");
+    }
+    for i in items {
+        for field in ["name", "value", "wanted", "ok", "judged", "scope", "limits"] {
+            assert!(!i[field].is_null(), "{i} lacks {field}");
+        }
+    }
+}
+
+#[test]
+fn check_prints_one_line_per_item_then_the_verdict() {
+    let (code, out, _) = check(&["--connections", "10000000000", "--instances", "2"]);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = out.lines().collect();
+    let verdict = lines
+        .iter()
+        .position(|l| l.starts_with("SHORT: this host can hold "))
+        .expect(&out);
+    assert!(lines[verdict].contains("(asked 10000000000)"), "{out}");
+    assert!(lines[verdict].contains("raise first: "), "{out}");
+    assert!(lines[..verdict]
+        .iter()
+        .any(|l| l.starts_with("SHORT") && l.contains("memory")));
+    assert!(lines[..verdict]
+        .iter()
+        .all(|l| ["ok ", "SHORT", "info"].iter().any(|s| l.starts_with(s))));
+}

@@ -30,6 +30,10 @@ pub enum Command {
     /// One command, all local: start a server, connect ~10 000 users, run a one-minute
     /// plan, write results/<run-id>/ and print the summary.
     Demo(DemoArgs),
+    /// Can this host hold N users as it is? Reads open-files limits, memory, ephemeral
+    /// ports and every key of sysctl/client.conf; says what to raise first.
+    /// Exit 0: it can; 1: it cannot; 2: bad flag.
+    Check(CheckArgs),
     /// Run the redpacket server in this process (used by `demo` to start its server).
     #[command(hide = true)]
     Server {
@@ -309,6 +313,62 @@ pub struct DemoArgs {
     pub max_error_rate: Option<f64>,
 }
 
+/// Flags of `check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Users this host must hold, all processes together (one connection each).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub users: u64,
+    /// Source addresses the users connect from, as for `run` (list, range or CIDR).
+    #[arg(long)]
+    pub source_addrs: Option<String>,
+    /// Server addresses the users are spread over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub servers: u64,
+    /// Processes the users are split over (`run --procs`): each has its own open files.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub procs: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CheckArgs {
+    /// Reads this host and prints the check; returns the exit code.
+    pub fn run(&self) -> i32 {
+        use redpacket::host::check;
+        use redpacket::host::conf::Conf;
+        let sources = match &self.source_addrs {
+            Some(s) => match parse_source_addrs(s) {
+                Ok(a) => a.len() as u64,
+                Err(e) => {
+                    eprintln!("redpacket-loadgen: --source-addrs: {e}");
+                    return 2;
+                }
+            },
+            None => 1,
+        };
+        let ask = check::LoadgenAsk {
+            users: self.users,
+            source_addrs: sources,
+            servers: self.servers,
+            procs: self.procs,
+        };
+        let conf = Conf::client();
+        let report = check::loadgen(&ask, Some(&conf), &check::HostView::read(Some(&conf)));
+        if self.json {
+            println!("{}", report.json());
+        } else {
+            print!("{}", report.human());
+        }
+        if report.ok {
+            0
+        } else {
+            1
+        }
+    }
+}
+
 /// Parses `args` and runs; returns the process exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -346,6 +406,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         Command::Demo(a) => crate::demo::demo(&a),
+        Command::Check(a) => a.run(),
         Command::Server { args } => crate::demo::server_main(args),
     }
 }

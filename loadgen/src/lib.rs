@@ -2,13 +2,14 @@
 //!
 //! Reading order:
 //! - [`cli`]: flags, checked and turned into a [`run::RunConfig`]; `main` is one call.
-//! - [`run`]: the coordinator (limits, plan, per-second lines, drain, money, summary).
+//! - [`run`]: the coordinator (limits, plan, per-second lines, drain, money, summary);
+//!   the limits are [`redpacket::host::check`]'s, the code behind `check` too.
 //! - [`engine`]: worker threads, one epoll set each, open-loop shakes with latency from
 //!   the scheduled time; [`conn`] the 96-byte state per user; [`shared`] what the
 //!   coordinator and the workers share.
 //! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
-//!   addresses), [`limits`] (open files, ports, memory), [`net`] (socket syscalls),
+//!   addresses), [`net`] (socket syscalls),
 //!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`), [`demo`].
 //!
 //! The wire format is the server's own [`redpacket::protocol`]; there is no second codec.
@@ -19,7 +20,6 @@ pub mod conn;
 pub mod demo;
 pub mod engine;
 pub mod http;
-pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod plan;

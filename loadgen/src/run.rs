@@ -10,13 +10,13 @@ use crate::engine::{
     self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
 };
 use crate::http;
-use crate::limits;
 use crate::metrics::Tally;
 use crate::plan::Phase;
 use crate::procs::{self, Children};
 use crate::report;
 use crate::users::{split_even, UserRange};
 use redpacket::formats::{LoadgenSummary, Money, PhaseSummary};
+use redpacket::host::check;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -150,20 +150,26 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
     } else {
         install_signal_handlers();
     }
-    let nofile = limits::raise_nofile();
-    let procs = cfg.procs.max(1) as u64;
-    let per_proc = u64::from(cfg.users.len()).div_ceil(procs);
-    let need = limits::Need {
-        users: per_proc,
-        nofile,
-        ports: limits::ephemeral_ports(),
-        sources: cfg.source_addrs.len().max(1) as u64,
-        servers: cfg.servers.len().max(1) as u64,
-        mem: limits::mem_available(),
-        procs,
-    };
+    redpacket::host::rlimit::raise_nofile();
     if !cfg.child {
-        limits::check(&need).map_err(|e| (2, e))?;
+        // The same arithmetic as `redpacket-loadgen check`, on what bounds the count only
+        // (open files, memory, ports): kernel settings are that command's business.
+        let ask = check::LoadgenAsk {
+            users: u64::from(cfg.users.len()),
+            source_addrs: cfg.source_addrs.len().max(1) as u64,
+            servers: cfg.servers.len().max(1) as u64,
+            procs: cfg.procs.max(1) as u64,
+        };
+        let report = check::loadgen(&ask, None, &check::HostView::read(None));
+        if !report.ok {
+            return Err((
+                2,
+                format!(
+                    "this host cannot hold {} users as it is: {} (see `redpacket-loadgen check`)",
+                    report.asked, report.first_to_raise
+                ),
+            ));
+        }
     }
     let mut coord = Coordinator::start(&cfg)?;
     coord.run(&cfg)

@@ -860,3 +860,89 @@ fn start_at_does_not_wait_for_a_slow_ramp_and_refuses_bad_instants() {
         );
     }
 }
+
+/// Runs the load generator to completion with `args`; (exit code, stdout, stderr).
+fn output(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(LOADGEN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_exit_codes_json_and_the_port_arithmetic() {
+    for args in [
+        &["check"][..],
+        &["check", "--users", "0"],
+        &["check", "--users", "10", "--procs", "0"],
+        &["check", "--users", "10", "--servers", "0"],
+        &["check", "--users", "10", "--source-addrs", "nonsense"],
+    ] {
+        let (code, out, err) = output(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert!(!err.trim().is_empty(), "{args:?} says why");
+    }
+    // 100 000 users over one server exceed the ports of two addresses on any host
+    // (a port range holds at most 65 535).
+    let (code, out, err) = output(&[
+        "check",
+        "--users",
+        "100000",
+        "--procs",
+        "8",
+        "--source-addrs",
+        "127.0.0.2-127.0.0.3",
+        "--json",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["role"], "loadgen");
+    assert_eq!(v["ok"], false);
+    let ports = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "ephemeral_ports")
+        .unwrap();
+    assert_eq!(ports["ok"], false, "{ports}");
+    assert!(
+        ports["value"]
+            .as_str()
+            .unwrap()
+            .contains("x 2 source x 1 server"),
+        "{ports}"
+    );
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["name"] == "net.ipv4.ip_local_port_range"));
+    let (code, out, _) = output(&["check", "--users", "100000", "--procs", "8"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("--source-addrs with"), "{out}");
+}
+
+#[test]
+fn run_refuses_what_this_host_cannot_hold_before_connecting() {
+    // Four thousand million users: open files, ports and memory all fall short, so the
+    // run stops with exit 2 and one line naming a flag that helps.
+    let (code, out, err) = output(&[
+        "run",
+        "--users",
+        "0..4000000000",
+        "--server",
+        "127.0.0.1:1",
+        "--quiet",
+        "--out",
+        std::env::temp_dir().join("rp-refuse").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("cannot hold 4000000000 users"), "{err}");
+    assert!(
+        err.contains("--procs") || err.contains("--source-addrs"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

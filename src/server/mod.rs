@@ -22,7 +22,6 @@ mod set;
 mod worker;
 
 use crate::config::Config;
-use crate::limits::HostLimits;
 use crate::stats::{Counters, Snapshot, Totals};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -177,8 +176,8 @@ impl std::error::Error for StartError {}
 pub struct ServerHandle {
     pub listen: SocketAddr,
     pub control: SocketAddr,
-    /// The limits read at start, with the connection cap in force.
-    pub limits: HostLimits,
+    /// The connection cap in force (`--max-conns`, or the open-files limit less a
+    /// reserve).
     pub max_conns: u64,
     shutdown: CancellationToken,
     stop_control: CancellationToken,
@@ -261,8 +260,10 @@ fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Sn
 impl Server {
     /// Reads limits, binds every socket, then starts the workers and the control thread.
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
-        let limits = HostLimits::read();
-        let max_conns = cfg.max_conns.unwrap_or_else(|| limits.max_conns());
+        let (nofile, _) = crate::host::rlimit::raise_nofile();
+        let max_conns = cfg
+            .max_conns
+            .unwrap_or_else(|| crate::host::rlimit::conns_for(nofile));
 
         let (listeners, listen) = listener::bind_group(&cfg).map_err(|err| StartError::Bind {
             what: "listen",
@@ -281,8 +282,8 @@ impl Server {
             .map_err(StartError::Spawn)?;
         // Logged once both addresses are ours, so a bind error stays a single line.
         tracing::info!(
-            "limits: {}; holding at most {max_conns} connections",
-            limits.report(1_000_000, cfg.backlog)
+            "{}; holding at most {max_conns} connections",
+            crate::host::check::start_line(&cfg.cores)
         );
 
         let n = cfg.cores.len();
@@ -345,7 +346,6 @@ impl Server {
         Ok(ServerHandle {
             listen,
             control,
-            limits,
             max_conns,
             shutdown,
             stop_control,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::{IfaceCounters, SockStat};
+use crate::host::procfs::{IfaceCounters, SockStat};
 
 /// Per-second rates of an interface's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -152,15 +152,6 @@ pub fn iface_rates(now: &IfaceCounters, prev: &IfaceCounters, dt: f64) -> IfaceR
     }
 }
 
-/// Busy share in percent between two tick readings.
-pub fn busy_pct(now: super::parse::CpuTicks, prev: super::parse::CpuTicks) -> f64 {
-    let total = now.total.saturating_sub(prev.total);
-    if total == 0 {
-        return 0.0;
-    }
-    round2(100.0 * now.busy.saturating_sub(prev.busy) as f64 / total as f64)
-}
-
 fn rate(delta: u64, dt: f64) -> f64 {
     if dt <= 0.0 {
         0.0
@@ -177,7 +168,6 @@ pub fn round2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sysmon::parse::CpuTicks;
 
     #[test]
     fn rates_divide_by_the_interval_and_skip_gauges() {
@@ -197,20 +187,6 @@ mod tests {
         assert_eq!(iface_rates(&b, &a, 0.5).rx_packets, 600.0);
         // A counter that went back (interface re-created) gives 0, not a huge rate.
         assert_eq!(iface_rates(&a, &b, 1.0).rx_packets, 0.0);
-    }
-
-    #[test]
-    fn busy_share_is_a_percentage() {
-        let p = CpuTicks {
-            busy: 100,
-            total: 1000,
-        };
-        let n = CpuTicks {
-            busy: 150,
-            total: 1200,
-        };
-        assert_eq!(busy_pct(n, p), 25.0);
-        assert_eq!(busy_pct(p, p), 0.0);
     }
 
     #[test]

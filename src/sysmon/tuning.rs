@@ -10,6 +10,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use crate::host::conf::Conf;
+use crate::host::{rlimit, sysctl, system};
+
 /// The sysctls that matter for a million connections, in the order they are written.
 pub const SYSCTLS: &[&str] = &[
     "fs.file-max",
@@ -41,33 +44,39 @@ pub const SYSCTLS: &[&str] = &[
 /// Builds the text of `tuning.txt` for this host, now.
 pub fn tuning_text() -> String {
     let mut s = String::from("# redpacket tuning snapshot, schema 1: key = value\n");
-    let host = read_trim("/proc/sys/kernel/hostname").unwrap_or_else(|| "?".into());
+    let host = sysctl::read("kernel.hostname").unwrap_or_else(|| "?".into());
     s.push_str(&format!("host = {host}\n"));
-    for key in SYSCTLS {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let v = read_trim(&path)
-            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|| "unavailable".into());
+    // The list above, then any other key the sysctl/ files set.
+    let (server, client) = (Conf::server(), Conf::client());
+    let mut keys: Vec<&str> = SYSCTLS.to_vec();
+    for k in server.keys.iter().chain(&client.keys) {
+        if !keys.contains(&k.key.as_str()) {
+            keys.push(&k.key);
+        }
+    }
+    for key in keys {
+        let v = sysctl::read(key).unwrap_or_else(|| "unavailable".into());
         s.push_str(&format!("{key} = {v}\n"));
     }
-    let (soft, hard) = nofile();
+    let show = |v: u64| match v {
+        0 => "unavailable".to_string(),
+        u64::MAX => "unlimited".to_string(),
+        v => v.to_string(),
+    };
+    let (soft, hard) = rlimit::nofile();
     s.push_str(&format!(
-        "rlimit.nofile.soft = {soft}\nrlimit.nofile.hard = {hard}\n"
+        "rlimit.nofile.soft = {}\nrlimit.nofile.hard = {}\n",
+        show(soft),
+        show(hard)
     ));
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     s.push_str(&format!("nproc = {nproc}\n"));
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    for (key, field) in [
-        ("mem.total_kib", "MemTotal:"),
-        ("mem.available_kib", "MemAvailable:"),
-    ] {
-        let v = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next())
-            .unwrap_or("unavailable");
-        s.push_str(&format!("{key} = {v}\n"));
-    }
+    let mem = system::memory();
+    s.push_str(&format!(
+        "mem.total_kib = {}\nmem.available_kib = {}\n",
+        show(mem.total / 1024),
+        show(mem.available / 1024)
+    ));
     s
 }
 
@@ -87,26 +96,6 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(" = "))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
-}
-
-fn read_trim(path: &str) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
-}
-
-fn nofile() -> (String, String) {
-    // SAFETY: getrlimit only writes into the struct we pass.
-    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return ("unavailable".into(), "unavailable".into());
-    }
-    let f = |v: libc::rlim_t| {
-        if v == libc::RLIM_INFINITY {
-            "unlimited".to_string()
-        } else {
-            v.to_string()
-        }
-    };
-    (f(r.rlim_cur), f(r.rlim_max))
 }
 
 #[cfg(test)]
