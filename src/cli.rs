@@ -101,6 +101,7 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
         }
     };
     let host_files = args.host_files();
+    let instance = args.instance;
     let summary_out = host_files
         .as_ref()
         .map(|f| f.summary.clone())
@@ -119,6 +120,9 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
         }
     };
     init_logging();
+    if let Some(i) = instance {
+        tracing::info!("instance {i} of this host");
+    }
     let handle = match Server::start(cfg) {
         Ok(h) => h,
         Err(e @ StartError::Bind { .. }) => {

@@ -158,10 +158,11 @@ pub struct ServerArgs {
     #[arg(long)]
     pub host_dir: Option<PathBuf>,
 
-    /// With --host-dir: this server is instance I (1-based) of several on one host. It
-    /// writes `server.jsonl` and `server-summary.json` into DIR/instance-I/; only
-    /// instance 1 samples the host (DIR/net.jsonl, DIR/tuning.txt).
-    #[arg(long, value_name = "I", requires = "host_dir",
+    /// This server is instance I (1-based) of several on one host (the systemd template
+    /// `redpacket-server@I` passes it). With --host-dir it writes `server.jsonl` and
+    /// `server-summary.json` into DIR/instance-I/ and only instance 1 samples the host
+    /// (DIR/net.jsonl, DIR/tuning.txt); without, it only names the instance in the log.
+    #[arg(long, value_name = "I",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub instance: Option<u32>,
 

@@ -270,8 +270,8 @@ start_server() { # unit instance expected-listen-port expected-control-port
   pid=$!
   PIDS+=("$pid")
   for _ in $(seq 100); do [ -s "$TMP/ready$2" ] && break; sleep 0.1; done
-  listen=$(sed -n 's/.*"listen": *"\([^"]*\)".*/\1/p' "$TMP/ready$2" 2>/dev/null)
-  ctl=$(sed -n 's/.*"control": *"\([^"]*\)".*/\1/p' "$TMP/ready$2" 2>/dev/null)
+  listen=$(sed -n 's/.*"listen": *"\([^"]*\)".*/\1/p' "$TMP/ready$2" 2>/dev/null || true)
+  ctl=$(sed -n 's/.*"control": *"\([^"]*\)".*/\1/p' "$TMP/ready$2" 2>/dev/null || true)
   check "$1 (instance $2) starts the server on ports $3 and $4 (got ${listen:-none}, ${ctl:-none})" \
     test "$listen/$ctl" = "127.0.0.1:$3/127.0.0.1:$4"
   kill -TERM "$pid" 2>/dev/null || true
