@@ -8,8 +8,10 @@
 #   cpu    server CPU microseconds per shake and the driver's p50/p99 at CPU_RATE shakes/s
 #          over CPU_USERS users (drive.c, open loop, latency from the scheduled time);
 #   idle   with MEM_USERS users logged in and idle: server RSS per user, and kernel
-#          memory per connection (both loopback ends): growth of /proc/meminfo Slab plus
-#          /proc/net/sockstat TCP "mem" pages, divided by the users;
+#          memory per connection (both loopback ends): growth of the socket slab caches
+#          (TCP, sock_inode_cache, eventpoll_epi in /proc/slabinfo: what other work on
+#          the machine, e.g. a compiler's files, does not touch) plus /proc/net/sockstat
+#          TCP "mem" pages (socket buffers), divided by the users;
 #   storm  STORM_USERS users connecting as fast as the load generator can
 #          (--connect-rate 1e6): seconds until all are logged in, and the growth of
 #          ListenOverflows / ListenDrops in /proc/net/netstat.
@@ -55,7 +57,8 @@ cargo build --release -q --workspace --bins
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-slab_kib() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+# KiB held by the slab caches of sockets: TCP sockets, their inodes, their epoll entries.
+slab_kib() { awk '$1 == "TCP" || $1 == "sock_inode_cache" || $1 == "eventpoll_epi" { kib += $3 * $4 / 1024 } END { printf "%d\n", kib }' /proc/slabinfo; }
 sock_pages() { awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
 netstat_field() { # netstat_field NAME: value of TcpExt NAME in /proc/net/netstat
   awk -v f="$1" '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (n[i] == f) print $i }' /proc/net/netstat
