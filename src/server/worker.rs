@@ -717,8 +717,9 @@ pub fn run(
     held
 }
 
-/// Accepts connections until aborted. Errors such as running out of descriptors are
-/// counted and followed by a short backoff; they never end the loop.
+/// Accepts connections until aborted. Out of descriptors, a pending connection is
+/// accepted and closed with the spare (counted as accept error and over_capacity);
+/// other errors are counted and followed by a short backoff. None ends the loop.
 async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
     // SAFETY: a TcpListener owns its descriptor until it is dropped with the AsyncFd.
     let listener = match unsafe { AsyncFd::register(listener) } {
@@ -729,6 +730,7 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
         }
     };
     let mut backoff = Duration::from_millis(5);
+    let mut spare = super::spare::Spare::new();
     loop {
         let mut guard = match listener.readable().await {
             Ok(g) => g,
@@ -747,9 +749,18 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
                     guard.clear_ready();
                     break;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let shared = w.borrow().shared.clone();
-                    Counters::inc(&shared.workers[w.borrow().index].counters.accept_errors);
+                    let counters = &shared.workers[w.borrow().index].counters;
+                    Counters::inc(&counters.accept_errors);
+                    if super::spare::out_of_files(&e) && spare.refuse_one(listener.get_ref()) {
+                        // Out of descriptors: the client got a clean close instead of
+                        // waiting in the queue, and the loop goes on.
+                        Counters::inc(&counters.accepted);
+                        counters.close(CloseReason::OverCapacity);
+                        continue;
+                    }
                     tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
                     drop(guard);
                     tokio::time::sleep(backoff).await;
