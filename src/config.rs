@@ -137,8 +137,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub max_conns: Option<u64>,
 
-    /// Bytes of answers a connection may have waiting for a client that does not read;
-    /// past it the connection is closed (slow_reader).
+    /// Bytes of answers that may wait for a client that does not read, counted in the
+    /// server's queue and in the kernel's send queue of its socket (bytes not yet sent,
+    /// SIOCOUTQNSD) together; past it the connection is reset (slow_reader). The bound
+    /// holds whatever --sock-buf is.
     #[arg(long, default_value_t = 4096)]
     pub write_queue: usize,
 

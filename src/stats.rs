@@ -156,7 +156,8 @@ counters! {
         logins,
         /// Logins that ended (connection closed or replaced).
         logouts,
-        /// accept() failures (e.g. out of file descriptors), each followed by a backoff.
+        /// accept() failures, each followed by a backoff (out of descriptors, a pending
+        /// connection is refused with the spare instead, counted as over_capacity).
         accept_errors,
     }
     requests: RequestCounts {

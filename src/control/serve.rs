@@ -15,7 +15,7 @@
 //! descriptors, and the server sets that many apart from the clients' cap.
 
 use crate::config::ControlLimits;
-use crate::server::spare::{out_of_files, Spare};
+use crate::server::spare::{out_of_files, Refusal, Spare};
 use crate::stats::Counters;
 use axum::Router;
 use hyper::server::conn::http1;
@@ -90,9 +90,20 @@ pub async fn serve(
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if out_of_files(&e) && spare.refuse_one(listener.get_ref()) => {
-                    Counters::inc(&counters.refused);
-                }
+                Err(e) if out_of_files(&e) => match spare.refuse_one(listener.get_ref()) {
+                    Refusal::Refused => Counters::inc(&counters.refused),
+                    Refusal::NothingPending => {
+                        guard.clear_ready();
+                        break;
+                    }
+                    Refusal::NoSpare => {
+                        Counters::inc(&counters.accept_errors);
+                        drop(guard);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
+                        break;
+                    }
+                },
                 Err(e) => {
                     Counters::inc(&counters.accept_errors);
                     tracing::warn!("control: accept failed: {e}; retrying in {backoff:?}");

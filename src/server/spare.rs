@@ -24,24 +24,35 @@ impl Spare {
     }
 
     /// Frees the spare, accepts one pending connection and closes it, then takes the
-    /// spare back. `true` when a connection was refused this way; `false` when there was
-    /// no spare to give up (another thread took the freed descriptor first), or nothing
-    /// to accept: the caller then backs off.
-    pub fn refuse_one(&mut self, listener: &TcpListener) -> bool {
+    /// spare back.
+    pub fn refuse_one(&mut self, listener: &TcpListener) -> Refusal {
         if self.0.take().is_none() {
             self.0 = File::open("/dev/null").ok();
-            return false;
+            return Refusal::NoSpare;
         }
-        let refused = match listener.accept() {
+        let r = match listener.accept() {
             Ok((stream, _)) => {
                 drop(stream);
-                true
+                Refusal::Refused
             }
-            Err(_) => false,
+            // accept(2) reports EMFILE before it looks at the queue: it may be empty.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Refusal::NothingPending,
+            Err(_) => Refusal::NoSpare,
         };
         self.0 = File::open("/dev/null").ok();
-        refused
+        r
     }
+}
+
+/// What [`Spare::refuse_one`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A connection was accepted and closed.
+    Refused,
+    /// The queue was empty: wait for the listener to be readable again.
+    NothingPending,
+    /// No descriptor could be freed (another thread took it first): back off.
+    NoSpare,
 }
 
 #[cfg(test)]
@@ -58,13 +69,13 @@ mod tests {
         assert!(spare.0.is_some());
         // The connection may take a moment to reach the accept queue.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        while !spare.refuse_one(&l) {
+        while spare.refuse_one(&l) != Refusal::Refused {
             assert!(std::time::Instant::now() < deadline, "never accepted");
         }
         assert!(spare.0.is_some(), "spare taken back");
         let mut b = [0u8; 1];
         assert_eq!(c.read(&mut b).unwrap(), 0, "closed");
-        assert!(!spare.refuse_one(&l), "nothing left to refuse");
+        assert_eq!(spare.refuse_one(&l), Refusal::NothingPending);
         assert!(out_of_files(&io::Error::from_raw_os_error(libc::EMFILE)));
         assert!(!out_of_files(&io::Error::from_raw_os_error(
             libc::ECONNABORTED
