@@ -533,3 +533,43 @@ fn off_loopback_the_control_port_needs_the_token() {
     let st: redpacket::stats::Snapshot = serde_json::from_str(&st.1).unwrap();
     assert_eq!(st.control.unauthorized, 5, "{:?}", st.control);
 }
+
+/// A client that asks for answers and does not read them stalls the server's writes; it
+/// is closed after the idle timeout (no byte moved), not held forever.
+#[test]
+fn a_control_connection_without_a_byte_for_the_idle_timeout_is_closed() {
+    let dir = tmpdir("idle");
+    let s = Server::start(
+        server_cmd(&[
+            "--cores",
+            "0",
+            "--control-header-timeout",
+            "30",
+            "--control-idle-timeout",
+            "1",
+        ]),
+        &dir,
+        None,
+    );
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(2048).unwrap();
+    sock.connect(&s.control.into()).unwrap();
+    let mut c: TcpStream = sock.into();
+    let asks = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(500);
+    c.write_all(asks.as_bytes()).unwrap();
+    // Not reading: the answers fill both buffers and the server's writes stall.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let st = loop {
+        let st = stats(s.control);
+        if st.control.idle_timeouts >= 1 || Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(st.control.idle_timeouts, 1, "{:?}", st.control);
+    assert_eq!(st.control.header_timeouts, 0, "{:?}", st.control);
+    assert!(
+        closed_by(&mut c, Instant::now() + Duration::from_secs(3)),
+        "the stalled connection is closed"
+    );
+}
