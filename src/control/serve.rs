@@ -115,7 +115,8 @@ pub async fn serve(
             }
         }
     }
-    for (_, h) in std::mem::take(&mut *lock(&table)) {
+    let live = std::mem::take(&mut *lock(&table));
+    for h in live.into_values() {
         h.abort();
     }
     Ok(())
