@@ -137,8 +137,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub max_conns: Option<u64>,
 
-    /// Bytes of answers a connection may have waiting for a client that does not read;
-    /// past it the connection is closed (slow_reader).
+    /// Bytes of answers that may wait for a client that does not read, counted in the
+    /// server's queue and in the kernel's send queue of its socket (bytes not yet sent,
+    /// SIOCOUTQNSD) together; past it the connection is reset (slow_reader). The bound
+    /// holds whatever --sock-buf is.
     #[arg(long, default_value_t = 4096)]
     pub write_queue: usize,
 
@@ -199,6 +201,34 @@ pub struct ServerArgs {
     /// (SO_ATTACH_REUSEPORT_CBPF with the CPU number), instead of the kernel's hash.
     #[arg(long, default_value_t = false)]
     pub steer_incoming_cpu: bool,
+
+    // The control plane's own limits and access (see the README, "The control port").
+    /// Most connections the control server holds at once. When full, the oldest is
+    /// closed to make room, so a flood of slow connections cannot lock out an operator.
+    /// Its descriptors are set apart from the clients' (see --max-conns).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub control_max_conns: u64,
+
+    /// Seconds a control connection has to send a whole request head (from connecting,
+    /// or from its previous answer); then it is closed.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    pub control_header_timeout: Duration,
+
+    /// Seconds a control connection may go without a byte read or written (a request
+    /// body sent slowly, an answer not read); then it is closed.
+    #[arg(long, default_value = "10", value_parser = parse_secs)]
+    pub control_idle_timeout: Duration,
+
+    /// File holding the control token: every control request must then carry
+    /// `Authorization: Bearer <token>`. Required when --control is not a loopback
+    /// address. At least 16 bytes; surrounding whitespace is ignored.
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+
+    /// Serve `/metrics` without the token (for a scraper on a trusted network). Every
+    /// other control path still needs it.
+    #[arg(long, default_value_t = false)]
+    pub control_metrics_open: bool,
 }
 
 /// A checked configuration: every field is usable as it is.
@@ -228,6 +258,64 @@ pub struct Config {
     pub defer_accept: u32,
     pub sock_buf: usize,
     pub steer_incoming_cpu: bool,
+    pub control_limits: ControlLimits,
+    /// The token control requests must carry, if any.
+    pub control_token: Option<Token>,
+    pub control_metrics_open: bool,
+}
+
+/// The control server's connection cap and timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlLimits {
+    pub max_conns: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Shortest control token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// A control token; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    /// Reads a token file: its content without surrounding whitespace, at least
+    /// [`MIN_TOKEN_LEN`] bytes.
+    pub fn read(path: &Path) -> Result<Token, String> {
+        let raw = std::fs::read(path)
+            .map_err(|e| format!("--control-token-file {}: {e}", path.display()))?;
+        let t = raw.trim_ascii();
+        if t.len() < MIN_TOKEN_LEN {
+            return Err(format!(
+                "--control-token-file {}: the token has {} bytes, need at least {MIN_TOKEN_LEN}",
+                path.display(),
+                t.len()
+            ));
+        }
+        if t.iter().any(|b| !b.is_ascii_graphic()) {
+            return Err(format!(
+                "--control-token-file {}: the token must be printable ASCII without spaces",
+                path.display()
+            ));
+        }
+        Ok(Token(t.to_vec()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// Whether an address only this host can reach (127.0.0.0/8, ::1, or ::ffff:127.x).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
 }
 
 /// Where a server's files go in its host's folder of a run (`--host-dir`).
@@ -313,6 +401,18 @@ impl ServerArgs {
         if self.steer_incoming_cpu {
             cores::steering_order(&cores)?;
         }
+        let control_token = self
+            .control_token_file
+            .as_deref()
+            .map(Token::read)
+            .transpose()?;
+        if control_token.is_none() && !is_loopback(&self.control) {
+            return Err(format!(
+                "--control {} is not a loopback address: give --control-token-file FILE \
+                 (control requests start campaigns that create money)",
+                self.control
+            ));
+        }
         Ok(Config {
             listen: self.listen,
             control: self.control,
@@ -336,6 +436,13 @@ impl ServerArgs {
             defer_accept: self.defer_accept,
             sock_buf: self.sock_buf,
             steer_incoming_cpu: self.steer_incoming_cpu,
+            control_limits: ControlLimits {
+                max_conns: self.control_max_conns as usize,
+                header_timeout: self.control_header_timeout,
+                idle_timeout: self.control_idle_timeout,
+            },
+            control_token,
+            control_metrics_open: self.control_metrics_open,
         })
     }
 }
@@ -430,5 +537,54 @@ mod tests {
         assert!(bad(&["--send-amount", "1..10"]).contains("MIN"));
         assert!(bad(&["--listen", "127.0.0.1:5", "--control", "127.0.0.1:5"]).contains("both"));
         assert!(bad(&["--login-timeout", "0"]).contains("positive"));
+        assert!(bad(&["--control", "0.0.0.0:8989"]).contains("--control-token-file"));
+        assert!(bad(&["--control", "[::]:8989"]).contains("--control-token-file"));
+        assert!(bad(&["--control-token-file", "/nonexistent/token"]).contains("/nonexistent"));
+    }
+
+    #[test]
+    fn loopback_is_every_127_address_and_ipv6_loopback() {
+        for a in [
+            "127.0.0.1:1",
+            "127.9.8.7:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.2]:1",
+        ] {
+            assert!(is_loopback(&a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "0.0.0.0:1",
+            "198.18.0.1:1",
+            "[::]:1",
+            "[::ffff:198.18.0.1]:1",
+        ] {
+            assert!(!is_loopback(&a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("redpacket-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t");
+        std::fs::write(&f, "  0123456789abcdef-xyz\n").unwrap();
+        let t = Token::read(&f).unwrap();
+        assert_eq!(t.as_bytes(), b"0123456789abcdef-xyz");
+        assert_eq!(format!("{t:?}"), "Token(..)", "never printed");
+        std::fs::write(&f, "short\n").unwrap();
+        assert!(Token::read(&f).unwrap_err().contains("at least 16"));
+        std::fs::write(&f, "0123456789 abcdef").unwrap();
+        assert!(Token::read(&f).unwrap_err().contains("printable"));
+        std::fs::write(&f, "0123456789abcdefgh").unwrap();
+        let args = ServerArgs::try_parse_from([
+            "x",
+            "--control",
+            "0.0.0.0:0",
+            "--control-token-file",
+            f.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert!(args.validate().unwrap().control_token.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

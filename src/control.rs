@@ -4,6 +4,13 @@
 //! where the per-second statistics are written, so none of that runs on a worker.
 //! The old system's endpoints keep their names and parameters:
 //! `GET /yaohongbao?qps=R&sum=N` and `GET /fahongbao?qps=R&sum=N&min=A&max=B`.
+//! Its connections are capped and timed out (`serve`), and off loopback every request
+//! needs the token (`auth`).
+
+mod auth;
+mod serve;
+
+pub use serve::EVICT_BURST;
 
 use crate::config::StatsOut;
 use crate::server::issuer::{Campaign, Issuer, MAX_RATE, MAX_SUM};
@@ -62,16 +69,22 @@ pub fn run(
             .route("/stats/workers", get(stats_workers))
             .route("/metrics", get(metrics))
             .route("/campaigns", get(campaigns))
-            .with_state(ctl.clone());
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("control: cannot use its listener: {e}");
-                return;
-            }
-        };
-        let serve =
-            axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+            .with_state(ctl.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(auth::Gate {
+                    token: shared.cfg.control_token.clone(),
+                    metrics_open: shared.cfg.control_metrics_open,
+                    counters: shared.issuer_counters.clone(),
+                }),
+                auth::check,
+            ));
+        let serve = serve::serve(
+            listener,
+            app,
+            shared.cfg.control_limits,
+            shared.issuer_counters.clone(),
+            stop.clone(),
+        );
         let ticker = tokio::spawn(issue_loop(ctl.clone()));
         let writer = tokio::spawn(stats_loop(shared.clone(), stop.clone()));
         if let Err(e) = serve.await {
@@ -275,6 +288,7 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "requests": s.requests,
         "shake": s.shake,
         "send": s.send,
+        "control": s.control,
     });
     if let Some(map) = sections.as_object() {
         for (section, fields) in map {

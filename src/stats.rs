@@ -38,7 +38,8 @@ pub enum CloseReason {
     Replaced,
     /// The connection was open when the server shut down.
     Shutdown,
-    /// Accepted while the server already held `--max-conns` connections.
+    /// Accepted while the server already held `--max-conns` connections, or refused at
+    /// once because the process had no descriptor left.
     OverCapacity,
 }
 
@@ -155,7 +156,8 @@ counters! {
         logins,
         /// Logins that ended (connection closed or replaced).
         logouts,
-        /// accept() failures (e.g. out of file descriptors), each followed by a backoff.
+        /// accept() failures, each followed by a backoff (out of descriptors, a pending
+        /// connection is refused with the spare instead, counted as over_capacity).
         accept_errors,
     }
     requests: RequestCounts {
@@ -194,6 +196,20 @@ counters! {
         /// Packets whose remainder went back to the sender at expiry.
         refunded,
         refunded_cents,
+    }
+    control: ControlCounts {
+        /// Connections the control server accepted.
+        conns,
+        /// Control connections closed to make room under `--control-max-conns`.
+        evicted,
+        /// Control connections closed for not sending a whole request head in time.
+        header_timeouts,
+        /// Control connections closed after `--control-idle-timeout` without a byte.
+        idle_timeouts,
+        /// Control connections refused at once: the process was out of descriptors.
+        refused,
+        /// Control requests answered 401 (no token, or a wrong one).
+        unauthorized,
     }
 }
 
@@ -244,6 +260,9 @@ pub struct Snapshot {
     pub requests: RequestCounts,
     pub shake: ShakeCounts,
     pub send: SendCounts,
+    /// The control server's own connections (absent from older files).
+    #[serde(default)]
+    pub control: ControlCounts,
     pub outstanding: Outstanding,
     /// Closes by reason, keyed by [`CloseReason::name`].
     pub closes: std::collections::BTreeMap<String, u64>,
@@ -261,6 +280,7 @@ impl Snapshot {
             requests: t.requests,
             shake: t.shake,
             send: t.send,
+            control: t.control,
             outstanding: Outstanding {
                 shake: t.shake.issued.saturating_sub(t.shake.won),
                 shake_cents: t.shake.issued_cents.saturating_sub(t.shake.won_cents),
@@ -286,6 +306,7 @@ impl Snapshot {
         d.requests = self.requests.minus(&prev.requests);
         d.shake = self.shake.minus(&prev.shake);
         d.send = self.send.minus(&prev.send);
+        d.control = self.control.minus(&prev.control);
         for (reason, n) in d.closes.iter_mut() {
             *n = n.wrapping_sub(prev.closes.get(reason).copied().unwrap_or(0));
         }

@@ -17,6 +17,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Ready;
 
@@ -73,6 +74,11 @@ impl Conn {
     }
 
     fn finish(&mut self, reason: CloseReason) -> Poll<()> {
+        if reason == CloseReason::SlowReader {
+            // Reset instead of a graceful close: the kernel drops what it still holds
+            // for a client that does not read, instead of keeping it for the close.
+            let _ = socket2::SockRef::from(self.fd.get_ref()).set_linger(Some(Duration::ZERO));
+        }
         self.w.borrow_mut().remove_conn(self.key, reason);
         Poll::Ready(())
     }

@@ -19,6 +19,7 @@ pub mod issuer;
 mod listener;
 mod sends;
 mod set;
+pub(crate) mod spare;
 mod worker;
 
 use crate::config::Config;
@@ -222,6 +223,14 @@ impl Shared {
     }
 }
 
+/// Descriptors the default client cap leaves for the control server's connections and
+/// each worker's own (runtime, listener, spare), beyond the fixed reserve: so a flood of
+/// control connections can never take a descriptor a client would need.
+pub fn descriptors_set_apart(cfg: &Config) -> u64 {
+    let control = cfg.control_limits.max_conns + crate::control::EVICT_BURST + 2;
+    (control + 4 * cfg.cores.len()) as u64
+}
+
 /// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
 pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
@@ -261,9 +270,11 @@ impl Server {
     /// Reads limits, binds every socket, then starts the workers and the control thread.
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         let (nofile, _) = crate::host::rlimit::raise_nofile();
-        let max_conns = cfg
-            .max_conns
-            .unwrap_or_else(|| crate::host::rlimit::conns_for(nofile));
+        let max_conns = cfg.max_conns.unwrap_or_else(|| {
+            crate::host::rlimit::conns_for(nofile)
+                .saturating_sub(descriptors_set_apart(&cfg))
+                .max(1)
+        });
 
         let (listeners, listen) = listener::bind_group(&cfg).map_err(|err| StartError::Bind {
             what: "listen",

@@ -26,6 +26,8 @@ pub struct Slot {
     /// (nearly always), at the price of a second allocation when a client lags.
     #[allow(clippy::box_collection)]
     pub out: Option<Box<Vec<u8>>>,
+    /// Bytes handed to the kernel since its unsent bytes were last measured (SIOCOUTQNSD).
+    pub unmeasured: u32,
     /// Wakes the connection's task when someone else writes to or closes it.
     pub waker: Option<Waker>,
     /// Set when the connection must close; its task closes it at the next wake.
@@ -40,6 +42,7 @@ impl Slot {
             fd: -1,
             user: None,
             out: None,
+            unmeasured: 0,
             waker: None,
             close: None,
             live: false,
@@ -89,6 +92,7 @@ impl Set {
         s.fd = fd;
         s.user = None;
         s.out = None;
+        s.unmeasured = 0;
         s.waker = None;
         s.close = None;
         s.live = true;

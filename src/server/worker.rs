@@ -7,6 +7,7 @@
 use super::directory::{Action, Directory};
 use super::sends::{Grab, Sends};
 use super::set::{Set, Slot};
+use super::spare::Refusal;
 use super::{ConnKey, Held, Loc, Msg, Note, ShakePacket, Shared, WorkerShared};
 use crate::apportion::apportion;
 use crate::protocol::{result, Frame, MAX_RECIPIENTS};
@@ -171,7 +172,10 @@ impl Worker {
     }
 
     /// Writes frames to a connection: straight to the socket when nothing is queued,
-    /// else behind what is; a client that lets the queue overflow is closed.
+    /// else behind what is. A client that leaves more than `--write-queue` bytes waiting,
+    /// counted in our queue and in the kernel's send queue (not yet sent) together, is
+    /// closed (slow_reader): what the kernel holds for a client that does not read is
+    /// bounded too, whatever the socket's buffer size.
     pub fn write(&mut self, key: ConnKey, bytes: &[u8]) {
         let cap = self.shared.cfg.write_queue;
         let Some(slot) = self.slot_mut(key) else {
@@ -183,17 +187,28 @@ impl Worker {
         let mut rest = bytes;
         if slot.out.is_none() {
             match send(slot.fd, bytes) {
-                Ok(n) if n == bytes.len() => return,
-                Ok(n) => rest = &bytes[n..],
+                Ok(n) => {
+                    rest = &bytes[n..];
+                    slot.unmeasured = slot.unmeasured.saturating_add(n as u32);
+                    if rest.is_empty() {
+                        // The kernel took it all: measure its queue every few frames.
+                        if slot.unmeasured >= MEASURE_EVERY && unread_in_kernel(slot) > cap {
+                            slot.close(CloseReason::SlowReader);
+                        }
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return slot.close(CloseReason::Reset),
             }
         }
-        let out = slot.out.get_or_insert_with(Default::default);
-        if out.len() + rest.len() > cap {
+        // The kernel's buffer is full: what waits here adds to what waits there.
+        let queued = slot.out.as_ref().map_or(0, |o| o.len());
+        if queued + rest.len() + unread_in_kernel(slot) > cap {
             slot.out = None;
             return slot.close(CloseReason::SlowReader);
         }
+        let out = slot.out.get_or_insert_with(Default::default);
         out.extend_from_slice(rest);
         if let Some(w) = &slot.waker {
             w.wake_by_ref();
@@ -623,6 +638,33 @@ impl Worker {
     }
 }
 
+/// Bytes a connection may hand the kernel between two measures of what it has not sent:
+/// the kernel may hold at most this much more than `--write-queue` before we notice.
+const MEASURE_EVERY: u32 = 512;
+
+/// Bytes the kernel holds for a connection and has not sent yet, measured now; resets
+/// the count of unmeasured bytes.
+fn unread_in_kernel(slot: &mut Slot) -> usize {
+    slot.unmeasured = 0;
+    unsent(slot.fd).unwrap_or(0)
+}
+
+/// `ioctl(SIOCOUTQNSD)`: the bytes in a TCP socket's send queue not yet sent. These wait
+/// because the client's window is closed: it does not read. Bytes sent and not yet
+/// acknowledged (SIOCOUTQ counts those too) are in flight, not waiting: a client that
+/// reads but acknowledges late (delayed ACKs, a long path) must not be taken for a
+/// slow reader.
+fn unsent(fd: RawFd) -> std::io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQNSD writes one int into `n`.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCOUTQNSD as _, &mut n) };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n.max(0) as usize)
+    }
+}
+
 /// `send(2)` without SIGPIPE and without blocking.
 fn send(fd: RawFd, bytes: &[u8]) -> std::io::Result<usize> {
     // SAFETY: `bytes` is a live slice for the duration of the call.
@@ -717,8 +759,9 @@ pub fn run(
     held
 }
 
-/// Accepts connections until aborted. Errors such as running out of descriptors are
-/// counted and followed by a short backoff; they never end the loop.
+/// Accepts connections until aborted. Out of descriptors, a pending connection is
+/// accepted and closed with the spare (counted as over_capacity);
+/// other errors are counted and followed by a short backoff. None ends the loop.
 async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
     // SAFETY: a TcpListener owns its descriptor until it is dropped with the AsyncFd.
     let listener = match unsafe { AsyncFd::register(listener) } {
@@ -729,6 +772,7 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
         }
     };
     let mut backoff = Duration::from_millis(5);
+    let mut spare = super::spare::Spare::new();
     loop {
         let mut guard = match listener.readable().await {
             Ok(g) => g,
@@ -747,9 +791,27 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
                     guard.clear_ready();
                     break;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let shared = w.borrow().shared.clone();
-                    Counters::inc(&shared.workers[w.borrow().index].counters.accept_errors);
+                    let counters = &shared.workers[w.borrow().index].counters;
+                    if super::spare::out_of_files(&e) {
+                        // Out of descriptors: the client gets a clean close instead of
+                        // waiting in the queue, and the loop goes on.
+                        match spare.refuse_one(listener.get_ref()) {
+                            Refusal::Refused => {
+                                Counters::inc(&counters.accepted);
+                                counters.close(CloseReason::OverCapacity);
+                                continue;
+                            }
+                            Refusal::NothingPending => {
+                                guard.clear_ready();
+                                break;
+                            }
+                            Refusal::NoSpare => {}
+                        }
+                    }
+                    Counters::inc(&counters.accept_errors);
                     tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
                     drop(guard);
                     tokio::time::sleep(backoff).await;
@@ -796,5 +858,32 @@ mod tests {
     fn send_reports_errors_instead_of_signalling() {
         // A closed descriptor: an error value, no SIGPIPE, no panic.
         assert!(send(-1, b"x").is_err());
+        assert!(unsent(-1).is_err());
+    }
+
+    #[test]
+    fn what_the_kernel_has_not_sent_is_measured() {
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        // A receive window of a few KB that nobody reads: the rest waits in our queue.
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let (server, _) = l.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        assert_eq!(unsent(server.as_raw_fd()).unwrap(), 0);
+        let chunk = [7u8; 1024];
+        let mut sent = 0;
+        while sent < 256 * 1024 {
+            match send(server.as_raw_fd(), &chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let q = unsent(server.as_raw_fd()).unwrap();
+        assert!(q > 0 && q <= sent, "{q} of {sent} bytes unsent");
+        drop(client);
     }
 }

@@ -1,0 +1,108 @@
+//! Who may use the control port: with a token configured, every request must carry
+//! `Authorization: Bearer <token>` (compared in constant time), except `/metrics` when
+//! `--control-metrics-open` says a scraper may read it without one.
+//!
+//! Without a token the port is open, which the configuration allows only on loopback.
+
+use crate::config::Token;
+use crate::stats::Counters;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// What the middleware checks against, and where it counts refusals.
+pub struct Gate {
+    pub token: Option<Token>,
+    pub metrics_open: bool,
+    pub counters: Arc<Counters>,
+}
+
+/// Whether `presented` is the token. Constant time in the token's content (only a
+/// difference in length returns early, and the length is not the secret).
+pub fn token_matches(presented: &[u8], token: &Token) -> bool {
+    presented.ct_eq(token.as_bytes()).into()
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header (the scheme name is
+/// case-insensitive, as HTTP authentication schemes are).
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = (v.get(..7)?, &v[7..]);
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+}
+
+/// The middleware: passes the request on, or answers 401.
+pub async fn check(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    let Some(token) = &gate.token else {
+        return next.run(req).await;
+    };
+    if gate.metrics_open && req.uri().path() == "/metrics" {
+        return next.run(req).await;
+    }
+    if bearer(req.headers()).is_some_and(|p| token_matches(p, token)) {
+        return next.run(req).await;
+    }
+    Counters::inc(&gate.counters.unauthorized);
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "this control port needs Authorization: Bearer <token> (--control-token-file)\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn token(s: &str) -> Token {
+        let dir = std::env::temp_dir().join(format!("redpacket-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(s.len().to_string());
+        std::fs::write(&f, s).unwrap();
+        Token::read(&f).unwrap()
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        let t = token("0123456789abcdefXYZ");
+        assert!(token_matches(b"0123456789abcdefXYZ", &t));
+        assert!(
+            !token_matches(b"0123456789abcdefXYz", &t),
+            "last byte differs"
+        );
+        assert!(
+            !token_matches(b"1123456789abcdefXYZ", &t),
+            "first byte differs"
+        );
+        assert!(!token_matches(b"0123456789abcdefXY", &t), "a prefix");
+        assert!(!token_matches(b"0123456789abcdefXYZZ", &t), "longer");
+        assert!(!token_matches(b"", &t));
+    }
+
+    #[test]
+    fn bearer_reads_the_scheme_case_insensitively() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some(&b"abc"[..]));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer(&h), Some(&b"abc"[..]));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bear"));
+        assert_eq!(bearer(&h), None);
+    }
+}
