@@ -79,6 +79,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 ///
 /// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]`
 /// says whether this host can hold N connections as it is, and what to raise first.
+/// The control server's default connection cap (`--control-max-conns`); `check` counts
+/// its descriptors too.
+pub const DEFAULT_CONTROL_MAX_CONNS: u64 = 64;
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "redpacket-server", version, verbatim_doc_comment)]
 pub struct ServerArgs {
@@ -206,7 +210,8 @@ pub struct ServerArgs {
     /// Most connections the control server holds at once. When full, the oldest is
     /// closed to make room, so a flood of slow connections cannot lock out an operator.
     /// Its descriptors are set apart from the clients' (see --max-conns).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, default_value_t = DEFAULT_CONTROL_MAX_CONNS,
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub control_max_conns: u64,
 
     /// Seconds a control connection has to send a whole request head (from connecting,

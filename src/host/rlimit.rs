@@ -40,7 +40,21 @@ pub fn raise_nofile() -> (u64, u64) {
 
 /// Connections one process can hold with `nofile` descriptors (at least 1).
 pub fn conns_for(nofile: u64) -> u64 {
-    nofile.saturating_sub(FD_RESERVE).max(1)
+    conns_for_with(nofile, FD_RESERVE)
+}
+
+/// Connections one process can hold with `nofile` descriptors when `reserve` of them are
+/// kept for other things (at least 1).
+pub fn conns_for_with(nofile: u64, reserve: u64) -> u64 {
+    nofile.saturating_sub(reserve).max(1)
+}
+
+/// Descriptors the server keeps back beyond [`FD_RESERVE`]: the control server's
+/// connections (its cap, the burst it may accept before evicting, its listener and a
+/// spare) and each worker's own (runtime, listener, spare). One home for the figure the
+/// server's default `--max-conns` and `check` both use.
+pub fn server_set_apart(control_max_conns: u64, workers: usize) -> u64 {
+    control_max_conns + crate::control::EVICT_BURST as u64 + 2 + 4 * workers as u64
 }
 
 #[cfg(test)]

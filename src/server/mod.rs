@@ -227,8 +227,7 @@ impl Shared {
 /// each worker's own (runtime, listener, spare), beyond the fixed reserve: so a flood of
 /// control connections can never take a descriptor a client would need.
 pub fn descriptors_set_apart(cfg: &Config) -> u64 {
-    let control = cfg.control_limits.max_conns + crate::control::EVICT_BURST + 2;
-    (control + 4 * cfg.cores.len()) as u64
+    crate::host::rlimit::server_set_apart(cfg.control_limits.max_conns as u64, cfg.cores.len())
 }
 
 /// The runtime of a worker or of the control thread: single-threaded, I/O and timers.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::judge::judge;
 use super::{Item, Report, Role};
 use crate::host::conf::{Check, Conf, Scope};
-use crate::host::rlimit::{conns_for, FD_RESERVE};
+use crate::host::rlimit::{conns_for_with, server_set_apart, FD_RESERVE};
 
 /// Server memory per idle logged-in user, user space, bytes: 658 measured with 19 000
 /// idle users and jemalloc (README, "Where the bytes of an idle user go",
@@ -141,7 +141,14 @@ impl Words {
 /// The server host's check.
 pub fn server(ask: &ServerAsk, conf: Option<&Conf>, host: &HostView) -> Report {
     let n = ask.connections;
-    let mut items = nofile_items(n, ask.instances.max(1), host, conf, &SERVER);
+    // What the server keeps back per process with its default control cap and one
+    // worker per CPU asked for (or per CPU it may use).
+    let workers = ask
+        .cores
+        .as_ref()
+        .map_or(host.allowed_cpus.len().max(1), |c| c.len());
+    let reserve = FD_RESERVE + server_set_apart(crate::config::DEFAULT_CONTROL_MAX_CONNS, workers);
+    let mut items = nofile_items(n, ask.instances.max(1), reserve, host, conf, &SERVER);
     items.extend(memory_item(n, host, &SERVER));
     items.push(server_cpus(ask, host));
     items.extend(conf_items(n, conf, host, &SERVER));
@@ -152,7 +159,7 @@ pub fn server(ask: &ServerAsk, conf: Option<&Conf>, host: &HostView) -> Report {
 /// (open files, memory, ports): the refusal before a run.
 pub fn loadgen(ask: &LoadgenAsk, conf: Option<&Conf>, host: &HostView) -> Report {
     let n = ask.users;
-    let mut items = nofile_items(n, ask.procs.max(1), host, conf, &LOADGEN);
+    let mut items = nofile_items(n, ask.procs.max(1), FD_RESERVE, host, conf, &LOADGEN);
     items.extend(memory_item(n, host, &LOADGEN));
     items.extend(ports_item(ask, host));
     if conf.is_some() {
@@ -182,9 +189,18 @@ fn show(v: u64) -> String {
 }
 
 /// Soft and hard RLIMIT_NOFILE, `fs.nr_open` and (unless the conf has it)
-/// `fs.file-max`, for `n` connections over `k` processes.
-fn nofile_items(n: u64, k: u64, host: &HostView, conf: Option<&Conf>, w: &Words) -> Vec<Item> {
-    let want = n.div_ceil(k) + FD_RESERVE;
+/// `fs.file-max`, for `n` connections over `k` processes that each keep `reserve`
+/// descriptors for other things.
+fn nofile_items(
+    n: u64,
+    k: u64,
+    reserve: u64,
+    host: &HostView,
+    conf: Option<&Conf>,
+    w: &Words,
+) -> Vec<Item> {
+    let conns_for = |nofile: u64| conns_for_with(nofile, reserve);
+    let want = n.div_ceil(k) + reserve;
     let hard_holds = conns_for(host.nofile_hard).saturating_mul(k);
     let mut items = vec![
         Item {
@@ -244,7 +260,7 @@ fn nofile_items(n: u64, k: u64, host: &HostView, conf: Option<&Conf>, w: &Words)
     }
     let in_conf = conf.is_some_and(|c| c.get("fs.file-max").is_some());
     if let (Some(file_max), false) = (host.file_max, in_conf) {
-        let reserve = FD_RESERVE.saturating_mul(k);
+        let reserve = reserve.saturating_mul(k);
         let wanted = n.saturating_add(reserve);
         let holds = file_max.saturating_sub(reserve);
         items.push(Item {
@@ -454,12 +470,15 @@ mod tests {
 
     #[test]
     fn open_files_bound_one_process_and_instances_multiply_them() {
+        // The test host allows 2 CPUs: two workers, and the control server's default cap.
+        let reserve = FD_RESERVE + server_set_apart(crate::config::DEFAULT_CONTROL_MAX_CONNS, 2);
+        assert_eq!(reserve, 154);
         let r = server(&sask(1_000_000, 1), None, &host());
-        assert_eq!(r.can_hold, 19_936);
+        assert_eq!(r.can_hold, 20_000 - reserve);
         assert!(!r.ok);
         assert!(
             r.first_to_raise
-                .starts_with("rlimit.nofile.hard: raise the hard open-files limit to 1000064"),
+                .starts_with("rlimit.nofile.hard: raise the hard open-files limit to 1000154"),
             "{}",
             r.first_to_raise
         );
@@ -468,26 +487,26 @@ mod tests {
             "{}",
             r.first_to_raise
         );
-        assert!(r.first_to_raise.contains("LimitNOFILE=1000064"));
+        assert!(r.first_to_raise.contains("LimitNOFILE=1000154"));
         let soft = item(&r, "rlimit.nofile.soft");
         assert!(!soft.judged, "the soft limit is raised at start");
-        // 51 instances of 19 936 each hold a million.
+        // 51 instances of 19 846 each hold a million.
         let r = server(&sask(1_000_000, 51), None, &host());
         assert_eq!(
             item(&r, "rlimit.nofile.hard").wanted,
-            (19_608 + 64).to_string()
+            (19_608 + reserve).to_string()
         );
-        assert_eq!(r.can_hold, 51 * 19_936);
+        assert_eq!(r.can_hold, 51 * (20_000 - reserve));
         assert!(r.ok, "{}", r.human());
         // fs.nr_open bounds what any hard limit can be raised to.
         let mut h = host();
         h.nofile_hard = 2_000_000;
-        h.nr_open = Some(100_064);
+        h.nr_open = Some(100_000 + reserve);
         let r = server(&sask(1_000_000, 1), None, &h);
         assert_eq!(r.can_hold, 100_000);
         assert!(r
             .first_to_raise
-            .starts_with("fs.nr_open: sudo sysctl -w fs.nr_open=1000064"));
+            .starts_with("fs.nr_open: sudo sysctl -w fs.nr_open=1000154"));
     }
 
     #[test]
