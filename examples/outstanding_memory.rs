@@ -81,10 +81,18 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
+    let at_once = rss_bytes();
+    // jemalloc hands freed pages (grown tables, drained inboxes) back after ~10 s.
+    std::thread::sleep(Duration::from_secs(12));
     let after = rss_bytes();
+    println!(
+        "at once: {:.0} bytes per outstanding packet (RSS {:.1} MB)",
+        at_once.saturating_sub(before) as f64 / n as f64,
+        at_once as f64 / 1e6
+    );
     let s = server.snapshot();
     println!(
-        "outstanding packets: {} (deferred notifications {}), RSS {:.1} MB -> {:.1} MB: {:.0} bytes per outstanding packet",
+        "settled (12 s later): outstanding packets {} (deferred notifications {}), RSS {:.1} MB -> {:.1} MB: {:.0} bytes per outstanding packet",
         s.outstanding.send,
         s.send.deferred,
         before as f64 / 1e6,

@@ -348,11 +348,18 @@ fn sampler_accounts_for_its_own_cpu() {
     assert!(lines.len() >= 10, "{} lines", lines.len());
     // The figures only grow, and the sampler cannot have used more CPU than time passed.
     for w in lines.windows(2) {
-        assert!(w[1].sampler.cpu_s >= w[0].sampler.cpu_s, "{:?}", w[1].sampler);
+        assert!(
+            w[1].sampler.cpu_s >= w[0].sampler.cpu_s,
+            "{:?}",
+            w[1].sampler
+        );
     }
     let last = lines.last().unwrap();
     let cpu = last.sampler.cpu_s + last.sampler.children_cpu_s;
-    assert!(cpu > 0.0 && cpu < elapsed, "sampler CPU {cpu} s in {elapsed} s");
+    assert!(
+        cpu > 0.0 && cpu < elapsed,
+        "sampler CPU {cpu} s in {elapsed} s"
+    );
     let per_sample_ms = 1000.0 * cpu / lines.len() as f64;
     println!(
         "sysmon: {} samples in {elapsed:.1} s, {:.3} ms CPU each: {:.3}% of a core at one sample a second",

@@ -54,6 +54,8 @@ pub struct Issuer {
     demand: Vec<f64>,
     rng: SmallRng,
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
+    /// Send-campaign packets reserved per worker this tick.
+    owed: Vec<u64>,
 }
 
 impl Issuer {
@@ -70,6 +72,7 @@ impl Issuer {
             demand: vec![0.0; n],
             rng: SmallRng::from_os_rng(),
             scratch: Default::default(),
+            owed: vec![0; n],
         }
     }
 
@@ -119,17 +122,6 @@ impl Issuer {
     pub fn tick(&mut self, dt: f64) {
         let amounts = self.shared.cfg.shake_amount;
         let send_amounts = self.shared.cfg.send_amount;
-        let open_sends: u64 = self
-            .shared
-            .workers
-            .iter()
-            .map(|w| w.open_sends.load(Relaxed))
-            .sum();
-        let mut send_room = self
-            .shared
-            .cfg
-            .max_outstanding_sends
-            .saturating_sub(open_sends);
         let won: u64 = self
             .shared
             .workers
@@ -146,20 +138,23 @@ impl Issuer {
         for c in &mut campaigns {
             // At most one second of credit banks up, so a stalled tick cannot burst.
             c.credit = (c.credit + c.rate * dt).min(c.rate.max(1.0));
-            let mut n = (c.credit as u64).min(c.remaining);
-            let room = if c.users.is_some() {
-                &mut send_room
-            } else {
-                &mut shake_room
+            let want = (c.credit as u64).min(c.remaining);
+            // Only what fits is issued and counted; the rest waits for room.
+            let n = match c.users {
+                None => {
+                    let n = want.min(shake_room);
+                    shake_room -= n;
+                    self.issue_shake(n, amounts);
+                    n
+                }
+                Some((min, max)) => {
+                    let n = self.reserve_sends(want);
+                    self.issue_send(min, max, send_amounts);
+                    n
+                }
             };
-            n = n.min(*room);
-            *room -= n;
             c.credit -= n as f64;
             c.remaining -= n;
-            match c.users {
-                None => self.issue_shake(n, amounts),
-                Some((min, max)) => self.issue_send(n, min, max, send_amounts),
-            }
         }
         campaigns.retain(|c| c.remaining > 0);
         self.campaigns = campaigns;
@@ -179,9 +174,44 @@ impl Issuer {
         Counters::add(&self.counters().issued_cents, cents);
     }
 
-    fn issue_send(&mut self, n: u64, min: u32, max: u32, amounts: CentsRange) {
+    /// Reserves room for up to `want` packets, spread evenly over the workers that have
+    /// some (starting where the last tick stopped); fills `owed`, returns the total.
+    fn reserve_sends(&mut self, want: u64) -> u64 {
         let workers = self.shared.workers.len();
-        for _ in 0..n {
+        self.owed.iter_mut().for_each(|o| *o = 0);
+        let mut left = want;
+        // First an even share each, then whatever the others could not take.
+        for pass in 0..2 {
+            for k in 0..workers {
+                if left == 0 {
+                    break;
+                }
+                let i = (self.next_owner + k) % workers;
+                let ask = if pass == 0 {
+                    left.div_ceil((workers - k) as u64)
+                } else {
+                    left
+                };
+                let got = self.shared.workers[i].send_slots.reserve(ask);
+                self.owed[i] += got;
+                left -= got;
+            }
+        }
+        self.next_owner = (self.next_owner + 1) % workers;
+        want - left
+    }
+
+    /// Sends each worker the packets reserved for it in `owed`.
+    fn issue_send(&mut self, min: u32, max: u32, amounts: CentsRange) {
+        for owner in 0..self.owed.len() {
+            for _ in 0..self.owed[owner] {
+                self.send_one(owner, min, max, amounts);
+            }
+        }
+    }
+
+    fn send_one(&mut self, owner: usize, min: u32, max: u32, amounts: CentsRange) {
+        {
             let mut recipients = [0u32; MAX_RECIPIENTS];
             let mut k = 0;
             while k < MAX_RECIPIENTS {
@@ -192,11 +222,14 @@ impl Issuer {
                 }
             }
             let amount = self.rng.random_range(amounts.min..=amounts.max);
-            let owner = self.next_owner;
-            self.next_owner = (self.next_owner + 1) % workers;
-            let _ = self.shared.workers[owner]
+            if self.shared.workers[owner]
                 .inbox
-                .send(Msg::CreateSend { amount, recipients });
+                .send(Msg::CreateSend { amount, recipients })
+                .is_err()
+            {
+                // That worker has stopped (shutdown): the promise is void, no money made.
+                self.shared.workers[owner].send_slots.release(1);
+            }
         }
     }
 

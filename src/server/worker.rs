@@ -62,12 +62,7 @@ impl Worker {
     fn new(index: usize, shared: Arc<Shared>) -> Worker {
         let n = shared.workers.len();
         let cfg = &shared.cfg;
-        let sends = Sends::new(
-            index,
-            n,
-            cfg.send_ttl,
-            (cfg.max_outstanding_sends / n as u64).max(1) as usize,
-        );
+        let sends = Sends::new(index, n, cfg.send_ttl);
         // Start with a full burst allowance, so the first requests are not shed.
         let tokens = shared.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
         Worker {
@@ -348,7 +343,10 @@ impl Worker {
     fn grab_local(&mut self, user: u32, packet: u32) -> u32 {
         let c = &self.shared.workers[self.index].counters;
         match self.sends.grab(packet, user) {
-            Grab::Share { cents, .. } => {
+            Grab::Share { cents, last } => {
+                if last {
+                    self.shared.workers[self.index].send_slots.release(1);
+                }
                 Counters::inc(&c.grabbed);
                 Counters::add(&c.grabbed_cents, u64::from(cents));
                 cents
@@ -381,10 +379,15 @@ impl Worker {
         if (amount as usize) < k {
             return Err(result::SEND_BAD_AMOUNT);
         }
+        if self.me().send_slots.reserve(1) == 0 {
+            return Err(result::SEND_BUSY);
+        }
         self.create_send(sender, amount, users, k)
-            .ok_or(result::SEND_BUSY)
+            .ok_or(result::SEND_BAD_AMOUNT)
     }
 
+    /// Makes a packet in a slot already reserved (by the caller or the issuer); a
+    /// packet that cannot be split gives its slot back.
     fn create_send(
         &mut self,
         sender: u32,
@@ -392,10 +395,10 @@ impl Worker {
         recipients: [u32; MAX_RECIPIENTS],
         k: usize,
     ) -> Option<u32> {
-        if self.sends.is_full() {
+        let Some(shares) = crate::split::split(amount, k, &mut self.rng) else {
+            self.me().send_slots.release(1);
             return None;
-        }
-        let shares = crate::split::split(amount, k, &mut self.rng)?;
+        };
         let now = Instant::now();
         let id = self.sends.create(sender, recipients, k as u8, shares, now);
         let c = self.counters();
@@ -543,6 +546,7 @@ impl Worker {
 
         let (n, cents) = self.sends.expire(now);
         if n > 0 {
+            self.me().send_slots.release(n);
             let c = self.counters();
             Counters::add(&c.refunded, n);
             Counters::add(&c.refunded_cents, cents);

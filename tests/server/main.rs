@@ -614,3 +614,59 @@ fn a_campaign_nobody_shakes_for_pauses_at_the_outstanding_cap() {
     drop(c);
     assert!(s.stop().shake_balanced);
 }
+
+/// A send campaign far faster than the cap allows: it stops at the cap, counts as
+/// issued only what was made, refuses nothing, and resumes when packets expire.
+#[test]
+fn a_send_campaign_waits_at_the_outstanding_cap_without_counting_or_dropping() {
+    let s = start(|c| {
+        c.max_outstanding_sends = 100;
+        c.send_ttl = Duration::from_millis(1500);
+    });
+    let (code, body) = http_get(
+        s.control,
+        "/fahongbao?qps=10000000&sum=300&min=0&max=4294967295",
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_stats(s.control, "the cap", |st| st.outstanding.send == 100);
+    std::thread::sleep(Duration::from_millis(300));
+    let st = stats(s.control);
+    assert_eq!(st.send.created, 100, "{:?}", st.send);
+    assert_eq!(st.send.rejected, 0, "a campaign's packet is never refused");
+    let (_, body) = http_get(s.control, "/campaigns");
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(live[0]["remaining"], 200, "{body}");
+    // A user's own send meets the full cap: busy.
+    let mut a = Client::login(s.listen, 1);
+    a.send(Frame::SendRequest {
+        user: 1,
+        amount: 30,
+        count: 1,
+        users: [2, 0, 0],
+    });
+    assert!(
+        matches!(
+            a.recv(),
+            Some(Frame::SendResponse {
+                result: result::SEND_BUSY,
+                ..
+            })
+        ),
+        "busy at the cap"
+    );
+    // Expiry makes room; the campaign goes on, never above the cap.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = stats(s.control);
+        assert!(st.outstanding.send <= 100, "{:?}", st.outstanding);
+        if st.send.created == 300 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", st.send);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = stats(s.control);
+    assert_eq!(st.send.rejected, 1, "only the user's busy send");
+    drop(a);
+    assert!(s.stop().send_balanced);
+}
