@@ -199,6 +199,35 @@ pub struct ServerArgs {
     /// (SO_ATTACH_REUSEPORT_CBPF with the CPU number), instead of the kernel's hash.
     #[arg(long, default_value_t = false)]
     pub steer_incoming_cpu: bool,
+
+    // Bounds on what one user or one control request can take from everyone else.
+    /// Most user-to-user packets one user may have outstanding (sent, not yet fully
+    /// grabbed nor refunded) on the worker holding them; past it that user's send is
+    /// answered 4 (user limit). 0 = no per-user limit.
+    #[arg(long, default_value_t = 100)]
+    pub max_sends_per_user: u32,
+
+    /// Sends (frame 0x0007) one connection may make per second, a token bucket holding
+    /// one second's worth; past it a send is answered 5 (rate limited). 0 = no limit.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub send_rate: f64,
+
+    /// Slowest campaign rate `/yaohongbao` and `/fahongbao` accept (packets per second):
+    /// a slower one would hold its place for ever.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    pub min_campaign_qps: f64,
+
+    /// Most campaigns running at once; past it a new one is answered 429.
+    #[arg(long, default_value_t = 1000)]
+    pub max_campaigns: usize,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if !(v.is_finite() && (0.0..=1e7).contains(&v)) {
+        return Err(format!("{s:?}: need a rate in 0..=10000000 per second"));
+    }
+    Ok(v)
 }
 
 /// A checked configuration: every field is usable as it is.
@@ -228,6 +257,11 @@ pub struct Config {
     pub defer_accept: u32,
     pub sock_buf: usize,
     pub steer_incoming_cpu: bool,
+    pub max_sends_per_user: u32,
+    /// Sends per second per connection; 0 = unlimited.
+    pub send_rate: f64,
+    pub min_campaign_qps: f64,
+    pub max_campaigns: usize,
 }
 
 /// Where a server's files go in its host's folder of a run (`--host-dir`).
@@ -313,6 +347,12 @@ impl ServerArgs {
         if self.steer_incoming_cpu {
             cores::steering_order(&cores)?;
         }
+        if self.min_campaign_qps <= 0.0 {
+            return Err("--min-campaign-qps must be positive".into());
+        }
+        if self.max_campaigns == 0 {
+            return Err("--max-campaigns must be positive".into());
+        }
         Ok(Config {
             listen: self.listen,
             control: self.control,
@@ -336,6 +376,10 @@ impl ServerArgs {
             defer_accept: self.defer_accept,
             sock_buf: self.sock_buf,
             steer_incoming_cpu: self.steer_incoming_cpu,
+            max_sends_per_user: self.max_sends_per_user,
+            send_rate: self.send_rate,
+            min_campaign_qps: self.min_campaign_qps,
+            max_campaigns: self.max_campaigns,
         })
     }
 }

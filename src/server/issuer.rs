@@ -34,6 +34,8 @@ pub struct Campaign {
     pub kind: &'static str,
     pub rate: f64,
     pub total: u64,
+    /// Packets made so far (for a send campaign: made or reserved and on their way).
+    pub issued: u64,
     pub remaining: u64,
     /// For send campaigns: recipients drawn from this user range (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,13 +82,15 @@ impl Issuer {
         &self.shared.issuer_counters
     }
 
-    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second.
-    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Campaign {
+    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second. `None` when
+    /// `--max-campaigns` are already running.
+    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Option<Campaign> {
         self.add(Campaign {
             id: 0,
             kind: "shake",
             rate,
             total: sum,
+            issued: 0,
             remaining: sum,
             users: None,
             credit: 0.0,
@@ -95,23 +99,35 @@ impl Issuer {
 
     /// `/fahongbao`: `sum` user-to-user packets at `rate` per second, each for
     /// [`MAX_RECIPIENTS`] distinct random users in `min..=max`.
-    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Campaign {
+    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Option<Campaign> {
         self.add(Campaign {
             id: 0,
             kind: "send",
             rate,
             total: sum,
+            issued: 0,
             remaining: sum,
             users: Some((min, max)),
             credit: 0.0,
         })
     }
 
-    fn add(&mut self, mut c: Campaign) -> Campaign {
+    fn add(&mut self, mut c: Campaign) -> Option<Campaign> {
+        if self.campaigns.len() >= self.shared.cfg.max_campaigns {
+            return None;
+        }
         c.id = self.next_campaign;
         self.next_campaign += 1;
         self.campaigns.push(c.clone());
-        c
+        Some(c)
+    }
+
+    /// Stops campaign `id` and returns its last state; `None` if no such campaign is
+    /// running. Packets it issued stay in play (to be won, grabbed or refunded, as
+    /// money); the packets it had not issued were never money and are simply not made.
+    pub fn cancel(&mut self, id: u64) -> Option<Campaign> {
+        let at = self.campaigns.iter().position(|c| c.id == id)?;
+        Some(self.campaigns.remove(at))
     }
 
     pub fn campaigns(&self) -> &[Campaign] {
@@ -155,6 +171,7 @@ impl Issuer {
             };
             c.credit -= n as f64;
             c.remaining -= n;
+            c.issued += n;
         }
         campaigns.retain(|c| c.remaining > 0);
         self.campaigns = campaigns;

@@ -2,7 +2,7 @@
 
 mod client;
 
-use client::{http_get, stats, wait_stats, Client};
+use client::{http, http_get, stats, wait_stats, Client};
 use redpacket::config::Config;
 use redpacket::protocol::{cmd, result, Frame};
 use redpacket::server::{Server, ServerHandle};
@@ -669,4 +669,93 @@ fn a_send_campaign_waits_at_the_outstanding_cap_without_counting_or_dropping() {
     assert_eq!(st.send.rejected, 1, "only the user's busy send");
     drop(a);
     assert!(s.stop().send_balanced);
+}
+
+/// Campaigns that would never finish are refused, live campaigns are capped, and a
+/// cancelled campaign stops issuing with its money accounted to the cent.
+#[test]
+fn campaigns_have_a_floor_rate_a_cap_and_can_be_cancelled() {
+    let s = start(|c| c.max_campaigns = 3);
+    for path in [
+        "/yaohongbao?qps=5e-324&sum=10",
+        "/yaohongbao?qps=0.5&sum=10",
+        "/yaohongbao?qps=NaN&sum=10",
+        "/yaohongbao?qps=inf&sum=10",
+        "/yaohongbao?qps=-1&sum=10",
+        "/yaohongbao?qps=1e300&sum=10",
+        "/yaohongbao?qps=10&sum=-5",
+        "/yaohongbao?qps=10&sum=1e12",
+        "/yaohongbao?qps=10&sum=10000000000",
+        "/fahongbao?qps=5e-324&sum=10&min=0&max=9",
+    ] {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(!body.trim().is_empty(), "{path}: a message");
+    }
+    let (_, body) = http_get(s.control, "/yaohongbao?qps=0.5&sum=10");
+    assert!(body.contains("--min-campaign-qps"), "{body}");
+    // Three slow campaigns fill the cap; a fourth is refused with 429 and a reason.
+    let mut ids = Vec::new();
+    for path in [
+        "/yaohongbao?qps=1&sum=1000000",
+        "/yaohongbao?qps=1&sum=1000000",
+        "/fahongbao?qps=1&sum=1000000&min=0&max=99",
+    ] {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 200, "{body}");
+        let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+        ids.push(c["id"].as_u64().unwrap());
+    }
+    let (code, body) = http_get(s.control, "/yaohongbao?qps=10&sum=10");
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("--max-campaigns"), "{body}");
+    // Cancel: the campaign's last state, then 404; nonsense ids are 400.
+    let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{}", ids[0]));
+    assert_eq!(code, 200, "{body}");
+    let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(c["id"].as_u64(), Some(ids[0]));
+    let (code, _) = http(s.control, "DELETE", &format!("/campaigns/{}", ids[0]));
+    assert_eq!(code, 404);
+    let (code, _) = http(s.control, "DELETE", "/campaigns/abc");
+    assert_eq!(code, 400);
+    for id in &ids[1..] {
+        let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{id}"));
+        assert_eq!(code, 200, "{body}");
+    }
+    let (_, body) = http_get(s.control, "/campaigns");
+    assert_eq!(body.trim(), "[]");
+    // Cancelled mid-way, fast campaigns: what they issued is money in play, the rest
+    // never was; the ledger balances.
+    let start = |path: &str| {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let shake = start("/yaohongbao?qps=2000&sum=1000000");
+    let send = start("/fahongbao?qps=2000&sum=1000000&min=0&max=1000000");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut issued = HashMap::new();
+    for id in [shake, send] {
+        let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{id}"));
+        assert_eq!(code, 200, "{body}");
+        let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let n = c["issued"].as_u64().unwrap();
+        assert!(n > 0 && n < 1_000_000, "{body}");
+        assert_eq!(n + c["remaining"].as_u64().unwrap(), 1_000_000);
+        issued.insert(id, n);
+    }
+    let st = wait_stats(s.control, "the send campaign's last packets", |st| {
+        st.send.created == issued[&send]
+    });
+    assert_eq!(st.shake.issued, issued[&shake]);
+    std::thread::sleep(Duration::from_millis(200));
+    let st = stats(s.control);
+    assert_eq!(st.shake.issued, issued[&shake], "nothing after the cancel");
+    assert_eq!(st.send.created, issued[&send], "nothing after the cancel");
+    let sum = s.stop();
+    assert!(sum.shake_balanced && sum.send_balanced, "{sum:?}");
+    assert_eq!(sum.held.shake + sum.stats.shake.won, issued[&shake]);
+    assert_eq!(sum.held.send, issued[&send]);
 }
