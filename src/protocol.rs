@@ -60,8 +60,14 @@ pub mod result {
     pub const SEND_BAD_AMOUNT: u32 = 1;
     /// Send: no recipients, too many, repeated, or the sender among them.
     pub const SEND_BAD_RECIPIENTS: u32 = 2;
-    /// Send: the server holds as many outstanding packets as it is allowed to.
+    /// Send: the server (this worker's share of `--max-outstanding-sends`) holds as
+    /// many outstanding packets as it is allowed to: everyone's sends wait for room.
     pub const SEND_BUSY: u32 = 3;
+    /// Send: this user already has `--max-sends-per-user` packets outstanding: the
+    /// sender's own sends wait until recipients grab or packets expire.
+    pub const SEND_USER_LIMIT: u32 = 4;
+    /// Send: this connection sends faster than `--send-rate` per second.
+    pub const SEND_RATE_LIMITED: u32 = 5;
 }
 
 /// One decoded frame, header time excluded.

@@ -180,8 +180,15 @@ counters! {
         /// User-to-user packets created (campaign or client send frame).
         created,
         created_cents,
-        /// Client send frames refused (bad amount, recipients, or too many outstanding).
+        /// Client send frames refused, for any of the reasons below or a bad amount or
+        /// bad recipients.
         rejected,
+        /// Sends answered 3: the worker's share of `--max-outstanding-sends` was full.
+        busy,
+        /// Sends answered 4: the sender had `--max-sends-per-user` packets outstanding.
+        user_limited,
+        /// Sends answered 5: the connection sent faster than `--send-rate`.
+        rate_limited,
         /// Notification frames written to a recipient's connection.
         notified,
         /// Notifications kept for a recipient who was offline, delivered at login.

@@ -55,6 +55,10 @@ pub struct Sends {
     /// Packet ids by expiry (milliseconds since `epoch`); the TTL is fixed, so this is
     /// also creation order.
     expiry: VecDeque<(u64, u32)>,
+    /// Outstanding packets per sending user (campaigns, sender 0, are not counted). An
+    /// entry lives only while its count is above 0, so the map is bounded by the
+    /// packets themselves, whoever sends.
+    by_sender: HashMap<u32, u32>,
 }
 
 impl Sends {
@@ -67,6 +71,7 @@ impl Sends {
             epoch: Instant::now(),
             packets: HashMap::new(),
             expiry: VecDeque::new(),
+            by_sender: HashMap::new(),
         }
     }
 
@@ -77,6 +82,26 @@ impl Sends {
 
     pub fn outstanding(&self) -> usize {
         self.packets.len()
+    }
+
+    /// Packets `user` sent that this store still holds.
+    pub fn sent_by(&self, user: u32) -> u32 {
+        self.by_sender.get(&user).copied().unwrap_or(0)
+    }
+
+    fn forget(&mut self, id: u32) -> Option<Packet> {
+        let p = self.packets.remove(&id)?;
+        if p.sender != 0 {
+            if let std::collections::hash_map::Entry::Occupied(mut e) =
+                self.by_sender.entry(p.sender)
+            {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        Some(p)
     }
 
     /// Cents of every packet not yet fully grabbed: the ledger's "outstanding".
@@ -115,6 +140,9 @@ impl Sends {
     ) -> u32 {
         let id = self.next_id();
         let expires = self.ms(now + self.ttl);
+        if sender != 0 {
+            *self.by_sender.entry(sender).or_default() += 1;
+        }
         self.packets.insert(
             id,
             Packet {
@@ -154,7 +182,7 @@ impl Sends {
         p.taken += 1;
         let last = p.taken == p.count;
         if last {
-            self.packets.remove(&id);
+            self.forget(id);
         }
         Grab::Share { cents, last }
     }
@@ -179,7 +207,7 @@ impl Sends {
                     );
                     n += 1;
                     cents += u64::from(p.remainder());
-                    self.packets.remove(&id);
+                    self.forget(id);
                 }
             }
         }
@@ -187,6 +215,7 @@ impl Sends {
             // A burst of packets is over: give its bookkeeping back.
             self.expiry = VecDeque::new();
             self.packets.shrink_to_fit();
+            self.by_sender.shrink_to_fit();
         }
         (n, cents)
     }
@@ -220,6 +249,7 @@ mod tests {
             }
         );
         assert_eq!(s.outstanding(), 0);
+        assert_eq!(s.sent_by(9), 0, "the sender's count follows its packets");
         assert_eq!(s.grab(id, 1), Grab::Denied, "gone");
     }
 
@@ -228,10 +258,13 @@ mod tests {
         let mut s = Sends::new(0, 1, Duration::from_secs(10));
         let t0 = Instant::now();
         let id = s.create(9, [1, 2, 0], 2, [40, 60, 0], t0);
+        let _ = s.create(0, [1, 2, 0], 2, [40, 60, 0], t0);
+        assert_eq!(s.sent_by(9), 1, "campaign packets are nobody's");
         let _ = s.grab(id, 2);
-        assert_eq!(s.outstanding_cents(), 60);
+        assert_eq!(s.outstanding_cents(), 160);
         assert_eq!(s.expire(t0 + Duration::from_secs(5)), (0, 0));
-        assert_eq!(s.expire(t0 + Duration::from_secs(10)), (1, 60));
+        assert_eq!(s.expire(t0 + Duration::from_secs(10)), (2, 160));
+        assert_eq!(s.sent_by(9), 0);
         assert_eq!(s.outstanding_cents(), 0);
         assert_eq!(s.grab(id, 1), Grab::Denied);
     }

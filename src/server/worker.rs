@@ -6,7 +6,7 @@
 
 use super::directory::{Action, Directory};
 use super::sends::{Grab, Sends};
-use super::set::{Set, Slot};
+use super::set::{SendRate, Set, Slot};
 use super::{ConnKey, Held, Loc, Msg, Note, ShakePacket, Shared, WorkerShared};
 use crate::apportion::apportion;
 use crate::protocol::{result, Frame, MAX_RECIPIENTS};
@@ -56,6 +56,7 @@ pub struct Worker {
     actions: Vec<Action>,
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
     last_purge: Instant,
+    send_rate: SendRate,
 }
 
 impl Worker {
@@ -82,6 +83,7 @@ impl Worker {
             actions: Vec::new(),
             scratch: Default::default(),
             last_purge: Instant::now(),
+            send_rate: SendRate::new(cfg.send_rate),
             shared,
         }
     }
@@ -134,8 +136,17 @@ impl Worker {
         self.opened(key)
     }
 
+    /// Microseconds since the worker's epoch, wrapping: the send rate's clock.
+    fn now_us(&self) -> u32 {
+        self.epoch.elapsed().as_micros() as u32
+    }
+
     fn opened(&mut self, key: ConnKey) -> ConnKey {
         self.open += 1;
+        let now_us = self.now_us();
+        if let Some(s) = self.slot_mut(key) {
+            s.send_tat = now_us;
+        }
         let at = (Instant::now() + self.shared.cfg.login_timeout).duration_since(self.epoch);
         // Truncated to 32 bits on purpose; compared with wrapping arithmetic.
         self.deadlines.push_back((at.as_millis() as u32, key));
@@ -263,10 +274,17 @@ impl Worker {
                 ..
             } => {
                 Counters::inc(&self.counters().send);
-                let (result, packet) = match self.client_send(user, amount, count, users) {
+                let (result, packet) = match self.client_send(key, user, amount, count, users) {
                     Ok(id) => (result::SEND_OK, id),
                     Err(code) => {
-                        Counters::inc(&self.counters().rejected);
+                        let c = self.counters();
+                        Counters::inc(&c.rejected);
+                        match code {
+                            result::SEND_BUSY => Counters::inc(&c.busy),
+                            result::SEND_USER_LIMIT => Counters::inc(&c.user_limited),
+                            result::SEND_RATE_LIMITED => Counters::inc(&c.rate_limited),
+                            _ => {}
+                        }
                         (code, 0)
                     }
                 };
@@ -359,14 +377,25 @@ impl Worker {
     }
 
     /// A send from a logged-in user (frame 0x0007): checked, split, stored here, and
-    /// announced to each recipient through their home worker.
+    /// announced to each recipient through their home worker. In order: the
+    /// connection's rate, the frame itself, the sender's own outstanding packets, and
+    /// only then the worker's share of the server-wide cap, so a user who abuses hits a
+    /// limit of their own long before the one everybody shares.
     fn client_send(
         &mut self,
+        key: ConnKey,
         sender: u32,
         amount: u32,
         count: u32,
         users: [u32; MAX_RECIPIENTS],
     ) -> Result<u32, u32> {
+        let (rate, now_us) = (self.send_rate, self.now_us());
+        let Some(slot) = self.slot_mut(key) else {
+            return Err(result::SEND_BUSY);
+        };
+        if !rate.allow(&mut slot.send_tat, now_us) {
+            return Err(result::SEND_RATE_LIMITED);
+        }
         let k = count as usize;
         if k == 0 || k > MAX_RECIPIENTS {
             return Err(result::SEND_BAD_RECIPIENTS);
@@ -378,6 +407,10 @@ impl Worker {
         }
         if (amount as usize) < k {
             return Err(result::SEND_BAD_AMOUNT);
+        }
+        let per_user = self.shared.cfg.max_sends_per_user;
+        if per_user > 0 && self.sends.sent_by(sender) >= per_user {
+            return Err(result::SEND_USER_LIMIT);
         }
         if self.me().send_slots.reserve(1) == 0 {
             return Err(result::SEND_BUSY);

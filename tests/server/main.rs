@@ -759,3 +759,141 @@ fn campaigns_have_a_floor_rate_a_cap_and_can_be_cancelled() {
     assert_eq!(sum.held.shake + sum.stats.shake.won, issued[&shake]);
     assert_eq!(sum.held.send, issued[&send]);
 }
+
+/// Pipelines `n` sends of 3 cents from `user` to offline users while reading the
+/// answers; returns how many got each result code.
+fn flood_sends(addr: std::net::SocketAddr, user: u32, n: u32) -> HashMap<u32, u32> {
+    let mut c = Client::login(addr, user);
+    let mut w = c.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(n as usize * 36);
+        for i in 0..n {
+            let f = Frame::SendRequest {
+                user,
+                amount: 3,
+                count: 1,
+                users: [1_000_000 + i % 50_000, 0, 0],
+            };
+            buf.extend_from_slice(f.encode(0).as_bytes());
+        }
+        std::io::Write::write_all(&mut w, &buf).unwrap();
+    });
+    let mut tally = HashMap::new();
+    for _ in 0..n {
+        match c.recv() {
+            Some(Frame::SendResponse {
+                user: u, result, ..
+            }) if u == user => *tally.entry(result).or_default() += 1,
+            other => panic!("user {user}: every send gets an answer, got {other:?}"),
+        }
+    }
+    writer.join().unwrap();
+    tally
+}
+
+/// A well-behaved user sends `n` packets, one every `gap`; returns the result codes.
+fn polite_sends(addr: std::net::SocketAddr, user: u32, n: u32, gap: Duration) -> Vec<u32> {
+    let mut c = Client::login(addr, user);
+    (0..n)
+        .map(|i| {
+            c.send(Frame::SendRequest {
+                user,
+                amount: 30,
+                count: 2,
+                users: [2_000_000 + i, 2_100_000 + i, 0],
+            });
+            std::thread::sleep(gap);
+            match c.recv() {
+                Some(Frame::SendResponse { result, .. }) => result,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Four users pipelining sends to offline users (the attack that once filled the
+/// server-wide cap for everyone) each stop at their own outstanding limit and are
+/// answered 4; a well-behaved user sending at the same time gets ok every time.
+#[test]
+fn users_pipelining_sends_meet_their_own_limit_and_others_still_send() {
+    let s = start(|c| {
+        c.send_rate = 0.0;
+        c.max_sends_per_user = 50;
+        c.max_outstanding_sends = 1000;
+    });
+    let addr = s.listen;
+    let rss_before = rss_kb();
+    let abusers: Vec<_> = (1..=4u32)
+        .map(|u| std::thread::spawn(move || flood_sends(addr, u, 20_000)))
+        .collect();
+    let polite = polite_sends(addr, 100, 20, Duration::from_millis(10));
+    assert!(
+        polite.iter().all(|&r| r == result::SEND_OK),
+        "the well-behaved user's sends: {polite:?}"
+    );
+    for (u, a) in abusers.into_iter().enumerate() {
+        let t = a.join().unwrap();
+        assert_eq!(t.get(&result::SEND_OK), Some(&50), "abuser {u}: {t:?}");
+        assert_eq!(
+            t.get(&result::SEND_USER_LIMIT),
+            Some(&19_950),
+            "abuser {u}: {t:?}"
+        );
+        assert_eq!(t.get(&result::SEND_BUSY), None, "abuser {u}: {t:?}");
+    }
+    let st = wait_stats(s.control, "outstanding published", |st| {
+        st.outstanding.send == 4 * 50 + 20
+    });
+    assert_eq!(st.send.user_limited, 4 * 19_950);
+    assert_eq!(st.send.rejected, 4 * 19_950);
+    assert_eq!(st.send.busy, 0);
+    let grown_mb = rss_kb().saturating_sub(rss_before) / 1024;
+    eprintln!("RSS growth over 80 020 sends: {grown_mb} MB");
+    assert!(grown_mb < 64, "memory grew {grown_mb} MB");
+    let (_, metrics) = http_get(s.control, "/metrics");
+    assert!(
+        metrics.contains(&format!("redpacket_send_user_limited_total {}", 4 * 19_950)),
+        "{metrics}"
+    );
+    assert!(s.stop().send_balanced);
+}
+
+/// One connection sending faster than `--send-rate` is answered 5 past its one-second
+/// burst; a connection sending within the rate at the same time is never limited.
+#[test]
+fn a_connection_sending_too_fast_is_rate_limited_and_others_are_not() {
+    let s = start(|c| {
+        c.send_rate = 20.0;
+        c.max_sends_per_user = 0;
+    });
+    let addr = s.listen;
+    let t0 = std::time::Instant::now();
+    let abuser = std::thread::spawn(move || flood_sends(addr, 1, 5_000));
+    let polite = polite_sends(addr, 100, 10, Duration::from_millis(60));
+    let t = abuser.join().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(
+        polite.iter().all(|&r| r == result::SEND_OK),
+        "the well-behaved connection: {polite:?}"
+    );
+    let ok = *t.get(&result::SEND_OK).unwrap_or(&0);
+    let limited = *t.get(&result::SEND_RATE_LIMITED).unwrap_or(&0);
+    assert_eq!(ok + limited, 5_000, "{t:?}");
+    // A burst of 20, then 20 a second for as long as the flood lasted.
+    assert!(
+        ok >= 20 && f64::from(ok) <= 21.0 + 20.0 * secs,
+        "{ok} ok in {secs:.2} s"
+    );
+    let st = stats(s.control);
+    assert_eq!(st.send.rate_limited, u64::from(limited));
+    assert!(s.stop().send_balanced);
+}
