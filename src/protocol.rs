@@ -265,6 +265,66 @@ pub fn decode(buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
     }))
 }
 
+/// What a connection keeps between two reads: the start of a frame the last read cut,
+/// under [`MAX_FRAME_LEN`] bytes, held inline (no heap).
+#[derive(Clone, Copy, Debug)]
+pub struct Partial {
+    bytes: [u8; MAX_FRAME_LEN],
+    len: u8,
+}
+
+impl Default for Partial {
+    fn default() -> Partial {
+        Partial {
+            bytes: [0; MAX_FRAME_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl Partial {
+    /// Bytes carried.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies the carried bytes to the start of `buf` (at least [`MAX_FRAME_LEN`]
+    /// long); the next read goes after them. Returns how many.
+    pub fn restore(&self, buf: &mut [u8]) -> usize {
+        let n = self.len();
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        n
+    }
+}
+
+/// The server's frame handling over one read: `buf` is the carried bytes (see
+/// [`Partial::restore`]) followed by what was read. Decodes every whole frame in
+/// order, handing each to `on_frame`, until `on_frame` says stop (`false`), a frame is
+/// refused (`Err`: the connection closes), or the bytes run out: then the incomplete
+/// tail, shorter than one frame, is carried in `partial` to the next read.
+pub fn decode_stream(
+    buf: &[u8],
+    partial: &mut Partial,
+    mut on_frame: impl FnMut(Decoded) -> bool,
+) -> Result<(), FrameError> {
+    let mut at = 0;
+    while let Some(d) = decode(&buf[at..])? {
+        at += d.len;
+        if !on_frame(d) {
+            return Ok(());
+        }
+    }
+    // decode() asks for more only while less than one frame is left.
+    let rest = &buf[at..];
+    partial.bytes[..rest.len()].copy_from_slice(rest);
+    partial.len = rest.len() as u8;
+    Ok(())
+}
+
 /// An encoded frame, held inline: encoding never allocates.
 #[derive(Clone, Copy)]
 pub struct Encoded {
