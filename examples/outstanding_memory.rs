@@ -13,9 +13,15 @@ use redpacket::server::Server;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-/// The server binary's allocator, so the figure is the server's.
+/// The server binary's allocator and options (src/bin/redpacket-server.rs), so the
+/// figure is the server's.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 85] =
+    b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
