@@ -102,7 +102,9 @@ macro_rules! counters {
         }
 
         $(
+            /// A field missing from a file written before it existed reads as 0.
             #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+            #[serde(default)]
             pub struct $sec_ty {
                 $( $(#[$doc])* pub $field: u64, )*
             }
@@ -341,6 +343,13 @@ mod tests {
         assert_eq!(t2.minus(&t1).requests.shake, 1);
         let s = Snapshot::from_totals(&t2, 2, 1.0);
         assert_eq!(s.closes["slow_reader"], 1);
+    }
+
+    #[test]
+    fn a_section_written_before_a_counter_existed_still_reads() {
+        let old = r#"{"created":3,"rejected":1,"notified":0,"deferred":0,"grabbed":0,"grabbed_cents":0,"grab_denied":0,"refunded":0,"refunded_cents":0,"created_cents":9}"#;
+        let s: SendCounts = serde_json::from_str(old).unwrap();
+        assert_eq!((s.created, s.rejected, s.user_limited), (3, 1, 0));
     }
 
     #[test]
