@@ -5,7 +5,9 @@
 //! requests each saw (so a request's chance does not depend on its core), each worker
 //! up to about two ticks of its demand. What no worker needs yet stays here, in the
 //! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
-//! divided among workers by demand the same way.
+//! divided among workers by demand the same way. A send campaign first reserves each
+//! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
+//! that worker to make it: at the cap it waits, it never overshoots or drops.
 
 use super::{Held, Msg, ShakePacket, Shared};
 use crate::apportion::apportion;
@@ -227,26 +229,25 @@ impl Issuer {
         }
     }
 
+    /// One campaign packet, to three distinct random users, for the worker `owner`.
     fn send_one(&mut self, owner: usize, min: u32, max: u32, amounts: CentsRange) {
+        let mut recipients = [0u32; MAX_RECIPIENTS];
+        let mut k = 0;
+        while k < MAX_RECIPIENTS {
+            let u = self.rng.random_range(min..=max);
+            if !recipients[..k].contains(&u) {
+                recipients[k] = u;
+                k += 1;
+            }
+        }
+        let amount = self.rng.random_range(amounts.min..=amounts.max);
+        if self.shared.workers[owner]
+            .inbox
+            .send(Msg::CreateSend { amount, recipients })
+            .is_err()
         {
-            let mut recipients = [0u32; MAX_RECIPIENTS];
-            let mut k = 0;
-            while k < MAX_RECIPIENTS {
-                let u = self.rng.random_range(min..=max);
-                if !recipients[..k].contains(&u) {
-                    recipients[k] = u;
-                    k += 1;
-                }
-            }
-            let amount = self.rng.random_range(amounts.min..=amounts.max);
-            if self.shared.workers[owner]
-                .inbox
-                .send(Msg::CreateSend { amount, recipients })
-                .is_err()
-            {
-                // That worker has stopped (shutdown): the promise is void, no money made.
-                self.shared.workers[owner].send_slots.release(1);
-            }
+            // That worker has stopped (shutdown): the promise is void, no money made.
+            self.shared.workers[owner].send_slots.release(1);
         }
     }
 
