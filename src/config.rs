@@ -474,5 +474,9 @@ mod tests {
         assert!(bad(&["--send-amount", "1..10"]).contains("MIN"));
         assert!(bad(&["--listen", "127.0.0.1:5", "--control", "127.0.0.1:5"]).contains("both"));
         assert!(bad(&["--login-timeout", "0"]).contains("positive"));
+        assert!(bad(&["--min-campaign-qps", "0"]).contains("min-campaign-qps"));
+        assert!(bad(&["--max-campaigns", "0"]).contains("max-campaigns"));
+        assert!(bad(&["--send-rate", "inf"]).contains("rate"));
+        assert!(bad(&["--send-rate", "NaN"]).contains("rate"));
     }
 }
