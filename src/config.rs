@@ -234,6 +234,35 @@ pub struct ServerArgs {
     /// other control path still needs it.
     #[arg(long, default_value_t = false)]
     pub control_metrics_open: bool,
+
+    // Bounds on what one user or one control request can take from everyone else.
+    /// Most user-to-user packets one user may have outstanding (sent, not yet fully
+    /// grabbed nor refunded) on the worker holding them; past it that user's send is
+    /// answered 4 (user limit). 0 = no per-user limit.
+    #[arg(long, default_value_t = 100)]
+    pub max_sends_per_user: u32,
+
+    /// Sends (frame 0x0007) one connection may make per second, a token bucket holding
+    /// one second's worth; past it a send is answered 5 (rate limited). 0 = no limit.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub send_rate: f64,
+
+    /// Slowest campaign rate `/yaohongbao` and `/fahongbao` accept (packets per second):
+    /// a slower one would hold its place for ever.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    pub min_campaign_qps: f64,
+
+    /// Most campaigns running at once; past it a new one is answered 429.
+    #[arg(long, default_value_t = 1000)]
+    pub max_campaigns: usize,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if !(v.is_finite() && (0.0..=1e7).contains(&v)) {
+        return Err(format!("{s:?}: need a rate in 0..=10000000 per second"));
+    }
+    Ok(v)
 }
 
 /// A checked configuration: every field is usable as it is.
@@ -267,6 +296,11 @@ pub struct Config {
     /// The token control requests must carry, if any.
     pub control_token: Option<Token>,
     pub control_metrics_open: bool,
+    pub max_sends_per_user: u32,
+    /// Sends per second per connection; 0 = unlimited.
+    pub send_rate: f64,
+    pub min_campaign_qps: f64,
+    pub max_campaigns: usize,
 }
 
 /// The control server's connection cap and timeouts.
@@ -418,6 +452,12 @@ impl ServerArgs {
                 self.control
             ));
         }
+        if self.min_campaign_qps <= 0.0 {
+            return Err("--min-campaign-qps must be positive".into());
+        }
+        if self.max_campaigns == 0 {
+            return Err("--max-campaigns must be positive".into());
+        }
         Ok(Config {
             listen: self.listen,
             control: self.control,
@@ -448,6 +488,10 @@ impl ServerArgs {
             },
             control_token,
             control_metrics_open: self.control_metrics_open,
+            max_sends_per_user: self.max_sends_per_user,
+            send_rate: self.send_rate,
+            min_campaign_qps: self.min_campaign_qps,
+            max_campaigns: self.max_campaigns,
         })
     }
 }
@@ -545,6 +589,10 @@ mod tests {
         assert!(bad(&["--control", "0.0.0.0:8989"]).contains("--control-token-file"));
         assert!(bad(&["--control", "[::]:8989"]).contains("--control-token-file"));
         assert!(bad(&["--control-token-file", "/nonexistent/token"]).contains("/nonexistent"));
+        assert!(bad(&["--min-campaign-qps", "0"]).contains("min-campaign-qps"));
+        assert!(bad(&["--max-campaigns", "0"]).contains("max-campaigns"));
+        assert!(bad(&["--send-rate", "inf"]).contains("rate"));
+        assert!(bad(&["--send-rate", "NaN"]).contains("rate"));
     }
 
     #[test]

@@ -16,10 +16,10 @@ use crate::config::StatsOut;
 use crate::server::issuer::{Campaign, Issuer, MAX_RATE, MAX_SUM};
 use crate::server::{Held, Shared};
 use crate::stats::{SecondLine, Snapshot};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -69,6 +69,7 @@ pub fn run(
             .route("/stats/workers", get(stats_workers))
             .route("/metrics", get(metrics))
             .route("/campaigns", get(campaigns))
+            .route("/campaigns/{id}", delete(cancel_campaign))
             .with_state(ctl.clone())
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(auth::Gate {
@@ -160,6 +161,7 @@ async fn help() -> &'static str {
      GET /yaohongbao?qps=R&sum=N          issue N shake packets at R per second\n\
      GET /fahongbao?qps=R&sum=N&min=A&max=B  send N packets at R/s, each to 3 random users in [A,B]\n\
      GET /campaigns                        campaigns still running\n\
+     DELETE /campaigns/ID                  stop campaign ID (what it issued stays in play)\n\
      GET /stats                            counters as JSON\n\
      GET /stats/workers                    each worker's counters (balance, win rates)\n\
      GET /metrics                          counters in Prometheus text format\n"
@@ -177,11 +179,14 @@ struct CampaignQuery {
     max: Option<u32>,
 }
 
-fn rate_and_sum(q: &CampaignQuery) -> Result<(f64, u64), String> {
+fn rate_and_sum(q: &CampaignQuery, min_rate: f64) -> Result<(f64, u64), String> {
     let qps = q.qps.ok_or("missing qps (packets per second)")?;
     let sum = q.sum.ok_or("missing sum (packets in all)")?;
-    if !(qps.is_finite() && qps > 0.0 && qps <= MAX_RATE) {
-        return Err(format!("qps must be in (0, {MAX_RATE}]"));
+    if !(qps.is_finite() && (min_rate..=MAX_RATE).contains(&qps)) {
+        return Err(format!(
+            "qps must be a number in [{min_rate}, {MAX_RATE}] packets per second \
+             (--min-campaign-qps: a slower campaign would hold its place for ever); got {qps}"
+        ));
     }
     if sum == 0 || sum > MAX_SUM {
         return Err(format!("sum must be in 1..={MAX_SUM}"));
@@ -189,8 +194,18 @@ fn rate_and_sum(q: &CampaignQuery) -> Result<(f64, u64), String> {
     Ok((qps, sum))
 }
 
-fn started(c: Campaign) -> Response {
-    (StatusCode::OK, axum::Json(c)).into_response()
+fn started(c: Option<Campaign>, max: usize) -> Response {
+    match c {
+        Some(c) => (StatusCode::OK, axum::Json(c)).into_response(),
+        None => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{max} campaigns are running (--max-campaigns): wait for one to finish or \
+                 cancel one with DELETE /campaigns/ID\n"
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn yaohongbao(
@@ -203,8 +218,9 @@ async fn yaohongbao(
     if ctl.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    match rate_and_sum(&q) {
-        Ok((qps, sum)) => started(ctl.issuer().start_shake(qps, sum)),
+    let cfg = &ctl.shared.cfg;
+    match rate_and_sum(&q, cfg.min_campaign_qps) {
+        Ok((qps, sum)) => started(ctl.issuer().start_shake(qps, sum), cfg.max_campaigns),
         Err(m) => bad(m),
     }
 }
@@ -219,7 +235,8 @@ async fn fahongbao(
     if ctl.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    let (qps, sum) = match rate_and_sum(&q) {
+    let cfg = &ctl.shared.cfg;
+    let (qps, sum) = match rate_and_sum(&q, cfg.min_campaign_qps) {
         Ok(v) => v,
         Err(m) => return bad(m),
     };
@@ -232,11 +249,39 @@ async fn fahongbao(
             "min..max must hold at least {k} users (each packet goes to {k} distinct users); got {min}..{max}"
         ));
     }
-    started(ctl.issuer().start_send(qps, sum, min, max))
+    started(
+        ctl.issuer().start_send(qps, sum, min, max),
+        cfg.max_campaigns,
+    )
 }
 
 async fn campaigns(State(ctl): State<Ctl>) -> Response {
     axum::Json(ctl.issuer().campaigns().to_vec()).into_response()
+}
+
+/// `DELETE /campaigns/ID`: 200 with the campaign's last state, 404 if it is not running.
+async fn cancel_campaign(
+    State(ctl): State<Ctl>,
+    id: Result<Path<u64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return bad("bad campaign id: expected a number, as in /campaigns");
+    };
+    match ctl.issuer().cancel(id) {
+        Some(c) => {
+            tracing::info!(
+                "campaign {id} cancelled: {} of {} packets issued",
+                c.issued,
+                c.total
+            );
+            (StatusCode::OK, axum::Json(c)).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no running campaign {id} (finished, cancelled or never started)\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn stats(State(ctl): State<Ctl>) -> Response {

@@ -2,7 +2,8 @@
 //!
 //! A walk through the crate, bottom up:
 //! - [`protocol`]: the wire format (bytes <-> frames, no I/O), shared by the server, the
-//!   load generator and the tests.
+//!   load generator and the tests; [`framefuzz`]: a randomised run of it and of the
+//!   server's frame reassembly against a plain reference model.
 //! - [`split`] and [`apportion`]: the two money decisions, as pure functions: how a
 //!   user-to-user packet is split, and how shake packets (and the overload budget) are
 //!   divided among workers and SETs in proportion to demand.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod cores;
 pub mod formats;
+pub mod framefuzz;
 pub mod host;
 pub mod protocol;
 pub mod report;

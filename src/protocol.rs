@@ -60,8 +60,14 @@ pub mod result {
     pub const SEND_BAD_AMOUNT: u32 = 1;
     /// Send: no recipients, too many, repeated, or the sender among them.
     pub const SEND_BAD_RECIPIENTS: u32 = 2;
-    /// Send: the server holds as many outstanding packets as it is allowed to.
+    /// Send: the server (this worker's share of `--max-outstanding-sends`) holds as
+    /// many outstanding packets as it is allowed to: everyone's sends wait for room.
     pub const SEND_BUSY: u32 = 3;
+    /// Send: this user already has `--max-sends-per-user` packets outstanding: the
+    /// sender's own sends wait until recipients grab or packets expire.
+    pub const SEND_USER_LIMIT: u32 = 4;
+    /// Send: this connection sends faster than `--send-rate` per second.
+    pub const SEND_RATE_LIMITED: u32 = 5;
 }
 
 /// One decoded frame, header time excluded.
@@ -257,6 +263,66 @@ pub fn decode(buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
         time: u64_at(b, 4),
         len,
     }))
+}
+
+/// What a connection keeps between two reads: the start of a frame the last read cut,
+/// under [`MAX_FRAME_LEN`] bytes, held inline (no heap).
+#[derive(Clone, Copy, Debug)]
+pub struct Partial {
+    bytes: [u8; MAX_FRAME_LEN],
+    len: u8,
+}
+
+impl Default for Partial {
+    fn default() -> Partial {
+        Partial {
+            bytes: [0; MAX_FRAME_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl Partial {
+    /// Bytes carried.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies the carried bytes to the start of `buf` (at least [`MAX_FRAME_LEN`]
+    /// long); the next read goes after them. Returns how many.
+    pub fn restore(&self, buf: &mut [u8]) -> usize {
+        let n = self.len();
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        n
+    }
+}
+
+/// The server's frame handling over one read: `buf` is the carried bytes (see
+/// [`Partial::restore`]) followed by what was read. Decodes every whole frame in
+/// order, handing each to `on_frame`, until `on_frame` says stop (`false`), a frame is
+/// refused (`Err`: the connection closes), or the bytes run out: then the incomplete
+/// tail, shorter than one frame, is carried in `partial` to the next read.
+pub fn decode_stream(
+    buf: &[u8],
+    partial: &mut Partial,
+    mut on_frame: impl FnMut(Decoded) -> bool,
+) -> Result<(), FrameError> {
+    let mut at = 0;
+    while let Some(d) = decode(&buf[at..])? {
+        at += d.len;
+        if !on_frame(d) {
+            return Ok(());
+        }
+    }
+    // decode() asks for more only while less than one frame is left.
+    let rest = &buf[at..];
+    partial.bytes[..rest.len()].copy_from_slice(rest);
+    partial.len = rest.len() as u8;
+    Ok(())
 }
 
 /// An encoded frame, held inline: encoding never allocates.

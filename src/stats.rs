@@ -103,7 +103,9 @@ macro_rules! counters {
         }
 
         $(
+            /// A field missing from a file written before it existed reads as 0.
             #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+            #[serde(default)]
             pub struct $sec_ty {
                 $( $(#[$doc])* pub $field: u64, )*
             }
@@ -182,8 +184,15 @@ counters! {
         /// User-to-user packets created (campaign or client send frame).
         created,
         created_cents,
-        /// Client send frames refused (bad amount, recipients, or too many outstanding).
+        /// Client send frames refused, for any of the reasons below or a bad amount or
+        /// bad recipients.
         rejected,
+        /// Sends answered 3: the worker's share of `--max-outstanding-sends` was full.
+        busy,
+        /// Sends answered 4: the sender had `--max-sends-per-user` packets outstanding.
+        user_limited,
+        /// Sends answered 5: the connection sent faster than `--send-rate`.
+        rate_limited,
         /// Notification frames written to a recipient's connection.
         notified,
         /// Notifications kept for a recipient who was offline, delivered at login.
@@ -355,6 +364,13 @@ mod tests {
         assert_eq!(t2.minus(&t1).requests.shake, 1);
         let s = Snapshot::from_totals(&t2, 2, 1.0);
         assert_eq!(s.closes["slow_reader"], 1);
+    }
+
+    #[test]
+    fn a_section_written_before_a_counter_existed_still_reads() {
+        let old = r#"{"created":3,"rejected":1,"notified":0,"deferred":0,"grabbed":0,"grabbed_cents":0,"grab_denied":0,"refunded":0,"refunded_cents":0,"created_cents":9}"#;
+        let s: SendCounts = serde_json::from_str(old).unwrap();
+        assert_eq!((s.created, s.rejected, s.user_limited), (3, 1, 0));
     }
 
     #[test]

@@ -768,7 +768,7 @@ impl Worker {
                 ..
             } => {
                 let c = &mut self.conns[idx as usize];
-                if c.sends == 0 || user != me || result > result::SEND_BUSY {
+                if c.sends == 0 || user != me || result > result::SEND_RATE_LIMITED {
                     self.tally.counts.bad_answer += 1;
                     return true;
                 }

@@ -10,7 +10,7 @@
 
 use super::worker::WorkerRef;
 use super::ConnKey;
-use crate::protocol::{decode, FrameError, MAX_FRAME_LEN};
+use crate::protocol::{decode_stream, FrameError, Partial, MAX_FRAME_LEN};
 use crate::stats::CloseReason;
 use std::future::Future;
 use std::io::Read;
@@ -26,21 +26,6 @@ const READ_BUF: usize = 4096;
 /// Answers never exceed 28 bytes for a request of at least 16: room for every answer
 /// to one full read plus a carried partial frame.
 const OUT_BUF: usize = (READ_BUF + MAX_FRAME_LEN) / 16 * 28 + MAX_FRAME_LEN;
-
-/// A frame cut by the end of a read, kept until the rest arrives.
-struct Partial {
-    bytes: [u8; MAX_FRAME_LEN],
-    len: u8,
-}
-
-impl Default for Partial {
-    fn default() -> Partial {
-        Partial {
-            bytes: [0; MAX_FRAME_LEN],
-            len: 0,
-        }
-    }
-}
 
 fn close_reason(e: FrameError) -> CloseReason {
     match e {
@@ -174,8 +159,7 @@ fn on_readable(
     partial: &mut Partial,
 ) -> Result<bool, CloseReason> {
     let mut buf = [0u8; READ_BUF + MAX_FRAME_LEN];
-    let carried = usize::from(partial.len);
-    buf[..carried].copy_from_slice(&partial.bytes[..carried]);
+    let carried = partial.restore(&mut buf);
     let n = match fd.get_ref().read(&mut buf[carried..]) {
         Ok(0) if carried == 0 => return Err(CloseReason::ClientClosed),
         Ok(0) => return Err(CloseReason::Reset),
@@ -189,40 +173,25 @@ fn on_readable(
 
     let mut out = [0u8; OUT_BUF];
     let mut o = 0;
-    let mut at = 0;
     let mut close = None;
     let mut wk = w.borrow_mut();
     let now = wk.now_unix;
-    loop {
-        match decode(&buf[at..total]) {
-            Ok(Some(d)) => {
-                at += d.len;
-                match wk.handle(key, d.frame) {
-                    Ok(Some(answer)) => {
-                        let e = answer.encode(now);
-                        let b = e.as_bytes();
-                        out[o..o + b.len()].copy_from_slice(b);
-                        o += b.len();
-                    }
-                    Ok(None) => {}
-                    Err(r) => {
-                        close = Some(r);
-                        break;
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                close = Some(close_reason(e));
-                break;
-            }
+    let decoded = decode_stream(&buf[..total], partial, |d| match wk.handle(key, d.frame) {
+        Ok(Some(answer)) => {
+            let e = answer.encode(now);
+            let b = e.as_bytes();
+            out[o..o + b.len()].copy_from_slice(b);
+            o += b.len();
+            true
         }
-    }
-    let rest = total - at;
-    if close.is_none() {
-        // decode() asks for more only while less than one frame (<= 44 bytes) is left.
-        partial.bytes[..rest].copy_from_slice(&buf[at..total]);
-        partial.len = rest as u8;
+        Ok(None) => true,
+        Err(r) => {
+            close = Some(r);
+            false
+        }
+    });
+    if let Err(e) = decoded {
+        close = Some(close_reason(e));
     }
     if o > 0 {
         wk.write(key, &out[..o]);

@@ -17,12 +17,57 @@ pub enum Action {
     Deliver(Loc, Note),
 }
 
-#[derive(Debug, Default)]
+/// The end of a chain of kept notifications.
+const NIL: u32 = u32::MAX;
+
+/// A notification kept for an offline user, packed to 32 bytes (a [`Note`] plus a link
+/// to the same user's next one): at the send cap a worker may keep millions of them.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    packet: u32,
+    amount: u32,
+    users: [u32; crate::protocol::MAX_RECIPIENTS],
+    /// Unix seconds (a `u32` holds them until 2106).
+    expires: u32,
+    next: u32,
+    shares: u8,
+}
+
+impl Kept {
+    fn note(&self) -> Note {
+        Note {
+            packet: self.packet,
+            amount: self.amount,
+            shares: self.shares,
+            users: self.users,
+            expires: u64::from(self.expires),
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Directory {
     online: HashMap<u32, Loc>,
-    /// Notifications for users who were offline, delivered at their next login.
-    pending: HashMap<u32, Vec<Note>>,
+    /// Users with notifications kept for their next login: first and last index in
+    /// `kept`, oldest first. One flat slab instead of a `Vec` per user: a kept
+    /// notification costs its 32 bytes and a share of one map entry, no allocation.
+    pending: HashMap<u32, (u32, u32)>,
+    kept: Vec<Kept>,
+    /// Free slots of `kept`, linked through `next`.
+    free: u32,
     pending_count: usize,
+}
+
+impl Default for Directory {
+    fn default() -> Directory {
+        Directory {
+            online: HashMap::new(),
+            pending: HashMap::new(),
+            kept: Vec::new(),
+            free: NIL,
+            pending_count: 0,
+        }
+    }
 }
 
 impl Directory {
@@ -47,14 +92,16 @@ impl Directory {
                 out.push(Action::Kick(old));
             }
         }
-        if let Some(notes) = self.pending.remove(&user) {
-            self.pending_count -= notes.len();
-            out.extend(
-                notes
-                    .into_iter()
-                    .filter(|n| n.expires > now_unix)
-                    .map(|n| Action::Deliver(at, n)),
-            );
+        if let Some((mut i, _)) = self.pending.remove(&user) {
+            while i != NIL {
+                let k = self.kept[i as usize];
+                if u64::from(k.expires) > now_unix {
+                    out.push(Action::Deliver(at, k.note()));
+                }
+                self.release(i);
+                i = k.next;
+            }
+            self.shrink_if_empty();
         }
     }
 
@@ -68,29 +115,84 @@ impl Directory {
     /// A notification for `user`: delivered now if online, else kept. Returns whether it
     /// was kept for later.
     pub fn notify(&mut self, user: u32, note: Note, out: &mut Vec<Action>) -> bool {
-        match self.online.get(&user) {
-            Some(&at) => {
-                out.push(Action::Deliver(at, note));
-                false
+        if let Some(&at) = self.online.get(&user) {
+            out.push(Action::Deliver(at, note));
+            return false;
+        }
+        let k = Kept {
+            packet: note.packet,
+            amount: note.amount,
+            users: note.users,
+            expires: note.expires.min(u64::from(u32::MAX)) as u32,
+            next: NIL,
+            shares: note.shares,
+        };
+        let i = if self.free != NIL {
+            let i = self.free;
+            self.free = self.kept[i as usize].next;
+            self.kept[i as usize] = k;
+            i
+        } else {
+            self.kept.push(k);
+            (self.kept.len() - 1) as u32
+        };
+        self.pending_count += 1;
+        match self.pending.get_mut(&user) {
+            Some((_, last)) => {
+                let prev = std::mem::replace(last, i);
+                self.kept[prev as usize].next = i;
             }
             None => {
-                self.pending.entry(user).or_default().push(note);
-                self.pending_count += 1;
-                true
+                self.pending.insert(user, (i, i));
             }
+        }
+        true
+    }
+
+    fn release(&mut self, i: u32) {
+        self.kept[i as usize].next = self.free;
+        self.free = i;
+        self.pending_count -= 1;
+    }
+
+    /// After a burst of offline recipients has logged in or expired, give the slab back.
+    fn shrink_if_empty(&mut self) {
+        if self.pending_count == 0 && self.kept.capacity() > 1024 {
+            self.kept = Vec::new();
+            self.free = NIL;
+            self.pending.shrink_to_fit();
         }
     }
 
     /// Drops kept notifications whose packet has expired (their grabs would get 0).
     pub fn purge(&mut self, now_unix: u64) {
-        let mut dropped = 0;
-        self.pending.retain(|_, notes| {
-            let before = notes.len();
-            notes.retain(|n| n.expires > now_unix);
-            dropped += before - notes.len();
-            !notes.is_empty()
+        let mut dropped = Vec::new();
+        let kept = &mut self.kept;
+        self.pending.retain(|_, (first, last)| {
+            // Rebuild the chain from the notes still alive, in order.
+            let (mut i, mut head, mut tail) = (*first, NIL, NIL);
+            while i != NIL {
+                let next = kept[i as usize].next;
+                if u64::from(kept[i as usize].expires) > now_unix {
+                    kept[i as usize].next = NIL;
+                    if tail == NIL {
+                        head = i;
+                    } else {
+                        kept[tail as usize].next = i;
+                    }
+                    tail = i;
+                } else {
+                    dropped.push(i);
+                }
+                i = next;
+            }
+            (*first, *last) = (head, tail);
+            head != NIL
         });
-        self.pending_count -= dropped;
+        for i in dropped {
+            self.release(i);
+        }
+        self.shrink_if_empty();
     }
 }
 
@@ -158,5 +260,37 @@ mod tests {
         d.notify(2, note(2, 100), &mut out);
         d.purge(50);
         assert_eq!(d.pending(), 1);
+    }
+
+    #[test]
+    fn kept_notes_come_out_in_order_and_slots_are_reused() {
+        let mut d = Directory::default();
+        let mut out = Vec::new();
+        for p in 1..=5 {
+            d.notify(7, note(p, if p == 3 { 10 } else { 100 }), &mut out);
+            d.notify(8, note(100 + p, 100), &mut out);
+        }
+        d.purge(50);
+        assert_eq!(d.pending(), 9);
+        d.login(7, loc(0, 1), 50, &mut out);
+        let got: Vec<u32> = out
+            .iter()
+            .map(|a| match a {
+                Action::Deliver(_, n) => n.packet,
+                Action::Kick(_) => 0,
+            })
+            .collect();
+        assert_eq!(got, vec![1, 2, 4, 5]);
+        assert_eq!(d.pending(), 5);
+        // Freed slots are taken again before the slab grows.
+        let len = d.kept.len();
+        for p in 0..5 {
+            d.notify(9, note(200 + p, 100), &mut out);
+        }
+        assert_eq!(d.kept.len(), len);
+        out.clear();
+        d.login(8, loc(0, 2), 50, &mut out);
+        assert_eq!(out.len(), 5);
+        assert_eq!(d.pending(), 5);
     }
 }

@@ -5,7 +5,9 @@
 //! requests each saw (so a request's chance does not depend on its core), each worker
 //! up to about two ticks of its demand. What no worker needs yet stays here, in the
 //! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
-//! divided among workers by demand the same way.
+//! divided among workers by demand the same way. A send campaign first reserves each
+//! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
+//! that worker to make it: at the cap it waits, it never overshoots or drops.
 
 use super::{Held, Msg, ShakePacket, Shared};
 use crate::apportion::apportion;
@@ -34,6 +36,8 @@ pub struct Campaign {
     pub kind: &'static str,
     pub rate: f64,
     pub total: u64,
+    /// Packets made so far (for a send campaign: made or reserved and on their way).
+    pub issued: u64,
     pub remaining: u64,
     /// For send campaigns: recipients drawn from this user range (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +58,8 @@ pub struct Issuer {
     demand: Vec<f64>,
     rng: SmallRng,
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
+    /// Send-campaign packets reserved per worker this tick.
+    owed: Vec<u64>,
 }
 
 impl Issuer {
@@ -70,6 +76,7 @@ impl Issuer {
             demand: vec![0.0; n],
             rng: SmallRng::from_os_rng(),
             scratch: Default::default(),
+            owed: vec![0; n],
         }
     }
 
@@ -77,13 +84,15 @@ impl Issuer {
         &self.shared.issuer_counters
     }
 
-    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second.
-    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Campaign {
+    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second. `None` when
+    /// `--max-campaigns` are already running.
+    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Option<Campaign> {
         self.add(Campaign {
             id: 0,
             kind: "shake",
             rate,
             total: sum,
+            issued: 0,
             remaining: sum,
             users: None,
             credit: 0.0,
@@ -92,23 +101,35 @@ impl Issuer {
 
     /// `/fahongbao`: `sum` user-to-user packets at `rate` per second, each for
     /// [`MAX_RECIPIENTS`] distinct random users in `min..=max`.
-    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Campaign {
+    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Option<Campaign> {
         self.add(Campaign {
             id: 0,
             kind: "send",
             rate,
             total: sum,
+            issued: 0,
             remaining: sum,
             users: Some((min, max)),
             credit: 0.0,
         })
     }
 
-    fn add(&mut self, mut c: Campaign) -> Campaign {
+    fn add(&mut self, mut c: Campaign) -> Option<Campaign> {
+        if self.campaigns.len() >= self.shared.cfg.max_campaigns {
+            return None;
+        }
         c.id = self.next_campaign;
         self.next_campaign += 1;
         self.campaigns.push(c.clone());
-        c
+        Some(c)
+    }
+
+    /// Stops campaign `id` and returns its last state; `None` if no such campaign is
+    /// running. Packets it issued stay in play (to be won, grabbed or refunded, as
+    /// money); the packets it had not issued were never money and are simply not made.
+    pub fn cancel(&mut self, id: u64) -> Option<Campaign> {
+        let at = self.campaigns.iter().position(|c| c.id == id)?;
+        Some(self.campaigns.remove(at))
     }
 
     pub fn campaigns(&self) -> &[Campaign] {
@@ -119,17 +140,6 @@ impl Issuer {
     pub fn tick(&mut self, dt: f64) {
         let amounts = self.shared.cfg.shake_amount;
         let send_amounts = self.shared.cfg.send_amount;
-        let open_sends: u64 = self
-            .shared
-            .workers
-            .iter()
-            .map(|w| w.open_sends.load(Relaxed))
-            .sum();
-        let mut send_room = self
-            .shared
-            .cfg
-            .max_outstanding_sends
-            .saturating_sub(open_sends);
         let won: u64 = self
             .shared
             .workers
@@ -146,20 +156,24 @@ impl Issuer {
         for c in &mut campaigns {
             // At most one second of credit banks up, so a stalled tick cannot burst.
             c.credit = (c.credit + c.rate * dt).min(c.rate.max(1.0));
-            let mut n = (c.credit as u64).min(c.remaining);
-            let room = if c.users.is_some() {
-                &mut send_room
-            } else {
-                &mut shake_room
+            let want = (c.credit as u64).min(c.remaining);
+            // Only what fits is issued and counted; the rest waits for room.
+            let n = match c.users {
+                None => {
+                    let n = want.min(shake_room);
+                    shake_room -= n;
+                    self.issue_shake(n, amounts);
+                    n
+                }
+                Some((min, max)) => {
+                    let n = self.reserve_sends(want);
+                    self.issue_send(min, max, send_amounts);
+                    n
+                }
             };
-            n = n.min(*room);
-            *room -= n;
             c.credit -= n as f64;
             c.remaining -= n;
-            match c.users {
-                None => self.issue_shake(n, amounts),
-                Some((min, max)) => self.issue_send(n, min, max, send_amounts),
-            }
+            c.issued += n;
         }
         campaigns.retain(|c| c.remaining > 0);
         self.campaigns = campaigns;
@@ -179,24 +193,61 @@ impl Issuer {
         Counters::add(&self.counters().issued_cents, cents);
     }
 
-    fn issue_send(&mut self, n: u64, min: u32, max: u32, amounts: CentsRange) {
+    /// Reserves room for up to `want` packets, spread evenly over the workers that have
+    /// some (starting where the last tick stopped); fills `owed`, returns the total.
+    fn reserve_sends(&mut self, want: u64) -> u64 {
         let workers = self.shared.workers.len();
-        for _ in 0..n {
-            let mut recipients = [0u32; MAX_RECIPIENTS];
-            let mut k = 0;
-            while k < MAX_RECIPIENTS {
-                let u = self.rng.random_range(min..=max);
-                if !recipients[..k].contains(&u) {
-                    recipients[k] = u;
-                    k += 1;
+        self.owed.iter_mut().for_each(|o| *o = 0);
+        let mut left = want;
+        // First an even share each, then whatever the others could not take.
+        for pass in 0..2 {
+            for k in 0..workers {
+                if left == 0 {
+                    break;
                 }
+                let i = (self.next_owner + k) % workers;
+                let ask = if pass == 0 {
+                    left.div_ceil((workers - k) as u64)
+                } else {
+                    left
+                };
+                let got = self.shared.workers[i].send_slots.reserve(ask);
+                self.owed[i] += got;
+                left -= got;
             }
-            let amount = self.rng.random_range(amounts.min..=amounts.max);
-            let owner = self.next_owner;
-            self.next_owner = (self.next_owner + 1) % workers;
-            let _ = self.shared.workers[owner]
-                .inbox
-                .send(Msg::CreateSend { amount, recipients });
+        }
+        self.next_owner = (self.next_owner + 1) % workers;
+        want - left
+    }
+
+    /// Sends each worker the packets reserved for it in `owed`.
+    fn issue_send(&mut self, min: u32, max: u32, amounts: CentsRange) {
+        for owner in 0..self.owed.len() {
+            for _ in 0..self.owed[owner] {
+                self.send_one(owner, min, max, amounts);
+            }
+        }
+    }
+
+    /// One campaign packet, to three distinct random users, for the worker `owner`.
+    fn send_one(&mut self, owner: usize, min: u32, max: u32, amounts: CentsRange) {
+        let mut recipients = [0u32; MAX_RECIPIENTS];
+        let mut k = 0;
+        while k < MAX_RECIPIENTS {
+            let u = self.rng.random_range(min..=max);
+            if !recipients[..k].contains(&u) {
+                recipients[k] = u;
+                k += 1;
+            }
+        }
+        let amount = self.rng.random_range(amounts.min..=amounts.max);
+        if self.shared.workers[owner]
+            .inbox
+            .send(Msg::CreateSend { amount, recipients })
+            .is_err()
+        {
+            // That worker has stopped (shutdown): the promise is void, no money made.
+            self.shared.workers[owner].send_slots.release(1);
         }
     }
 

@@ -97,6 +97,47 @@ pub enum Msg {
     Grant(Vec<ShakePacket>),
 }
 
+/// How many user-to-user packets one worker may own, and how many it owns or has been
+/// promised. The worker (a client's send) and the issuer (a campaign's packets) both
+/// reserve here before a packet exists, with one compare-and-swap, so together they can
+/// never pass the cap: a campaign reserves before it counts a packet as issued and
+/// waits when nothing is left, and a packet it was promised is never refused.
+#[derive(Debug)]
+pub struct SendSlots {
+    used: AtomicU64,
+    cap: u64,
+}
+
+impl SendSlots {
+    pub fn new(cap: u64) -> SendSlots {
+        SendSlots {
+            used: AtomicU64::new(0),
+            cap,
+        }
+    }
+
+    /// Takes up to `want` slots; returns how many it got.
+    pub fn reserve(&self, want: u64) -> u64 {
+        let mut got = 0;
+        let _ = self.used.fetch_update(Relaxed, Relaxed, |used| {
+            got = want.min(self.cap.saturating_sub(used));
+            (got > 0).then_some(used + got)
+        });
+        got
+    }
+
+    /// Gives back `n` slots: packets fully grabbed or expired, or a promise not kept.
+    pub fn release(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(n)));
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Relaxed)
+    }
+}
+
 /// What one worker shares with the other threads: its counters, a few gauges the
 /// issuer reads, and its inbox. Written by its worker only (the issuer writes `budget`).
 #[derive(Debug)]
@@ -106,6 +147,8 @@ pub struct WorkerShared {
     pub held: AtomicU64,
     /// User-to-user packets the worker owns and that are not fully grabbed.
     pub open_sends: AtomicU64,
+    /// The worker's share of `--max-outstanding-sends`, reserved before packets exist.
+    pub send_slots: SendSlots,
     /// Shake answers per second this worker may give before shedding (set by the issuer).
     pub budget: AtomicU64,
     pub inbox: mpsc::UnboundedSender<Msg>,
@@ -298,6 +341,7 @@ impl Server {
 
         let n = cfg.cores.len();
         let even_budget = cfg.max_qps / n as u64;
+        let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
         let mut inboxes = Vec::with_capacity(n);
         let workers: Arc<[WorkerShared]> = (0..n)
             .map(|_| {
@@ -307,6 +351,7 @@ impl Server {
                     counters: Counters::default(),
                     held: AtomicU64::new(0),
                     open_sends: AtomicU64::new(0),
+                    send_slots: SendSlots::new(send_cap),
                     budget: AtomicU64::new(even_budget),
                     inbox: tx,
                 }
@@ -428,5 +473,29 @@ impl Drop for ServerHandle {
         // A handle dropped without wait() still stops its threads.
         self.shutdown.cancel();
         self.stop_control.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendSlots;
+
+    #[test]
+    fn send_slots_never_pass_their_cap() {
+        let s = SendSlots::new(10);
+        assert_eq!(s.reserve(4), 4);
+        assert_eq!(s.reserve(10), 6, "only what is left");
+        assert_eq!(s.reserve(1), 0, "full: wait");
+        s.release(3);
+        assert_eq!(s.used(), 7);
+        assert_eq!(s.reserve(5), 3);
+        // Reservations from two threads at once still add up to the cap exactly.
+        s.release(10);
+        let got: u64 = std::thread::scope(|t| {
+            let a = t.spawn(|| (0..1000).map(|_| s.reserve(1)).sum::<u64>());
+            let b = t.spawn(|| (0..1000).map(|_| s.reserve(1)).sum::<u64>());
+            a.join().unwrap() + b.join().unwrap()
+        });
+        assert_eq!(got, 10);
     }
 }

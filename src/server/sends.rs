@@ -21,7 +21,8 @@ pub struct Packet {
     grabbed: u8,
     /// Shares handed out so far (they go in order).
     taken: u8,
-    expires: Instant,
+    /// Milliseconds since the store's epoch (8 bytes where an `Instant` takes 16).
+    expires: u64,
 }
 
 impl Packet {
@@ -41,29 +42,36 @@ pub enum Grab {
     Denied,
 }
 
-/// The packets this worker owns.
+/// The packets this worker owns. How many it may hold is decided outside, by the
+/// reservations of [`super::SendSlots`], so a campaign's packets are never refused here.
 #[derive(Debug)]
 pub struct Sends {
     worker: u32,
     workers: u32,
     next_seq: u32,
     ttl: Duration,
-    cap: usize,
+    epoch: Instant,
     packets: HashMap<u32, Packet>,
-    /// Packet ids by creation time; the TTL is fixed, so this is also expiry order.
-    expiry: VecDeque<(Instant, u32)>,
+    /// Packet ids by expiry (milliseconds since `epoch`); the TTL is fixed, so this is
+    /// also creation order.
+    expiry: VecDeque<(u64, u32)>,
+    /// Outstanding packets per sending user (campaigns, sender 0, are not counted). An
+    /// entry lives only while its count is above 0, so the map is bounded by the
+    /// packets themselves, whoever sends.
+    by_sender: HashMap<u32, u32>,
 }
 
 impl Sends {
-    pub fn new(worker: usize, workers: usize, ttl: Duration, cap: usize) -> Sends {
+    pub fn new(worker: usize, workers: usize, ttl: Duration) -> Sends {
         Sends {
             worker: worker as u32,
             workers: workers as u32,
             next_seq: 1,
             ttl,
-            cap: cap.max(1),
+            epoch: Instant::now(),
             packets: HashMap::new(),
             expiry: VecDeque::new(),
+            by_sender: HashMap::new(),
         }
     }
 
@@ -76,8 +84,24 @@ impl Sends {
         self.packets.len()
     }
 
-    pub fn is_full(&self) -> bool {
-        self.packets.len() >= self.cap
+    /// Packets `user` sent that this store still holds.
+    pub fn sent_by(&self, user: u32) -> u32 {
+        self.by_sender.get(&user).copied().unwrap_or(0)
+    }
+
+    fn forget(&mut self, id: u32) -> Option<Packet> {
+        let p = self.packets.remove(&id)?;
+        if p.sender != 0 {
+            if let std::collections::hash_map::Entry::Occupied(mut e) =
+                self.by_sender.entry(p.sender)
+            {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        Some(p)
     }
 
     /// Cents of every packet not yet fully grabbed: the ledger's "outstanding".
@@ -115,6 +139,10 @@ impl Sends {
         now: Instant,
     ) -> u32 {
         let id = self.next_id();
+        let expires = self.ms(now + self.ttl);
+        if sender != 0 {
+            *self.by_sender.entry(sender).or_default() += 1;
+        }
         self.packets.insert(
             id,
             Packet {
@@ -124,11 +152,15 @@ impl Sends {
                 shares,
                 grabbed: 0,
                 taken: 0,
-                expires: now + self.ttl,
+                expires,
             },
         );
-        self.expiry.push_back((now + self.ttl, id));
+        self.expiry.push_back((expires, id));
         id
+    }
+
+    fn ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// A grab by `user` (the connection's logged-in user, never the frame's claim).
@@ -150,7 +182,7 @@ impl Sends {
         p.taken += 1;
         let last = p.taken == p.count;
         if last {
-            self.packets.remove(&id);
+            self.forget(id);
         }
         Grab::Share { cents, last }
     }
@@ -158,6 +190,7 @@ impl Sends {
     /// Removes packets past their time-to-live; returns (packets refunded, cents).
     pub fn expire(&mut self, now: Instant) -> (u64, u64) {
         let (mut n, mut cents) = (0, 0);
+        let now = self.ms(now);
         while let Some(&(at, id)) = self.expiry.front() {
             if at > now {
                 break;
@@ -174,9 +207,15 @@ impl Sends {
                     );
                     n += 1;
                     cents += u64::from(p.remainder());
-                    self.packets.remove(&id);
+                    self.forget(id);
                 }
             }
+        }
+        if self.expiry.is_empty() && self.expiry.capacity() > 1024 {
+            // A burst of packets is over: give its bookkeeping back.
+            self.expiry = VecDeque::new();
+            self.packets.shrink_to_fit();
+            self.by_sender.shrink_to_fit();
         }
         (n, cents)
     }
@@ -188,7 +227,7 @@ mod tests {
 
     #[test]
     fn each_recipient_grabs_once_and_shares_add_up() {
-        let mut s = Sends::new(1, 2, Duration::from_secs(60), 10);
+        let mut s = Sends::new(1, 2, Duration::from_secs(60));
         let now = Instant::now();
         let id = s.create(9, [1, 2, 3], 3, [5, 6, 7], now);
         assert_eq!(Sends::owner(id, 2), 1);
@@ -210,25 +249,29 @@ mod tests {
             }
         );
         assert_eq!(s.outstanding(), 0);
+        assert_eq!(s.sent_by(9), 0, "the sender's count follows its packets");
         assert_eq!(s.grab(id, 1), Grab::Denied, "gone");
     }
 
     #[test]
     fn expiry_refunds_exactly_the_remainder() {
-        let mut s = Sends::new(0, 1, Duration::from_secs(10), 10);
+        let mut s = Sends::new(0, 1, Duration::from_secs(10));
         let t0 = Instant::now();
         let id = s.create(9, [1, 2, 0], 2, [40, 60, 0], t0);
+        let _ = s.create(0, [1, 2, 0], 2, [40, 60, 0], t0);
+        assert_eq!(s.sent_by(9), 1, "campaign packets are nobody's");
         let _ = s.grab(id, 2);
-        assert_eq!(s.outstanding_cents(), 60);
+        assert_eq!(s.outstanding_cents(), 160);
         assert_eq!(s.expire(t0 + Duration::from_secs(5)), (0, 0));
-        assert_eq!(s.expire(t0 + Duration::from_secs(10)), (1, 60));
+        assert_eq!(s.expire(t0 + Duration::from_secs(10)), (2, 160));
+        assert_eq!(s.sent_by(9), 0);
         assert_eq!(s.outstanding_cents(), 0);
         assert_eq!(s.grab(id, 1), Grab::Denied);
     }
 
     #[test]
     fn ids_are_unique_nonzero_and_owned() {
-        let mut s = Sends::new(2, 3, Duration::from_secs(10), 100);
+        let mut s = Sends::new(2, 3, Duration::from_secs(10));
         let now = Instant::now();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..50 {
@@ -236,6 +279,5 @@ mod tests {
             assert!(id != 0 && seen.insert(id));
             assert_eq!(Sends::owner(id, 3), 2);
         }
-        assert!(!s.is_full());
     }
 }

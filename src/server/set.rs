@@ -27,12 +27,15 @@ pub struct Slot {
     #[allow(clippy::box_collection)]
     pub out: Option<Box<Vec<u8>>>,
     /// Bytes handed to the kernel since its unsent bytes were last measured (SIOCOUTQNSD).
-    pub unmeasured: u32,
+    pub unmeasured: u16,
     /// Wakes the connection's task when someone else writes to or closes it.
     pub waker: Option<Waker>,
     /// Set when the connection must close; its task closes it at the next wake.
     pub close: Option<CloseReason>,
     pub live: bool,
+    /// The send rate limit's "theoretical arrival time" (GCRA, a token bucket kept in
+    /// one number): microseconds since the worker's epoch, wrapping.
+    pub send_tat: u32,
 }
 
 impl Slot {
@@ -46,6 +49,7 @@ impl Slot {
             waker: None,
             close: None,
             live: false,
+            send_tat: 0,
         }
     }
 
@@ -96,6 +100,7 @@ impl Set {
         s.waker = None;
         s.close = None;
         s.live = true;
+        s.send_tat = 0;
         self.live += 1;
         Some(ConnKey {
             set: index,
@@ -141,9 +146,96 @@ impl Set {
     }
 }
 
+/// The per-connection send rate (`--send-rate`): a token bucket of one second's worth
+/// (at least one token), as the generic cell rate algorithm, so a connection pays
+/// four bytes of its slot for it and nothing else.
+#[derive(Clone, Copy, Debug)]
+pub struct SendRate {
+    /// Microseconds between sends at the rate; 0 = unlimited.
+    interval: u32,
+    /// How far ahead of now the arrival time may run: (burst - 1) intervals.
+    tolerance: u32,
+}
+
+impl SendRate {
+    pub fn new(per_second: f64) -> SendRate {
+        if per_second <= 0.0 {
+            return SendRate {
+                interval: 0,
+                tolerance: 0,
+            };
+        }
+        // Slower than one send in 100 s is treated as one send in 100 s.
+        let interval = (1e6 / per_second).clamp(1.0, 1e8) as u32;
+        let burst = per_second.max(1.0).floor();
+        SendRate {
+            interval,
+            tolerance: ((burst - 1.0) * f64::from(interval)).min(1e9) as u32,
+        }
+    }
+
+    /// Whether a send at `now_us` is allowed; updates the connection's `tat`.
+    pub fn allow(&self, tat: &mut u32, now_us: u32) -> bool {
+        if self.interval == 0 {
+            return true;
+        }
+        let ahead = tat.wrapping_sub(now_us) as i32;
+        // An arrival time in the past, or further ahead than a legal one can be (the
+        // clock wrapped while the connection was idle): the bucket is full.
+        if ahead <= 0 || ahead as u64 > u64::from(self.tolerance) + u64::from(self.interval) {
+            *tat = now_us.wrapping_add(self.interval);
+            return true;
+        }
+        if ahead as u32 > self.tolerance {
+            return false;
+        }
+        *tat = tat.wrapping_add(self.interval);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_rate_allows_a_second_of_burst_then_the_rate() {
+        let r = SendRate::new(10.0);
+        let mut tat = 0u32;
+        let t0 = 5_000_000u32;
+        let burst = (0..50).filter(|_| r.allow(&mut tat, t0)).count();
+        assert_eq!(burst, 10);
+        // 100 ms later: one more token.
+        assert!(r.allow(&mut tat, t0 + 100_000));
+        assert!(!r.allow(&mut tat, t0 + 100_000));
+        // Over 10 s at full pipelining: about 10 per second.
+        let mut ok = 0;
+        for ms in 0..10_000u32 {
+            for _ in 0..10 {
+                ok += u32::from(r.allow(&mut tat, t0 + 200_000 + ms * 1000));
+            }
+        }
+        assert!((99..=102).contains(&ok), "{ok}");
+        // Idle across a wrap of the microsecond clock: the bucket is full again.
+        let later = tat.wrapping_add(u32::MAX / 2 + 7);
+        assert!((0..10).all(|_| r.allow(&mut tat, later)));
+        assert!(SendRate::new(0.0).allow(&mut tat, 0), "0 = unlimited");
+        let slow = SendRate::new(0.5);
+        let mut t = 0;
+        assert!(slow.allow(&mut t, 1_000));
+        assert!(!slow.allow(&mut t, 1_000_000));
+        assert!(slow.allow(&mut t, 2_001_000));
+    }
+
+    #[test]
+    fn a_slot_stays_small() {
+        // Per idle user: the README's memory figure counts this slot.
+        assert!(
+            std::mem::size_of::<Slot>() <= 56,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
 
     #[test]
     fn slots_are_reused_and_stale_keys_miss() {

@@ -6,7 +6,7 @@
 
 use super::directory::{Action, Directory};
 use super::sends::{Grab, Sends};
-use super::set::{Set, Slot};
+use super::set::{SendRate, Set, Slot};
 use super::spare::Refusal;
 use super::{ConnKey, Held, Loc, Msg, Note, ShakePacket, Shared, WorkerShared};
 use crate::apportion::apportion;
@@ -57,18 +57,14 @@ pub struct Worker {
     actions: Vec<Action>,
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
     last_purge: Instant,
+    send_rate: SendRate,
 }
 
 impl Worker {
     fn new(index: usize, shared: Arc<Shared>) -> Worker {
         let n = shared.workers.len();
         let cfg = &shared.cfg;
-        let sends = Sends::new(
-            index,
-            n,
-            cfg.send_ttl,
-            (cfg.max_outstanding_sends / n as u64).max(1) as usize,
-        );
+        let sends = Sends::new(index, n, cfg.send_ttl);
         // Start with a full burst allowance, so the first requests are not shed.
         let tokens = shared.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
         Worker {
@@ -88,6 +84,7 @@ impl Worker {
             actions: Vec::new(),
             scratch: Default::default(),
             last_purge: Instant::now(),
+            send_rate: SendRate::new(cfg.send_rate),
             shared,
         }
     }
@@ -140,8 +137,17 @@ impl Worker {
         self.opened(key)
     }
 
+    /// Microseconds since the worker's epoch, wrapping: the send rate's clock.
+    fn now_us(&self) -> u32 {
+        self.epoch.elapsed().as_micros() as u32
+    }
+
     fn opened(&mut self, key: ConnKey) -> ConnKey {
         self.open += 1;
+        let now_us = self.now_us();
+        if let Some(s) = self.slot_mut(key) {
+            s.send_tat = now_us;
+        }
         let at = (Instant::now() + self.shared.cfg.login_timeout).duration_since(self.epoch);
         // Truncated to 32 bits on purpose; compared with wrapping arithmetic.
         self.deadlines.push_back((at.as_millis() as u32, key));
@@ -189,7 +195,9 @@ impl Worker {
             match send(slot.fd, bytes) {
                 Ok(n) => {
                     rest = &bytes[n..];
-                    slot.unmeasured = slot.unmeasured.saturating_add(n as u32);
+                    slot.unmeasured = slot
+                        .unmeasured
+                        .saturating_add(n.min(usize::from(u16::MAX)) as u16);
                     if rest.is_empty() {
                         // The kernel took it all: measure its queue every few frames.
                         if slot.unmeasured >= MEASURE_EVERY && unread_in_kernel(slot) > cap {
@@ -283,10 +291,17 @@ impl Worker {
                 ..
             } => {
                 Counters::inc(&self.counters().send);
-                let (result, packet) = match self.client_send(user, amount, count, users) {
+                let (result, packet) = match self.client_send(key, user, amount, count, users) {
                     Ok(id) => (result::SEND_OK, id),
                     Err(code) => {
-                        Counters::inc(&self.counters().rejected);
+                        let c = self.counters();
+                        Counters::inc(&c.rejected);
+                        match code {
+                            result::SEND_BUSY => Counters::inc(&c.busy),
+                            result::SEND_USER_LIMIT => Counters::inc(&c.user_limited),
+                            result::SEND_RATE_LIMITED => Counters::inc(&c.rate_limited),
+                            _ => {}
+                        }
                         (code, 0)
                     }
                 };
@@ -363,7 +378,10 @@ impl Worker {
     fn grab_local(&mut self, user: u32, packet: u32) -> u32 {
         let c = &self.shared.workers[self.index].counters;
         match self.sends.grab(packet, user) {
-            Grab::Share { cents, .. } => {
+            Grab::Share { cents, last } => {
+                if last {
+                    self.shared.workers[self.index].send_slots.release(1);
+                }
                 Counters::inc(&c.grabbed);
                 Counters::add(&c.grabbed_cents, u64::from(cents));
                 cents
@@ -376,14 +394,25 @@ impl Worker {
     }
 
     /// A send from a logged-in user (frame 0x0007): checked, split, stored here, and
-    /// announced to each recipient through their home worker.
+    /// announced to each recipient through their home worker. In order: the
+    /// connection's rate, the frame itself, the sender's own outstanding packets, and
+    /// only then the worker's share of the server-wide cap, so a user who abuses hits a
+    /// limit of their own long before the one everybody shares.
     fn client_send(
         &mut self,
+        key: ConnKey,
         sender: u32,
         amount: u32,
         count: u32,
         users: [u32; MAX_RECIPIENTS],
     ) -> Result<u32, u32> {
+        let (rate, now_us) = (self.send_rate, self.now_us());
+        let Some(slot) = self.slot_mut(key) else {
+            return Err(result::SEND_BUSY);
+        };
+        if !rate.allow(&mut slot.send_tat, now_us) {
+            return Err(result::SEND_RATE_LIMITED);
+        }
         let k = count as usize;
         if k == 0 || k > MAX_RECIPIENTS {
             return Err(result::SEND_BAD_RECIPIENTS);
@@ -396,10 +425,19 @@ impl Worker {
         if (amount as usize) < k {
             return Err(result::SEND_BAD_AMOUNT);
         }
+        let per_user = self.shared.cfg.max_sends_per_user;
+        if per_user > 0 && self.sends.sent_by(sender) >= per_user {
+            return Err(result::SEND_USER_LIMIT);
+        }
+        if self.me().send_slots.reserve(1) == 0 {
+            return Err(result::SEND_BUSY);
+        }
         self.create_send(sender, amount, users, k)
-            .ok_or(result::SEND_BUSY)
+            .ok_or(result::SEND_BAD_AMOUNT)
     }
 
+    /// Makes a packet in a slot already reserved (by the caller or the issuer); a
+    /// packet that cannot be split gives its slot back.
     fn create_send(
         &mut self,
         sender: u32,
@@ -407,10 +445,10 @@ impl Worker {
         recipients: [u32; MAX_RECIPIENTS],
         k: usize,
     ) -> Option<u32> {
-        if self.sends.is_full() {
+        let Some(shares) = crate::split::split(amount, k, &mut self.rng) else {
+            self.me().send_slots.release(1);
             return None;
-        }
-        let shares = crate::split::split(amount, k, &mut self.rng)?;
+        };
         let now = Instant::now();
         let id = self.sends.create(sender, recipients, k as u8, shares, now);
         let c = self.counters();
@@ -558,6 +596,7 @@ impl Worker {
 
         let (n, cents) = self.sends.expire(now);
         if n > 0 {
+            self.me().send_slots.release(n);
             let c = self.counters();
             Counters::add(&c.refunded, n);
             Counters::add(&c.refunded_cents, cents);
@@ -640,7 +679,7 @@ impl Worker {
 
 /// Bytes a connection may hand the kernel between two measures of what it has not sent:
 /// the kernel may hold at most this much more than `--write-queue` before we notice.
-const MEASURE_EVERY: u32 = 512;
+const MEASURE_EVERY: u16 = 512;
 
 /// Bytes the kernel holds for a connection and has not sent yet, measured now; resets
 /// the count of unmeasured bytes.

@@ -92,11 +92,16 @@ impl Client {
 
 /// `GET path` on the control address: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path)
+}
+
+/// `METHOD path` on the control address: (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect control");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();

@@ -2,7 +2,7 @@
 
 mod client;
 
-use client::{http_get, stats, wait_stats, Client};
+use client::{http, http_get, stats, wait_stats, Client};
 use redpacket::config::Config;
 use redpacket::protocol::{cmd, result, Frame};
 use redpacket::server::{Server, ServerHandle};
@@ -613,4 +613,291 @@ fn a_campaign_nobody_shakes_for_pauses_at_the_outstanding_cap() {
     assert!(st.outstanding.shake <= 50, "{:?}", st.outstanding);
     drop(c);
     assert!(s.stop().shake_balanced);
+}
+
+/// A send campaign far faster than the cap allows: it stops at the cap, counts as
+/// issued only what was made, refuses nothing, and resumes when packets expire.
+#[test]
+fn a_send_campaign_waits_at_the_outstanding_cap_without_counting_or_dropping() {
+    let s = start(|c| {
+        c.max_outstanding_sends = 100;
+        c.send_ttl = Duration::from_millis(1500);
+    });
+    let (code, body) = http_get(
+        s.control,
+        "/fahongbao?qps=10000000&sum=300&min=0&max=4294967295",
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_stats(s.control, "the cap", |st| st.outstanding.send == 100);
+    std::thread::sleep(Duration::from_millis(300));
+    let st = stats(s.control);
+    assert_eq!(st.send.created, 100, "{:?}", st.send);
+    assert_eq!(st.send.rejected, 0, "a campaign's packet is never refused");
+    let (_, body) = http_get(s.control, "/campaigns");
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(live[0]["remaining"], 200, "{body}");
+    // A user's own send meets the full cap: busy.
+    let mut a = Client::login(s.listen, 1);
+    a.send(Frame::SendRequest {
+        user: 1,
+        amount: 30,
+        count: 1,
+        users: [2, 0, 0],
+    });
+    assert!(
+        matches!(
+            a.recv(),
+            Some(Frame::SendResponse {
+                result: result::SEND_BUSY,
+                ..
+            })
+        ),
+        "busy at the cap"
+    );
+    // Expiry makes room; the campaign goes on, never above the cap.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = stats(s.control);
+        assert!(st.outstanding.send <= 100, "{:?}", st.outstanding);
+        if st.send.created == 300 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", st.send);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = stats(s.control);
+    assert_eq!(st.send.rejected, 1, "only the user's busy send");
+    drop(a);
+    assert!(s.stop().send_balanced);
+}
+
+/// Campaigns that would never finish are refused, live campaigns are capped, and a
+/// cancelled campaign stops issuing with its money accounted to the cent.
+#[test]
+fn campaigns_have_a_floor_rate_a_cap_and_can_be_cancelled() {
+    let s = start(|c| c.max_campaigns = 3);
+    for path in [
+        "/yaohongbao?qps=5e-324&sum=10",
+        "/yaohongbao?qps=0.5&sum=10",
+        "/yaohongbao?qps=NaN&sum=10",
+        "/yaohongbao?qps=inf&sum=10",
+        "/yaohongbao?qps=-1&sum=10",
+        "/yaohongbao?qps=1e300&sum=10",
+        "/yaohongbao?qps=10&sum=-5",
+        "/yaohongbao?qps=10&sum=1e12",
+        "/yaohongbao?qps=10&sum=10000000000",
+        "/fahongbao?qps=5e-324&sum=10&min=0&max=9",
+    ] {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(!body.trim().is_empty(), "{path}: a message");
+    }
+    let (_, body) = http_get(s.control, "/yaohongbao?qps=0.5&sum=10");
+    assert!(body.contains("--min-campaign-qps"), "{body}");
+    // Three slow campaigns fill the cap; a fourth is refused with 429 and a reason.
+    let mut ids = Vec::new();
+    for path in [
+        "/yaohongbao?qps=1&sum=1000000",
+        "/yaohongbao?qps=1&sum=1000000",
+        "/fahongbao?qps=1&sum=1000000&min=0&max=99",
+    ] {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 200, "{body}");
+        let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+        ids.push(c["id"].as_u64().unwrap());
+    }
+    let (code, body) = http_get(s.control, "/yaohongbao?qps=10&sum=10");
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("--max-campaigns"), "{body}");
+    // Cancel: the campaign's last state, then 404; nonsense ids are 400.
+    let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{}", ids[0]));
+    assert_eq!(code, 200, "{body}");
+    let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(c["id"].as_u64(), Some(ids[0]));
+    let (code, _) = http(s.control, "DELETE", &format!("/campaigns/{}", ids[0]));
+    assert_eq!(code, 404);
+    let (code, _) = http(s.control, "DELETE", "/campaigns/abc");
+    assert_eq!(code, 400);
+    for id in &ids[1..] {
+        let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{id}"));
+        assert_eq!(code, 200, "{body}");
+    }
+    let (_, body) = http_get(s.control, "/campaigns");
+    assert_eq!(body.trim(), "[]");
+    // Cancelled mid-way, fast campaigns: what they issued is money in play, the rest
+    // never was; the ledger balances.
+    let start = |path: &str| {
+        let (code, body) = http_get(s.control, path);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let shake = start("/yaohongbao?qps=2000&sum=1000000");
+    let send = start("/fahongbao?qps=2000&sum=1000000&min=0&max=1000000");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut issued = HashMap::new();
+    for id in [shake, send] {
+        let (code, body) = http(s.control, "DELETE", &format!("/campaigns/{id}"));
+        assert_eq!(code, 200, "{body}");
+        let c: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let n = c["issued"].as_u64().unwrap();
+        assert!(n > 0 && n < 1_000_000, "{body}");
+        assert_eq!(n + c["remaining"].as_u64().unwrap(), 1_000_000);
+        issued.insert(id, n);
+    }
+    let st = wait_stats(s.control, "the send campaign's last packets", |st| {
+        st.send.created == issued[&send]
+    });
+    assert_eq!(st.shake.issued, issued[&shake]);
+    std::thread::sleep(Duration::from_millis(200));
+    let st = stats(s.control);
+    assert_eq!(st.shake.issued, issued[&shake], "nothing after the cancel");
+    assert_eq!(st.send.created, issued[&send], "nothing after the cancel");
+    let sum = s.stop();
+    assert!(sum.shake_balanced && sum.send_balanced, "{sum:?}");
+    assert_eq!(sum.held.shake + sum.stats.shake.won, issued[&shake]);
+    assert_eq!(sum.held.send, issued[&send]);
+}
+
+/// Pipelines `n` sends of 3 cents from `user` to offline users while reading the
+/// answers; returns how many got each result code.
+fn flood_sends(addr: std::net::SocketAddr, user: u32, n: u32) -> HashMap<u32, u32> {
+    let mut c = Client::login(addr, user);
+    let mut w = c.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(n as usize * 36);
+        for i in 0..n {
+            let f = Frame::SendRequest {
+                user,
+                amount: 3,
+                count: 1,
+                users: [1_000_000 + i % 50_000, 0, 0],
+            };
+            buf.extend_from_slice(f.encode(0).as_bytes());
+        }
+        std::io::Write::write_all(&mut w, &buf).unwrap();
+    });
+    let mut tally = HashMap::new();
+    for _ in 0..n {
+        match c.recv() {
+            Some(Frame::SendResponse {
+                user: u, result, ..
+            }) if u == user => *tally.entry(result).or_default() += 1,
+            other => panic!("user {user}: every send gets an answer, got {other:?}"),
+        }
+    }
+    writer.join().unwrap();
+    tally
+}
+
+/// A well-behaved user sends `n` packets, one every `gap`; returns the result codes.
+fn polite_sends(addr: std::net::SocketAddr, user: u32, n: u32, gap: Duration) -> Vec<u32> {
+    let mut c = Client::login(addr, user);
+    (0..n)
+        .map(|i| {
+            c.send(Frame::SendRequest {
+                user,
+                amount: 30,
+                count: 2,
+                users: [2_000_000 + i, 2_100_000 + i, 0],
+            });
+            std::thread::sleep(gap);
+            match c.recv() {
+                Some(Frame::SendResponse { result, .. }) => result,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Four users pipelining sends to offline users (the attack that once filled the
+/// server-wide cap for everyone) each stop at their own outstanding limit and are
+/// answered 4; a well-behaved user sending at the same time gets ok every time.
+#[test]
+fn users_pipelining_sends_meet_their_own_limit_and_others_still_send() {
+    let s = start(|c| {
+        c.send_rate = 0.0;
+        c.max_sends_per_user = 50;
+        c.max_outstanding_sends = 1000;
+        // The abusers write 20 000 frames at once and read the answers as they come: far
+        // behind, so the default bound on a lagging reader would close them (a test of
+        // its own). Here the per-user limit is what is tested: let them lag.
+        c.write_queue = 4 << 20;
+    });
+    let addr = s.listen;
+    let rss_before = rss_kb();
+    let abusers: Vec<_> = (1..=4u32)
+        .map(|u| std::thread::spawn(move || flood_sends(addr, u, 20_000)))
+        .collect();
+    let polite = polite_sends(addr, 100, 20, Duration::from_millis(10));
+    assert!(
+        polite.iter().all(|&r| r == result::SEND_OK),
+        "the well-behaved user's sends: {polite:?}"
+    );
+    for (u, a) in abusers.into_iter().enumerate() {
+        let t = a.join().unwrap();
+        assert_eq!(t.get(&result::SEND_OK), Some(&50), "abuser {u}: {t:?}");
+        assert_eq!(
+            t.get(&result::SEND_USER_LIMIT),
+            Some(&19_950),
+            "abuser {u}: {t:?}"
+        );
+        assert_eq!(t.get(&result::SEND_BUSY), None, "abuser {u}: {t:?}");
+    }
+    let st = wait_stats(s.control, "outstanding published", |st| {
+        st.outstanding.send == 4 * 50 + 20
+    });
+    assert_eq!(st.send.user_limited, 4 * 19_950);
+    assert_eq!(st.send.rejected, 4 * 19_950);
+    assert_eq!(st.send.busy, 0);
+    let grown_mb = rss_kb().saturating_sub(rss_before) / 1024;
+    eprintln!("RSS growth over 80 020 sends: {grown_mb} MB");
+    assert!(grown_mb < 64, "memory grew {grown_mb} MB");
+    let (_, metrics) = http_get(s.control, "/metrics");
+    assert!(
+        metrics.contains(&format!("redpacket_send_user_limited_total {}", 4 * 19_950)),
+        "{metrics}"
+    );
+    assert!(s.stop().send_balanced);
+}
+
+/// One connection sending faster than `--send-rate` is answered 5 past its one-second
+/// burst; a connection sending within the rate at the same time is never limited.
+#[test]
+fn a_connection_sending_too_fast_is_rate_limited_and_others_are_not() {
+    let s = start(|c| {
+        c.send_rate = 20.0;
+        c.max_sends_per_user = 0;
+    });
+    let addr = s.listen;
+    let t0 = std::time::Instant::now();
+    let abuser = std::thread::spawn(move || flood_sends(addr, 1, 5_000));
+    let polite = polite_sends(addr, 100, 10, Duration::from_millis(60));
+    let t = abuser.join().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(
+        polite.iter().all(|&r| r == result::SEND_OK),
+        "the well-behaved connection: {polite:?}"
+    );
+    let ok = *t.get(&result::SEND_OK).unwrap_or(&0);
+    let limited = *t.get(&result::SEND_RATE_LIMITED).unwrap_or(&0);
+    assert_eq!(ok + limited, 5_000, "{t:?}");
+    // A burst of 20, then 20 a second for as long as the flood lasted.
+    assert!(
+        ok >= 20 && f64::from(ok) <= 21.0 + 20.0 * secs,
+        "{ok} ok in {secs:.2} s"
+    );
+    let st = stats(s.control);
+    assert_eq!(st.send.rate_limited, u64::from(limited));
+    assert!(s.stop().send_balanced);
 }
