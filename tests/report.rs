@@ -3,6 +3,8 @@
 
 #[path = "fixtures/run.rs"]
 mod fixture;
+#[path = "fixtures/prereq.rs"]
+mod prereq;
 #[path = "fixtures/real.rs"]
 mod real;
 
@@ -251,10 +253,10 @@ fn html_opens_in_headless_chromium() {
         .into_iter()
         .find(|p| Path::new(p).exists());
     let Some(chromium) = chromium else {
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-            panic!("CI is set but chromium is not installed (apt-get install -y chromium)");
-        }
-        println!("skipped: chromium is not installed and CI is unset");
+        prereq::missing_prerequisite(
+            "html_opens_in_headless_chromium",
+            "chromium is not installed (apt-get install -y chromium)",
+        );
         return;
     };
     let dir = temp_dir("chromium");
@@ -348,11 +350,18 @@ fn sampler_accounts_for_its_own_cpu() {
     assert!(lines.len() >= 10, "{} lines", lines.len());
     // The figures only grow, and the sampler cannot have used more CPU than time passed.
     for w in lines.windows(2) {
-        assert!(w[1].sampler.cpu_s >= w[0].sampler.cpu_s, "{:?}", w[1].sampler);
+        assert!(
+            w[1].sampler.cpu_s >= w[0].sampler.cpu_s,
+            "{:?}",
+            w[1].sampler
+        );
     }
     let last = lines.last().unwrap();
     let cpu = last.sampler.cpu_s + last.sampler.children_cpu_s;
-    assert!(cpu > 0.0 && cpu < elapsed, "sampler CPU {cpu} s in {elapsed} s");
+    assert!(
+        cpu > 0.0 && cpu < elapsed,
+        "sampler CPU {cpu} s in {elapsed} s"
+    );
     let per_sample_ms = 1000.0 * cpu / lines.len() as f64;
     println!(
         "sysmon: {} samples in {elapsed:.1} s, {:.3} ms CPU each: {:.3}% of a core at one sample a second",
@@ -441,7 +450,7 @@ fn real_short_run_of_the_server() {
 /// (Only read here: the committed reports are not rewritten.)
 #[test]
 fn committed_example_runs_still_report() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
     let mut seen = 0;
     for e in fs::read_dir(&root).unwrap() {
         let dir = e.unwrap().path();
@@ -628,4 +637,19 @@ fn fleet_with_server_instances_and_merged_histograms() {
         .iter()
         .any(|h| h.name == "server1" && h.servers.len() == 2));
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--version` answers, and the help shows the run folder as required (unless --compare).
+#[test]
+fn report_help_and_version() {
+    let v = bin().arg("--version").output().unwrap();
+    assert!(v.status.success());
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    let h = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&h.stdout);
+    assert!(text.contains("redpacket-report <RUN>\n"), "{text}");
+    assert!(text.contains("--compare <RUN_A> <RUN_B>"), "{text}");
+    let none = bin().output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
 }
