@@ -660,7 +660,7 @@ fn start_lying_server() -> u16 {
                             }
                             Frame::ShakeRequest { user } => {
                                 n_shakes += 1;
-                                if n_shakes % 2 == 0 {
+                                if n_shakes.is_multiple_of(2) {
                                     Frame::ShakeResponse {
                                         user: user + 1,
                                         result: result::NONE,
