@@ -388,7 +388,9 @@ fn many_hosts_fit_the_charts() {
     assert!(out
         .text
         .contains("host client14: has a folder but run.json does not list it"));
-    assert!(out.text.contains("[Host client14 (lo)]"));
+    assert!(out
+        .text
+        .contains("[Host client14 (lo): host-wide, every process]"));
     assert_eq!(png_size(&dir.join("charts/cpu.png")), (1000, 420));
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -481,6 +483,13 @@ fn committed_example_runs_still_report() {
             "{p99}"
         );
         assert!(t.contains("Hosts in phase 4k"), "{t}");
+        // The report opens with the verdict, the rate held and each phase's p99, which
+        // is the table's own.
+        let head: Vec<&str> = t.lines().take(5).collect();
+        assert_eq!(head[0], "Verdict: PASSED", "{t}");
+        assert_eq!(head[1], "users connected at the end: 10000", "{t}");
+        assert!(head[2].contains("(phase 4k)"), "{t}");
+        assert!(head[3].contains(&format!("4k {} ms", cols[4])), "{t}");
     }
     assert!(seen >= 2, "the example runs are in {}", root.display());
 }
