@@ -7,11 +7,12 @@
 # For each variant (a set of server flags) and each round it measures, on loopback:
 #   cpu    server CPU microseconds per shake and the driver's p50/p99 at CPU_RATE shakes/s
 #          over CPU_USERS users (drive.c, open loop, latency from the scheduled time);
-#   idle   with MEM_USERS users logged in and idle: server RSS per user, and kernel
-#          memory per connection (both loopback ends): growth of the socket slab caches
-#          (TCP, sock_inode_cache, eventpoll_epi in /proc/slabinfo: what other work on
-#          the machine, e.g. a compiler's files, does not touch) plus /proc/net/sockstat
-#          TCP "mem" pages (socket buffers), divided by the users;
+#   idle   with MEM_USERS users logged in and idle: server RSS per user, and the kernel's
+#          socket buffer memory per connection (both loopback ends): growth of
+#          /proc/net/sockstat TCP "mem" pages, divided by the users. That is the part of
+#          the kernel's cost a socket option can change; the socket objects themselves
+#          (about 4.8 KB of slab per socket, sysctl/README.md) are the same for every
+#          variant, and slab deltas are blurred by objects freed and reused across runs;
 #   storm  STORM_USERS users connecting as fast as the load generator can
 #          (--connect-rate 1e6): seconds until all are logged in, and the growth of
 #          ListenOverflows / ListenDrops in /proc/net/netstat.
@@ -57,8 +58,6 @@ cargo build --release -q --workspace --bins
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-# KiB held by the slab caches of sockets: TCP sockets, their inodes, their epoll entries.
-slab_kib() { awk '$1 == "TCP" || $1 == "sock_inode_cache" || $1 == "eventpoll_epi" { kib += $3 * $4 / 1024 } END { printf "%d\n", kib }' /proc/slabinfo; }
 sock_pages() { awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
 netstat_field() { # netstat_field NAME: value of TcpExt NAME in /proc/net/netstat
   awk -v f="$1" '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (n[i] == f) print $i }' /proc/net/netstat
@@ -97,12 +96,12 @@ cpu_point() { # -> "us_per_shake p50 p99"
   sed -E "s/.*\"p50_ms\":([0-9.]+),\"p99_ms\":([0-9.]+).*/$us \\1 \\2/" "$OUT/cpu-$v.json"
 }
 
-idle_point() { # -> "rss_bytes_per_user kernel_bytes_per_conn"
+idle_point() { # -> "rss_bytes_per_user kernel_buffer_bytes_per_conn"
   local v=$1 users=$MEM_USERS
   start_server "$v"
   sleep 0.5
-  local r0 s0 p0
-  r0=$(rss_kib "$SPID"); s0=$(slab_kib); p0=$(sock_pages)
+  local r0 p0
+  r0=$(rss_kib "$SPID"); p0=$(sock_pages)
   # One shake a second in all: every user logs in and answers once, then idles.
   taskset -c "$(driver_cpu "$v")" "$OUT/drive" 127.0.0.1 $PORT "$users" 1 25 >"$OUT/idle-$v.json" &
   local d=$!
@@ -111,12 +110,12 @@ idle_point() { # -> "rss_bytes_per_user kernel_bytes_per_conn"
     [ "$(logged_in)" = "$users" ] && break
   done
   sleep 12 # past the login deadline: the bookkeeping of the login storm is gone
-  local r1 s1 p1
-  r1=$(rss_kib "$SPID"); s1=$(slab_kib); p1=$(sock_pages)
+  local r1 p1
+  r1=$(rss_kib "$SPID"); p1=$(sock_pages)
   kill "$d" 2>/dev/null || true; wait "$d" 2>/dev/null || true
   stop_server
-  awk -v r=$((r1 - r0)) -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v u="$users" \
-    'BEGIN { printf "%d %d\n", r * 1024 / u, (s * 1024 + p * 4096) / u }'
+  awk -v r=$((r1 - r0)) -v p=$((p1 - p0)) -v u="$users" \
+    'BEGIN { printf "%d %d\n", r * 1024 / u, p * 4096 / u }'
 }
 
 storm_point() { # -> "seconds_to_log_in listen_overflows listen_drops"
@@ -140,7 +139,7 @@ for round in $(seq "$ROUNDS"); do
     R[$v,cpu,$round]=$(cpu_point "$v")
     R[$v,idle,$round]=$(idle_point "$v")
     R[$v,storm,$round]=$(storm_point "$v")
-    echo "round $round $v: cpu(us p50 p99) ${R[$v,cpu,$round]} | idle(rss/user kernel/conn) ${R[$v,idle,$round]} | storm(s overflows drops) ${R[$v,storm,$round]}" >&2
+    echo "round $round $v: cpu(us p50 p99) ${R[$v,cpu,$round]} | idle(rss/user sockbuf/conn) ${R[$v,idle,$round]} | storm(s overflows drops) ${R[$v,storm,$round]}" >&2
   done
 done
 
@@ -153,7 +152,7 @@ med() {
 
 echo
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -r); rounds: $ROUNDS; median (min-max)"
-printf '| %-13s | %-18s | %-18s | %-18s | %-16s | %-18s | %-16s | %-14s |\n' variant "CPU us/shake" "p50 ms" "p99 ms" "RSS B/user" "kernel B/conn" "storm s" "overflows"
+printf '| %-13s | %-18s | %-18s | %-18s | %-16s | %-18s | %-16s | %-14s |\n' variant "CPU us/shake" "p50 ms" "p99 ms" "RSS B/user" "sock buf B/conn" "storm s" "overflows"
 printf '|%s|\n' "---------------|--------------------|--------------------|--------------------|------------------|--------------------|------------------|----------------"
 for v in $VARIANTS; do
   printf '| %-13s | %-18s | %-18s | %-18s | %-16s | %-18s | %-16s | %-14s |\n' "$v" \

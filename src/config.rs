@@ -148,9 +148,15 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 4096)]
     pub write_queue: usize,
 
-    /// Per-second statistics as JSON Lines: `-` (stdout), a file path, or `off`.
-    #[arg(long, default_value = "-")]
+    /// Per-second statistics as JSON Lines (the run folder's `server.jsonl`): a file
+    /// path, `-` (stdout, instead of the status line), or `off`.
+    #[arg(long, default_value = "off")]
     pub stats_out: StatsOut,
+
+    /// One human line a second on stdout (users, rates, wins, errors): `auto` (when
+    /// stdout is a terminal and --stats-out is not `-`), `on` or `off`.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub status_line: String,
 
     /// Once bound, write `{"listen":..,"control":..,"pid":..}` to this file (for scripts
     /// and tests that bind port 0).
@@ -184,9 +190,15 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 65535)]
     pub backlog: i32,
 
-    /// Set TCP_NODELAY on client connections (answers are tiny and latency matters).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub nodelay: bool,
+    /// Leave Nagle's algorithm on for client connections (by default TCP_NODELAY is set:
+    /// answers are tiny and latency matters).
+    #[arg(long)]
+    pub no_nodelay: bool,
+
+    /// The older spelling, `--nodelay true|false`; `--no-nodelay` is the switch.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true", conflicts_with = "no_nodelay")]
+    pub nodelay: Option<bool>,
 
     /// SO_BUSY_POLL microseconds on client sockets (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -284,6 +296,8 @@ pub struct Config {
     pub max_conns: Option<u64>,
     pub write_queue: usize,
     pub stats_out: StatsOut,
+    /// Print the human status line each second.
+    pub status_line: bool,
     pub ready_file: Option<PathBuf>,
     pub grace: Duration,
     pub backlog: i32,
@@ -472,11 +486,19 @@ impl ServerArgs {
             max_outstanding_shakes: self.max_outstanding_shakes,
             max_conns: self.max_conns,
             write_queue: self.write_queue,
+            status_line: match self.status_line.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    std::io::IsTerminal::is_terminal(&std::io::stdout())
+                        && self.stats_out != StatsOut::Stdout
+                }
+            },
             stats_out: self.stats_out,
             ready_file: self.ready_file,
             grace: self.grace,
             backlog: self.backlog,
-            nodelay: self.nodelay,
+            nodelay: self.nodelay.unwrap_or(!self.no_nodelay),
             busy_poll: self.busy_poll,
             defer_accept: self.defer_accept,
             sock_buf: self.sock_buf,
@@ -507,6 +529,8 @@ impl Config {
             "--control",
             "127.0.0.1:0",
             "--stats-out",
+            "off",
+            "--status-line",
             "off",
         ]);
         // Defaults are valid by construction; a failure here is a bug in the defaults.

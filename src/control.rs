@@ -116,17 +116,21 @@ async fn issue_loop(ctl: Ctl) {
 
 /// Writes one [`SecondLine`] a second, and a last one when stopped.
 async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut out: Box<dyn std::io::Write + Send> = match &shared.cfg.stats_out {
-        StatsOut::Off => return,
-        StatsOut::Stdout => Box::new(std::io::stdout()),
+    let mut out: Option<Box<dyn std::io::Write + Send>> = match &shared.cfg.stats_out {
+        StatsOut::Off => None,
+        StatsOut::Stdout => Some(Box::new(std::io::stdout())),
         StatsOut::File(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
             Err(e) => {
                 tracing::error!("cannot write statistics to {}: {e}", p.display());
-                return;
+                None
             }
         },
     };
+    let status = shared.cfg.status_line;
+    if out.is_none() && !status {
+        return;
+    }
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prev = shared.snapshot();
@@ -144,9 +148,12 @@ async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
             per_second: total.minus(&prev),
             total: total.clone(),
         };
-        if let Ok(s) = serde_json::to_string(&line) {
+        if let (Some(out), Ok(s)) = (out.as_mut(), serde_json::to_string(&line)) {
             let _ = writeln!(out, "{s}");
             let _ = out.flush();
+        }
+        if status {
+            println!("{}", line.human());
         }
         prev = total;
         prev_at = now;

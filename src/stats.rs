@@ -344,6 +344,52 @@ pub struct SecondLine {
     pub total: Snapshot,
 }
 
+impl SecondLine {
+    /// The line a person reads on the terminal each second: users, request rates, wins
+    /// and errors (closes for bad input, slow readers and over capacity, login timeouts,
+    /// accept errors), e.g. `[    12s] users 10000 (open 10000) | shakes 4001/s: won
+    /// 200, none 3801, shed 0 | grabs 600/s, sends 200/s | errors 0/s (0 in all) |
+    /// cents won 123456, grabbed 654321`.
+    pub fn human(&self) -> String {
+        let (p, t) = (&self.per_second, &self.total);
+        let secs = if self.interval_s > 0.0 {
+            self.interval_s
+        } else {
+            1.0
+        };
+        let rate = |n: u64| (n as f64 / secs).round() as u64;
+        let errors = |s: &Snapshot| -> u64 {
+            s.closes
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "client_closed" | "reset" | "replaced" | "shutdown"
+                    )
+                })
+                .map(|(_, n)| n)
+                .sum::<u64>()
+                + s.connections.accept_errors
+        };
+        format!(
+            "[{:>6.0}s] users {} (open {}) | shakes {}/s: won {}, none {}, shed {} | grabs {}/s, sends {}/s | errors {}/s ({} in all) | cents won {}, grabbed {}",
+            t.uptime_s,
+            t.logged_in,
+            t.open,
+            rate(p.requests.shake),
+            rate(p.shake.won),
+            rate(p.shake.none),
+            rate(p.shake.overloaded),
+            rate(p.requests.grab),
+            rate(p.requests.send),
+            rate(errors(p)),
+            errors(t),
+            t.shake.won_cents,
+            t.send.grabbed_cents,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +417,26 @@ mod tests {
         let old = r#"{"created":3,"rejected":1,"notified":0,"deferred":0,"grabbed":0,"grabbed_cents":0,"grab_denied":0,"refunded":0,"refunded_cents":0,"created_cents":9}"#;
         let s: SendCounts = serde_json::from_str(old).unwrap();
         assert_eq!((s.created, s.rejected, s.user_limited), (3, 1, 0));
+    }
+
+    #[test]
+    fn the_human_line_gives_rates_and_errors() {
+        let a = Counters::default();
+        Counters::add(&a.shake, 8);
+        a.close(CloseReason::SlowReader);
+        a.close(CloseReason::ClientClosed);
+        let t = Totals::sum([&a]);
+        let total = Snapshot::from_totals(&t, 2, 3.0);
+        let line = SecondLine {
+            t: 0.0,
+            interval_s: 2.0,
+            per_second: total.clone(),
+            total,
+        };
+        let h = line.human();
+        assert!(h.contains("shakes 4/s"), "{h}");
+        assert!(h.contains("errors 1/s (1 in all)"), "{h}");
+        assert_eq!(h.lines().count(), 1, "{h}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 #[path = "fixtures/run.rs"]
 mod fixture;
+#[path = "fixtures/prereq.rs"]
+mod prereq;
 #[path = "fixtures/real.rs"]
 mod real;
 
@@ -251,10 +253,10 @@ fn html_opens_in_headless_chromium() {
         .into_iter()
         .find(|p| Path::new(p).exists());
     let Some(chromium) = chromium else {
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-            panic!("CI is set but chromium is not installed (apt-get install -y chromium)");
-        }
-        println!("skipped: chromium is not installed and CI is unset");
+        prereq::missing_prerequisite(
+            "html_opens_in_headless_chromium",
+            "chromium is not installed (apt-get install -y chromium)",
+        );
         return;
     };
     let dir = temp_dir("chromium");
@@ -386,7 +388,9 @@ fn many_hosts_fit_the_charts() {
     assert!(out
         .text
         .contains("host client14: has a folder but run.json does not list it"));
-    assert!(out.text.contains("[Host client14 (lo)]"));
+    assert!(out
+        .text
+        .contains("[Host client14 (lo): host-wide, every process]"));
     assert_eq!(png_size(&dir.join("charts/cpu.png")), (1000, 420));
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -448,7 +452,7 @@ fn real_short_run_of_the_server() {
 /// (Only read here: the committed reports are not rewritten.)
 #[test]
 fn committed_example_runs_still_report() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
     let mut seen = 0;
     for e in fs::read_dir(&root).unwrap() {
         let dir = e.unwrap().path();
@@ -479,6 +483,13 @@ fn committed_example_runs_still_report() {
             "{p99}"
         );
         assert!(t.contains("Hosts in phase 4k"), "{t}");
+        // The report opens with the verdict, the rate held and each phase's p99, which
+        // is the table's own.
+        let head: Vec<&str> = t.lines().take(5).collect();
+        assert_eq!(head[0], "Verdict: PASSED", "{t}");
+        assert_eq!(head[1], "users connected at the end: 10000", "{t}");
+        assert!(head[2].contains("(phase 4k)"), "{t}");
+        assert!(head[3].contains(&format!("4k {} ms", cols[4])), "{t}");
     }
     assert!(seen >= 2, "the example runs are in {}", root.display());
 }
@@ -635,4 +646,19 @@ fn fleet_with_server_instances_and_merged_histograms() {
         .iter()
         .any(|h| h.name == "server1" && h.servers.len() == 2));
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--version` answers, and the help shows the run folder as required (unless --compare).
+#[test]
+fn report_help_and_version() {
+    let v = bin().arg("--version").output().unwrap();
+    assert!(v.status.success());
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    let h = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&h.stdout);
+    assert!(text.contains("redpacket-report <RUN>\n"), "{text}");
+    assert!(text.contains("--compare <RUN_A> <RUN_B>"), "{text}");
+    let none = bin().output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
 }

@@ -4,9 +4,13 @@
 //!
 //! Both build network namespaces on this machine (root and CAP_NET_ADMIN needed) and tear
 //! them down; under `CI=true` a missing prerequisite fails them, elsewhere they say
-//! `SKIPPED` and this test prints that line. They use the binaries this `cargo test`
+//! `SKIPPED`, which fails this test too unless `REDPACKET_ALLOW_SKIP=1` (then it passes
+//! and prints that line). They use the binaries this `cargo test`
 //! has just built (`target/<profile>/`), so nothing is built twice and no cargo runs
 //! inside a test. They run one at a time: each loads both cores for a while.
+
+#[path = "fixtures/prereq.rs"]
+mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,10 +61,10 @@ fn run_script(script: &str, env: &[(&str, &Path)]) {
             tail(&stderr)
         );
     }
-    // A skip is not a pass: say so where the summary of `cargo test` is read.
+    // A skip is not a pass: it fails the test unless skips are allowed (fixtures/prereq.rs).
     for line in stdout.lines().chain(stderr.lines()) {
         if line.contains("SKIPPED") {
-            eprintln!("{script}: {line}");
+            prereq::missing_prerequisite(script, line);
         }
     }
 }

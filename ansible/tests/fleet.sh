@@ -102,7 +102,7 @@ cleanup() {
   for s in "$tmp"/cp/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1; done
   for h in "${hosts[@]}"; do
     local n=${ns[$h]}
-    ip netns list 2>/dev/null | grep -qw "$n" || continue
+    grep -qw "$n" <<<"$(ip netns list 2>/dev/null)" || continue
     local pids
     pids=$(ip netns pids "$n" 2>/dev/null)
     [ -n "$pids" ] && kill $pids 2>/dev/null
@@ -270,8 +270,9 @@ done
 say "per-namespace sysctls hold the files' values ($checked key readings)"
 for i in $(seq 1 "$clients"); do
   for a in "198.18.0.$((100 + 2 * i))" "198.18.0.$((101 + 2 * i))"; do
-    ip -n "${ns[cli$i]}" -o addr show dev eth0 | grep -q " $a/24 " \
-      || fail "cli$i lacks source address $a: $(ip -n "${ns[cli$i]}" -o addr show dev eth0)"
+    # Read first: with pipefail, `ip | grep -q` fails when grep exits before ip writes all.
+    addrs=$(ip -n "${ns[cli$i]}" -o addr show dev eth0)
+    grep -q " $a/24 " <<<"$addrs" || fail "cli$i lacks source address $a: $addrs"
   done
 done
 

@@ -5,7 +5,7 @@
 # with USERS connected minus VmRSS with 100, divided by the difference).
 # usage: [TICK=500us] loadgen/scripts/cost.sh [USERS] [RATE] [SERVER_PROGRAM...]
 # TICK is the load generator's --tick (0 = wake for every request and answer).
-# Default server: the built-in one (`redpacket-loadgen server`). Every address is
+# Default server: redpacket-server beside the load generator. Every address is
 # 127.0.0.1; every run is bounded (a phase of 24 s).
 set -euo pipefail
 USERS=${1:-10000}
@@ -19,7 +19,11 @@ TCK=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-if [ $# -gt 0 ]; then SERVER=("$@"); else SERVER=("$LG" server); fi
+SRV=$(dirname "$LG")/redpacket-server
+if [ $# -gt 0 ]; then SERVER=("$@"); else
+  [ -x "$SRV" ] || { echo "no $SRV: cargo build --release --bin redpacket-server" >&2; exit 2; }
+  SERVER=("$SRV")
+fi
 "${SERVER[@]}" --listen 127.0.0.1:0 --control 127.0.0.1:0 --stats-out off \
   --ready-file "$TMP/ready.json" 2>"$TMP/server.log" &
 SPID=$!

@@ -27,19 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Drive one or more running servers through a plan of phases.
     Run(Box<RunArgs>),
-    /// One command, all local: start a server, connect ~10 000 users, run a one-minute
-    /// plan, write results/<run-id>/ and print the summary.
+    /// One command, all local: start redpacket-server (built beside this program if
+    /// needed), connect ~10 000 users, run a one-minute plan, write results/<run-id>/
+    /// with its report (report.html, report.md, charts) and print the summary.
     Demo(DemoArgs),
     /// Can this host hold N users as it is? Reads open-files limits, memory, ephemeral
     /// ports and every key of sysctl/client.conf; says what to raise first.
     /// Exit 0: it can; 1: it cannot; 2: bad flag.
     Check(CheckArgs),
-    /// Run the redpacket server in this process (used by `demo` to start its server).
-    #[command(hide = true)]
-    Server {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
 }
 
 fn duration_or_zero(s: &str) -> Result<Duration, String> {
@@ -130,11 +125,13 @@ pub struct RunArgs {
     /// A plan file (TOML, [[phase]] tables). See the README.
     #[arg(long)]
     pub plan: Option<PathBuf>,
-    /// A phase NAME:RATE:DURATION[:campaigns], e.g. 30k:3000:20s; repeat for more.
-    /// Replaces the default plan (30k, 60k, peak).
+    /// A phase NAME:RATE:DURATION[:campaigns], e.g. 3k:3000:20s; repeat for more.
+    /// Replaces the default plan (30k, 60k, peak). Its rate is taken as given: --scale
+    /// does not apply to it, nor to --plan.
     #[arg(long = "phase", value_parser = plan::parse_phase)]
     pub phases: Vec<Phase>,
-    /// Multiplies the default plan's rates (0.1 gives 3k, 6k, 14k).
+    /// Multiplies the default plan's rates (0.1 gives phases 3k, 6k and peak at 14k);
+    /// only the default plan's: with --phase or --plan it is a usage error.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Length of each phase of the default plan.
@@ -147,10 +144,11 @@ pub struct RunArgs {
     /// first phase and are counted in the summary. Must be in the future, within a day.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub start_at: Option<f64>,
-    /// Directory for loadgen.jsonl and summary.json (and this host's net.jsonl and
-    /// tuning.txt: a run's `results/<run-id>/<host>` folder).
-    #[arg(long, default_value = "loadgen-out")]
-    pub out: PathBuf,
+    /// Directory for loadgen.jsonl, summary.json and histograms.json (and this host's
+    /// net.jsonl and tuning.txt): a run's `results/<run-id>/<host>` folder. Default: a
+    /// new results/<UTC time>-run/<host>/ under the current directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Do not sample this host into --out (when a server on the same host does).
     #[arg(long)]
     pub no_sample_host: bool,
@@ -198,6 +196,12 @@ impl RunArgs {
             plan.extend(plan::parse_toml(&text)?);
         }
         plan.extend(self.phases.iter().cloned());
+        if !plan.is_empty() && self.scale != 1.0 {
+            return Err(
+                "--scale multiplies only the default plan's rates; give --phase and --plan rates as they are to run"
+                    .into(),
+            );
+        }
         if plan.is_empty() && !self.child {
             if !(self.scale.is_finite() && self.scale > 0.0) {
                 return Err("--scale must be above 0".into());
@@ -266,7 +270,13 @@ impl RunArgs {
             send_rate: self.send_rate,
             plan,
             start_at: self.start_at.filter(|_| !self.child),
-            out: (!self.child).then(|| self.out.clone()),
+            out: (!self.child).then(|| {
+                self.out.clone().unwrap_or_else(|| {
+                    let id = crate::demo::run_id(run::unix_f64() as u64, "run");
+                    crate::demo::fresh_run_dir(std::path::Path::new("results"), &id)
+                        .join(crate::demo::hostname())
+                })
+            }),
             sample_host: !self.no_sample_host,
             control: self.control,
             max_p99_ms: self.max_p99_ms,
@@ -298,8 +308,8 @@ pub struct DemoArgs {
     /// Multiplies the plan's phase lengths (1 = about a minute in all).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Run this server program instead of the built-in one (same flags as
-    /// redpacket-server).
+    /// Run this server program instead of the redpacket-server beside this program
+    /// (same flags as redpacket-server).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// Worker threads of the load generator.
@@ -407,7 +417,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Demo(a) => crate::demo::demo(&a),
         Command::Check(a) => a.run(),
-        Command::Server { args } => crate::demo::server_main(args),
     }
 }
 

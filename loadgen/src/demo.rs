@@ -1,13 +1,14 @@
-//! `demo`: the one-command local run, and the hidden `server` subcommand it relies on.
+//! `demo`: the one-command local run, from a clone to a report.
 //!
-//! The server must run in its own process: here a process may open 20 000 files, and
-//! 10 000 users take 10 000 on each side. So `demo` re-executes this very program as
-//! `redpacket-loadgen server ...` (the server library's own CLI, linked in), finds its
-//! ports through `--ready-file`, drives it with the ordinary `run` machinery, then stops
-//! it with SIGTERM and lays the results out as the report tool expects:
-//! `results/<run-id>/run.json` and `results/<run-id>/<host>/{loadgen.jsonl,
-//! summary.json}` beside the server's own files there (`server.jsonl` and the rest
-//! of what its `--host-dir` writes).
+//! The server runs in its own process, the real `redpacket-server` program (found or
+//! built by [`crate::server_bin`]): here a process may open 20 000 files, and 10 000
+//! users take 10 000 on each side. `demo` finds the server's ports through
+//! `--ready-file`, drives it with the ordinary `run` machinery, stops it with SIGTERM,
+//! lays the results out as the report expects (`results/<run-id>/run.json` and
+//! `results/<run-id>/<host>/{loadgen.jsonl, summary.json, histograms.json}` beside the
+//! server's own files there: `server.jsonl` and the rest of what its `--host-dir`
+//! writes), then makes the report (`report.html`, `report.md`, `charts/`) in-process
+//! with the code of `redpacket-report`.
 
 use crate::cli::DemoArgs;
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
@@ -16,18 +17,10 @@ use crate::users::UserRange;
 use redpacket::formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
 use serde::Deserialize;
 use serde_json::json;
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// `redpacket-loadgen server ARGS`: the redpacket server, in this process.
-pub fn server_main(args: Vec<OsString>) -> i32 {
-    let mut argv = vec![OsString::from("redpacket-server")];
-    argv.extend(args);
-    redpacket::cli::server_main(argv)
-}
 
 /// The demo's plan: a warm-up, then 2k and 4k shakes/s, each with both campaigns.
 pub fn demo_plan(scale: f64, time_scale: f64) -> Vec<Phase> {
@@ -58,14 +51,30 @@ fn shell_word(w: &str) -> String {
 
 /// A UTC run id like `20261126-142501-demo`.
 pub fn default_run_id(unix: u64) -> String {
+    run_id(unix, "demo")
+}
+
+/// A UTC run id like `20261126-142501-<kind>`.
+pub fn run_id(unix: u64, kind: &str) -> String {
     let (days, secs) = (unix / 86_400, unix % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-demo",
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{kind}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// `results/<id>`, or `results/<id>-2`, `-3`, ... when a run of the same second exists.
+pub fn fresh_run_dir(results: &Path, id: &str) -> PathBuf {
+    let mut dir = results.join(id);
+    let mut n = 2;
+    while dir.exists() {
+        dir = results.join(format!("{id}-{n}"));
+        n += 1;
+    }
+    dir
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
@@ -120,17 +129,12 @@ pub struct ServerChild {
 }
 
 impl ServerChild {
-    /// Starts `program args... --listen 127.0.0.1:0 --control 127.0.0.1:0 --ready-file F`
+    /// Starts `program --listen 127.0.0.1:0 --control 127.0.0.1:0 --ready-file F`
     /// and waits (at most 30 s) for it to be bound.
-    pub fn start(
-        program: &Path,
-        pre: &[&str],
-        extra: &[String],
-        work: &Path,
-    ) -> Result<ServerChild, String> {
+    pub fn start(program: &Path, extra: &[String], work: &Path) -> Result<ServerChild, String> {
         let ready = work.join("server-ready.json");
         let _ = std::fs::remove_file(&ready);
-        let mut argv: Vec<String> = pre.iter().map(|s| s.to_string()).collect();
+        let mut argv: Vec<String> = Vec::new();
         argv.extend(
             [
                 "--listen",
@@ -147,6 +151,8 @@ impl ServerChild {
         let mut child = Command::new(program)
             .args(&argv)
             .stdin(Stdio::null())
+            // Its status line would fight the load generator's for the terminal.
+            .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the server {}: {e}", program.display()))?;
         let until = Instant::now() + Duration::from_secs(30);
@@ -232,13 +238,9 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     // The server writes server.jsonl (and its final account, network samples and
     // tuning snapshot) into the same host folder.
     let extra = vec!["--host-dir".to_string(), host_dir.display().to_string()];
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let (program, pre): (PathBuf, Vec<&str>) = match &a.server_bin {
-        Some(p) => (p.clone(), Vec::new()),
-        None => (exe.clone(), vec!["server"]),
-    };
+    let program = crate::server_bin::locate(a.server_bin.as_deref())?;
     eprintln!("demo: starting the server ({})", program.display());
-    let mut server = ServerChild::start(&program, &pre, &extra, &run_dir)?;
+    let mut server = ServerChild::start(&program, &extra, &run_dir)?;
     eprintln!(
         "demo: server on {} (control http://{})",
         server.listen, server.control
@@ -329,10 +331,28 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;
     std::fs::write(run_dir.join("run.json"), text + "\n")
         .map_err(|e| format!("cannot write run.json: {e}"))?;
-    if let Some(s) = &outcome.summary {
-        print!("{}", crate::report::table(s));
-    }
-    println!("results in {}", run_dir.display());
+    let report = match redpacket::report::report(&run_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = &outcome.summary {
+                print!("{}", crate::report::table(s));
+            }
+            return Err(format!(
+                "the run is in {} but its report failed: {e}",
+                run_dir.display()
+            ));
+        }
+    };
+    print!("{}", report.text);
+    println!("report: {}", report.html.display());
+    println!(
+        "re-make it: cargo run --release --bin redpacket-report -- {}",
+        shell_word(&run_dir.display().to_string())
+    );
+    println!(
+        "compare it with another run: cargo run --release --bin redpacket-report -- --compare RUN_A {}",
+        shell_word(&run_dir.display().to_string())
+    );
     Ok(outcome.exit_code)
 }
 
@@ -345,6 +365,7 @@ mod tests {
         assert_eq!(default_run_id(0), "19700101-000000-demo");
         assert_eq!(default_run_id(1_795_703_101), "20261126-142501-demo");
         assert_eq!(default_run_id(951_782_400), "20000229-000000-demo");
+        assert_eq!(run_id(0, "run"), "19700101-000000-run");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
 //!   addresses), [`net`] (socket syscalls),
-//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`), [`demo`].
+//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`), [`demo`] and [`server_bin`] (the server it starts).
 //!
 //! The wire format is the server's own [`redpacket::protocol`]; there is no second codec.
 
@@ -26,5 +26,6 @@ pub mod plan;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod server_bin;
 pub mod shared;
 pub mod users;

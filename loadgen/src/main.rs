@@ -1,7 +1,7 @@
 //! The `redpacket-loadgen` binary: everything lives in the library.
 
-/// The same allocator as `redpacket-server`, which this binary also runs (the demo's
-/// server child), so a server started either way costs the same memory.
+/// The same allocator as `redpacket-server`; the memory per user in the README was
+/// measured with it.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -85,15 +85,32 @@ struct PlanFile {
 }
 
 /// The old tests' plan: 30k, 60k, then a peak of 140k shakes/s, each `duration_s` long,
-/// rates multiplied by `scale`, campaigns at 200/s in each.
+/// rates multiplied by `scale`, campaigns at 200/s in each. The first two phases are
+/// named after the rate they run at (`3k` and `6k` at scale 0.1), the last `peak`.
 pub fn default_plan(scale: f64, duration_s: f64) -> Vec<Phase> {
-    [("30k", 30_000.0), ("60k", 60_000.0), ("peak", 140_000.0)]
-        .iter()
-        .map(|(n, q)| {
-            Phase::new(n, q * scale, duration_s)
-                .with_campaigns(DEFAULT_CAMPAIGN_QPS, DEFAULT_CAMPAIGN_QPS)
-        })
-        .collect()
+    [
+        (None, 30_000.0),
+        (None, 60_000.0),
+        (Some("peak"), 140_000.0),
+    ]
+    .iter()
+    .map(|(n, q)| {
+        let rate = q * scale;
+        let name = n.map(str::to_string).unwrap_or_else(|| rate_name(rate));
+        Phase::new(&name, rate, duration_s)
+            .with_campaigns(DEFAULT_CAMPAIGN_QPS, DEFAULT_CAMPAIGN_QPS)
+    })
+    .collect()
+}
+
+/// A rate as a short phase name: `3k`, `1.5k`, `500`.
+fn rate_name(rate: f64) -> String {
+    if rate >= 1000.0 {
+        let k = (rate / 100.0).round() / 10.0;
+        format!("{k}k")
+    } else {
+        format!("{}", rate.round())
+    }
 }
 
 /// Parses `NAME:RATE:DURATION[:campaigns]`; RATE accepts a `k` suffix, DURATION an `s`
@@ -101,7 +118,7 @@ pub fn default_plan(scale: f64, duration_s: f64) -> Vec<Phase> {
 pub fn parse_phase(s: &str) -> Result<Phase, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let usage =
-        || format!("bad --phase {s:?}: expected NAME:RATE:DURATION[:campaigns], e.g. 30k:3000:20s");
+        || format!("bad --phase {s:?}: expected NAME:RATE:DURATION[:campaigns], e.g. 3k:3000:20s");
     if !(3..=4).contains(&parts.len()) {
         return Err(usage());
     }
@@ -169,7 +186,14 @@ mod tests {
     fn default_plan_scales_rates_only() {
         let p = default_plan(0.1, 30.0);
         let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["30k", "60k", "peak"]);
+        assert_eq!(names, ["3k", "6k", "peak"]);
+        let full: Vec<_> = default_plan(1.0, 30.0)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(full, ["30k", "60k", "peak"]);
+        assert_eq!(rate_name(1500.0), "1.5k");
+        assert_eq!(rate_name(500.0), "500");
         assert_eq!(p[0].qps, 3000.0);
         assert_eq!(p[2].qps, 14000.0);
         assert!(p

@@ -393,7 +393,7 @@ mod format_tests {
 
         // Every field of the committed example run is still written, under its name.
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../results/20261126-141159-demo/vm");
+            .join("../results/examples/20261126-141159-demo/vm");
         let old_line: Value = serde_json::from_str(
             std::fs::read_to_string(example.join("loadgen.jsonl"))
                 .unwrap()

@@ -77,6 +77,29 @@ pub struct Outcome {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// A live status line is on the terminal without its newline.
+static LIVE_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Ends the live status line, if one shows, so that what follows gets a line of its own.
+pub fn end_live_line() {
+    if LIVE_LINE.swap(false, Relaxed) {
+        eprintln!();
+    }
+}
+
+/// Prints a message on stderr on a line of its own, even while a live status line shows.
+pub fn note_line(msg: std::fmt::Arguments) {
+    end_live_line();
+    eprintln!("{msg}");
+}
+
+/// `eprintln!` that keeps off the live status line ([`note_line`]).
+macro_rules! note {
+    ($($t:tt)*) => {
+        note_line(format_args!($($t)*))
+    };
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Relaxed);
 }
@@ -243,7 +266,7 @@ impl Coordinator {
                 match redpacket::sysmon::record_host(dir) {
                     Ok(h) => Some(h),
                     Err(e) => {
-                        eprintln!(
+                        note!(
                             "loadgen: cannot sample this host into {}: {e}",
                             dir.display()
                         );
@@ -268,7 +291,7 @@ impl Coordinator {
                 .map_err(|e| (1, format!("--control {addr}: {e}")))?;
             let bound = l.local_addr().map_err(|e| (1, e.to_string()))?;
             if !cfg.quiet {
-                eprintln!("loadgen: control on http://{bound}/qps?qps=X");
+                note!("loadgen: control on http://{bound}/qps?qps=X");
             }
             let sh = shared.clone();
             http::serve(l, move |target| control(&sh, target)).map_err(|e| (1, e.to_string()))?;
@@ -368,7 +391,7 @@ impl Coordinator {
         );
         if let Some(w) = self.jsonl.as_mut() {
             if let Err(e) = report::write_line(w, &line) {
-                eprintln!("loadgen: cannot write loadgen.jsonl: {e}");
+                note!("loadgen: cannot write loadgen.jsonl: {e}");
             }
         }
         if !cfg.quiet {
@@ -392,14 +415,14 @@ impl Coordinator {
             );
             if tty {
                 // One live line per phase on a terminal; a finished phase keeps its last.
-                let newline = if self.printed_phase.as_deref() == Some(&self.phase_name)
-                    || self.printed_phase.is_none()
-                {
-                    ""
-                } else {
+                let same = self.printed_phase.as_deref() == Some(&self.phase_name);
+                let newline = if LIVE_LINE.load(Relaxed) && !same {
                     "\n"
+                } else {
+                    ""
                 };
                 eprint!("{newline}\r\x1b[K{text}");
+                LIVE_LINE.store(true, Relaxed);
                 self.printed_phase = Some(self.phase_name.clone());
             } else {
                 eprintln!("{text}");
@@ -455,7 +478,7 @@ impl Coordinator {
             // Ramp done before the instant: hold (a line a second) until it comes.
             let until = instant_at(at);
             if !cfg.quiet && Instant::now() < until {
-                eprintln!(
+                note!(
                     "loadgen: {} of {users} users connected in {connect_s:.1} s; load begins at {at:.3} (in {:.1} s)",
                     self.shared.connected(),
                     until.saturating_duration_since(Instant::now()).as_secs_f64()
@@ -495,7 +518,7 @@ impl Coordinator {
         // count as `not_connected` errors until they are in.
         let not_connected_at_start = users.saturating_sub(self.shared.connected());
         if not_connected_at_start > 0 && !cfg.quiet {
-            eprintln!(
+            note!(
                 "loadgen: load begins with {not_connected_at_start} of {users} users not yet connected (ramp cut by {}); they keep connecting",
                 if cfg.start_at.is_some() { "--start-at" } else { "--connect-deadline" }
             );
@@ -626,9 +649,8 @@ impl Coordinator {
     }
 
     fn stop(&mut self) {
-        if self.printed_phase.take().is_some() {
-            eprintln!();
-        }
+        self.printed_phase = None;
+        end_live_line();
         self.shared.mode.store(MODE_STOP, Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -716,14 +738,14 @@ fn start_campaigns(cfg: &RunConfig, p: &Phase) {
             match http::get(*addr, &path, Duration::from_secs(5)) {
                 Ok((200, _)) => {
                     if !cfg.quiet {
-                        eprintln!("loadgen: campaign {path} started on {addr}");
+                        note!("loadgen: campaign {path} started on {addr}");
                     }
                 }
-                Ok((s, body)) => eprintln!(
+                Ok((s, body)) => note!(
                     "loadgen: campaign {path} on {addr}: HTTP {s} {}",
                     body.trim()
                 ),
-                Err(e) => eprintln!("loadgen: campaign {path}: {e}"),
+                Err(e) => note!("loadgen: campaign {path}: {e}"),
             }
         }
     }

@@ -11,10 +11,12 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     name = "redpacket-report",
-    about = "Report on a run folder: a table per phase, charts, report.html and report.md"
+    version,
+    about = "Report on a run folder: a table per phase, charts, report.html and report.md",
+    override_usage = "redpacket-report <RUN>\n       redpacket-report --compare <RUN_A> <RUN_B>"
 )]
 struct Args {
-    /// The run folder, e.g. results/2026-11-26-local.
+    /// The run folder, e.g. results/20261126-142501-demo (required, unless --compare).
     #[arg(required_unless_present = "compare", conflicts_with = "compare")]
     run: Option<PathBuf>,
     /// Compare two run folders phase by phase.

@@ -332,7 +332,11 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
             continue;
         }
         let iface = series::main_iface(&h.net).unwrap_or_else(|| "-".into());
-        row(&format!("## Host {} ({iface})", h.name), Cell::text(""));
+        // /proc counters cover every process of the host, not only this run's sockets.
+        row(
+            &format!("## Host {} ({iface}): host-wide, every process", h.name),
+            Cell::text(""),
+        );
         row("PPS in (mean)", n(mean(&k("rx_packets/s")), 0));
         row("PPS out (mean)", n(mean(&k("tx_packets/s")), 0));
         row("PPS in (peak)", n(max(&k("rx_packets/s")), 0));
@@ -341,7 +345,7 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
         row("interface drops", n(sum(&k("if_drops")), 0));
         row("TCP resets sent", n(sum(&k("resets")), 0));
-        row("established (peak)", n(max(&k("estab")), 0));
+        row("TCP established, host-wide (peak)", n(max(&k("estab")), 0));
         row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
         row("CPU all cores % (max)", n(max(&k("cpu")), 1));
         row("CPU busiest core % (max)", n(max(&k("core_max")), 1));

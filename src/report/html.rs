@@ -10,7 +10,7 @@ use std::fmt::Write;
 use super::analyze::Analysis;
 use super::charts::Drawn;
 use super::load::Run;
-use super::render::{host_tables, phase_table, preamble, to_markdown, Table};
+use super::render::{host_tables, phase_table, preamble, to_markdown, verdict, Table};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -120,6 +120,12 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         esc(&title),
         esc(&title)
     );
+    s.push_str("<div class=\"verdict\">\n");
+    for (i, l) in verdict(run, a).iter().enumerate() {
+        let tag = if i == 0 { "strong" } else { "span" };
+        let _ = writeln!(s, "<p><{tag}>{}</{tag}></p>", esc(l));
+    }
+    s.push_str("</div>\n");
     for l in preamble(run).iter().skip(1) {
         let _ = writeln!(s, "<p>{}</p>", esc(l));
     }
@@ -168,6 +174,14 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
 
 pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     let mut s = format!("# Red packet run {}\n\n", run.id);
+    for (i, l) in verdict(run, a).iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(s, "**{l}**  ");
+        } else {
+            let _ = writeln!(s, "{l}  ");
+        }
+    }
+    s.push('\n');
     for l in preamble(run).iter().skip(1) {
         let _ = writeln!(s, "{l}  ");
     }

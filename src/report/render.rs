@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::analyze::{fmt_num, Analysis, Cell, PhaseStats, HOST_COLUMNS};
 use super::load::Run;
+use crate::formats::{LoadgenSummary, PhaseSummary};
 
 /// A rectangular table: `header` then rows; a row with one cell is a section title.
 pub struct Table {
@@ -294,9 +295,87 @@ pub fn problems_text(run: &Run) -> String {
     s
 }
 
+/// What a reader wants first: passed or failed (the load generators' thresholds, every
+/// ledger, client against server money), users, the highest rate held without an error
+/// or timeout, the p99 of each phase (the report's own figure, as in the table) and the
+/// money line. The first line starts `Verdict: `.
+pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
+    let sums: Vec<&LoadgenSummary> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .collect();
+    let money = super::money::check(run);
+    let mut fails: Vec<String> = sums
+        .iter()
+        .flat_map(|s| s.verdict.failures.iter().cloned())
+        .collect();
+    if fails.is_empty() && sums.iter().any(|s| !s.verdict.passed) {
+        fails.push("a load generator did not pass".into());
+    }
+    if let Some(m) = &money {
+        if !m.servers_balanced {
+            fails.push(format!(
+                "ledger NOT BALANCED on {}",
+                m.unbalanced.join(", ")
+            ));
+        }
+        if m.agree() == Some(false) {
+            fails.push("client and server money DIFFER".into());
+        }
+    }
+    let mut v = vec![if sums.is_empty() && money.is_none() {
+        "Verdict: none (no load generator summary and no server account)".to_string()
+    } else if fails.is_empty() {
+        "Verdict: PASSED".to_string()
+    } else {
+        format!("Verdict: FAILED: {}", fails.join("; "))
+    }];
+    if !sums.is_empty() {
+        let users: u64 = sums.iter().map(|s| s.connections.connected).sum();
+        v.push(format!("users connected at the end: {users}"));
+        let mut best: Option<(String, f64)> = None;
+        for p in &a.phases {
+            let mine: Vec<&PhaseSummary> = sums
+                .iter()
+                .filter_map(|s| s.phases.iter().find(|q| q.name == p.name))
+                .collect();
+            let clean = mine.iter().all(|q| q.errors == 0 && q.timeouts == 0);
+            let rate: f64 = mine.iter().map(|q| q.achieved_qps).sum();
+            if !mine.is_empty() && clean && best.as_ref().is_none_or(|b| rate > b.1) {
+                best = Some((p.name.clone(), rate));
+            }
+        }
+        v.push(match best {
+            Some((n, r)) => format!(
+                "highest rate held without an error or timeout: {} shakes/s (phase {n})",
+                fmt_num(r, 0)
+            ),
+            None => "no phase ran without an error or timeout".into(),
+        });
+    }
+    let p99: Vec<String> = a
+        .phases
+        .iter()
+        .filter_map(|p| {
+            let (_, c) = p.rows.iter().find(|(l, _)| l == "p99")?;
+            c.value.map(|x| format!("{} {} ms", p.name, fmt_num(x, 2)))
+        })
+        .collect();
+    if !p99.is_empty() {
+        v.push(format!("latency, p99 of each phase: {}", p99.join(", ")));
+    }
+    if let Some(m) = &money {
+        v.push(m.sentence());
+    }
+    v
+}
+
 /// The whole terminal report.
 pub fn terminal(run: &Run, a: &Analysis) -> String {
-    let mut s = preamble(run).join("\n");
+    let mut s = verdict(run, a).join("\n");
+    s.push_str("\n\n");
+    s.push_str(&preamble(run).join("\n"));
     s.push('\n');
     s.push_str(&problems_text(run));
     s.push('\n');

@@ -281,7 +281,7 @@ start_server() { # unit instance expected-listen-port expected-control-port
 }
 if [ -x "$BIN_DIR/redpacket-server" ]; then
   start_server redpacket-server.service 1 1025 8989
-  if "$BIN_DIR/redpacket-server" --help | grep -q -- '--instance'; then
+  if grep -q -- '--instance' <<<"$("$BIN_DIR/redpacket-server" --help)"; then
     start_server redpacket-server@.service 2 1026 8990
   else
     echo "NOTE: $BIN_DIR/redpacket-server has no --instance yet: the template was checked with a stub only" >&2
