@@ -662,3 +662,59 @@ fn report_help_and_version() {
     let none = bin().output().unwrap();
     assert_eq!(none.status.code(), Some(2));
 }
+
+/// On the committed real runs, the client's and the server's counts of a phase are cut
+/// on the same boundaries: the packets the load generator got and the ones the server
+/// says were won differ by no more than what crosses a phase edge (here, the wins of
+/// 0.03 s at each edge), where cutting each process's lines by the second it stamped
+/// them (the report's old way) was off by 14 to 66. Adjacent phases split their
+/// edge lines between them, losing and doubling nothing.
+#[test]
+fn committed_runs_cut_client_and_server_on_the_same_boundaries() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
+    let mut checked = 0;
+    for e in fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("run.json").exists() {
+            continue;
+        }
+        let run = redpacket::report::load(&dir).unwrap();
+        let a = redpacket::report::analyze::analyze(&run);
+        let row = |p: &redpacket::report::analyze::PhaseStats, label: &str| -> f64 {
+            let cell = &p.rows.iter().find(|r| r.0 == label).unwrap().1;
+            cell.value.unwrap_or_else(|| panic!("{label}: no value"))
+        };
+        for p in a.phases.iter().filter(|p| p.target_qps > 0.0) {
+            let won = a.series.cut("server.won", p.start, p.end).unwrap();
+            let got = a.series.cut("client.got", p.start, p.end).unwrap();
+            let edge = 2.0 * 0.03 * won / (p.end - p.start);
+            assert!(
+                (got - won).abs() <= edge,
+                "{} {}: client got {got:.1}, server won {won:.1}, more apart than {edge:.1}",
+                dir.display(),
+                p.name
+            );
+            // The table shows these very counts.
+            assert_eq!(row(p, "packets won"), won, "{}", p.name);
+            assert_eq!(row(p, "client got (vs won)"), got, "{}", p.name);
+            let answered = row(p, "client answered QPS (mean)");
+            let served = row(p, "client served QPS (mean)");
+            assert!(
+                served <= answered + 1e-9,
+                "{}: {served} > {answered}",
+                p.name
+            );
+            checked += 1;
+        }
+        let (lo, hi) = (a.phases[0].start, a.phases.last().unwrap().end);
+        let whole = a.series.cut("client.answered", lo, hi).unwrap();
+        let parts: f64 = a
+            .phases
+            .iter()
+            .filter_map(|p| a.series.cut("client.answered", p.start, p.end))
+            .sum();
+        // Phases meet within microseconds: what falls between them is a fraction of one.
+        assert!((whole - parts).abs() < 0.5, "{whole} vs {parts}");
+    }
+    assert!(checked >= 6, "the example runs are in {}", root.display());
+}

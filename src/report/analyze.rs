@@ -221,14 +221,14 @@ fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
 fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     let (a, b) = (p.start, p.end);
     let w = |name: &str| s.window(name, a, b);
-    let sum = |name: &str| -> Option<f64> {
-        let v = w(name);
-        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum())
-    };
+    // Counts and means are cut at the phase's own boundaries, client and server alike
+    // (see `Series::cut`); peaks and the stability figures use the whole seconds whose
+    // centre the phase holds, and say so.
+    let sum = |name: &str| s.cut(name, a, b);
     let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
-    let mean = |name: &str| -> Option<f64> {
-        let v = w(name);
-        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64)
+    let mean = |name: &str| match name.strip_suffix("/s") {
+        Some(count) => s.cut_rate(count, a, b),
+        None => s.cut_mean(name, a, b),
     };
     let last = |name: &str| -> Option<f64> { w(name).last().map(|x| x.1) };
     let client_qps = dist(&steady(w("client.served/s")));
@@ -252,10 +252,16 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     row("server shake QPS (mean)", n(mean("server.shake/s"), 0));
     for (side, d) in [("client", client_qps), ("server", server_qps)] {
         let label = |what: &str| format!("{side} {what}");
-        row(&label("served QPS (mean)"), n(d.map(|d| d.mean), 0));
-        row(&label("QPS min"), n(d.map(|d| d.min), 0));
-        row(&label("QPS p5"), n(d.map(|d| d.p5), 0));
-        row(&label("QPS CV %"), n(d.map(|d| d.cv * 100.0), 2));
+        row(
+            &label("served QPS (mean)"),
+            n(mean(&format!("{side}.served/s")), 0),
+        );
+        row(&label("QPS min (inner seconds)"), n(d.map(|d| d.min), 0));
+        row(&label("QPS p5 (inner seconds)"), n(d.map(|d| d.p5), 0));
+        row(
+            &label("QPS CV % (inner seconds)"),
+            n(d.map(|d| d.cv * 100.0), 2),
+        );
     }
 
     row("## Latency (ms, client)", Cell::text(""));
@@ -287,7 +293,10 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     row("sends created", n(sum("server.created"), 0));
     row("sends grabbed", n(sum("server.grabbed"), 0));
 
-    row("## Money at phase end (yuan)", Cell::text(""));
+    row(
+        "## Money at phase end (yuan, last server line in the phase)",
+        Cell::text(""),
+    );
     let yuan = |k: &str| last(&format!("server.total.{k}")).map(|c| c / 100.0);
     row("shake issued", n(yuan("issued_cents"), 2));
     row("shake won", n(yuan("won_cents"), 2));
@@ -313,7 +322,10 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     };
     row("money balance", balance);
 
-    row("## Connections (peak)", Cell::text(""));
+    row(
+        "## Connections (peak of the whole seconds in the phase)",
+        Cell::text(""),
+    );
     row("client connections", n(max("client.connections"), 0));
     row("server open", n(max("server.open"), 0));
     let mut addrs: Vec<&String> = s

@@ -12,6 +12,10 @@ use super::load::{Role, Run};
 #[derive(Debug, Default)]
 pub struct Series {
     map: BTreeMap<String, BTreeMap<i64, f64>>,
+    /// Every count as its lines wrote it, one list per process in time order:
+    /// (stamp, interval, events), so a phase can be cut at its own boundaries whatever
+    /// second each process happened to stamp.
+    events: BTreeMap<String, Vec<Vec<(f64, f64, f64)>>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +71,87 @@ impl Series {
         m.range(lo..=hi).map(|(k, v)| (*k, *v)).collect()
     }
 
+    /// The count of a counter between `start` and `end`, cut at exactly those times,
+    /// the same way for every process (client and server alike), so a phase's counts
+    /// agree to within the events in flight across its edges.
+    ///
+    /// A line stamped `t` with interval `dt` covers `(t - dt, t]`. A line inside the
+    /// window counts whole; a line across an edge is split there, each side at the rate
+    /// of the neighbouring line on that side (a phase changes the rate at its edge, so
+    /// spreading the line evenly would give the old rate's share to the new phase); a
+    /// missing neighbour takes the line's own rate. The parts of a line always add up to
+    /// the line, so adjacent phases lose and double nothing. A series known only by
+    /// whole seconds (no lines kept) takes second `k` as `(k - 1, k]`, spread evenly.
+    /// `None` when no line touches the window.
+    pub fn cut(&self, name: &str, start: f64, end: f64) -> Option<f64> {
+        if let Some(procs) = self.events.get(name) {
+            if !start.is_finite() || !end.is_finite() || end <= start {
+                return None;
+            }
+            let mut seen = false;
+            let mut total = 0.0;
+            for lines in procs {
+                for (i, &(t, dt, v)) in lines.iter().enumerate() {
+                    let lo = t - dt;
+                    if t <= start || lo >= end {
+                        continue;
+                    }
+                    seen = true;
+                    let own = v / dt;
+                    let rate = |j: Option<usize>| {
+                        j.and_then(|j| lines.get(j)).map_or(own, |&(_, d, c)| c / d)
+                    };
+                    let (prev, next) = (rate(i.checked_sub(1)), rate(Some(i + 1)));
+                    let share = match (lo < start, t > end) {
+                        (false, false) => 1.0,
+                        (true, false) => split((prev, start - lo), (next, t - start)),
+                        (false, true) => split((next, t - end), (prev, end - lo)),
+                        (true, true) => (end - start) / dt,
+                    };
+                    total += v * share;
+                }
+            }
+            return seen.then_some(total);
+        }
+        self.cut_with_cover(name, start, end)
+            .map(|(total, _)| total)
+    }
+
+    /// The mean rate of a counter over `[start, end)`: its cut count over the phase's
+    /// length, so it agrees with the phase's counts (`name` without `/s`).
+    pub fn cut_rate(&self, name: &str, start: f64, end: f64) -> Option<f64> {
+        self.cut(name, start, end).map(|c| c / (end - start))
+    }
+
+    /// The mean of a per-second series over `[start, end)`, each second weighted by the
+    /// share of it inside the window (the same cut as [`Series::cut`]); seconds without
+    /// a line are left out rather than counted as zero.
+    pub fn cut_mean(&self, name: &str, start: f64, end: f64) -> Option<f64> {
+        self.cut_with_cover(name, start, end)
+            .map(|(total, cover)| total / cover)
+    }
+
+    /// The cut total and the seconds of data it covers.
+    fn cut_with_cover(&self, name: &str, start: f64, end: f64) -> Option<(f64, f64)> {
+        let m = self.map.get(name)?;
+        if !start.is_finite() || !end.is_finite() || end <= start {
+            return None;
+        }
+        let lo = start.floor() as i64 + 1;
+        let hi = end.ceil() as i64;
+        let mut cover = 0.0;
+        let mut total = 0.0;
+        for (k, v) in m.range(lo..=hi) {
+            let kf = *k as f64;
+            let share = (kf.min(end) - (kf - 1.0).max(start)).clamp(0.0, 1.0);
+            if share > 0.0 {
+                cover += share;
+                total += v * share;
+            }
+        }
+        (cover > 0.0).then_some((total, cover))
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &String> {
         self.map.keys()
     }
@@ -80,6 +165,17 @@ impl Series {
             .filter_map(|m| m.keys().next_back())
             .max()?;
         Some((*lo, *hi))
+    }
+}
+
+/// The share of a line inside a phase, from its part outside and its part inside, each
+/// as (rate, length); by length alone when both rates are 0.
+fn split(outside: (f64, f64), inside: (f64, f64)) -> f64 {
+    let (o, i) = (outside.0 * outside.1, inside.0 * inside.1);
+    if o + i > 0.0 {
+        i / (o + i)
+    } else {
+        inside.1 / (outside.1 + inside.1)
     }
 }
 
@@ -101,6 +197,9 @@ pub fn main_iface(net: &[crate::sysmon::NetLine]) -> Option<String> {
 #[derive(Default)]
 struct HostAcc {
     interval: BTreeMap<i64, f64>,
+    /// The current line's (stamp, interval), for `events`.
+    current: Option<(f64, f64)>,
+    events: BTreeMap<String, Vec<(f64, f64, f64)>>,
     counts: BTreeMap<String, BTreeMap<i64, f64>>,
     gauges: BTreeMap<String, (Agg, BTreeMap<i64, f64>)>,
 }
@@ -114,10 +213,17 @@ impl HostAcc {
         if let Some(k) = key(t) {
             let dt = if dt > 0.0 && dt.is_finite() { dt } else { 1.0 };
             *self.interval.entry(k).or_default() += dt;
+            self.current = Some((t, dt));
         }
     }
     fn count(&mut self, name: &str, t: f64, v: f64) {
         if let Some(k) = key(t).filter(|_| v.is_finite()) {
+            if let Some((lt, dt)) = self.current.filter(|c| c.0 == t) {
+                self.events
+                    .entry(name.to_string())
+                    .or_default()
+                    .push((lt, dt, v));
+            }
             *self
                 .counts
                 .entry(name.to_string())
@@ -142,6 +248,9 @@ impl HostAcc {
     /// Adds this host's series to `s`: each count as `name` (events in the second) and
     /// `name/s` (events per second), each gauge as `name`.
     fn flush(self, s: &mut Series) {
+        for (name, ev) in self.events {
+            s.events.entry(name).or_default().push(ev);
+        }
         for (name, m) in self.counts {
             for (k, c) in m {
                 let dt = self.interval.get(&k).copied().unwrap_or(1.0);
@@ -353,6 +462,74 @@ mod tests {
         assert_eq!(s.window("a", 9.3, 10.3), vec![(10, 3.0)]);
         assert!(s.window("a", 10.6, 11.4).is_empty());
         assert_eq!(s.span(), Some((10, 11)));
+    }
+
+    #[test]
+    fn cuts_take_the_share_of_each_edge_second() {
+        let mut s = Series::default();
+        for k in 10..=14 {
+            s.put("a", k as f64, 100.0, Agg::Sum);
+        }
+        // Second 10 covers (9, 10]: a cut from 9.25 takes three quarters of it.
+        assert_eq!(s.cut("a", 9.25, 10.0), Some(75.0));
+        // (9.25, 12.5): 75 + 100 + 100 + 50.
+        assert_eq!(s.cut("a", 9.25, 12.5), Some(325.0));
+        // Two adjacent phases split every second between them, losing nothing.
+        let (x, y) = (
+            s.cut("a", 9.0, 11.7).unwrap(),
+            s.cut("a", 11.7, 14.0).unwrap(),
+        );
+        assert!(
+            (x - 270.0).abs() < 1e-9 && (y - 230.0).abs() < 1e-9,
+            "{x} {y}"
+        );
+        assert_eq!(x + y, s.cut("a", 9.0, 14.0).unwrap());
+        // Outside the data, or an empty window: nothing to say.
+        assert_eq!(s.cut("a", 20.0, 30.0), None);
+        assert_eq!(s.cut("a", 12.0, 12.0), None);
+        assert_eq!(s.cut("b", 9.0, 14.0), None);
+        // A mean weighs each second by its share and skips seconds without a line.
+        s.put("g", 10.0, 10.0, Agg::Max);
+        s.put("g", 11.0, 40.0, Agg::Max);
+        s.put("g", 13.0, 40.0, Agg::Max);
+        // Half of second 10 (10) and all of second 11 (40): (5 + 40) / 1.5.
+        assert_eq!(s.cut_mean("g", 9.5, 11.0), Some(30.0));
+        assert_eq!(s.cut_mean("g", 10.0, 13.0), Some(40.0));
+    }
+
+    #[test]
+    fn an_edge_line_is_split_at_the_rates_on_either_side() {
+        // One process's lines, stamped at .8: nothing, then 200 a second from a phase
+        // that starts at 11.9 (the line of (10.8, 11.8] is all before it).
+        let mut acc = HostAcc::default();
+        for (t, v) in [
+            (10.8, 0.0),
+            (11.8, 0.0),
+            (12.8, 180.0),
+            (13.8, 200.0),
+            (14.8, 200.0),
+        ] {
+            acc.line(t, 1.0);
+            acc.count("won", t, v);
+        }
+        let mut s = Series::default();
+        acc.flush(&mut s);
+        // The line across 11.9 has no events before it (its left neighbour's rate is 0):
+        // all 180 belong to the phase, not the 0.9 an even spread would give.
+        assert_eq!(s.cut("won", 11.9, 14.8), Some(580.0));
+        assert_eq!(s.cut("won", 10.0, 11.9), Some(0.0));
+        // A phase ending inside the last line takes its share at the line's own rate.
+        let part = s.cut("won", 11.9, 14.3).unwrap();
+        assert!((part - 480.0).abs() < 1e-9, "{part}");
+        // Two adjacent phases share every line between them.
+        let (x, y) = (
+            s.cut("won", 9.0, 13.3).unwrap(),
+            s.cut("won", 13.3, 15.0).unwrap(),
+        );
+        assert!((x + y - 580.0).abs() < 1e-9, "{x} + {y}");
+        // A line with rate on both sides splits in proportion: (12.8, 13.8] cut at 13.3
+        // has 180/s before and 200/s after.
+        assert!((x - (180.0 + 200.0 * 90.0 / 190.0)).abs() < 1e-9, "{x}");
     }
 
     #[test]
