@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use super::load::{Role, Run};
 
+/// A count as one line wrote it: (stamp, interval, events).
+type Line = (f64, f64, f64);
+
 /// Name -> (second -> value).
 #[derive(Debug, Default)]
 pub struct Series {
@@ -15,7 +18,7 @@ pub struct Series {
     /// Every count as its lines wrote it, one list per process in time order:
     /// (stamp, interval, events), so a phase can be cut at its own boundaries whatever
     /// second each process happened to stamp.
-    events: BTreeMap<String, Vec<Vec<(f64, f64, f64)>>>,
+    events: BTreeMap<String, Vec<Vec<Line>>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -199,7 +202,7 @@ struct HostAcc {
     interval: BTreeMap<i64, f64>,
     /// The current line's (stamp, interval), for `events`.
     current: Option<(f64, f64)>,
-    events: BTreeMap<String, Vec<(f64, f64, f64)>>,
+    events: BTreeMap<String, Vec<Line>>,
     counts: BTreeMap<String, BTreeMap<i64, f64>>,
     gauges: BTreeMap<String, (Agg, BTreeMap<i64, f64>)>,
 }
