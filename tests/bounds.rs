@@ -155,6 +155,7 @@ fn closed_by(s: &mut TcpStream, deadline: Instant) -> bool {
         match s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>

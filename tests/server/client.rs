@@ -61,6 +61,7 @@ impl Client {
             match self.stream.read(&mut b) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return None,
             }
         }
@@ -77,6 +78,7 @@ impl Client {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if e.kind() == std::io::ErrorKind::WouldBlock
                         || e.kind() == std::io::ErrorKind::TimedOut =>
