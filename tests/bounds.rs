@@ -169,7 +169,7 @@ fn closed_by(s: &mut TcpStream, deadline: Instant) -> bool {
 
 /// 3 000 connections to the control port each send half a request and then a header
 /// line now and then. The server holds 1 024 descriptors at most. `/stats` must still
-/// answer within a second, new players must still log in, the control thread must hold
+/// answer within 2.5 s (one SYN retransmit), new players must still log in, the control thread must hold
 /// no more than its cap, and every slow connection must be closed by the header timeout.
 #[test]
 fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
@@ -231,8 +231,11 @@ fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
         "the flood opened {} connections",
         slow.len()
     );
+    // Under 2.5 s: the control listener's accept queue may overflow for a moment while
+    // the flood arrives, and the kernel then retransmits the operator's SYN after 1 s;
+    // a second retransmit (3 s) or a wait for the flood to end would fail this.
     assert!(
-        worst_stats < Duration::from_secs(1),
+        worst_stats < Duration::from_millis(2500),
         "/stats took {worst_stats:?}"
     );
     assert!(
