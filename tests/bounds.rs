@@ -169,8 +169,8 @@ fn closed_by(s: &mut TcpStream, deadline: Instant) -> bool {
 
 /// 3 000 connections to the control port each send half a request and then a header
 /// line now and then. The server holds 1 024 descriptors at most. `/stats` must still
-/// answer within 2.5 s (one SYN retransmit), new players must still log in, the control thread must hold
-/// no more than its cap, and every slow connection must be closed by the header timeout.
+/// answer within 2.5 s (one SYN retransmit), new players must still log in, the control
+/// thread must hold no more than its cap, and every slow connection must be closed by the header timeout.
 #[test]
 fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
     let dir = tmpdir("slowloris");
