@@ -293,16 +293,24 @@ impl RunArgs {
 /// Flags of `demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Users to connect (the loadgen holds one file per user: keep under ~19 000 here).
+    /// Users to connect. Each takes an open file on each side: past what one process
+    /// may open, the demo starts several server instances and load-generator processes
+    /// (a million users here: about 51 of each) and refuses at once, with the figures,
+    /// when the host cannot hold them.
     #[arg(long, default_value_t = 10_000)]
     pub users: u32,
+    /// New connections per second, all processes together. Default: 5 000 with one
+    /// server, 10 000 with several instances.
+    #[arg(long, value_parser = rate)]
+    pub connect_rate: Option<f64>,
     /// Results go to RESULTS/RUN_ID/.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Default: the UTC time, e.g. 20261126-142501-demo.
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s).
+    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s with one server; 5k,
+    /// 10k, 20k with several instances).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Multiplies the plan's phase lengths (1 = about a minute in all).

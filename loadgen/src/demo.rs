@@ -1,42 +1,67 @@
 //! `demo`: the one-command local run, from a clone to a report.
 //!
-//! The server runs in its own process, the real `redpacket-server` program (found or
-//! built by [`crate::server_bin`]): here a process may open 20 000 files, and 10 000
-//! users take 10 000 on each side. `demo` finds the server's ports through
-//! `--ready-file`, drives it with the ordinary `run` machinery, stops it with SIGTERM,
-//! lays the results out as the report expects (`results/<run-id>/run.json` and
-//! `results/<run-id>/<host>/{loadgen.jsonl, summary.json, histograms.json}` beside the
-//! server's own files there: `server.jsonl` and the rest of what its `--host-dir`
-//! writes), then makes the report (`report.html`, `report.md`, `charts/`) in-process
-//! with the code of `redpacket-report`.
+//! The servers run in their own processes, the real `redpacket-server` program (found
+//! or built by [`crate::server_bin`]). A process may open only so many files (20 000
+//! here) and each user takes one on each side, so the demo lays the run out by that
+//! limit ([`crate::instances::Layout`]): up to ~19 000 users, one server and this
+//! process's threads; past it, as many server instances and load-generator processes
+//! as the limit requires (a million users: about 51 of each), with source addresses in
+//! 127.0.1.0/24. It refuses at once, with the figures, when the host cannot hold the
+//! users ([`redpacket::host::check::one_host`]). It drives the servers with the
+//! ordinary `run` machinery, samples what the run costs the host
+//! ([`crate::footprint`]), stops every server with SIGTERM (also on Ctrl-C or failure:
+//! they are stopped when dropped), lays the results out as the report expects
+//! (`results/<run-id>/run.json`, `results/<run-id>/<host>/{loadgen.jsonl, summary.json,
+//! histograms.json, footprint.jsonl}` beside the servers' own files there), then makes
+//! the report (`report.html`, `report.md`, `charts/`) in-process with the code of
+//! `redpacket-report`.
 
 use crate::cli::DemoArgs;
+use crate::footprint;
+use crate::instances::{Instances, Layout};
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
 use crate::run::{self, RunConfig};
 use crate::users::UserRange;
 use redpacket::formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
-use serde::Deserialize;
+use redpacket::host::check;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// The demo's plan: a warm-up, then 2k and 4k shakes/s, each with both campaigns.
-pub fn demo_plan(scale: f64, time_scale: f64) -> Vec<Phase> {
-    [
-        ("warm", 1000.0, 10.0),
-        ("2k", 2000.0, 20.0),
-        ("4k", 4000.0, 20.0),
-    ]
-    .iter()
-    .map(|(n, q, d)| {
+/// The demo's plan: an idle phase (every user logged in, nothing asked: the footprint
+/// is read there), then three shake phases, each with both campaigns. A single server
+/// runs 1k, 2k and 4k shakes/s; several instances (a run past one process's open
+/// files, up to a million users) run 5k, 10k and 20k, rates this 2-CPU box carries
+/// beside that many idle connections.
+pub fn demo_plan(scale: f64, time_scale: f64, many: bool) -> Vec<Phase> {
+    let (idle, rates): (f64, [(&str, f64, f64); 3]) = if many {
+        (
+            20.0,
+            [
+                ("5k", 5000.0, 20.0),
+                ("10k", 10000.0, 20.0),
+                ("20k", 20000.0, 20.0),
+            ],
+        )
+    } else {
+        (
+            5.0,
+            [
+                ("warm", 1000.0, 10.0),
+                ("2k", 2000.0, 20.0),
+                ("4k", 4000.0, 20.0),
+            ],
+        )
+    };
+    let mut plan = vec![Phase::new("idle", 0.0, idle * time_scale)];
+    plan.extend(rates.iter().map(|(n, q, d)| {
         let mut p = Phase::new(n, q * scale, d * time_scale);
         p = p.with_campaigns(DEFAULT_CAMPAIGN_QPS, DEFAULT_CAMPAIGN_QPS);
         p.send_rate = Some(200.0);
         p
-    })
-    .collect()
+    }));
+    plan
 }
 
 /// Quotes a command-line word for a shell when it needs it.
@@ -113,103 +138,6 @@ fn git_commit() -> Option<String> {
     at(".").or_else(|| at(env!("CARGO_MANIFEST_DIR")))
 }
 
-#[derive(Deserialize)]
-struct Ready {
-    listen: SocketAddr,
-    control: SocketAddr,
-    pid: u32,
-}
-
-/// A server child process, stopped (SIGTERM, then SIGKILL) when dropped.
-pub struct ServerChild {
-    pub child: Child,
-    pub listen: SocketAddr,
-    pub control: SocketAddr,
-    pub argv: Vec<String>,
-}
-
-impl ServerChild {
-    /// Starts `program --listen 127.0.0.1:0 --control 127.0.0.1:0 --ready-file F`
-    /// and waits (at most 30 s) for it to be bound.
-    pub fn start(program: &Path, extra: &[String], work: &Path) -> Result<ServerChild, String> {
-        let ready = work.join("server-ready.json");
-        let _ = std::fs::remove_file(&ready);
-        let mut argv: Vec<String> = Vec::new();
-        argv.extend(
-            [
-                "--listen",
-                "127.0.0.1:0",
-                "--control",
-                "127.0.0.1:0",
-                "--ready-file",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        argv.push(ready.display().to_string());
-        argv.extend(extra.iter().cloned());
-        let mut child = Command::new(program)
-            .args(&argv)
-            .stdin(Stdio::null())
-            // Its status line would fight the load generator's for the terminal.
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the server {}: {e}", program.display()))?;
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready) {
-                if let Ok(r) = serde_json::from_str::<Ready>(&text) {
-                    let _ = r.pid;
-                    let mut full = vec![program.display().to_string()];
-                    full.extend(argv);
-                    return Ok(ServerChild {
-                        child,
-                        listen: r.listen,
-                        control: r.control,
-                        argv: full,
-                    });
-                }
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                return Err(format!("the server exited before it was ready ({st})"));
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the server was not ready within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then up to `grace` to exit, then SIGKILL. Returns the exit code.
-    pub fn stop(&mut self, grace: Duration) -> Option<i32> {
-        if let Ok(Some(st)) = self.child.try_wait() {
-            return st.code();
-        }
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Runs the demo; returns the exit code.
 pub fn demo(a: &DemoArgs) -> i32 {
     match demo_inner(a) {
@@ -222,8 +150,66 @@ pub fn demo(a: &DemoArgs) -> i32 {
 }
 
 fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
-    if a.users < 4 || a.users > 19_000 {
-        return Err("--users must be 4..=19000 (each user is one open file on each side)".into());
+    if a.users < 4 {
+        return Err("--users must be at least 4".into());
+    }
+    // Children (servers and load-generator processes) inherit the raised limit.
+    let (_, nofile) = redpacket::host::rlimit::raise_nofile();
+    let layout = match Layout::for_users(u64::from(a.users), nofile, 1) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("redpacket-loadgen demo: {e}");
+            return Ok(2);
+        }
+    };
+    let many = layout.instances > 1;
+    let workers = if many {
+        1
+    } else {
+        redpacket::cores::allowed_cpus().len().max(1)
+    };
+    let ask = check::OneHostAsk {
+        users: u64::from(a.users),
+        instances: layout.instances as u64,
+        workers,
+        procs: layout.procs as u64,
+        source_addrs: layout.source_addrs.len().max(1) as u64,
+    };
+    let verdict = check::one_host(&ask, &check::HostView::read(None));
+    if !verdict.ok {
+        // Refused before anything starts: what each limit allows, and what to raise.
+        eprint!(
+            "redpacket-loadgen demo: this host cannot hold {} users with both sides on it \
+             ({} server instances, {} load-generator processes):\n{}",
+            a.users,
+            layout.instances,
+            layout.procs,
+            verdict.human()
+        );
+        return Ok(2);
+    }
+    if many {
+        eprintln!(
+            "demo: {} users need {} server instances (up to {} connections each) and {} \
+             load-generator processes (up to {} users each) under an open-files limit of \
+             {nofile}; {} source addresses {}-{}",
+            a.users,
+            layout.instances,
+            layout.per_instance,
+            layout.procs,
+            layout.per_proc,
+            layout.source_addrs.len(),
+            layout
+                .source_addrs
+                .first()
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
+            layout
+                .source_addrs
+                .last()
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
+        );
     }
     let started = run::unix_f64();
     let run_id = a
@@ -235,29 +221,68 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let host_dir = run_dir.join(&host);
     std::fs::create_dir_all(&host_dir)
         .map_err(|e| format!("cannot create {}: {e}", host_dir.display()))?;
-    // The server writes server.jsonl (and its final account, network samples and
-    // tuning snapshot) into the same host folder.
-    let extra = vec!["--host-dir".to_string(), host_dir.display().to_string()];
+    // The first footprint sample is taken now, before any server runs: the baseline.
+    let sampler = footprint::Sampler::start(&host_dir)?;
+    // The servers write server.jsonl (and their final account, network samples and
+    // tuning snapshot) into the same host folder, under instance-I/ when there are
+    // several.
+    let extra = vec![
+        "--host-dir".to_string(),
+        host_dir.display().to_string(),
+        "--grace".to_string(),
+        "10".to_string(),
+    ];
     let program = crate::server_bin::locate(a.server_bin.as_deref())?;
-    eprintln!("demo: starting the server ({})", program.display());
-    let mut server = ServerChild::start(&program, &extra, &run_dir)?;
     eprintln!(
-        "demo: server on {} (control http://{})",
-        server.listen, server.control
+        "demo: starting {} ({})",
+        if many {
+            format!("{} server instances", layout.instances)
+        } else {
+            "the server".to_string()
+        },
+        program.display()
     );
-    let plan = demo_plan(a.scale, a.time_scale);
+    let mut servers = Instances::start(&program, layout.instances, &extra, &run_dir)?;
+    sampler.servers_started(servers.pids());
+    let listens = servers.listens();
+    let controls = servers.controls();
+    if many {
+        eprintln!(
+            "demo: servers on {}..{} (control {}..{})",
+            listens[0],
+            listens[listens.len() - 1],
+            controls[0],
+            controls[controls.len() - 1]
+        );
+    } else {
+        eprintln!(
+            "demo: server on {} (control http://{})",
+            listens[0], controls[0]
+        );
+    }
+    let plan = demo_plan(a.scale, a.time_scale, many);
     let users = UserRange::new(0, a.users);
+    let connect_rate = a
+        .connect_rate
+        .unwrap_or(if many { 10_000.0 } else { 5000.0 });
     let cfg = RunConfig {
         users,
         all_users: users,
-        servers: vec![server.listen],
-        server_controls: vec![server.control],
-        source_addrs: Vec::new(),
-        connect_rate: 5000.0,
-        connect_deadline_s: 30.0,
-        threads: a.threads.max(1),
-        pin: true,
-        procs: 1,
+        servers: listens,
+        server_controls: controls,
+        source_addrs: layout.source_addrs.clone(),
+        connect_rate,
+        // Room for the ramp at half the asked rate, and a little more.
+        connect_deadline_s: 30.0 + 2.0 * f64::from(a.users) / connect_rate,
+        threads: if layout.procs > 1 {
+            1
+        } else {
+            a.threads.max(1)
+        },
+        // Many processes on few CPUs: the scheduler places them (the servers are
+        // pinned, one CPU each, alternating).
+        pin: layout.procs == 1,
+        procs: layout.procs,
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         reconnect: false,
@@ -267,7 +292,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         plan: plan.clone(),
         start_at: None,
         out: Some(host_dir.clone()),
-        // The server child samples this host into the same folder.
+        // The first server instance samples this host into the same folder.
         sample_host: false,
         control: None,
         max_p99_ms: a.max_p99_ms,
@@ -279,19 +304,28 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         tick: Duration::from_micros(500),
     };
     let outcome = run::run(cfg);
-    let server_code = server.stop(Duration::from_secs(15));
-    let _ = std::fs::remove_file(run_dir.join("server-ready.json"));
+    if many {
+        eprintln!("demo: stopping {} server instances", layout.instances);
+    }
+    let server_codes = servers.stop(Duration::from_secs(30));
+    drop(sampler);
     let outcome = outcome.map_err(|(_, e)| e)?;
     let loadgen_cmd = std::env::args()
         .map(|a| shell_word(&a))
         .collect::<Vec<_>>()
         .join(" ");
-    let server_cmd = server
-        .argv
+    let server_cmds: Vec<serde_json::Value> = servers
+        .servers
         .iter()
-        .map(|a| shell_word(a))
-        .collect::<Vec<_>>()
-        .join(" ");
+        .map(|s| {
+            json!(s
+                .argv
+                .iter()
+                .map(|a| shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" "))
+        })
+        .collect();
     // run.json as the report reads it (results/README.md, schema 1), plus the plan and
     // versions. The host folder holds both the server's and the loadgen's files, so its
     // role is left for the report to guess from them.
@@ -302,17 +336,41 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
             "versions",
             json!({"redpacket-loadgen": env!("CARGO_PKG_VERSION"), "redpacket": env!("CARGO_PKG_VERSION")}),
         ),
-        ("server_exit_code", json!(server_code)),
+        (
+            "server_exit_code",
+            json!(server_codes
+                .iter()
+                .copied()
+                .find(|c| *c != Some(0))
+                .unwrap_or(Some(0))),
+        ),
+        ("server_instances", json!(layout.instances)),
+        ("loadgen_procs", json!(layout.procs)),
+        (
+            "source_addrs",
+            json!(layout
+                .source_addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()),
+        ),
     ];
     let run_json = RunMeta {
         schema: SCHEMA,
         run_id: run_id.clone(),
         started,
         ended: run::unix_f64(),
-        description: format!(
-            "demo: one machine, loopback, {} users, server and load generator in separate processes",
-            a.users
-        ),
+        description: if many {
+            format!(
+                "demo: one machine, loopback, {} users, {} server instances and {} load-generator processes",
+                a.users, layout.instances, layout.procs
+            )
+        } else {
+            format!(
+                "demo: one machine, loopback, {} users, server and load generator in separate processes",
+                a.users
+            )
+        },
         phases: outcome
             .boundaries
             .iter()
@@ -324,7 +382,9 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
             })
             .collect(),
         hosts: vec![HostEntry::Name(host)],
-        commands: vec![json!(loadgen_cmd), json!(server_cmd)],
+        commands: std::iter::once(json!(loadgen_cmd))
+            .chain(server_cmds)
+            .collect(),
         git_commit: git_commit().unwrap_or_default(),
         extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     };
@@ -369,10 +429,14 @@ mod tests {
     }
 
     #[test]
-    fn demo_plan_is_about_a_minute() {
-        let p = demo_plan(1.0, 1.0);
-        let total: f64 = p.iter().map(|p| p.duration_s).sum();
-        assert!((40.0..=70.0).contains(&total));
-        assert!(p.iter().all(|p| p.shake_campaign_qps > 0.0));
+    fn demo_plan_is_about_a_minute_and_starts_idle() {
+        for many in [false, true] {
+            let p = demo_plan(1.0, 1.0, many);
+            let total: f64 = p.iter().map(|p| p.duration_s).sum();
+            assert!((40.0..=80.0).contains(&total), "{total}");
+            assert_eq!((p[0].name.as_str(), p[0].qps), ("idle", 0.0));
+            assert_eq!(p[0].shake_campaign_qps, 0.0);
+            assert!(p[1..].iter().all(|p| p.shake_campaign_qps > 0.0));
+        }
     }
 }

@@ -713,41 +713,69 @@ pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, Strin
     serde_json::from_str(&body).map_err(|e| format!("{addr}/stats: {e}"))
 }
 
-/// Starts the phase's campaigns on every server, each for its own shard of users.
+/// Starts the phase's campaigns on every server, each for its own shard of users and
+/// at its share of the phase's rate (the shard's share of all users), so the phase's
+/// rates hold however many servers there are.
 fn start_campaigns(cfg: &RunConfig, p: &Phase) {
+    let all = f64::from(cfg.all_users.len().max(1));
     let shards = split_even(cfg.all_users, cfg.server_controls.len());
+    let (mut started, mut failed) = (Vec::new(), 0usize);
     for (addr, r) in cfg.server_controls.iter().zip(shards) {
+        let share = f64::from(r.len()) / all;
         let mut calls = Vec::new();
         if p.shake_campaign_qps > 0.0 {
-            let sum = (p.shake_campaign_qps * p.duration_s).ceil() as u64;
-            calls.push(format!(
-                "/yaohongbao?qps={}&sum={sum}",
-                p.shake_campaign_qps
-            ));
+            let qps = p.shake_campaign_qps * share;
+            let sum = (qps * p.duration_s).ceil() as u64;
+            calls.push(format!("/yaohongbao?qps={qps}&sum={sum}"));
         }
         if p.send_campaign_qps > 0.0 && r.len() >= 3 {
-            let sum = (p.send_campaign_qps * p.duration_s).ceil() as u64;
+            let qps = p.send_campaign_qps * share;
+            let sum = (qps * p.duration_s).ceil() as u64;
             calls.push(format!(
-                "/fahongbao?qps={}&sum={sum}&min={}&max={}",
-                p.send_campaign_qps,
+                "/fahongbao?qps={qps}&sum={sum}&min={}&max={}",
                 r.start,
                 r.end - 1
             ));
         }
         for path in calls {
             match http::get(*addr, &path, Duration::from_secs(5)) {
-                Ok((200, _)) => {
-                    if !cfg.quiet {
-                        note!("loadgen: campaign {path} started on {addr}");
-                    }
+                Ok((200, _)) => started.push((*addr, path)),
+                Ok((s, body)) => {
+                    failed += 1;
+                    note!(
+                        "loadgen: campaign {path} on {addr}: HTTP {s} {}",
+                        body.trim()
+                    )
                 }
-                Ok((s, body)) => note!(
-                    "loadgen: campaign {path} on {addr}: HTTP {s} {}",
-                    body.trim()
-                ),
-                Err(e) => note!("loadgen: campaign {path}: {e}"),
+                Err(e) => {
+                    failed += 1;
+                    note!("loadgen: campaign {path} on {addr}: {e}")
+                }
             }
         }
+    }
+    if cfg.quiet || started.is_empty() {
+        return;
+    }
+    if let [(addr, path)] = &started[..] {
+        note!("loadgen: campaign {path} started on {addr}");
+    } else if cfg.server_controls.len() == 1 {
+        for (addr, path) in &started {
+            note!("loadgen: campaign {path} started on {addr}");
+        }
+    } else {
+        note!(
+            "loadgen: {} campaigns started on {} servers (shakes {}/s, sends {}/s in all){}",
+            started.len(),
+            cfg.server_controls.len(),
+            p.shake_campaign_qps,
+            p.send_campaign_qps,
+            if failed > 0 {
+                format!("; {failed} refused")
+            } else {
+                String::new()
+            }
+        );
     }
 }
 

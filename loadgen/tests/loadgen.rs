@@ -465,7 +465,7 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["connect", "warm", "2k", "4k"]);
+    assert_eq!(names, ["connect", "idle", "warm", "2k", "4k"]);
     assert_eq!(run_json["schema"], 1);
     let host = run_json["hosts"][0].as_str().unwrap().to_string();
     for f in [

@@ -17,16 +17,19 @@
 //! | `<host>[/instance-I]/server.jsonl` | [`ServerLine`] | the server, once a second |
 //! | `<host>[/instance-I]/server-summary.json` | [`ServerSummary`] | the server, at exit |
 //! | `<host>/net.jsonl` | [`NetLine`] | the host sampler, once a second |
+//! | `<host>/footprint.jsonl` | [`FootprintLine`] | the demo (both sides on one host), once a second |
 //! | `<host>/tuning.txt` | `key = value` lines ([`crate::sysmon::tuning`]) | the host sampler, at start |
 //!
 //! The server's and the sampler's types live beside the code that fills them
 //! ([`crate::stats`], [`crate::server`], [`crate::sysmon`]) and are named here so this
 //! table is the one index of the formats.
 
+pub mod footprint;
 pub mod histograms;
 pub mod loadgen;
 pub mod run;
 
+pub use footprint::{FootprintLine, ProcessGroup};
 pub use histograms::{HistogramsFile, PhaseHistogram};
 pub use loadgen::{
     Answered, ConnEvents, Connections, Errors, Latency, LoadgenLine, LoadgenSummary, Money,

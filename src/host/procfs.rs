@@ -122,6 +122,69 @@ pub fn read_sockstat() -> SockStat {
     sockstat(&std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default())
 }
 
+/// Slab caches whose size follows the connection count: TCP sockets, their inodes,
+/// files, dentries and epoll entries, bind buckets, and the small kmalloc caches socket
+/// structures land in when SLUB merges a named cache into one of them.
+pub const SOCKET_SLABS: &[&str] = &[
+    "TCP",
+    "request_sock_TCP",
+    "tcp_bind_bucket",
+    "tcp_bind2_bucket",
+    "sock_inode_cache",
+    "filp",
+    "dentry",
+    "eventpoll_epi",
+    "eventpoll_pwq",
+    "skbuff_head_cache",
+    "kmalloc-64",
+    "kmalloc-128",
+    "kmalloc-192",
+    "kmalloc-256",
+    "kmalloc-512",
+    "kmalloc-1k",
+];
+
+/// `/proc/slabinfo` (version 2.x): cache name to the bytes its slabs occupy
+/// (`num_slabs x pagesperslab x page`), which counts partly filled slabs as the kernel
+/// does, unlike `num_objs x objsize`.
+pub fn slabinfo(text: &str, page: u64) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with("slabinfo") || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // name active num objsize perslab pagesperslab : tunables l b s : slabdata a n s
+        if f.len() < 15 || f[6] != ":" || f[12] != "slabdata" {
+            continue;
+        }
+        if let (Ok(pages), Ok(slabs)) = (f[5].parse::<u64>(), f[14].parse::<u64>()) {
+            out.insert(
+                f[0].to_string(),
+                slabs.saturating_mul(pages).saturating_mul(page),
+            );
+        }
+    }
+    out
+}
+
+/// `/proc/meminfo`: field to bytes (`kB` values multiplied out; counts kept as they are).
+pub fn meminfo(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let mut w = v.split_whitespace();
+        let Some(Ok(n)) = w.next().map(str::parse::<u64>) else {
+            continue;
+        };
+        let n = if w.next() == Some("kB") { n * 1024 } else { n };
+        out.insert(k.trim().to_string(), n);
+    }
+    out
+}
+
 /// `ethtool -S IFACE`: `name: value` lines under a `NIC statistics:` header.
 pub fn ethtool_stats(text: &str) -> BTreeMap<String, u64> {
     text.lines()
@@ -180,6 +243,30 @@ mod tests {
         assert_eq!(s.tcp_inuse, 3);
         assert_eq!(s.tcp_alloc, 3);
         assert_eq!(s.tcp_mem_pages, 146);
+    }
+
+    #[test]
+    fn slabinfo_counts_whole_slabs_and_skips_the_header() {
+        let text = "slabinfo - version: 2.1\n\
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n\
+TCP                  143    143   2368   13    8 : tunables    0    0    0 : slabdata     11     11      0\n\
+dentry            217308 217308    192   21    1 : tunables    0    0    0 : slabdata  10348  10348      0\n\
+broken 1 2 3\n";
+        let s = slabinfo(text, 4096);
+        assert_eq!(s["TCP"], 11 * 8 * 4096);
+        assert_eq!(s["dentry"], 10_348 * 4096);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn meminfo_multiplies_kilobytes() {
+        let m = meminfo(
+            "MemTotal:       24684092 kB\nSlab:  1000 kB\nHugePages_Total:       0\nbad line\n",
+        );
+        assert_eq!(m["MemTotal"], 24_684_092 * 1024);
+        assert_eq!(m["Slab"], 1_024_000);
+        assert_eq!(m["HugePages_Total"], 0);
+        assert_eq!(m.len(), 3);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod analyze;
 pub mod charts;
+pub mod footprint;
 pub mod html;
 pub mod load;
 pub mod money;
@@ -73,6 +74,14 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     fs::write(&md_path, html::markdown(&run, &a, &drawn))
         .map_err(|e| ReportError::Io(md_path.clone(), e))?;
     let mut text = render::terminal(&run, &a);
+    for f in footprint::footprints(&run) {
+        text.push_str(&format!("\nFootprint on {}\n", f.host));
+        text.push_str(&render::to_text(&footprint::memory_table(&f)));
+        text.push('\n');
+        text.push_str(&render::to_text(&footprint::cpu_table(&f)));
+        text.push_str(footprint::note());
+        text.push('\n');
+    }
     text.push_str(&format!(
         "\nWrote {} and {} ({} charts in {}).\n",
         html_path.display(),

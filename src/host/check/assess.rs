@@ -180,6 +180,90 @@ pub fn loadgen(ask: &LoadgenAsk, conf: Option<&Conf>, host: &HostView) -> Report
     Report::new(Role::Loadgen, n, items)
 }
 
+/// Both sides of a run on one host (the demo): `users` connections held by `instances`
+/// server processes and `procs` load-generator processes over loopback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneHostAsk {
+    pub users: u64,
+    pub instances: u64,
+    /// Workers of each server instance.
+    pub workers: usize,
+    pub procs: u64,
+    /// Source addresses (1 when the kernel chooses).
+    pub source_addrs: u64,
+}
+
+/// What bounds `users` when server and load generator share this host: each side's
+/// open-files limit per process, the host's open files (two per user), memory (both
+/// programs' user space and two kernel sockets per user) and ephemeral ports. The
+/// refusal before the demo starts anything.
+pub fn one_host(ask: &OneHostAsk, host: &HostView) -> Report {
+    let n = ask.users;
+    let server_reserve =
+        FD_RESERVE + server_set_apart(crate::config::DEFAULT_CONTROL_MAX_CONNS, ask.workers);
+    let mut items = Vec::new();
+    for (side, k, reserve, w) in [
+        ("server", ask.instances.max(1), server_reserve, &SERVER),
+        ("loadgen", ask.procs.max(1), FD_RESERVE, &LOADGEN),
+    ] {
+        for mut it in nofile_items(n, k, reserve, host, None, w) {
+            if it.name.starts_with("rlimit.") || (side == "server" && it.name == "fs.nr_open") {
+                it.name = format!("{side} {}", it.name);
+                items.push(it);
+            }
+        }
+    }
+    if let Some(file_max) = host.file_max {
+        let reserve = server_reserve * ask.instances.max(1) + FD_RESERVE * ask.procs.max(1);
+        let wanted = (2 * n).saturating_add(reserve);
+        let holds = file_max.saturating_sub(reserve) / 2;
+        items.push(Item {
+            name: "fs.file-max".into(),
+            value: file_max.to_string(),
+            wanted: wanted.to_string(),
+            ok: holds >= n,
+            judged: true,
+            scope: Scope::Global,
+            limits: "open files of all processes together: two per user on one host".into(),
+            op: ">=",
+            holds: Some(holds),
+            fix: format!("sudo sysctl -w fs.file-max={wanted}"),
+        });
+    }
+    if let Some(avail) = host.mem_available {
+        let per = SERVER_USER_BYTES + LOADGEN_USER_BYTES + 2 * KERNEL_SOCKET_BYTES;
+        let need = n.saturating_mul(per);
+        items.push(Item {
+            name: "memory".into(),
+            value: format!("{} MiB available", avail >> 20),
+            wanted: format!("{} MiB", need.div_ceil(1 << 20)),
+            ok: avail / per >= n,
+            judged: true,
+            scope: Scope::Global,
+            limits: format!(
+                "users: {SERVER_USER_BYTES} B server + {LOADGEN_USER_BYTES} B load generator \
+                 in user space + 2 x {KERNEL_SOCKET_BYTES} B in the kernel each"
+            ),
+            op: ">=",
+            holds: Some(avail / per),
+            fix: format!(
+                "{n} users on one host need about {} MiB at {per} bytes each but {} MiB is \
+                 available: ask for fewer users or free memory",
+                need >> 20,
+                avail >> 20
+            ),
+        });
+    }
+    let ports = LoadgenAsk {
+        users: n,
+        source_addrs: ask.source_addrs,
+        servers: ask.instances,
+        procs: ask.procs,
+    };
+    items.extend(ports_item(&ports, host));
+    Report::new(Role::Loadgen, n, items)
+}
+
 fn show(v: u64) -> String {
     if v == u64::MAX {
         "unlimited".into()
@@ -595,6 +679,44 @@ mod tests {
         assert!(item(&r, "fs.file-max")
             .fix
             .contains("set fs.file-max = 4000000"));
+    }
+
+    #[test]
+    fn one_host_counts_both_sides_and_two_files_per_user() {
+        let mut h = host();
+        h.nofile_soft = 20_000;
+        h.nofile_hard = 20_000;
+        h.file_max = Some(2_466_193);
+        h.mem_available = Some(24 << 30);
+        let ask = |users, instances, procs, sources| OneHostAsk {
+            users,
+            instances,
+            workers: 1,
+            procs,
+            source_addrs: sources,
+        };
+        let r = one_host(&ask(1_000_000, 51, 51, 50), &h);
+        assert!(r.ok, "{}", r.human());
+        // Too few server instances for the open-files limit: the server's item binds.
+        let r = one_host(&ask(1_000_000, 40, 51, 50), &h);
+        assert!(!r.ok);
+        assert!(
+            r.first_to_raise.starts_with("server rlimit.nofile.hard"),
+            "{}",
+            r.first_to_raise
+        );
+        // Two files per user: 1.3 M users exceed a file-max of 2.47 M.
+        let r = one_host(&ask(1_300_000, 66, 66, 65), &h);
+        assert!(r.first_to_raise.starts_with("fs.file-max"), "{}", r.human());
+        // Memory: 12.2 KB per user; 8 GiB holds about 700 k.
+        h.mem_available = Some(8 << 30);
+        let r = one_host(&ask(1_000_000, 51, 51, 50), &h);
+        assert!(
+            r.first_to_raise.starts_with("memory"),
+            "{}",
+            r.first_to_raise
+        );
+        assert!((600_000..800_000).contains(&r.can_hold), "{}", r.can_hold);
     }
 
     fn lask(users: u64, sources: u64, servers: u64, procs: u64) -> LoadgenAsk {

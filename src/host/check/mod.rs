@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use crate::host::conf::Scope;
-pub use assess::{loadgen, server, HostView, LoadgenAsk, ServerAsk};
+pub use assess::{loadgen, one_host, server, HostView, LoadgenAsk, OneHostAsk, ServerAsk};
 
 /// Which program's host is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,0 +1,280 @@
+//! The demo past one process's open files: the test lowers the open-files limit of the
+//! demo (and so of everything it starts) to 2 000, so 5 000 users need three server
+//! instances and three load-generator processes, as a million users need about fifty
+//! of each under this machine's 20 000. Money must reconcile across the instances, the
+//! footprint must be sampled, and no process may outlive the demo, also on Ctrl-C; a
+//! host that cannot hold the users is refused before anything starts.
+
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_redpacket-loadgen");
+
+/// The demos here take most of the machine: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn scratch(name: &str) -> PathBuf {
+    let d =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// An environment variable every process the demo starts inherits, to find them all.
+fn tag(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        redpacket::protocol::unix_now()
+    )
+}
+
+/// Pids of live processes carrying `REDPACKET_TEST_TAG=tag` (zombies excluded).
+fn tagged(tag: &str) -> Vec<u32> {
+    let want = format!("REDPACKET_TEST_TAG={tag}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false);
+            alive && env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
+        })
+        .collect()
+}
+
+/// Starts the demo with the open-files limit lowered to `nofile`.
+fn start_demo(args: &[&str], nofile: u64, tag: &str) -> Child {
+    let mut cmd = Command::new(LOADGEN);
+    cmd.arg("demo")
+        .args(args)
+        .env("REDPACKET_TEST_TAG", tag)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("start the demo")
+}
+
+/// Waits for `child` (killing it and every tagged process after `limit`); returns the
+/// exit code and its standard output and error.
+fn finish(mut child: Child, limit: Duration, tag: &str) -> (i32, String, String) {
+    use std::io::Read;
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let until = Instant::now() + limit;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            for pid in tagged(tag) {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            panic!("the demo still ran after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (t_out.join().unwrap(), t_err.join().unwrap());
+    print!("{out}");
+    eprint!("{err}");
+    (code, out, err)
+}
+
+/// Waits up to 5 s for every tagged process to be gone; fails naming those left.
+fn assert_all_gone(tag: &str) {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = tagged(tag);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > until {
+            for pid in &left {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+            panic!("processes outlived the demo: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let results = scratch("instances");
+    let tag = tag("instances");
+    let child = start_demo(
+        &[
+            "--users",
+            "5000",
+            "--results",
+            results.to_str().unwrap(),
+            "--run-id",
+            "t",
+            "--time-scale",
+            "0.15",
+            "--scale",
+            "0.1",
+        ],
+        2000,
+        &tag,
+    );
+    let (code, out, err) = finish(child, Duration::from_secs(180), &tag);
+    assert_all_gone(&tag);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("3 server instances"), "{err}");
+    let run = results.join("t");
+    let meta = json(&run.join("run.json"));
+    assert_eq!(meta["server_instances"], 3, "{meta}");
+    assert_eq!(meta["loadgen_procs"], 3, "{meta}");
+    assert_eq!(meta["commands"].as_array().unwrap().len(), 4, "{meta}");
+    let host = run.join(meta["hosts"][0].as_str().unwrap());
+    let mut won = 0;
+    for i in 1..=3 {
+        let s = json(&host.join(format!("instance-{i}/server-summary.json")));
+        assert_eq!(s["shake_balanced"], true, "instance {i}: {s}");
+        assert_eq!(s["send_balanced"], true, "instance {i}: {s}");
+        let w = s["stats"]["shake"]["won_cents"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no won_cents in instance {i}: {s}"));
+        assert!(w > 0, "instance {i} served no winning shake: {s}");
+        won += w;
+    }
+    let summary = json(&host.join("summary.json"));
+    let m = &summary["money"];
+    assert_eq!(m["reconciled"], true, "{m}");
+    assert_eq!(m["client_won_cents"], won, "{m}");
+    assert_eq!(m["client_won_cents"], m["server_won_cents"], "{m}");
+    assert_eq!(m["client_grabbed_cents"], m["server_grabbed_cents"], "{m}");
+    assert_eq!(summary["connections"]["connected"], 5000, "{summary}");
+    // The footprint: every server and every load-generator process sampled.
+    let lines: Vec<Value> = std::fs::read_to_string(host.join("footprint.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["servers"]["processes"] == 3
+            && l["loadgens"]["processes"] == 4
+            && l["tcp_inuse"].as_u64().unwrap() >= 10_000),
+        "no sample with 3 servers, 4 load-generator processes and 10 000 sockets"
+    );
+    assert!(out.contains("Footprint on"), "{out}");
+    assert!(out.contains("bytes per user"), "{out}");
+}
+
+#[test]
+fn ctrl_c_stops_every_process_the_demo_started() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let results = scratch("ctrl-c");
+    let tag = tag("ctrlc");
+    let child = start_demo(
+        &[
+            "--users",
+            "5000",
+            "--results",
+            results.to_str().unwrap(),
+            "--run-id",
+            "t",
+            "--scale",
+            "0.1",
+        ],
+        2000,
+        &tag,
+    );
+    let pid = child.id();
+    // Wait until every user is in (the load generator's log says so), then Ctrl-C.
+    let log = results.join("t");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let connected = std::fs::read_dir(&log)
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_dir())))
+            .and_then(|h| std::fs::read_to_string(h.path().join("loadgen.jsonl")).ok())
+            .and_then(|t| t.lines().last().map(str::to_string))
+            .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            .and_then(|v| v["connections"].as_u64())
+            .unwrap_or(0);
+        if connected == 5000 {
+            break;
+        }
+        assert!(Instant::now() < until, "users did not connect within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        tagged(&tag).len() >= 7,
+        "3 servers, 3 children and the demo"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let (code, out, err) = finish(child, Duration::from_secs(90), &tag);
+    assert_all_gone(&tag);
+    assert_eq!(code, 1, "an interrupted run fails\n{out}\n{err}");
+    assert!(log.join("run.json").is_file(), "the run folder is kept");
+}
+
+#[test]
+fn a_host_that_cannot_hold_the_users_is_refused_before_anything_starts() {
+    let results = scratch("refused");
+    let tag = tag("refused");
+    let t0 = Instant::now();
+    // Three million users: two files each exceed fs.file-max here, and their memory
+    // exceeds what this machine has.
+    let child = start_demo(
+        &["--users", "3000000", "--results", results.to_str().unwrap()],
+        20_000,
+        &tag,
+    );
+    let (code, _, err) = finish(child, Duration::from_secs(30), &tag);
+    assert_eq!(code, 2, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "refused at once");
+    assert!(err.contains("cannot hold 3000000 users"), "{err}");
+    assert!(err.contains("SHORT"), "the figures are shown: {err}");
+    assert_eq!(
+        std::fs::read_dir(&results).unwrap().count(),
+        0,
+        "nothing was started or written"
+    );
+    assert_all_gone(&tag);
+}
