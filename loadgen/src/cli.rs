@@ -286,6 +286,7 @@ impl RunArgs {
             child: self.child,
             seed: self.seed.unwrap_or_else(|| run::unix_f64().to_bits()),
             tick: self.tick,
+            min_connected: None,
         })
     }
 }

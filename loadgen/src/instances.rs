@@ -94,12 +94,25 @@ pub struct ServerChild {
 impl ServerChild {
     /// Starts `program` with `args` and `--ready-file READY` (its status line off:
     /// it would fight the load generator's for the terminal); does not wait.
-    fn spawn(program: &Path, mut args: Vec<String>, ready: PathBuf) -> Result<Self, String> {
+    fn spawn(
+        program: &Path,
+        mut args: Vec<String>,
+        ready: PathBuf,
+        log: Option<PathBuf>,
+    ) -> Result<Self, String> {
         let _ = std::fs::remove_file(&ready);
         args.push("--ready-file".into());
         args.push(ready.display().to_string());
         let mut cmd = Command::new(program);
         cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::null());
+        if let Some(log) = log {
+            if let Some(dir) = log.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let f = std::fs::File::create(&log)
+                .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+            cmd.stderr(f);
+        }
         // Its own process group: a Ctrl-C at the terminal reaches the demo only, which
         // then stops the servers after the money is reconciled. If the demo dies, the
         // kernel sends the server SIGTERM (it drains and exits).
@@ -213,12 +226,15 @@ impl Instances {
     /// `base + I - 1`, serves control on `base + count + I - 1`, runs one worker on the
     /// (I - 1 mod n)-th of the n CPUs it may use when there are several instances, and gets `--instance I`
     /// (its files go to `HOST_DIR/instance-I/`) plus `extra`. A single instance binds
-    /// port 0 and keeps every CPU. Waits until all are bound (30 s at most).
+    /// port 0 and keeps every CPU. With several, each one's log (standard error) goes
+    /// to `LOGS/instance-I/server.log` instead of the terminal. Waits until all are
+    /// bound (30 s at most).
     pub fn start(
         program: &Path,
         count: usize,
         extra: &[String],
         work: &Path,
+        logs: &Path,
     ) -> Result<Instances, String> {
         let mut servers = Vec::with_capacity(count);
         let base = if count > 1 { free_ports(2 * count)? } else { 0 };
@@ -250,7 +266,11 @@ impl Instances {
             }
             args.extend(extra.iter().cloned());
             let ready = work.join(format!("server-ready-{i}.json"));
-            servers.push(ServerChild::spawn(program, args, ready)?);
+            let log = (count > 1).then(|| {
+                logs.join(redpacket::formats::instance_dir(i as u32))
+                    .join("server.log")
+            });
+            servers.push(ServerChild::spawn(program, args, ready, log)?);
         }
         let mut all = Instances { servers };
         let until = Instant::now() + Duration::from_secs(30);

@@ -64,6 +64,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Shortest time between two timed wake-ups of a worker.
     pub tick: Duration,
+    /// The run fails when fewer users than this are logged in at the end of the last
+    /// phase (the demo asks for all of them).
+    pub min_connected: Option<u64>,
 }
 
 /// How a run ended.
@@ -590,6 +593,13 @@ impl Coordinator {
         if cfg.money_check && money.reconciled == Some(false) {
             verdict.passed = false;
             verdict.failures.push(format!("money: {}", money.note));
+        }
+        if let Some(min) = cfg.min_connected.filter(|m| self.connected_at_end < *m) {
+            verdict.passed = false;
+            verdict.failures.push(format!(
+                "users: {} of {min} logged in at the end",
+                self.connected_at_end
+            ));
         }
         if INTERRUPTED.load(Relaxed) {
             verdict.passed = false;

@@ -173,6 +173,9 @@ fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent()
     let mut won = 0;
     for i in 1..=3 {
         let s = json(&host.join(format!("instance-{i}/server-summary.json")));
+        let log = std::fs::read_to_string(host.join(format!("instance-{i}/server.log")))
+            .unwrap_or_default();
+        assert!(log.contains("listening on"), "instance {i}'s log: {log}");
         assert_eq!(s["shake_balanced"], true, "instance {i}: {s}");
         assert_eq!(s["send_balanced"], true, "instance {i}: {s}");
         let w = s["stats"]["shake"]["won_cents"]
