@@ -37,6 +37,54 @@ pub struct Footprint {
     /// Per phase: (phase, requests, server CPU us per request, load generator CPU us per
     /// request).
     pub cpu: Vec<(String, u64, Option<f64>, Option<f64>)>,
+    /// Users held at the end, of how many, the connect ramp's seconds, and failed
+    /// connect or login attempts by kind.
+    pub held: Option<Held>,
+}
+
+/// How the users got in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    pub connected: u64,
+    pub asked: u64,
+    pub connect_s: f64,
+    pub not_in_at_start: u64,
+    pub failed: Vec<(String, u64)>,
+}
+
+impl Held {
+    /// One sentence: users held, connect time and rate, failures by kind.
+    pub fn sentence(&self) -> String {
+        let failed: Vec<String> = self
+            .failed
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {}", fmt_num(*n as f64, 0)))
+            .collect();
+        let in_ramp = self.asked.saturating_sub(self.not_in_at_start);
+        format!(
+            "Users held: {} of {} at the end. Connect ramp: {} users in {} s ({} per second){}; \
+             failed connect or login attempts: {}.",
+            fmt_num(self.connected as f64, 0),
+            fmt_num(self.asked as f64, 0),
+            fmt_num(in_ramp as f64, 0),
+            fmt_num(self.connect_s, 1),
+            fmt_num(in_ramp as f64 / self.connect_s.max(1e-9), 0),
+            if self.not_in_at_start > 0 {
+                format!(
+                    ", {} still connecting when the first phase began",
+                    fmt_num(self.not_in_at_start as f64, 0)
+                )
+            } else {
+                String::new()
+            },
+            if failed.is_empty() {
+                "none".to_string()
+            } else {
+                failed.join(", ")
+            }
+        )
+    }
 }
 
 impl Footprint {
@@ -201,7 +249,20 @@ fn one(
             ))
         })
         .collect();
+    let held = h.summary.as_ref().map(|s| Held {
+        connected: s.connections.connected,
+        asked: parse_users(&s.users).unwrap_or(s.connections.connected),
+        connect_s: s.connect_s,
+        not_in_at_start: s.users_not_connected_at_start,
+        failed: s
+            .connections
+            .failed
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    });
     Some(Footprint {
+        held,
         host: host.to_string(),
         users,
         servers: idle.servers.processes,
@@ -209,6 +270,19 @@ fn one(
         memory,
         cpu,
     })
+}
+
+/// The count of a `START..END` or `N` user range as `summary.json` writes it.
+fn parse_users(s: &str) -> Option<u64> {
+    match s.split_once("..") {
+        Some((a, b)) => Some(
+            b.trim()
+                .parse::<u64>()
+                .ok()?
+                .checked_sub(a.trim().parse().ok()?)?,
+        ),
+        None => s.trim().parse().ok(),
+    }
 }
 
 /// The memory table: one row per holder, with the old system's figure beside.
@@ -276,4 +350,33 @@ pub fn note() -> &'static str {
      about 10 (REFERENCE, 2 vCPU VM, loopback); `bench/compare.sh` measures ours against \
      the floor in the same run. Kernel rows are host-wide growth since the first sample, \
      taken before any server started."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ranges_count_their_users() {
+        assert_eq!(parse_users("0..1000000"), Some(1_000_000));
+        assert_eq!(parse_users("10..20"), Some(10));
+        assert_eq!(parse_users("5000"), Some(5000));
+        assert_eq!(parse_users("20..10"), None);
+        assert_eq!(parse_users("x"), None);
+    }
+
+    #[test]
+    fn the_connect_sentence_gives_rate_and_failures() {
+        let h = Held {
+            connected: 999_990,
+            asked: 1_000_000,
+            connect_s: 100.0,
+            not_in_at_start: 0,
+            failed: vec![("timeout".into(), 10), ("refused".into(), 0)],
+        };
+        let s = h.sentence();
+        assert!(s.contains("999,990 of 1,000,000"), "{s}");
+        assert!(s.contains("(10,000 per second)"), "{s}");
+        assert!(s.contains("timeout 10") && !s.contains("refused"), "{s}");
+    }
 }

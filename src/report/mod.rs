@@ -76,6 +76,10 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     let mut text = render::terminal(&run, &a);
     for f in footprint::footprints(&run) {
         text.push_str(&format!("\nFootprint on {}\n", f.host));
+        if let Some(h) = &f.held {
+            text.push_str(&h.sentence());
+            text.push('\n');
+        }
         text.push_str(&render::to_text(&footprint::memory_table(&f)));
         text.push('\n');
         text.push_str(&render::to_text(&footprint::cpu_table(&f)));
