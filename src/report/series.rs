@@ -291,6 +291,14 @@ fn server_line(acc: &mut HostAcc, host: &str, unit: &str, l: &crate::formats::Se
     }
     acc.gauge("server.open", t, tot.open as f64, Agg::Sum);
     acc.gauge("server.logged_in", t, tot.logged_in as f64, Agg::Sum);
+    // The run's own sockets on this host: servers' open connections here, added to the
+    // load generator's logged-in users below (processes add up per second).
+    acc.gauge(
+        &format!("host.{host}.own_sockets"),
+        t,
+        tot.open as f64,
+        Agg::Sum,
+    );
     let mut units = vec![host.to_string()];
     if unit != host {
         units.push(unit.to_string());
@@ -374,6 +382,12 @@ pub fn build(run: &Run) -> Series {
             acc.gauge("client.connections", t, l.connections as f64, Agg::Sum);
             acc.gauge(
                 &format!("host.{host}.client.connections"),
+                t,
+                l.connections as f64,
+                Agg::Sum,
+            );
+            acc.gauge(
+                &format!("host.{host}.own_sockets"),
                 t,
                 l.connections as f64,
                 Agg::Sum,
