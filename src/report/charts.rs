@@ -62,6 +62,9 @@ pub struct Drawn {
     /// The chart's caption, with what drawing found (series that hide others).
     pub caption: String,
     pub svg: String,
+    /// Each phase's label as drawn (`None`: its band is off the chart or too narrow for
+    /// one letter).
+    pub phase_labels: Vec<Option<PhaseLabel>>,
 }
 
 fn register_font() {
@@ -290,11 +293,12 @@ pub fn draw_all(run: &Run, a: &Analysis, dir: &Path) -> io::Result<Vec<Drawn>> {
             root.present().map_err(io::Error::other)?;
         }
         let mut svg = String::new();
-        {
+        let phase_labels = {
             let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
+            let labels = draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
             root.present().map_err(io::Error::other)?;
-        }
+            labels
+        };
         fs::write(dir.join(format!("{}.svg", chart.name)), &svg)?;
         let mut caption = chart.caption.clone();
         let hidden = hidden_note(&chart);
@@ -307,12 +311,14 @@ pub fn draw_all(run: &Run, a: &Analysis, dir: &Path) -> io::Result<Vec<Drawn>> {
             title: chart.title,
             caption,
             svg,
+            phase_labels,
         });
     }
     Ok(out)
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB, T = ()> =
+    Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// A line's points with y as drawn (log10 on a log chart).
 fn drawn_points(chart: &Chart, l: &Line) -> Vec<(f64, f64)> {
@@ -443,7 +449,7 @@ const LABEL_GAP: i32 = 6;
 
 /// Lays out the phases' labels so that none overlaps another: each at the start of its
 /// band, in the first row where it fits beside the labels already there; a name that
-/// fits no row is shortened to its band's width (`…`), and left out only when not even
+/// fits no row is shortened to its band's width (`conn.`), and left out only when not even
 /// one letter fits. `bands` are (name, left, right) in pixels; `width` measures a text.
 pub fn layout_phase_labels(
     bands: &[(String, i32, i32)],
@@ -457,7 +463,7 @@ pub fn layout_phase_labels(
         let mut candidates = vec![name.clone()];
         let chars: Vec<char> = name.chars().collect();
         for keep in (1..chars.len()).rev() {
-            let short: String = chars[..keep].iter().collect::<String>() + "…";
+            let short: String = chars[..keep].iter().collect::<String>() + ".";
             if width(&short) <= room {
                 candidates.push(short);
                 break;
@@ -494,7 +500,7 @@ fn draw<DB: DrawingBackend>(
     chart: &Chart,
     phases: &[(String, f64, f64)],
     x_max: f64,
-) -> DrawResult<DB> {
+) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
     root.fill(&WHITE)?;
     let lines: Vec<(usize, &Line, Vec<(f64, f64)>)> = chart
         .lines
@@ -527,7 +533,7 @@ fn draw<DB: DrawingBackend>(
             band[i % 2].filled(),
         )))?;
         let (pa, pb) = (cc.backend_coord(&(a, hi)), cc.backend_coord(&(b, hi)));
-        bands.push((name.clone(), pa.0, pb.0, pa.1));
+        bands.push((name.clone(), pa.0, pb.0, pa.1, i));
     }
     let font = ("sans-serif", 14).into_font().color(&BLACK.mix(0.75));
     let measure = |t: &str| {
@@ -535,14 +541,13 @@ fn draw<DB: DrawingBackend>(
             .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
     };
     let spans: Vec<(String, i32, i32)> = bands.iter().map(|b| (b.0.clone(), b.1, b.2)).collect();
-    for (label, band) in layout_phase_labels(&spans, &measure)
-        .into_iter()
-        .zip(&bands)
-    {
-        if let Some(l) = label {
+    let mut labels = vec![None; phases.len()];
+    for (label, band) in layout_phase_labels(&spans, &measure).into_iter().zip(&bands) {
+        if let Some(l) = &label {
             let y = band.3 + 3 + LABEL_ROW_H * l.row as i32;
-            root.draw(&Text::new(l.text, (l.x, y), font.clone()))?;
+            root.draw(&Text::new(l.text.clone(), (l.x, y), font.clone()))?;
         }
+        labels[band.4] = label;
     }
 
     let log = chart.log_y;
@@ -568,7 +573,7 @@ fn draw<DB: DrawingBackend>(
             (x_max * 0.4, (lo + hi) / 2.0),
             ("sans-serif", 20).into_font().color(&BLACK.mix(0.6)),
         )))?;
-        return Ok(());
+        return Ok(labels);
     }
     let color_of = |i: usize, l: &Line| {
         if l.reference {
@@ -616,7 +621,7 @@ fn draw<DB: DrawingBackend>(
         let more = format!("+{left_out} more");
         legend.draw(&Text::new(more, (36, y - 7), ("sans-serif", 13)))?;
     }
-    Ok(())
+    Ok(labels)
 }
 
 /// Axis numbers: `1.2k`, `3.4M`, `0.25`.
@@ -646,6 +651,133 @@ fn short(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn chart(lines: Vec<(&str, Vec<f64>)>) -> Chart {
+        Chart {
+            name: "t",
+            title: "t".into(),
+            caption: String::new(),
+            y_desc: "",
+            log_y: false,
+            lines: lines
+                .into_iter()
+                .map(|(label, ys)| Line {
+                    label: label.into(),
+                    points: ys
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, y)| (i as f64 + 0.5, y))
+                        .collect(),
+                    reference: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_line_on_an_earlier_one_is_named() {
+        let base: Vec<f64> = (0..40).map(|i| 1000.0 + 50.0 * (i % 7) as f64).collect();
+        // 2 of 40 seconds off by a lot (a step seen a second apart): still on it.
+        let mut near = base.iter().map(|y| y + 3.0).collect::<Vec<_>>();
+        near[10] += 400.0;
+        near[30] -= 400.0;
+        let apart: Vec<f64> = base.iter().map(|y| y * 0.5).collect();
+        let c = chart(vec![
+            ("answered", base.clone()),
+            ("served", base.clone()),
+            ("received", near),
+            ("half", apart),
+        ]);
+        let cov = coverings(&c);
+        assert_eq!(cov[0], None);
+        assert_eq!(
+            cov[1],
+            Some(Covers {
+                under: 0,
+                exact: true
+            })
+        );
+        assert_eq!(
+            cov[2],
+            Some(Covers {
+                under: 0,
+                exact: false
+            })
+        );
+        assert_eq!(cov[3], None);
+        let note = hidden_note(&c);
+        assert!(
+            note.contains("served = answered") && note.contains("received ≈ answered"),
+            "{note}"
+        );
+        // A line that is near only on a few seconds hides nothing.
+        let mut part = base.clone();
+        for y in part.iter_mut().skip(8) {
+            *y += 500.0;
+        }
+        assert_eq!(coverings(&chart(vec![("a", base), ("b", part)]))[1], None);
+    }
+
+    /// The real font's widths, as the charts measure them.
+    fn measure(t: &str) -> i32 {
+        register_font();
+        let mut svg = String::new();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let font = ("sans-serif", 14).into_font();
+        root.estimate_text_size(t, &font).unwrap().0 as i32
+    }
+
+    fn assert_apart(labels: &[Option<PhaseLabel>]) {
+        let placed: Vec<&PhaseLabel> = labels.iter().flatten().collect();
+        for (i, a) in placed.iter().enumerate() {
+            assert_eq!(a.width, measure(&a.text), "{a:?}");
+            for b in &placed[i + 1..] {
+                let overlap = a.row == b.row && a.x < b.x + b.width && b.x < a.x + a.width;
+                assert!(!overlap, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn phase_labels_never_overlap() {
+        // The demo's short connect phase before warm: the second label goes below.
+        let demo = [
+            ("connect".to_string(), 90, 116, 0),
+            ("warm".to_string(), 116, 247, 1),
+            ("2k".to_string(), 247, 510, 0),
+        ];
+        let spans: Vec<_> = demo.iter().map(|d| (d.0.clone(), d.1, d.2)).collect();
+        let l = layout_phase_labels(&spans, &measure);
+        for (got, want) in l.iter().zip(&demo) {
+            let got = got.as_ref().unwrap();
+            assert_eq!((got.text.as_str(), got.row), (want.0.as_str(), want.3));
+        }
+        assert_apart(&l);
+        // Eight phases of 2 s on a 16 s axis (about 86 px each), long names: staggered
+        // or shortened, all shown, none over another.
+        let spans: Vec<_> = (0..8)
+            .map(|i| (format!("step-{}-of-eight", i + 1), 90 + 86 * i, 176 + 86 * i))
+            .collect();
+        let l = layout_phase_labels(&spans, &measure);
+        assert!(l.iter().all(Option::is_some), "{l:?}");
+        assert!(l.iter().any(|x| x.as_ref().unwrap().row > 0), "{l:?}");
+        assert_apart(&l);
+        // Bands of 20 px: names shortened to a letter and a full stop, in their band.
+        let spans: Vec<_> = (0..20)
+            .map(|i| (format!("phase{i}"), 90 + 20 * i, 110 + 20 * i))
+            .collect();
+        let l = layout_phase_labels(&spans, &measure);
+        assert_apart(&l);
+        assert!(l.iter().flatten().any(|x| x.text == "p."), "{l:?}");
+        for (x, (_, left, right)) in l.iter().zip(&spans).filter(|(x, _)| x.is_some()) {
+            let x = x.as_ref().unwrap();
+            if x.text.ends_with('.') {
+                assert!(x.x >= *left && x.x + x.width <= *right, "{x:?}");
+            }
+        }
+    }
+
     #[test]
     fn short_numbers() {
         assert_eq!(super::short(0.0), "0");
