@@ -125,7 +125,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     // The phase's served count cut at its edges (see the fleet test) over its length.
     assert_eq!(row("server1")[1..4], ["server", "70,015", "-"]);
     assert_eq!(row("all 1 server(s)")[3..5], ["server", "70,015"]);
-    assert!(t.contains("Host-wide columns count every process"), "{t}");
+    assert!(t.contains("The host columns are host-wide"), "{t}");
     // The run's own sockets beside the host's kernel count, each named.
     assert!(
         t.lines()

@@ -100,22 +100,22 @@ pub const HOST_COLUMNS: [&str; 11] = [
     "errors",
     "timeouts",
     "p99 ms",
-    "CPU % host-wide (mean)",
-    "busiest core % host-wide (max)",
-    "own connections (peak)",
-    "drops host-wide",
-    "retransmits host-wide",
+    "host CPU % (mean)",
+    "host busiest core % (max)",
+    "run's connections (peak)",
+    "host drops",
+    "host retransmits",
     "counts from",
 ];
 
 /// What the per-host table's figures cover, printed under its title.
-pub const HOST_NOTE: &str = "Rates, errors, timeouts, drops and retransmits cover the \
-phase between its own boundaries: a load generator's from its summary.json (its exact \
-per-phase totals) when it has the phase, every other count cut from the per-second lines \
-at the phase's start and end (column \"counts from\"). Peaks (busiest core, connections) \
-are over the whole seconds in the phase. Host-wide columns count every process of the \
-host; connections count the run's own: users logged in (load generator) or connections \
-open (server).";
+pub const HOST_NOTE: &str = "Each figure covers the phase between its own boundaries. A \
+load generator's rate, errors and timeouts are its summary.json's per-phase totals (exact) \
+when it has the phase; every other count is cut from the per-second lines at the phase's \
+start and end (column \"counts from\": summary.json, or lines, cut). Peaks (busiest core, \
+connections) are over the whole seconds in the phase. The host columns are host-wide: \
+they count every process of the host. Connections are the run's own: users logged in \
+(load generator) or connections open (server).";
 
 /// One row of the per-host table. The rate is shakes sent for a load generator and
 /// shakes served for a server; drops are listen drops and overflows plus interface
@@ -620,7 +620,7 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
 /// `counts from` of a per-host row: the load generator's own per-phase totals.
 pub const SOURCE_SUMMARY: &str = "summary.json";
 /// `counts from` of a per-host row: per-second lines cut at the phase's boundaries.
-pub const SOURCE_CUT: &str = "lines cut at phase edges";
+pub const SOURCE_CUT: &str = "lines, cut";
 
 /// The load generators' own whole-phase `achieved_qps`, summed over hosts.
 fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {

@@ -447,49 +447,70 @@ pub const LABEL_ROWS: usize = 3;
 /// Pixels kept free between two labels in a row.
 const LABEL_GAP: i32 = 6;
 
-/// Lays out the phases' labels so that none overlaps another: each at the start of its
-/// band, in the first row where it fits beside the labels already there; a name that
-/// fits no row is shortened to its band's width (`conn.`), and left out only when not even
-/// one letter fits. `bands` are (name, left, right) in pixels; `width` measures a text.
+/// Lays out the phases' labels so that none overlaps another. First every name whole,
+/// each at the start of its band in the first row where it fits beside the labels
+/// already there (a name may run past its band). If some name finds no row that way, a
+/// second layout: a name that fits its band goes in the top row; a longer one goes whole
+/// in a lower row where it fits, else shortened to its band's width (`conn.`) in the top
+/// row, which then holds only labels inside their own bands and so never overlaps. A
+/// label is left out only when not even one letter fits its band. `bands` are (name,
+/// left, right) in pixels; `width` measures a text.
 pub fn layout_phase_labels(
     bands: &[(String, i32, i32)],
     width: &dyn Fn(&str) -> i32,
 ) -> Vec<Option<PhaseLabel>> {
+    let free = |rows: &[Vec<(i32, i32)>], r: usize, x: i32, w: i32| {
+        rows[r]
+            .iter()
+            .all(|&(a, b)| x + w + LABEL_GAP <= a || b + LABEL_GAP <= x)
+    };
+    let place = |rows: &mut Vec<Vec<(i32, i32)>>, text: &str, x: i32, row: usize| {
+        let w = width(text);
+        rows[row].push((x, x + w));
+        PhaseLabel {
+            text: text.to_string(),
+            x,
+            width: w,
+            row,
+        }
+    };
+    // Whole names, staggered.
     let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); LABEL_ROWS];
-    let mut out = Vec::new();
-    for (name, left, right) in bands {
-        let x = left + 3;
-        let room = right - x - 2;
-        let mut candidates = vec![name.clone()];
-        let chars: Vec<char> = name.chars().collect();
-        for keep in (1..chars.len()).rev() {
-            let short: String = chars[..keep].iter().collect::<String>() + ".";
-            if width(&short) <= room {
-                candidates.push(short);
-                break;
-            }
-        }
-        let placed = candidates.iter().find_map(|text| {
-            let w = width(text);
+    let whole: Vec<Option<PhaseLabel>> = bands
+        .iter()
+        .map(|(name, left, _)| {
+            let x = left + 3;
+            let w = width(name);
             (0..LABEL_ROWS)
-                .find(|&r| {
-                    rows[r]
-                        .iter()
-                        .all(|&(a, b)| x + w + LABEL_GAP <= a || b + LABEL_GAP <= x)
-                })
-                .map(|row| PhaseLabel {
-                    text: text.clone(),
-                    x,
-                    width: w,
-                    row,
-                })
-        });
-        if let Some(l) = &placed {
-            rows[l.row].push((l.x, l.x + l.width));
-        }
-        out.push(placed);
+                .find(|&r| free(&rows, r, x, w))
+                .map(|r| place(&mut rows, name, x, r))
+        })
+        .collect();
+    if whole.iter().all(Option::is_some) {
+        return whole;
     }
-    out
+    // The top row for labels inside their bands, the rows below for longer names.
+    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); LABEL_ROWS];
+    bands
+        .iter()
+        .map(|(name, left, right)| {
+            let x = left + 3;
+            let room = right - x - 2;
+            let w = width(name);
+            if w <= room {
+                return Some(place(&mut rows, name, x, 0));
+            }
+            if let Some(r) = (1..LABEL_ROWS).find(|&r| free(&rows, r, x, w)) {
+                return Some(place(&mut rows, name, x, r));
+            }
+            let chars: Vec<char> = name.chars().collect();
+            (1..chars.len())
+                .rev()
+                .map(|keep| chars[..keep].iter().collect::<String>() + ".")
+                .find(|short| width(short) <= room)
+                .map(|short| place(&mut rows, &short, x, 0))
+        })
+        .collect()
 }
 
 /// Pixels between two rows of phase labels.
@@ -724,7 +745,7 @@ mod tests {
         register_font();
         let mut svg = String::new();
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let font = ("sans-serif", 14).into_font();
+        let font = ("sans-serif", 14).into_font().color(&BLACK);
         root.estimate_text_size(t, &font).unwrap().0 as i32
     }
 
@@ -763,9 +784,11 @@ mod tests {
         assert!(l.iter().all(Option::is_some), "{l:?}");
         assert!(l.iter().any(|x| x.as_ref().unwrap().row > 0), "{l:?}");
         assert_apart(&l);
-        // Bands of 20 px: names shortened to a letter and a full stop, in their band.
+        // Bands just wide enough for a letter and a full stop, long names: the rows fill
+        // up, then names are shortened to fit their band.
+        let w = measure("p.") + 6;
         let spans: Vec<_> = (0..20)
-            .map(|i| (format!("phase{i}"), 90 + 20 * i, 110 + 20 * i))
+            .map(|i| (format!("phase-number-{i}"), 90 + w * i, 90 + w * (i + 1)))
             .collect();
         let l = layout_phase_labels(&spans, &measure);
         assert_apart(&l);
