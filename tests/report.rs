@@ -481,7 +481,7 @@ fn real_short_run_of_the_server() {
 
 /// The committed example runs, written before `histograms.json` existed, still report:
 /// every file reads, latency falls back to the one host's summary, money reconciles.
-/// (Only read here: the committed reports are not rewritten.)
+/// (Only read here: the test does not rewrite the committed reports.)
 #[test]
 fn committed_example_runs_still_report() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
@@ -647,7 +647,10 @@ fn fleet_with_server_instances_and_merged_histograms() {
         row("all 2 load generator(s)")[2],
         redpacket::report::analyze::fmt_num(2.0 * peak.achieved_qps, 0)
     );
-    assert_eq!(row("all 2 load generator(s)").last().unwrap(), "summary.json");
+    assert_eq!(
+        row("all 2 load generator(s)").last().unwrap(),
+        "summary.json"
+    );
     // Each instance serves 70 000/s; the phase's count, cut at its edges, also takes
     // a 60 000/s line's share at its start (the fixture's lines are stamped at .013).
     assert_eq!(row("all 1 server(s), 2 instances")[2], "140,030");
@@ -860,7 +863,12 @@ fn report_opens_with_verdict_then_rate_and_latency_then_tables() {
         "<h2>Commands</h2>",
     ];
     for w in order.windows(2) {
-        assert!(at(&html, w[0]) < at(&html, w[1]), "{} before {}", w[0], w[1]);
+        assert!(
+            at(&html, w[0]) < at(&html, w[1]),
+            "{} before {}",
+            w[0],
+            w[1]
+        );
     }
     // Only the title comes before the verdict.
     let head = &html[at(&html, "<body>")..at(&html, "Verdict")];
@@ -975,8 +983,15 @@ fn charts_with_many_short_phases_keep_labels_apart() {
     }
     // The fixture's in and out packets are equal every second: the legend says so.
     let pps = drawn.iter().find(|d| d.name == "pps").unwrap();
-    assert!(pps.caption.contains("server1 out = server1 in"), "{}", pps.caption);
-    assert!(pps.svg.contains("(= server1 in)"), "legend names the hidden line");
+    assert!(
+        pps.caption.contains("server1 out = server1 in"),
+        "{}",
+        pps.caption
+    );
+    assert!(
+        pps.svg.contains("(= server1 in)"),
+        "legend names the hidden line"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1042,7 +1057,10 @@ fn three_server_instances_have_a_line_each() {
     }
     assert!((host.cells[1].value.unwrap() - rate_sum).abs() < 1e-6);
     assert_eq!(host.cells[7].value, Some(conn_sum));
-    assert!(p.hosts.iter().any(|r| r.name == "all 1 server(s), 3 instances"));
+    assert!(p
+        .hosts
+        .iter()
+        .any(|r| r.name == "all 1 server(s), 3 instances"));
     let plan = redpacket::report::charts::plan(&run, &a);
     let labels = |name: &str| -> Vec<String> {
         plan.iter()

@@ -476,19 +476,15 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
             n(total("retrans"), 0),
         ]
     };
-    let row = |name: String,
-               role: &str,
-               lead: [Cell; 4],
-               tail: [Cell; 5],
-               conns: Cell,
-               source: &str| {
-        let mut cells = vec![Cell::text(role)];
-        cells.extend(lead);
-        cells.extend(tail);
-        cells[7] = conns;
-        cells.push(Cell::text(source));
-        HostRow { name, cells }
-    };
+    let row =
+        |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell, source: &str| {
+            let mut cells = vec![Cell::text(role)];
+            cells.extend(lead);
+            cells.extend(tail);
+            cells[7] = conns;
+            cells.push(Cell::text(source));
+            HostRow { name, cells }
+        };
     let ms = |l: Option<Latency>| n(l.and_then(|l| l.p99), 2);
     // A load generator's (rate, errors, timeouts) in the phase, and where they come from.
     let client_counts = |h: &HostData| -> ([Option<f64>; 3], &'static str) {

@@ -135,7 +135,11 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         }
     }
     for u in &instances {
-        qps.push(line(a, &format!("{u} served"), &format!("host.{u}.served/s")));
+        qps.push(line(
+            a,
+            &format!("{u} served"),
+            &format!("host.{u}.served/s"),
+        ));
     }
     let lat = ["p50", "p90", "p99", "p999", "max"]
         .iter()
@@ -317,8 +321,7 @@ pub fn draw_all(run: &Run, a: &Analysis, dir: &Path) -> io::Result<Vec<Drawn>> {
     Ok(out)
 }
 
-type DrawResult<DB, T = ()> =
-    Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB, T = ()> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// A line's points with y as drawn (log10 on a log chart).
 fn drawn_points(chart: &Chart, l: &Line) -> Vec<(f64, f64)> {
@@ -375,11 +378,7 @@ pub struct Covers {
 pub fn coverings(chart: &Chart) -> Vec<Option<Covers>> {
     let (lo, hi) = y_range(chart);
     let tol = (hi - lo) * NEAR_SHARE_OF_AXIS;
-    let pts: Vec<Vec<(f64, f64)>> = chart
-        .lines
-        .iter()
-        .map(|l| drawn_points(chart, l))
-        .collect();
+    let pts: Vec<Vec<(f64, f64)>> = chart.lines.iter().map(|l| drawn_points(chart, l)).collect();
     // x values are whole seconds less a common offset: key them in half seconds.
     let key = |x: f64| (x * 2.0).round() as i64;
     let maps: Vec<std::collections::BTreeMap<i64, f64>> = pts
@@ -563,7 +562,10 @@ fn draw<DB: DrawingBackend>(
     };
     let spans: Vec<(String, i32, i32)> = bands.iter().map(|b| (b.0.clone(), b.1, b.2)).collect();
     let mut labels = vec![None; phases.len()];
-    for (label, band) in layout_phase_labels(&spans, &measure).into_iter().zip(&bands) {
+    for (label, band) in layout_phase_labels(&spans, &measure)
+        .into_iter()
+        .zip(&bands)
+    {
         if let Some(l) = &label {
             let y = band.3 + 3 + LABEL_ROW_H * l.row as i32;
             root.draw(&Text::new(l.text.clone(), (l.x, y), font.clone()))?;
@@ -778,7 +780,13 @@ mod tests {
         // Eight phases of 2 s on a 16 s axis (about 86 px each), long names: staggered
         // or shortened, all shown, none over another.
         let spans: Vec<_> = (0..8)
-            .map(|i| (format!("step-{}-of-eight", i + 1), 90 + 86 * i, 176 + 86 * i))
+            .map(|i| {
+                (
+                    format!("step-{}-of-eight", i + 1),
+                    90 + 86 * i,
+                    176 + 86 * i,
+                )
+            })
             .collect();
         let l = layout_phase_labels(&spans, &measure);
         assert!(l.iter().all(Option::is_some), "{l:?}");

@@ -150,7 +150,9 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     }
     let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
         charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
-    s.push_str("<h2>Rate and latency</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n");
+    s.push_str(
+        "<h2>Rate and latency</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n",
+    );
     for c in first {
         s.push_str(&figure_html(c));
     }
@@ -213,7 +215,11 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         s.push('\n');
     }
     let figure = |s: &mut String, c: &Drawn| {
-        let _ = writeln!(s, "![{}](charts/{}.png)\n\n*{}*\n", c.title, c.name, c.caption);
+        let _ = writeln!(
+            s,
+            "![{}](charts/{}.png)\n\n*{}*\n",
+            c.title, c.name, c.caption
+        );
     };
     let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
         charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
