@@ -522,7 +522,9 @@ fn draw<DB: DrawingBackend>(
     x_max: f64,
 ) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
     root.fill(&WHITE)?;
-    let lines: Vec<(usize, &Line, Vec<(f64, f64)>)> = chart
+    // (index in the chart, line, points as drawn)
+    type Drawable<'a> = (usize, &'a Line, Vec<(f64, f64)>);
+    let lines: Vec<Drawable> = chart
         .lines
         .iter()
         .enumerate()
