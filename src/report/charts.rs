@@ -432,7 +432,7 @@ fn hidden_note(chart: &Chart) -> String {
 }
 
 /// A phase's label on a chart: its text (the name, or a shortened one), where it starts
-/// (pixels from the plot's left edge) and its row (0 at the top).
+/// and how wide it is (pixels of the chart image) and its row (0 at the top).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PhaseLabel {
     pub text: String,
@@ -536,43 +536,61 @@ fn draw<DB: DrawingBackend>(
     // Title on top, the legend in its own strip on the right: it never hides data.
     let body = root.titled(&chart.title, ("sans-serif", 22))?;
     let (plot, legend) = body.split_horizontally(WIDTH - LEGEND_W);
-    let mut cc = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(78)
-        .build_cartesian_2d(0.0..x_max, lo..hi)?;
+    let build = |hi: f64| {
+        ChartBuilder::on(&plot)
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(78)
+            .build_cartesian_2d(0.0..x_max, lo..hi)
+    };
 
-    // Phase bands first, under the data.
-    let band = [RGBAColor(90, 120, 200, 0.10), RGBAColor(90, 180, 120, 0.10)];
-    let mut bands = Vec::new();
-    for (i, (name, a, b)) in phases.iter().enumerate() {
-        let (a, b) = (a.max(0.0), b.min(x_max));
-        if b <= a {
-            continue;
-        }
-        cc.draw_series(std::iter::once(Rectangle::new(
-            [(a, lo), (b, hi)],
-            band[i % 2].filled(),
-        )))?;
-        let (pa, pb) = (cc.backend_coord(&(a, hi)), cc.backend_coord(&(b, hi)));
-        bands.push((name.clone(), pa.0, pb.0, pa.1, i));
-    }
+    // The phases' labels first: their rows decide the headroom above the data.
+    let visible: Vec<(usize, &String, f64, f64)> = phases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, a, b))| (i, name, a.max(0.0), b.min(x_max)))
+        .filter(|p| p.3 > p.2)
+        .collect();
     let font = ("sans-serif", 14).into_font().color(&BLACK.mix(0.75));
     let measure = |t: &str| {
         root.estimate_text_size(t, &font)
             .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
     };
-    let spans: Vec<(String, i32, i32)> = bands.iter().map(|b| (b.0.clone(), b.1, b.2)).collect();
+    let layout = {
+        let probe = build(hi)?;
+        let spans: Vec<(String, i32, i32)> = visible
+            .iter()
+            .map(|&(_, name, a, b)| {
+                let x = |v: f64| probe.backend_coord(&(v, hi)).0;
+                (name.clone(), x(a), x(b))
+            })
+            .collect();
+        layout_phase_labels(&spans, &measure)
+    };
+    let rows = layout
+        .iter()
+        .flatten()
+        .map(|l| l.row + 1)
+        .max()
+        .unwrap_or(1);
+    // One row fits in the 8 % above the data; each further row takes 5 % more.
+    let hi = hi + (hi - lo) * 0.05 * (rows - 1) as f64;
+    let mut cc = build(hi)?;
+
+    // Phase bands under the data, labelled at their top left.
+    let band = [RGBAColor(90, 120, 200, 0.10), RGBAColor(90, 180, 120, 0.10)];
     let mut labels = vec![None; phases.len()];
-    for (label, band) in layout_phase_labels(&spans, &measure)
-        .into_iter()
-        .zip(&bands)
-    {
+    for (&(i, _, a, b), label) in visible.iter().zip(layout) {
+        cc.draw_series(std::iter::once(Rectangle::new(
+            [(a, lo), (b, hi)],
+            band[i % 2].filled(),
+        )))?;
         if let Some(l) = &label {
-            let y = band.3 + 3 + LABEL_ROW_H * l.row as i32;
+            let top = cc.backend_coord(&(a, hi)).1;
+            let y = top + 3 + LABEL_ROW_H * l.row as i32;
             root.draw(&Text::new(l.text.clone(), (l.x, y), font.clone()))?;
         }
-        labels[band.4] = label;
+        labels[i] = label;
     }
 
     let log = chart.log_y;
