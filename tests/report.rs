@@ -70,7 +70,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
         "{t}"
     );
     assert!(
-        t.contains("Capacity: at 70,000 shakes/s per server (phase peak"),
+        t.contains("Capacity: at 70,015 shakes/s per server (phase peak"),
         "{t}"
     );
     assert!(t.contains("balanced"));
@@ -99,12 +99,44 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
+    // The load generator's rate, errors and timeouts are its summary.json's.
+    let summary: redpacket::formats::LoadgenSummary =
+        serde_json::from_str(&fs::read_to_string(dir.join("client1/summary.json")).unwrap())
+            .unwrap();
+    let peak = summary.phases.iter().find(|p| p.name == "peak").unwrap();
+    let fmt = redpacket::report::analyze::fmt_num;
     assert_eq!(
         row("client1")[1..],
-        ["loadgen", "90,035", "120", "60", "1.60", "46.2", "46.9", "10,000", "0", "180"]
+        [
+            "loadgen",
+            &fmt(peak.achieved_qps, 0),
+            &fmt(peak.errors as f64, 0),
+            &fmt(peak.timeouts as f64, 0),
+            "1.60",
+            "46.2",
+            "46.9",
+            "10,000",
+            "0",
+            "180",
+            "summary.json"
+        ]
     );
-    assert_eq!(row("server1")[1..4], ["server", "70,000", "-"]);
-    assert_eq!(row("all 1 server(s)")[3..5], ["server", "70,000"]);
+    assert_eq!((peak.errors, peak.timeouts), (120, 60));
+    // The phase's served count cut at its edges (see the fleet test) over its length.
+    assert_eq!(row("server1")[1..4], ["server", "70,015", "-"]);
+    assert_eq!(row("all 1 server(s)")[3..5], ["server", "70,015"]);
+    assert!(t.contains("The host columns are host-wide"), "{t}");
+    // The run's own sockets beside the host's kernel count, each named.
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("client1: the run's own (open + logged in)")),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("server1: TCP established, host-wide")),
+        "{t}"
+    );
     assert!(
         t.contains("server1 final ledger: shake packets balanced, user-to-user packets balanced"),
         "{t}"
@@ -119,7 +151,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
     assert_eq!(d.n, 58, "60 seconds less the two edge seconds");
     let c = p30.client_qps.unwrap();
     assert!((c.mean - 30_000.0).abs() < 150.0, "{c:?}");
-    assert_eq!(out.charts.len(), 12);
+    assert_eq!(out.charts.len(), 14);
     for c in &out.charts {
         let size = if c.extension().unwrap() == "png" {
             png_size(c)
@@ -129,7 +161,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
         assert_eq!(size, (1000, 420), "{}", c.display());
     }
     let html = fs::read_to_string(&out.html).unwrap();
-    assert_eq!(html.matches("<figure").count(), 6);
+    assert_eq!(html.matches("<figure").count(), 7);
     for remote in [
         "src=\"http",
         "href=\"http",
@@ -296,7 +328,7 @@ fn html_opens_in_headless_chromium() {
     };
     let (dom, stderr) = run(&["--dump-dom"]);
     assert!(
-        dom.contains("charts rendered: 6/6"),
+        dom.contains("charts rendered: 7/7"),
         "self-check did not pass:\n{}",
         &dom[..dom.len().min(2000)]
     );
@@ -449,7 +481,7 @@ fn real_short_run_of_the_server() {
 
 /// The committed example runs, written before `histograms.json` existed, still report:
 /// every file reads, latency falls back to the one host's summary, money reconciles.
-/// (Only read here: the committed reports are not rewritten.)
+/// (Only read here: the test does not rewrite the committed reports.)
 #[test]
 fn committed_example_runs_still_report() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
@@ -606,12 +638,26 @@ fn fleet_with_server_instances_and_merged_histograms() {
             .collect()
     };
     assert_eq!(row("all 2 load generator(s)")[5], ms(want.p99));
-    assert_eq!(row("all 2 load generator(s)")[2], "180,070");
-    assert_eq!(row("all 1 server(s), 2 instances")[2], "140,000");
-    assert_eq!(row("server1")[1..3], ["server", "140,000"]);
+    // Both load generators' summary.json rates added (client2's is a copy of client1's).
+    let summary: redpacket::formats::LoadgenSummary =
+        serde_json::from_str(&fs::read_to_string(dir.join("client1/summary.json")).unwrap())
+            .unwrap();
+    let peak = summary.phases.iter().find(|p| p.name == "peak").unwrap();
+    assert_eq!(
+        row("all 2 load generator(s)")[2],
+        redpacket::report::analyze::fmt_num(2.0 * peak.achieved_qps, 0)
+    );
+    assert_eq!(
+        row("all 2 load generator(s)").last().unwrap(),
+        "summary.json"
+    );
+    // Each instance serves 70 000/s; the phase's count, cut at its edges, also takes
+    // a 60 000/s line's share at its start (the fixture's lines are stamped at .013).
+    assert_eq!(row("all 1 server(s), 2 instances")[2], "140,030");
+    assert_eq!(row("server1")[1..3], ["server", "140,030"]);
     assert_eq!(
         row("server1/instance-1")[1..3],
-        ["server instance", "70,000"]
+        ["server instance", "70,015"]
     );
     assert_eq!(row("server1/instance-2")[8], "10,000", "connections");
     assert_eq!(row("client1")[5], ms(Latency::of(&a).p99));
@@ -625,7 +671,7 @@ fn fleet_with_server_instances_and_merged_histograms() {
     assert!(t.contains("hosts: server1 (server, 127.0.0.1, 2 instances), client1"));
     assert!(t.contains("server1/instance-2 final ledger: shake packets balanced"));
     assert!(
-        t.contains("Capacity: at 140,000 shakes/s per server (phase peak, mean over 1 server(s))"),
+        t.contains("Capacity: at 140,030 shakes/s per server (phase peak, mean over 1 server(s))"),
         "{t}"
     );
     assert_eq!(cell("money balance", 4), "balanced");
@@ -717,4 +763,317 @@ fn committed_runs_cut_client_and_server_on_the_same_boundaries() {
         assert!((whole - parts).abs() < 0.5, "{whole} vs {parts}");
     }
     assert!(checked >= 6, "the example runs are in {}", root.display());
+}
+
+/// The committed real runs' per-host tables: a load generator's rate, errors and
+/// timeouts are exactly its summary.json's per-phase totals (the last phase included,
+/// where the per-second lines stop before the phase ends); a server's rate is the phase
+/// table's, cut on the same boundaries; the run's own sockets stand beside the host-wide
+/// count, each named.
+#[test]
+fn committed_runs_host_tables_agree_with_summary_json() {
+    use redpacket::report::analyze::{HostRow, SOURCE_CUT, SOURCE_SUMMARY};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
+    let mut checked = 0;
+    for e in fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("run.json").exists() {
+            continue;
+        }
+        let run = redpacket::report::load(&dir).unwrap();
+        let a = redpacket::report::analyze::analyze(&run);
+        let summary: redpacket::formats::LoadgenSummary =
+            serde_json::from_str(&fs::read_to_string(dir.join("vm/summary.json")).unwrap())
+                .unwrap();
+        for p in &a.phases {
+            let find = |name: &str, role: &str| -> &HostRow {
+                p.hosts
+                    .iter()
+                    .find(|r| r.name == name && r.cells[0].text == role)
+                    .unwrap_or_else(|| panic!("{}: no {name} {role} row", p.name))
+            };
+            let value = |r: &HostRow, i: usize| r.cells[i].value;
+            let table = |label: &str| {
+                p.rows
+                    .iter()
+                    .find(|r| r.0 == label)
+                    .and_then(|r| r.1.value)
+                    .unwrap_or_else(|| panic!("{label}: no value"))
+            };
+            for name in ["vm", "all 1 load generator(s)"] {
+                let r = find(name, "loadgen");
+                match summary.phases.iter().find(|sp| sp.name == p.name) {
+                    Some(sp) => {
+                        assert_eq!(value(r, 1), Some(sp.achieved_qps), "{} {name}", p.name);
+                        assert_eq!(value(r, 2), Some(sp.errors as f64), "{} {name}", p.name);
+                        assert_eq!(value(r, 3), Some(sp.timeouts as f64), "{} {name}", p.name);
+                        assert_eq!(r.cells.last().unwrap().text, SOURCE_SUMMARY);
+                        checked += 1;
+                    }
+                    // The connect phase is not in summary.json: the lines, cut.
+                    None => assert_eq!(r.cells.last().unwrap().text, SOURCE_CUT),
+                }
+            }
+            let srv = find("vm", "server");
+            let served = table("server served QPS (mean)");
+            assert!(
+                (value(srv, 1).unwrap() - served).abs() < 1e-9,
+                "{}: host table {:?}, phase table {served}",
+                p.name,
+                value(srv, 1)
+            );
+            // 10 000 users: the server's 10 000 connections and the load generator's
+            // 10 000 are the run's 20 000 sockets on this one host.
+            if p.name == "4k" {
+                assert_eq!(table("vm: the run's own (open + logged in)"), 20_000.0);
+                assert!(table("vm: TCP established, host-wide") >= 20_000.0);
+                assert_eq!(
+                    table("users logged in (load generators, loadgen.jsonl)"),
+                    10_000.0
+                );
+                assert_eq!(table("connections open (servers, server.jsonl)"), 10_000.0);
+            }
+        }
+    }
+    assert!(checked >= 12, "the example runs are in {}", root.display());
+}
+
+/// The page and the Markdown open with the verdict, then the rate and latency charts,
+/// then the phase table, the host tables, the other charts and the run's details.
+#[test]
+fn report_opens_with_verdict_then_rate_and_latency_then_tables() {
+    let dir = temp_dir("order");
+    write_run(&dir, "fixture-order", 1.0);
+    let out = redpacket::report::report(&dir).unwrap();
+    let html = fs::read_to_string(&out.html).unwrap();
+    let at = |s: &str, what: &str| {
+        s.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in the page"))
+    };
+    let order = [
+        "Verdict: ",
+        "id=\"chart-qps\"",
+        "id=\"chart-latency\"",
+        "<h2>Phases</h2>",
+        "<h3>Hosts in phase peak</h3>",
+        "Capacity: at",
+        "id=\"chart-connections\"",
+        "id=\"chart-cpu\"",
+        "git commit",
+        "<h2>Commands</h2>",
+    ];
+    for w in order.windows(2) {
+        assert!(
+            at(&html, w[0]) < at(&html, w[1]),
+            "{} before {}",
+            w[0],
+            w[1]
+        );
+    }
+    // Only the title comes before the verdict.
+    let head = &html[at(&html, "<body>")..at(&html, "Verdict")];
+    for later in ["<h2", "<table", "<figure"] {
+        assert!(!head.contains(later), "{head}");
+    }
+    assert!(head.contains("<h1>"), "{head}");
+    let md = fs::read_to_string(&out.markdown).unwrap();
+    let order = [
+        "**Verdict: ",
+        "(charts/qps.png)",
+        "(charts/latency.png)",
+        "## Phases",
+        "### Hosts in phase peak",
+        "(charts/connections.png)",
+        "## The run",
+    ];
+    for w in order.windows(2) {
+        assert!(at(&md, w[0]) < at(&md, w[1]), "{} before {}", w[0], w[1]);
+    }
+    assert!(md.starts_with("# Red packet run fixture-order\n\n**Verdict: "));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Eight phases of 2 s: every chart shows every phase's label (whole or shortened) and
+/// no two overlap; machine and per-core CPU are never on one axis; captions add to the
+/// title; a series that lies on another is named in the legend and the caption.
+#[test]
+fn charts_with_many_short_phases_keep_labels_apart() {
+    use redpacket::report::charts;
+    let dir = temp_dir("short-phases");
+    write_run(&dir, "fixture-short", 1.0);
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let t0 = fixture::T0;
+    meta["phases"] = (0..8)
+        .map(|i| {
+            let start = t0 + 20.0 + 2.0 * i as f64;
+            serde_json::json!({"name": format!("ramp-{}k-steady", i + 1),
+                "target_qps": 30_000.0, "start": start, "end": start + 2.0})
+        })
+        .collect();
+    meta["ended"] = serde_json::json!(t0 + 36.0);
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    // The lines stop where the phases do: a 36 s axis, about 40 px a phase.
+    for f in [
+        "server1/server.jsonl",
+        "client1/loadgen.jsonl",
+        "server1/net.jsonl",
+        "client1/net.jsonl",
+    ] {
+        let p = dir.join(f);
+        let text = fs::read_to_string(&p).unwrap();
+        let keep: String = text.lines().take(36).map(|l| format!("{l}\n")).collect();
+        fs::write(&p, keep).unwrap();
+    }
+    let run = redpacket::report::load(&dir).unwrap();
+    let a = redpacket::report::analyze::analyze(&run);
+    let drawn = charts::draw_all(&run, &a, &dir.join("charts")).unwrap();
+    assert_eq!(drawn.len(), 7);
+    for d in &drawn {
+        assert_eq!(d.phase_labels.len(), 8, "{}", d.name);
+        let labels: Vec<&charts::PhaseLabel> = d.phase_labels.iter().flatten().collect();
+        assert_eq!(labels.len(), 8, "{}: {:?}", d.name, d.phase_labels);
+        for (i, l) in labels.iter().enumerate() {
+            let name = format!("ramp-{}k-steady", i + 1);
+            assert!(
+                l.text == name
+                    || (l.text.ends_with('.') && name.starts_with(&l.text[..l.text.len() - 1])),
+                "{}: {l:?}",
+                d.name
+            );
+            assert!(
+                d.svg.contains(&format!("\n{}\n</text>", l.text)),
+                "{}: {l:?}",
+                d.name
+            );
+            for m in &labels[i + 1..] {
+                assert!(
+                    l.row != m.row || l.x + l.width <= m.x || m.x + m.width <= l.x,
+                    "{}: {l:?} overlaps {m:?}",
+                    d.name
+                );
+            }
+        }
+        assert!(labels.iter().any(|l| l.row > 0), "{}: staggered", d.name);
+        // A caption says what the title does not.
+        assert!(
+            !d.caption.is_empty() && !d.caption.contains(&d.title),
+            "{}: {}",
+            d.name,
+            d.caption
+        );
+        let html = fs::read_to_string(dir.join("charts").join(format!("{}.svg", d.name)));
+        assert!(html.is_ok());
+    }
+    // One unit per axis: the machine's share and one core's share are different charts.
+    let plan = charts::plan(&run, &a);
+    for c in &plan {
+        let machine = c.lines.iter().any(|l| l.label.ends_with("all cores"));
+        let core = c
+            .lines
+            .iter()
+            .any(|l| l.label.ends_with("busiest core") || l.label.ends_with("process"));
+        assert!(!(machine && core), "{} mixes units", c.name);
+        if machine {
+            assert_eq!(c.y_desc, "CPU, % of all cores");
+        }
+        if core {
+            assert_eq!(c.y_desc, "CPU, % of one core");
+        }
+    }
+    // The fixture's in and out packets are equal every second: the legend says so.
+    let pps = drawn.iter().find(|d| d.name == "pps").unwrap();
+    assert!(
+        pps.caption.contains("server1 out = server1 in"),
+        "{}",
+        pps.caption
+    );
+    assert!(
+        pps.svg.contains("(= server1 in)"),
+        "legend names the hidden line"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A host running three server instances: the host table has a line per instance for
+/// rate and connections, the host's line adds them up, and the rate and connections
+/// charts draw each instance.
+#[test]
+fn three_server_instances_have_a_line_each() {
+    let dir = temp_dir("three-instances");
+    write_run(&dir, "fixture-three", 1.0);
+    let srv = dir.join("server1");
+    // Instance I takes I/6 of the load: the lines scaled, the same seconds.
+    let text = fs::read_to_string(srv.join("server.jsonl")).unwrap();
+    for i in 1..=3u64 {
+        let d = srv.join(format!("instance-{i}"));
+        fs::create_dir_all(&d).unwrap();
+        let mut out = String::new();
+        for l in text.lines() {
+            let mut v: redpacket::formats::ServerLine = serde_json::from_str(l).unwrap();
+            for s in [&mut v.per_second, &mut v.total] {
+                s.shake.won = s.shake.won * i / 6;
+                s.shake.none = s.shake.none * i / 6;
+                s.open = s.open * i / 6;
+            }
+            out.push_str(&serde_json::to_string(&v).unwrap());
+            out.push('\n');
+        }
+        fs::write(d.join("server.jsonl"), out).unwrap();
+        fs::copy(
+            srv.join("server-summary.json"),
+            d.join("server-summary.json"),
+        )
+        .unwrap();
+    }
+    for f in ["server.jsonl", "server-summary.json"] {
+        fs::remove_file(srv.join(f)).unwrap();
+    }
+    let run = redpacket::report::load(&dir).unwrap();
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    let a = redpacket::report::analyze::analyze(&run);
+    let p = a.phases.iter().find(|p| p.name == "30k").unwrap();
+    let row = |name: &str| {
+        p.hosts
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no row {name}: {:?}", p.hosts))
+    };
+    let host = row("server1");
+    let mut rate_sum = 0.0;
+    let mut conn_sum = 0.0;
+    for i in 1..=3u32 {
+        let r = row(&format!("server1/instance-{i}"));
+        assert_eq!(r.cells[0].text, "server instance");
+        let rate = r.cells[1].value.unwrap();
+        // 30 000/s, of which instance I serves I/6 (rounded down per second).
+        let want = 30_000.0 * i as f64 / 6.0;
+        assert!((rate - want).abs() < 0.01 * want, "instance {i}: {rate}");
+        rate_sum += rate;
+        conn_sum += r.cells[7].value.unwrap();
+        assert_eq!(r.cells[7].value, Some((10_000 * i as u64 / 6) as f64));
+        // CPU, drops and retransmits are the host's: blank on an instance's line.
+        assert_eq!(r.cells[5].text, "-");
+    }
+    assert!((host.cells[1].value.unwrap() - rate_sum).abs() < 1e-6);
+    assert_eq!(host.cells[7].value, Some(conn_sum));
+    assert!(p
+        .hosts
+        .iter()
+        .any(|r| r.name == "all 1 server(s), 3 instances"));
+    let plan = redpacket::report::charts::plan(&run, &a);
+    let labels = |name: &str| -> Vec<String> {
+        plan.iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .lines
+            .iter()
+            .map(|l| l.label.clone())
+            .collect()
+    };
+    for i in 1..=3 {
+        assert!(labels("qps").contains(&format!("server1/instance-{i} served")));
+        assert!(labels("connections").contains(&format!("server1/instance-{i} open")));
+    }
+    fs::remove_dir_all(&dir).unwrap();
 }

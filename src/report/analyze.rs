@@ -91,19 +91,31 @@ pub struct PhaseStats {
     pub hosts: Vec<HostRow>,
 }
 
-/// The columns of the per-host table.
-pub const HOST_COLUMNS: [&str; 10] = [
+/// The columns of the per-host table. CPU, drops and retransmits are the host's
+/// `/proc` counters (every process of the host); connections are the run's own (users
+/// logged in, or server connections open).
+pub const HOST_COLUMNS: [&str; 11] = [
     "role",
     "rate/s (mean)",
     "errors",
     "timeouts",
     "p99 ms",
-    "CPU % (mean)",
-    "busiest core % (max)",
-    "connections (peak)",
-    "drops",
-    "retransmits",
+    "host CPU % (mean)",
+    "host busiest core % (max)",
+    "run's connections (peak)",
+    "host drops",
+    "host retransmits",
+    "counts from",
 ];
+
+/// What the per-host table's figures cover, printed under its title.
+pub const HOST_NOTE: &str = "Each figure covers the phase between its own boundaries. A \
+load generator's rate, errors and timeouts are its summary.json's per-phase totals (exact) \
+when it has the phase; every other count is cut from the per-second lines at the phase's \
+start and end (column \"counts from\": summary.json, or lines, cut). Peaks (busiest core, \
+connections) are over the whole seconds in the phase. The host columns are host-wide: \
+they count every process of the host. Connections are the run's own: users logged in \
+(load generator) or connections open (server).";
 
 /// One row of the per-host table. The rate is shakes sent for a load generator and
 /// shakes served for a server; drops are listen drops and overflows plus interface
@@ -183,7 +195,7 @@ pub fn analyze(run: &Run) -> Analysis {
         .count();
     let capacity = phases
         .iter()
-        .filter_map(|p| Some((p, p.server_qps?.mean)))
+        .filter_map(|p| Some((p, series.cut_rate("server.served", p.start, p.end)?)))
         .filter(|(_, m)| *m > 0.0)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .filter(|_| servers > 0)
@@ -326,8 +338,16 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         "## Connections (peak of the whole seconds in the phase)",
         Cell::text(""),
     );
-    row("client connections", n(max("client.connections"), 0));
-    row("server open", n(max("server.open"), 0));
+    // The run's own sockets, from the programs' own gauges, then per host beside the
+    // kernel's count of every established TCP connection of the host.
+    row(
+        "users logged in (load generators, loadgen.jsonl)",
+        n(max("client.connections"), 0),
+    );
+    row(
+        "connections open (servers, server.jsonl)",
+        n(max("server.open"), 0),
+    );
     let mut addrs: Vec<&String> = s
         .names()
         .filter(|k| k.starts_with("client.conn_addr."))
@@ -336,6 +356,21 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     for a in addrs {
         let label = format!("from {}", &a["client.conn_addr.".len()..]);
         row(&label, n(max(a), 0));
+    }
+    for h in &run.hosts {
+        let k = |m: &str| format!("host.{}.{m}", h.name);
+        if s.get(&k("own_sockets")).is_some() {
+            row(
+                &format!("{}: the run's own (open + logged in)", h.name),
+                n(max(&k("own_sockets")), 0),
+            );
+        }
+        if s.get(&k("estab")).is_some() {
+            row(
+                &format!("{}: TCP established, host-wide", h.name),
+                n(max(&k("estab")), 0),
+            );
+        }
     }
 
     for h in &run.hosts {
@@ -357,7 +392,6 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
         row("interface drops", n(sum(&k("if_drops")), 0));
         row("TCP resets sent", n(sum(&k("resets")), 0));
-        row("TCP established, host-wide (peak)", n(max(&k("estab")), 0));
         row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
         row("CPU all cores % (max)", n(max(&k("cpu")), 1));
         row("CPU busiest core % (max)", n(max(&k("core_max")), 1));
@@ -380,16 +414,22 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
 
 /// The per-host table of one phase: all clients, all servers, then every host (a host
 /// that runs both is a row for each role) and every server instance.
+///
+/// Counts and means are cut at the phase's own boundaries, as in the phase table
+/// ([`Series::cut`]); a load generator's rate, errors and timeouts come from its
+/// `summary.json` when it has the phase (exact, over the phase as that host ran it), and
+/// the `counts from` column says which. Peaks (busiest core, connections) take the whole
+/// seconds whose centre the phase holds.
 fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency>) -> Vec<HostRow> {
-    let w = |name: &str| s.window(name, p.start, p.end);
-    let sum = |name: &str| -> Option<f64> {
-        let v = w(name);
-        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum())
-    };
-    let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
-    let mean = |name: &str| -> Option<f64> {
-        let v = w(name);
-        (!v.is_empty()).then(|| v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64)
+    let (a, b) = (p.start, p.end);
+    let sum = |name: &str| s.cut(name, a, b);
+    let rate = |name: &str| s.cut_rate(name, a, b);
+    let mean = |name: &str| s.cut_mean(name, a, b);
+    let max = |name: &str| -> Option<f64> {
+        s.window(name, a, b)
+            .into_iter()
+            .map(|x| x.1)
+            .reduce(f64::max)
     };
     let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
     let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -411,7 +451,7 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
     let is_server = |h: &HostData| h.has_server() || h.role() == Role::Server;
     // A group's CPU: the mean of its hosts' means, the busiest core of any; its drops
     // and retransmits: sums.
-    let group = |hosts: Vec<&HostData>| -> [Cell; 5] {
+    let group = |hosts: &[&HostData]| -> [Cell; 5] {
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         let cpus: Vec<f64> = names
             .iter()
@@ -436,29 +476,68 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
             n(total("retrans"), 0),
         ]
     };
-    let row = |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell| {
-        let mut cells = vec![Cell::text(role)];
-        cells.extend(lead);
-        cells.extend(tail);
-        cells[7] = conns;
-        HostRow { name, cells }
-    };
+    let row =
+        |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell, source: &str| {
+            let mut cells = vec![Cell::text(role)];
+            cells.extend(lead);
+            cells.extend(tail);
+            cells[7] = conns;
+            cells.push(Cell::text(source));
+            HostRow { name, cells }
+        };
     let ms = |l: Option<Latency>| n(l.and_then(|l| l.p99), 2);
+    // A load generator's (rate, errors, timeouts) in the phase, and where they come from.
+    let client_counts = |h: &HostData| -> ([Option<f64>; 3], &'static str) {
+        let own = h
+            .summary
+            .as_ref()
+            .and_then(|sm| sm.phases.iter().find(|sp| sp.name == p.name));
+        match own {
+            Some(sp) => (
+                [
+                    Some(sp.achieved_qps),
+                    Some(sp.errors as f64),
+                    Some(sp.timeouts as f64),
+                ],
+                SOURCE_SUMMARY,
+            ),
+            None => {
+                let k = |m: &str| format!("host.{}.client.{m}", h.name);
+                (
+                    [rate(&k("sent")), sum(&k("errors")), sum(&k("timeouts"))],
+                    SOURCE_CUT,
+                )
+            }
+        }
+    };
     let mut rows = Vec::new();
     let clients: Vec<&HostData> = run.hosts.iter().filter(|h| is_client(h)).collect();
     let servers: Vec<&HostData> = run.hosts.iter().filter(|h| is_server(h)).collect();
     if !clients.is_empty() {
+        // The hosts' own figures added up, so the group agrees with its rows.
+        let mut total = [None; 3];
+        let mut sources: Vec<&str> = Vec::new();
+        for h in &clients {
+            let (v, src) = client_counts(h);
+            for (t, x) in total.iter_mut().zip(v) {
+                *t = add(*t, x);
+            }
+            if !sources.contains(&src) {
+                sources.push(src);
+            }
+        }
         rows.push(row(
             format!("all {} load generator(s)", clients.len()),
             "loadgen",
             [
-                n(mean("client.sent/s"), 0),
-                n(sum("client.errors"), 0),
-                n(sum("client.timeouts"), 0),
+                n(total[0], 0),
+                n(total[1], 0),
+                n(total[2], 0),
                 ms(fleet_latency),
             ],
-            group(clients.clone()),
+            group(&clients),
             n(max("client.connections"), 0),
+            &sources.join(" + "),
         ));
     }
     if !servers.is_empty() {
@@ -472,13 +551,14 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
             name,
             "server",
             [
-                n(mean("server.served/s"), 0),
+                n(rate("server.served"), 0),
                 Cell::none(),
                 Cell::none(),
                 Cell::none(),
             ],
-            group(servers.clone()),
+            group(&servers),
             n(max("server.open"), 0),
+            SOURCE_CUT,
         ));
     }
     for h in &run.hosts {
@@ -489,58 +569,54 @@ fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency
                 name.clone(),
                 "server",
                 [
-                    n(mean(&k("served/s")), 0),
+                    n(rate(&k("served")), 0),
                     Cell::none(),
                     Cell::none(),
                     Cell::none(),
                 ],
                 host_cells(name),
                 n(max(&k("server.open")), 0),
+                SOURCE_CUT,
             ));
             for log in h.servers.iter().filter(|l| l.instance.is_some()) {
                 let unit = log.label(name);
                 let k = |m: &str| format!("host.{unit}.{m}");
-                let blank = || {
-                    [
-                        Cell::none(),
-                        Cell::none(),
-                        Cell::none(),
-                        Cell::none(),
-                        Cell::none(),
-                    ]
-                };
+                let blank = || std::array::from_fn(|_| Cell::none());
                 rows.push(row(
                     unit.clone(),
                     "server instance",
                     [
-                        n(mean(&k("served/s")), 0),
+                        n(rate(&k("served")), 0),
                         Cell::none(),
                         Cell::none(),
                         Cell::none(),
                     ],
                     blank(),
                     n(max(&k("server.open")), 0),
+                    SOURCE_CUT,
                 ));
             }
         }
         if is_client(h) {
             let p99 = host_latency(h, &p.name).map(|(l, _)| l);
+            let ([sent, errors, timeouts], src) = client_counts(h);
             rows.push(row(
                 name.clone(),
                 "loadgen",
-                [
-                    n(mean(&k("client.sent/s")), 0),
-                    n(sum(&k("client.errors")), 0),
-                    n(sum(&k("client.timeouts")), 0),
-                    ms(p99),
-                ],
+                [n(sent, 0), n(errors, 0), n(timeouts, 0), ms(p99)],
                 host_cells(name),
                 n(max(&k("client.connections")), 0),
+                src,
             ));
         }
     }
     rows
 }
+
+/// `counts from` of a per-host row: the load generator's own per-phase totals.
+pub const SOURCE_SUMMARY: &str = "summary.json";
+/// `counts from` of a per-host row: per-second lines cut at the phase's boundaries.
+pub const SOURCE_CUT: &str = "lines, cut";
 
 /// The load generators' own whole-phase `achieved_qps`, summed over hosts.
 fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {

@@ -2,8 +2,11 @@
 //!
 //! Every chart shares the x axis (seconds since the run started) and the shaded,
 //! labelled phase bands, so a dip in one chart can be matched with a spike in another
-//! by eye. Text is drawn with DejaVu Sans embedded in the binary: the PNGs look the
-//! same on a server without fonts.
+//! by eye. Each chart has one unit on its y axis. Phase labels are laid out so they never
+//! overlap (staggered in rows, shortened when a band is too narrow), and a series that
+//! lies on an earlier one is marked in the legend (`= X`, `≈ X`), since it hides it.
+//! Text is drawn with DejaVu Sans embedded in the binary: the PNGs look the same on a
+//! server without fonts.
 
 use std::fs;
 use std::io;
@@ -22,8 +25,6 @@ pub const WIDTH: u32 = 1000;
 pub const HEIGHT: u32 = 420;
 /// Width of the legend strip on the right of the plot.
 const LEGEND_W: u32 = 210;
-/// Legend entries that fit the strip; more lines are drawn but summed up as "+N more".
-const MAX_LEGEND: usize = 16;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -47,6 +48,8 @@ pub struct Chart {
     /// File stem: `charts/<name>.png` and `.svg`.
     pub name: &'static str,
     pub title: String,
+    /// What the title does not say: what the lines are, how to read them.
+    pub caption: String,
     pub y_desc: &'static str,
     pub log_y: bool,
     pub lines: Vec<Line>,
@@ -56,7 +59,12 @@ pub struct Chart {
 pub struct Drawn {
     pub name: &'static str,
     pub title: String,
+    /// The chart's caption, with what drawing found (series that hide others).
+    pub caption: String,
     pub svg: String,
+    /// Each phase's label as drawn (`None`: its band is off the chart or too narrow for
+    /// one letter).
+    pub phase_labels: Vec<Option<PhaseLabel>>,
 }
 
 fn register_font() {
@@ -96,39 +104,65 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         .filter(|h| h.role() == Role::Server)
         .map(|h| h.name.as_str())
         .collect();
+    // Server instances of hosts that run several: one line each for rate and connections.
+    let instances: Vec<String> = run
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.servers
+                .iter()
+                .filter(|l| l.instance.is_some())
+                .map(|l| l.label(&h.name))
+        })
+        .collect();
     let mut qps = vec![
         Line {
             reference: true,
             ..line(a, "target", "client.target_qps")
         },
         line(a, "client sent", "client.sent/s"),
-        line(a, "client served answers", "client.served/s"),
-        line(a, "server shakes received", "server.shake/s"),
-        line(a, "server served (not shed)", "server.served/s"),
+        line(a, "client served", "client.served/s"),
+        line(a, "server received", "server.shake/s"),
+        line(a, "server served", "server.served/s"),
     ];
     if servers.len() > 1 {
         for s in &servers {
             qps.push(line(
                 a,
-                &format!("server {s} served"),
+                &format!("{s} served"),
                 &format!("host.{s}.served/s"),
             ));
         }
+    }
+    for u in &instances {
+        qps.push(line(
+            a,
+            &format!("{u} served"),
+            &format!("host.{u}.served/s"),
+        ));
     }
     let lat = ["p50", "p90", "p99", "p999", "max"]
         .iter()
         .map(|k| line(a, &k.replace("p999", "p99.9"), &format!("client.lat.{k}")))
         .collect();
     let mut conns = vec![
-        line(a, "client connections", "client.connections"),
+        line(a, "users logged in", "client.connections"),
         line(a, "server open", "server.open"),
     ];
+    for u in &instances {
+        conns.push(line(
+            a,
+            &format!("{u} open"),
+            &format!("host.{u}.server.open"),
+        ));
+    }
     let mut pps = Vec::new();
     let mut cpu = Vec::new();
+    let mut cores = Vec::new();
     for h in &hosts {
         conns.push(line(
             a,
-            &format!("{h} TCP established"),
+            &format!("{h} TCP estab. (host-wide)"),
             &format!("host.{h}.estab"),
         ));
         pps.push(line(
@@ -142,21 +176,27 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             &format!("host.{h}.tx_packets/s"),
         ));
         cpu.push(line(a, &format!("{h} all cores"), &format!("host.{h}.cpu")));
-        cpu.push(line(
+        cores.push(line(
             a,
-            &format!("{h} process (% of a core)"),
+            &format!("{h} busiest core"),
+            &format!("host.{h}.core_max"),
+        ));
+        cores.push(line(
+            a,
+            &format!("{h} sampling process"),
             &format!("host.{h}.proc_cpu"),
         ));
     }
     let packets = vec![
-        line(a, "shake packets issued", "server.issued/s"),
-        line(a, "shake packets won", "server.won/s"),
+        line(a, "shake issued", "server.issued/s"),
+        line(a, "shake won", "server.won/s"),
         line(a, "sends created", "server.created/s"),
         line(a, "sends grabbed", "server.grabbed/s"),
     ];
-    let c = |name, title: &str, y_desc, log_y, lines| Chart {
+    let c = |name, title: &str, caption: &str, y_desc, log_y, lines| Chart {
         name,
         title: title.to_string(),
+        caption: caption.to_string(),
         y_desc,
         log_y,
         lines,
@@ -165,6 +205,10 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         c(
             "qps",
             "Shake QPS: client vs server",
+            "Per second. Target: the plan (thin grey). Client sent: requests written; client \
+             served: answers that were a packet or none left. Server received: every shake \
+             request; server served: those not shed as overloaded. A gap between sent and \
+             served is load the server shed or did not answer.",
             "requests / s",
             false,
             qps,
@@ -172,14 +216,29 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         c(
             "latency",
             "Client latency percentiles (per second)",
+            "Each second's percentiles over the answers received in it, from each request's \
+             scheduled send time, the worst load generator per second; log scale. The \
+             whole-phase figures are in the table.",
             "latency, ms (log scale)",
             true,
             lat,
         ),
-        c("connections", "Connections", "connections", false, conns),
+        c(
+            "connections",
+            "Connections",
+            "Users logged in (load generators' own count) and connections the servers hold \
+             open: the run's own sockets. TCP established is the host's kernel count over \
+             every process (a server and a load generator on one host count each \
+             connection twice).",
+            "connections",
+            false,
+            conns,
+        ),
         c(
             "pps",
             "Packets per second (busiest interface)",
+            "Packets in and out per second on each host's busiest interface (lo on one \
+             machine, where in and out are the same packets), host-wide.",
             "packets / s",
             false,
             pps,
@@ -187,11 +246,31 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         c(
             "packets",
             "Red packets issued vs won",
+            "Server side, per second: shake packets created from the campaign's pool and \
+             won by a shake; user-to-user packets created by sends and grabbed.",
             "packets / s",
             false,
             packets,
         ),
-        c("cpu", "CPU per host", "CPU %", false, cpu),
+        c(
+            "cpu",
+            "CPU per host, % of the machine",
+            "Busy share of all cores together (100 % = every core busy), host-wide, from \
+             /proc/stat.",
+            "CPU, % of all cores",
+            false,
+            cpu,
+        ),
+        c(
+            "cores",
+            "CPU per host, % of one core",
+            "The busiest core of each second (one saturated core hides in the machine's \
+             average) and the sampling process (the server's, where it samples its host; \
+             above 100 % it uses more than one core).",
+            "CPU, % of one core",
+            false,
+            cores,
+        ),
     ]
 }
 
@@ -218,80 +297,300 @@ pub fn draw_all(run: &Run, a: &Analysis, dir: &Path) -> io::Result<Vec<Drawn>> {
             root.present().map_err(io::Error::other)?;
         }
         let mut svg = String::new();
-        {
+        let phase_labels = {
             let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
+            let labels = draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
             root.present().map_err(io::Error::other)?;
-        }
+            labels
+        };
         fs::write(dir.join(format!("{}.svg", chart.name)), &svg)?;
+        let mut caption = chart.caption.clone();
+        let hidden = hidden_note(&chart);
+        if !hidden.is_empty() {
+            caption.push(' ');
+            caption.push_str(&hidden);
+        }
         out.push(Drawn {
             name: chart.name,
             title: chart.title,
+            caption,
             svg,
+            phase_labels,
         });
     }
     Ok(out)
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB, T = ()> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A line's points with y as drawn (log10 on a log chart).
+fn drawn_points(chart: &Chart, l: &Line) -> Vec<(f64, f64)> {
+    let tf = |y: f64| if chart.log_y { y.max(1e-3).log10() } else { y };
+    l.points.iter().map(|&(x, y)| (x, tf(y))).collect()
+}
+
+/// The y axis range, in drawn units.
+fn y_range(chart: &Chart) -> (f64, f64) {
+    let ys: Vec<f64> = chart
+        .lines
+        .iter()
+        .flat_map(|l| drawn_points(chart, l))
+        .map(|p| p.1)
+        .collect();
+    let (mut lo, mut hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+    if ys.is_empty() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if chart.log_y {
+        lo = lo.floor();
+        hi = hi.ceil().max(lo + 1.0);
+    } else {
+        lo = lo.min(0.0);
+        hi *= 1.08;
+    }
+    if hi <= lo {
+        hi = lo + 1.0;
+    }
+    (lo, hi)
+}
+
+/// How close two series must be to hide one another: within this share of the y axis
+/// (about 3 pixels, the width of a line)...
+const NEAR_SHARE_OF_AXIS: f64 = 0.01;
+/// ...in at least this share of the seconds both have.
+const NEAR_SHARE_OF_SECONDS: f64 = 0.9;
+
+/// A line drawn over an earlier one that it hides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Covers {
+    /// Index (in the chart's lines) of the first earlier line it lies on.
+    pub under: usize,
+    /// Equal every second both have, not only near.
+    pub exact: bool,
+}
+
+/// For each line, the earlier line it lies on, if any: `p` and `q` coincide when, over
+/// the seconds both have (at least 90 % of `p`'s), they are within 1 % of the axis in
+/// at least 90 % of them. Later lines are drawn over earlier ones, so such a line hides
+/// the one it names.
+pub fn coverings(chart: &Chart) -> Vec<Option<Covers>> {
+    let (lo, hi) = y_range(chart);
+    let tol = (hi - lo) * NEAR_SHARE_OF_AXIS;
+    let pts: Vec<Vec<(f64, f64)>> = chart.lines.iter().map(|l| drawn_points(chart, l)).collect();
+    // x values are whole seconds less a common offset: key them in half seconds.
+    let key = |x: f64| (x * 2.0).round() as i64;
+    let maps: Vec<std::collections::BTreeMap<i64, f64>> = pts
+        .iter()
+        .map(|p| p.iter().map(|&(x, y)| (key(x), y)).collect())
+        .collect();
+    (0..pts.len())
+        .map(|i| {
+            if pts[i].is_empty() {
+                return None;
+            }
+            (0..i).find_map(|j| {
+                let both: Vec<(f64, f64)> = pts[i]
+                    .iter()
+                    .filter_map(|&(x, y)| maps[j].get(&key(x)).map(|&z| (y, z)))
+                    .collect();
+                let n = both.len() as f64;
+                if both.len() < 3 || n < NEAR_SHARE_OF_SECONDS * pts[i].len() as f64 {
+                    return None;
+                }
+                let near = both.iter().filter(|(y, z)| (y - z).abs() <= tol).count() as f64;
+                let exact = both.iter().all(|(y, z)| (y - z).abs() <= 1e-9 * (hi - lo));
+                (near >= NEAR_SHARE_OF_SECONDS * n).then_some(Covers { under: j, exact })
+            })
+        })
+        .collect()
+}
+
+/// The caption's sentence on lines that hide others, empty when none does.
+fn hidden_note(chart: &Chart) -> String {
+    let covered: Vec<String> = coverings(chart)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let c = (*c)?;
+            let sign = if c.exact { "=" } else { "≈" };
+            Some(format!(
+                "{} {sign} {}",
+                chart.lines[i].label, chart.lines[c.under].label
+            ))
+        })
+        .collect();
+    if covered.is_empty() {
+        return String::new();
+    }
+    format!(
+        "Drawn over the line it equals (=, every second) or nearly equals (≈, within 1 % of \
+         the axis in 90 % of the seconds), hiding it: {}.",
+        covered.join("; ")
+    )
+}
+
+/// A phase's label on a chart: its text (the name, or a shortened one), where it starts
+/// and how wide it is (pixels of the chart image) and its row (0 at the top).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhaseLabel {
+    pub text: String,
+    pub x: i32,
+    pub width: i32,
+    pub row: usize,
+}
+
+/// Rows of phase labels at most.
+pub const LABEL_ROWS: usize = 3;
+/// Pixels kept free between two labels in a row.
+const LABEL_GAP: i32 = 6;
+
+/// Lays out the phases' labels so that none overlaps another. First every name whole,
+/// each at the start of its band in the first row where it fits beside the labels
+/// already there (a name may run past its band). If some name finds no row that way, a
+/// second layout: a name that fits its band goes in the top row; a longer one goes whole
+/// in a lower row where it fits, else shortened to its band's width (`conn.`) in the top
+/// row, which then holds only labels inside their own bands and so never overlaps. A
+/// label is left out only when not even one letter fits its band. `bands` are (name,
+/// left, right) in pixels; `width` measures a text.
+pub fn layout_phase_labels(
+    bands: &[(String, i32, i32)],
+    width: &dyn Fn(&str) -> i32,
+) -> Vec<Option<PhaseLabel>> {
+    let free = |rows: &[Vec<(i32, i32)>], r: usize, x: i32, w: i32| {
+        rows[r]
+            .iter()
+            .all(|&(a, b)| x + w + LABEL_GAP <= a || b + LABEL_GAP <= x)
+    };
+    let place = |rows: &mut Vec<Vec<(i32, i32)>>, text: &str, x: i32, row: usize| {
+        let w = width(text);
+        rows[row].push((x, x + w));
+        PhaseLabel {
+            text: text.to_string(),
+            x,
+            width: w,
+            row,
+        }
+    };
+    // Whole names, staggered.
+    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); LABEL_ROWS];
+    let whole: Vec<Option<PhaseLabel>> = bands
+        .iter()
+        .map(|(name, left, _)| {
+            let x = left + 3;
+            let w = width(name);
+            (0..LABEL_ROWS)
+                .find(|&r| free(&rows, r, x, w))
+                .map(|r| place(&mut rows, name, x, r))
+        })
+        .collect();
+    if whole.iter().all(Option::is_some) {
+        return whole;
+    }
+    // The top row for labels inside their bands, the rows below for longer names.
+    let mut rows: Vec<Vec<(i32, i32)>> = vec![Vec::new(); LABEL_ROWS];
+    bands
+        .iter()
+        .map(|(name, left, right)| {
+            let x = left + 3;
+            let room = right - x - 2;
+            let w = width(name);
+            if w <= room {
+                return Some(place(&mut rows, name, x, 0));
+            }
+            if let Some(r) = (1..LABEL_ROWS).find(|&r| free(&rows, r, x, w)) {
+                return Some(place(&mut rows, name, x, r));
+            }
+            let chars: Vec<char> = name.chars().collect();
+            (1..chars.len())
+                .rev()
+                .map(|keep| chars[..keep].iter().collect::<String>() + ".")
+                .find(|short| width(short) <= room)
+                .map(|short| place(&mut rows, &short, x, 0))
+        })
+        .collect()
+}
+
+/// Pixels between two rows of phase labels.
+const LABEL_ROW_H: i32 = 16;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
     phases: &[(String, f64, f64)],
     x_max: f64,
-) -> DrawResult<DB> {
+) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
     root.fill(&WHITE)?;
-    let tf = |y: f64| if chart.log_y { y.max(1e-3).log10() } else { y };
-    let lines: Vec<(&Line, Vec<(f64, f64)>)> = chart
+    // (index in the chart, line, points as drawn)
+    type Drawable<'a> = (usize, &'a Line, Vec<(f64, f64)>);
+    let lines: Vec<Drawable> = chart
         .lines
         .iter()
-        .filter(|l| !l.points.is_empty())
-        .map(|l| (l, l.points.iter().map(|&(x, y)| (x, tf(y))).collect()))
+        .enumerate()
+        .filter(|(_, l)| !l.points.is_empty())
+        .map(|(i, l)| (i, l, drawn_points(chart, l)))
         .collect();
-    let ys = lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
-    let (mut lo, mut hi) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-    if lines.is_empty() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if !chart.log_y {
-        lo = lo.min(0.0);
-    } else {
-        lo = lo.floor();
-    }
-    hi = if chart.log_y {
-        hi.ceil().max(lo + 1.0)
-    } else {
-        hi * 1.08
-    };
-    if hi <= lo {
-        hi = lo + 1.0;
-    }
+    let (lo, hi) = y_range(chart);
+    let covers = coverings(chart);
     // Title on top, the legend in its own strip on the right: it never hides data.
     let body = root.titled(&chart.title, ("sans-serif", 22))?;
     let (plot, legend) = body.split_horizontally(WIDTH - LEGEND_W);
-    let mut cc = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(78)
-        .build_cartesian_2d(0.0..x_max, lo..hi)?;
+    let build = |hi: f64| {
+        ChartBuilder::on(&plot)
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(78)
+            .build_cartesian_2d(0.0..x_max, lo..hi)
+    };
 
-    // Phase bands first, under the data.
+    // The phases' labels first: their rows decide the headroom above the data.
+    let visible: Vec<(usize, &String, f64, f64)> = phases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, a, b))| (i, name, a.max(0.0), b.min(x_max)))
+        .filter(|p| p.3 > p.2)
+        .collect();
+    let font = ("sans-serif", 14).into_font().color(&BLACK.mix(0.75));
+    let measure = |t: &str| {
+        root.estimate_text_size(t, &font)
+            .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
+    };
+    let layout = {
+        let probe = build(hi)?;
+        let spans: Vec<(String, i32, i32)> = visible
+            .iter()
+            .map(|&(_, name, a, b)| {
+                let x = |v: f64| probe.backend_coord(&(v, hi)).0;
+                (name.clone(), x(a), x(b))
+            })
+            .collect();
+        layout_phase_labels(&spans, &measure)
+    };
+    let rows = layout
+        .iter()
+        .flatten()
+        .map(|l| l.row + 1)
+        .max()
+        .unwrap_or(1);
+    // One row fits in the 8 % above the data; each further row takes 5 % more.
+    let hi = hi + (hi - lo) * 0.05 * (rows - 1) as f64;
+    let mut cc = build(hi)?;
+
+    // Phase bands under the data, labelled at their top left.
     let band = [RGBAColor(90, 120, 200, 0.10), RGBAColor(90, 180, 120, 0.10)];
-    for (i, (name, a, b)) in phases.iter().enumerate() {
-        let (a, b) = (a.max(0.0), b.min(x_max));
-        if b <= a {
-            continue;
-        }
+    let mut labels = vec![None; phases.len()];
+    for (&(i, _, a, b), label) in visible.iter().zip(layout) {
         cc.draw_series(std::iter::once(Rectangle::new(
             [(a, lo), (b, hi)],
             band[i % 2].filled(),
         )))?;
-        cc.draw_series(std::iter::once(Text::new(
-            name.clone(),
-            (a + (b - a) * 0.01, hi - (hi - lo) * 0.02),
-            ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
-        )))?;
+        if let Some(l) = &label {
+            let top = cc.backend_coord(&(a, hi)).1;
+            let y = top + 3 + LABEL_ROW_H * l.row as i32;
+            root.draw(&Text::new(l.text.clone(), (l.x, y), font.clone()))?;
+        }
+        labels[i] = label;
     }
 
     let log = chart.log_y;
@@ -317,42 +616,55 @@ fn draw<DB: DrawingBackend>(
             (x_max * 0.4, (lo + hi) / 2.0),
             ("sans-serif", 20).into_font().color(&BLACK.mix(0.6)),
         )))?;
-        return Ok(());
+        return Ok(labels);
     }
-    let n_lines = lines.len();
-    for (i, (l, p)) in lines.into_iter().enumerate() {
-        let color = if l.reference {
+    let color_of = |i: usize, l: &Line| {
+        if l.reference {
             RGBColor(110, 110, 110)
         } else {
             PALETTE[i % PALETTE.len()]
-        };
-        // Later lines are drawn over earlier ones: the plan (reference) goes thin and dashed-looking.
+        }
+    };
+    // The legend: one entry a line, a second text line when it lies on an earlier one.
+    let max_y = (HEIGHT as i32) - 60;
+    let mut y = 24;
+    let mut left_out = 0;
+    for (n, (i, l, p)) in lines.iter().enumerate() {
+        let color = color_of(n, l);
+        // Later lines are drawn over earlier ones: the plan (reference) goes thin.
         let style = if l.reference {
             color.mix(0.7).stroke_width(1)
         } else {
             color.stroke_width(2)
         };
-        cc.draw_series(LineSeries::new(p, style))?;
-        if i >= MAX_LEGEND {
-            if i == n_lines - 1 {
-                let y = 24 + 22 * MAX_LEGEND as i32;
-                let more = format!("+{} more", n_lines - MAX_LEGEND);
-                legend.draw(&Text::new(more, (36, y - 7), ("sans-serif", 13)))?;
-            }
+        cc.draw_series(LineSeries::new(p.clone(), style))?;
+        let under = covers[*i].map(|c| {
+            let sign = if c.exact { "=" } else { "≈" };
+            format!("({sign} {})", chart.lines[c.under].label)
+        });
+        let need = if under.is_some() { 2 * 17 } else { 22 };
+        if left_out > 0 || y + need > max_y {
+            left_out += 1;
             continue;
         }
-        let y = 24 + 22 * i as i32;
         legend.draw(&PathElement::new(
             vec![(6, y), (30, y)],
             color.stroke_width(3),
         ))?;
-        legend.draw(&Text::new(
-            l.label.clone(),
-            (36, y - 7),
-            ("sans-serif", 13).into_font().color(&BLACK),
-        ))?;
+        let text = ("sans-serif", 13).into_font().color(&BLACK);
+        legend.draw(&Text::new(l.label.clone(), (36, y - 7), text.clone()))?;
+        if let Some(u) = under {
+            legend.draw(&Text::new(u, (44, y + 9), text))?;
+            y += 2 * 17 + 4;
+        } else {
+            y += 22;
+        }
     }
-    Ok(())
+    if left_out > 0 {
+        let more = format!("+{left_out} more");
+        legend.draw(&Text::new(more, (36, y - 7), ("sans-serif", 13)))?;
+    }
+    Ok(labels)
 }
 
 /// Axis numbers: `1.2k`, `3.4M`, `0.25`.
@@ -382,6 +694,141 @@ fn short(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn chart(lines: Vec<(&str, Vec<f64>)>) -> Chart {
+        Chart {
+            name: "t",
+            title: "t".into(),
+            caption: String::new(),
+            y_desc: "",
+            log_y: false,
+            lines: lines
+                .into_iter()
+                .map(|(label, ys)| Line {
+                    label: label.into(),
+                    points: ys
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, y)| (i as f64 + 0.5, y))
+                        .collect(),
+                    reference: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_line_on_an_earlier_one_is_named() {
+        let base: Vec<f64> = (0..40).map(|i| 1000.0 + 50.0 * (i % 7) as f64).collect();
+        // 2 of 40 seconds off by a lot (a step seen a second apart): still on it.
+        let mut near = base.iter().map(|y| y + 3.0).collect::<Vec<_>>();
+        near[10] += 400.0;
+        near[30] -= 400.0;
+        let apart: Vec<f64> = base.iter().map(|y| y * 0.5).collect();
+        let c = chart(vec![
+            ("answered", base.clone()),
+            ("served", base.clone()),
+            ("received", near),
+            ("half", apart),
+        ]);
+        let cov = coverings(&c);
+        assert_eq!(cov[0], None);
+        assert_eq!(
+            cov[1],
+            Some(Covers {
+                under: 0,
+                exact: true
+            })
+        );
+        assert_eq!(
+            cov[2],
+            Some(Covers {
+                under: 0,
+                exact: false
+            })
+        );
+        assert_eq!(cov[3], None);
+        let note = hidden_note(&c);
+        assert!(
+            note.contains("served = answered") && note.contains("received ≈ answered"),
+            "{note}"
+        );
+        // A line that is near only on a few seconds hides nothing.
+        let mut part = base.clone();
+        for y in part.iter_mut().skip(8) {
+            *y += 500.0;
+        }
+        assert_eq!(coverings(&chart(vec![("a", base), ("b", part)]))[1], None);
+    }
+
+    /// The real font's widths, as the charts measure them.
+    fn measure(t: &str) -> i32 {
+        register_font();
+        let mut svg = String::new();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let font = ("sans-serif", 14).into_font().color(&BLACK);
+        root.estimate_text_size(t, &font).unwrap().0 as i32
+    }
+
+    fn assert_apart(labels: &[Option<PhaseLabel>]) {
+        let placed: Vec<&PhaseLabel> = labels.iter().flatten().collect();
+        for (i, a) in placed.iter().enumerate() {
+            assert_eq!(a.width, measure(&a.text), "{a:?}");
+            for b in &placed[i + 1..] {
+                let overlap = a.row == b.row && a.x < b.x + b.width && b.x < a.x + a.width;
+                assert!(!overlap, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn phase_labels_never_overlap() {
+        // The demo's short connect phase before warm: the second label goes below.
+        let demo = [
+            ("connect".to_string(), 90, 116, 0),
+            ("warm".to_string(), 116, 247, 1),
+            ("2k".to_string(), 247, 510, 0),
+        ];
+        let spans: Vec<_> = demo.iter().map(|d| (d.0.clone(), d.1, d.2)).collect();
+        let l = layout_phase_labels(&spans, &measure);
+        for (got, want) in l.iter().zip(&demo) {
+            let got = got.as_ref().unwrap();
+            assert_eq!((got.text.as_str(), got.row), (want.0.as_str(), want.3));
+        }
+        assert_apart(&l);
+        // Eight phases of 2 s on a 16 s axis (about 86 px each), long names: staggered
+        // or shortened, all shown, none over another.
+        let spans: Vec<_> = (0..8)
+            .map(|i| {
+                (
+                    format!("step-{}-of-eight", i + 1),
+                    90 + 86 * i,
+                    176 + 86 * i,
+                )
+            })
+            .collect();
+        let l = layout_phase_labels(&spans, &measure);
+        assert!(l.iter().all(Option::is_some), "{l:?}");
+        assert!(l.iter().any(|x| x.as_ref().unwrap().row > 0), "{l:?}");
+        assert_apart(&l);
+        // Bands just wide enough for a letter and a full stop, long names: the rows fill
+        // up, then names are shortened to fit their band.
+        let w = measure("p.") + 6;
+        let spans: Vec<_> = (0..20)
+            .map(|i| (format!("phase-number-{i}"), 90 + w * i, 90 + w * (i + 1)))
+            .collect();
+        let l = layout_phase_labels(&spans, &measure);
+        assert_apart(&l);
+        assert!(l.iter().flatten().any(|x| x.text == "p."), "{l:?}");
+        for (x, (_, left, right)) in l.iter().zip(&spans).filter(|(x, _)| x.is_some()) {
+            let x = x.as_ref().unwrap();
+            if x.text.ends_with('.') {
+                assert!(x.x >= *left && x.x + x.width <= *right, "{x:?}");
+            }
+        }
+    }
+
     #[test]
     fn short_numbers() {
         assert_eq!(super::short(0.0), "0");

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::analyze::Analysis;
+use super::analyze::{Analysis, HOST_NOTE};
 use super::charts::Drawn;
 use super::load::Run;
 use super::render::{host_tables, phase_table, preamble, to_markdown, verdict, Table};
@@ -110,6 +110,21 @@ var ok=0;for(var i=0;i<s.length;i++){var b=s[i].getBBox();if(b.width>0&&b.height
 var e=document.getElementById('selfcheck');e.textContent='charts rendered: '+ok+'/'+s.length;\
 e.setAttribute('data-ok',(ok===s.length&&s.length>0)?'yes':'no');})();\n</script>\n";
 
+/// The charts that matter most, shown right under the verdict; the rest follow the
+/// tables.
+pub const FIRST_CHARTS: [&str; 2] = ["qps", "latency"];
+
+fn figure_html(c: &Drawn) -> String {
+    let svg = c.svg.find("<svg").map_or("", |i| &c.svg[i..]);
+    format!(
+        "<figure id=\"chart-{}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
+        c.name,
+        esc(&c.caption)
+    )
+}
+
+/// The page: the verdict, what is missing, the rate and latency charts, the phase table
+/// and the host tables, the capacity line, the other charts, then the run's details.
 pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     let mut s = String::new();
     let title = format!("Red packet run {}", run.id);
@@ -126,9 +141,6 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         let _ = writeln!(s, "<p><{tag}>{}</{tag}></p>", esc(l));
     }
     s.push_str("</div>\n");
-    for l in preamble(run).iter().skip(1) {
-        let _ = writeln!(s, "<p>{}</p>", esc(l));
-    }
     if !run.problems.is_empty() {
         s.push_str("<div class=\"problems\"><strong>Missing or damaged</strong><ul>\n");
         for p in &run.problems {
@@ -136,24 +148,36 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         }
         s.push_str("</ul></div>\n");
     }
-    if let Some(c) = &a.capacity {
-        let _ = writeln!(s, "<p class=\"capacity\">{}</p>", esc(&c.sentence()));
+    let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
+        charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
+    s.push_str(
+        "<h2>Rate and latency</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n",
+    );
+    for c in first {
+        s.push_str(&figure_html(c));
     }
     s.push_str("<h2>Phases</h2>\n");
     s.push_str(&table_html(&phase_table(a)));
-    for (title, t) in host_tables(a) {
+    let hosts = host_tables(a);
+    if !hosts.is_empty() {
+        let _ = writeln!(s, "<h2>Hosts</h2>\n<p>{}</p>", esc(HOST_NOTE));
+    }
+    for (title, t) in hosts {
         let _ = writeln!(s, "<h3>{}</h3>", esc(&title));
         s.push_str(&table_html(&t));
     }
-    s.push_str("<h2>Charts</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n");
-    for c in charts {
-        let svg = c.svg.find("<svg").map_or("", |i| &c.svg[i..]);
-        let _ = writeln!(
-            s,
-            "<figure id=\"chart-{}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
-            c.name,
-            esc(&c.title)
-        );
+    if let Some(c) = &a.capacity {
+        let _ = writeln!(s, "<p class=\"capacity\">{}</p>", esc(&c.sentence()));
+    }
+    if !rest.is_empty() {
+        s.push_str("<h2>More charts</h2>\n");
+        for c in rest {
+            s.push_str(&figure_html(c));
+        }
+    }
+    s.push_str("<h2>The run</h2>\n");
+    for l in preamble(run).iter().skip(1) {
+        let _ = writeln!(s, "<p>{}</p>", esc(l));
     }
     if let Some(t) = tuning_table(run) {
         s.push_str("<h2>Host tuning during the run</h2>\n");
@@ -172,6 +196,7 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     s
 }
 
+/// The same order as the page, charts as links to their PNGs with the caption below.
 pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     let mut s = format!("# Red packet run {}\n\n", run.id);
     for (i, l) in verdict(run, a).iter().enumerate() {
@@ -182,10 +207,6 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         }
     }
     s.push('\n');
-    for l in preamble(run).iter().skip(1) {
-        let _ = writeln!(s, "{l}  ");
-    }
-    s.push('\n');
     if !run.problems.is_empty() {
         s.push_str("**Missing or damaged:**\n\n");
         for p in &run.problems {
@@ -193,20 +214,43 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         }
         s.push('\n');
     }
-    if let Some(c) = &a.capacity {
-        let _ = writeln!(s, "{}\n", c.sentence());
+    let figure = |s: &mut String, c: &Drawn| {
+        let _ = writeln!(
+            s,
+            "![{}](charts/{}.png)\n\n*{}*\n",
+            c.title, c.name, c.caption
+        );
+    };
+    let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
+        charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
+    s.push_str("## Rate and latency\n\n");
+    for c in first {
+        figure(&mut s, c);
     }
     s.push_str("## Phases\n\n");
     s.push_str(&to_markdown(&phase_table(a)));
-    for (title, t) in host_tables(a) {
+    let hosts = host_tables(a);
+    if !hosts.is_empty() {
+        let _ = writeln!(s, "\n## Hosts\n\n{HOST_NOTE}");
+    }
+    for (title, t) in hosts {
         let _ = write!(s, "\n### {title}\n\n{}", to_markdown(&t));
     }
-    s.push_str("\n## Charts\n\n");
-    for c in charts {
-        let _ = writeln!(s, "![{}](charts/{}.png)\n", c.title, c.name);
+    if let Some(c) = &a.capacity {
+        let _ = writeln!(s, "\n{}", c.sentence());
+    }
+    if !rest.is_empty() {
+        s.push_str("\n## More charts\n\n");
+        for c in rest {
+            figure(&mut s, c);
+        }
+    }
+    s.push_str("\n## The run\n\n");
+    for l in preamble(run).iter().skip(1) {
+        let _ = writeln!(s, "{l}  ");
     }
     if let Some(t) = tuning_table(run) {
-        s.push_str("## Host tuning during the run\n\n");
+        s.push_str("\n## Host tuning during the run\n\n");
         s.push_str(&to_markdown(&t));
     }
     let cmds = commands(run);

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::analyze::{fmt_num, Analysis, Cell, PhaseStats, HOST_COLUMNS};
+use super::analyze::{fmt_num, Analysis, Cell, PhaseStats, HOST_COLUMNS, HOST_NOTE};
 use super::load::Run;
 use crate::formats::{LoadgenSummary, PhaseSummary};
 
@@ -380,7 +380,11 @@ pub fn terminal(run: &Run, a: &Analysis) -> String {
     s.push_str(&problems_text(run));
     s.push('\n');
     s.push_str(&to_text(&phase_table(a)));
-    for (title, t) in host_tables(a) {
+    let hosts = host_tables(a);
+    if !hosts.is_empty() {
+        let _ = write!(s, "\n{HOST_NOTE}\n");
+    }
+    for (title, t) in hosts {
         let _ = write!(s, "\n{title}\n{}", to_text(&t));
     }
     s.push('\n');

@@ -81,8 +81,11 @@ impl Series {
     /// A line stamped `t` with interval `dt` covers `(t - dt, t]`. A line inside the
     /// window counts whole; a line across an edge is split there, each side at the rate
     /// of the neighbouring line on that side (a phase changes the rate at its edge, so
-    /// spreading the line evenly would give the old rate's share to the new phase); a
-    /// missing neighbour takes the line's own rate. The parts of a line always add up to
+    /// spreading the line evenly would give the old rate's share to the new phase). A
+    /// process counts nothing before its first line or after its last: the missing
+    /// neighbour's rate is 0, so a run's last phase, which ends inside each process's
+    /// short shutdown line, keeps that line's events (the load stopped with the phase,
+    /// the process a little later). The parts of a line always add up to
     /// the line, so adjacent phases lose and double nothing. A series known only by
     /// whole seconds (no lines kept) takes second `k` as `(k - 1, k]`, spread evenly.
     /// `None` when no line touches the window.
@@ -100,9 +103,8 @@ impl Series {
                         continue;
                     }
                     seen = true;
-                    let own = v / dt;
                     let rate = |j: Option<usize>| {
-                        j.and_then(|j| lines.get(j)).map_or(own, |&(_, d, c)| c / d)
+                        j.and_then(|j| lines.get(j)).map_or(0.0, |&(_, d, c)| c / d)
                     };
                     let (prev, next) = (rate(i.checked_sub(1)), rate(Some(i + 1)));
                     let share = match (lo < start, t > end) {
@@ -291,6 +293,14 @@ fn server_line(acc: &mut HostAcc, host: &str, unit: &str, l: &crate::formats::Se
     }
     acc.gauge("server.open", t, tot.open as f64, Agg::Sum);
     acc.gauge("server.logged_in", t, tot.logged_in as f64, Agg::Sum);
+    // The run's own sockets on this host: servers' open connections here, added to the
+    // load generator's logged-in users below (processes add up per second).
+    acc.gauge(
+        &format!("host.{host}.own_sockets"),
+        t,
+        tot.open as f64,
+        Agg::Sum,
+    );
     let mut units = vec![host.to_string()];
     if unit != host {
         units.push(unit.to_string());
@@ -374,6 +384,12 @@ pub fn build(run: &Run) -> Series {
             acc.gauge("client.connections", t, l.connections as f64, Agg::Sum);
             acc.gauge(
                 &format!("host.{host}.client.connections"),
+                t,
+                l.connections as f64,
+                Agg::Sum,
+            );
+            acc.gauge(
+                &format!("host.{host}.own_sockets"),
                 t,
                 l.connections as f64,
                 Agg::Sum,
@@ -521,9 +537,12 @@ mod tests {
         // all 180 belong to the phase, not the 0.9 an even spread would give.
         assert_eq!(s.cut("won", 11.9, 14.8), Some(580.0));
         assert_eq!(s.cut("won", 10.0, 11.9), Some(0.0));
-        // A phase ending inside the last line takes its share at the line's own rate.
-        let part = s.cut("won", 11.9, 14.3).unwrap();
-        assert!((part - 480.0).abs() < 1e-9, "{part}");
+        // A phase ending inside the last line keeps all of it: after its last line the
+        // process counted nothing (the load stopped with the phase, the process after).
+        assert_eq!(s.cut("won", 11.9, 14.3), Some(580.0));
+        assert_eq!(s.cut("won", 14.3, 15.0), Some(0.0));
+        // Inside the first line, the same: before it the process counted nothing.
+        assert_eq!(s.cut("won", 9.5, 10.0), Some(0.0));
         // Two adjacent phases share every line between them.
         let (x, y) = (
             s.cut("won", 9.0, 13.3).unwrap(),
