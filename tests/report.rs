@@ -1077,3 +1077,87 @@ fn three_server_instances_have_a_line_each() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+// The footprint section: memory per user by holder from the idle sample against the
+// first one, CPU per request from the processes' CPU time across a phase.
+#[test]
+fn footprint_divides_growth_by_users_and_cpu_by_requests() {
+    use redpacket::formats::{FootprintLine, ProcessGroup};
+    use redpacket::report::footprint;
+    let dir = fixture::temp_dir("footprint");
+    fixture::write_run(&dir, "fp", 1.0);
+    let t0 = fixture::T0;
+    let mib = 1u64 << 20;
+    let line = |t: f64, srv_rss: u64, srv_cpu: f64, lg_cpu: f64, slab: u64| FootprintLine {
+        t,
+        servers: ProcessGroup {
+            processes: u64::from(srv_rss > 0) * 2,
+            rss_bytes: srv_rss,
+            cpu_s: srv_cpu,
+            rss_each: vec![srv_rss / 2, srv_rss / 2],
+        },
+        loadgens: ProcessGroup {
+            processes: 1,
+            rss_bytes: 4 * mib,
+            cpu_s: lg_cpu,
+            rss_each: vec![4 * mib],
+        },
+        tcp_inuse: slab / mib,
+        tcp_mem_pages: 10,
+        slab_bytes: slab,
+        slabs: [("TCP".to_string(), slab / 2)].into_iter().collect(),
+        mem_used_bytes: 2 * slab,
+        page_bytes: 4096,
+    };
+    let lines = [
+        line(t0 - 1.0, 0, 0.0, 0.0, 100 * mib),
+        line(t0 + 0.5, 10 * mib, 0.0, 0.0, 100 * mib),
+        // The most sockets before the first loaded phase: the idle sample.
+        line(t0 + 19.0, 30 * mib, 1.0, 1.0, 200 * mib),
+        line(t0 + 20.0, 30 * mib, 2.0, 3.0, 200 * mib),
+        line(t0 + 80.0, 30 * mib, 14.0, 9.0, 200 * mib),
+    ];
+    let text: String = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).unwrap() + "\n")
+        .collect();
+    std::fs::write(dir.join("client1/footprint.jsonl"), text).unwrap();
+    let run = redpacket::report::load(&dir).unwrap();
+    let fps = footprint::footprints(&run);
+    assert_eq!(fps.len(), 1, "only the host with a footprint.jsonl");
+    let f = &fps[0];
+    let users = f.users as f64;
+    assert!(f.users > 0);
+    let per = |label: &str| f.per_user(label).unwrap_or_else(|| panic!("no {label}"));
+    assert!((per("server user space") - (30 * mib) as f64 / users).abs() < 1e-6);
+    assert!((per("  of which above") - (20 * mib) as f64 / users).abs() < 1e-6);
+    assert!((per("kernel: slab") - (100 * mib) as f64 / users).abs() < 1e-6);
+    assert!((per("  of which TCP") - (50 * mib) as f64 / users).abs() < 1e-6);
+    assert_eq!(per("kernel: TCP buffers"), 0.0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("client1/summary.json")).unwrap())
+            .unwrap();
+    let p = summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "30k")
+        .unwrap();
+    let req = p["answered"].as_u64().unwrap()
+        + p["packets"]["grabs"].as_u64().unwrap()
+        + p["packets"]["sends"].as_u64().unwrap();
+    let (name, n, srv, lg) = f.cpu[0].clone();
+    assert_eq!((name.as_str(), n), ("30k", req));
+    assert!((srv.unwrap() - 12.0e6 / req as f64).abs() < 1e-6);
+    assert!((lg.unwrap() - 6.0e6 / req as f64).abs() < 1e-6);
+    let report = redpacket::report::report(&dir).unwrap();
+    assert!(
+        report.text.contains("Footprint on client1"),
+        "{}",
+        report.text
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Footprint on client1") && html.contains("bytes per user"));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Footprint on client1"));
+}

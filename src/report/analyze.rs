@@ -353,9 +353,24 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         .filter(|k| k.starts_with("client.conn_addr."))
         .collect();
     addrs.sort();
-    for a in addrs {
-        let label = format!("from {}", &a["client.conn_addr.".len()..]);
-        row(&label, n(max(a), 0));
+    if addrs.len() > super::render::MANY {
+        // Many source addresses: the least and the most any one of them carried.
+        let peaks: Vec<f64> = addrs.iter().filter_map(|a| max(a)).collect();
+        let lo = peaks.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = peaks.iter().copied().fold(0.0, f64::max);
+        row(
+            &format!("per source address, least (of {})", addrs.len()),
+            n(lo.is_finite().then_some(lo), 0),
+        );
+        row(
+            &format!("per source address, most (of {})", addrs.len()),
+            n((!peaks.is_empty()).then_some(hi), 0),
+        );
+    } else {
+        for a in addrs {
+            let label = format!("from {}", &a["client.conn_addr.".len()..]);
+            row(&label, n(max(a), 0));
+        }
     }
     for h in &run.hosts {
         let k = |m: &str| format!("host.{}.{m}", h.name);

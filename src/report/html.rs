@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use super::analyze::{Analysis, HOST_NOTE};
 use super::charts::Drawn;
+use super::footprint::{cpu_table, footprints, memory_table, note as footprint_note};
 use super::load::Run;
 use super::render::{host_tables, phase_table, preamble, to_markdown, verdict, Table};
 
@@ -169,6 +170,15 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     if let Some(c) = &a.capacity {
         let _ = writeln!(s, "<p class=\"capacity\">{}</p>", esc(&c.sentence()));
     }
+    for f in footprints(run) {
+        let _ = writeln!(s, "<h2>Footprint on {}</h2>", esc(&f.host));
+        if let Some(h) = &f.held {
+            let _ = writeln!(s, "<p>{}</p>", esc(&h.sentence()));
+        }
+        s.push_str(&table_html(&memory_table(&f)));
+        s.push_str(&table_html(&cpu_table(&f)));
+        let _ = writeln!(s, "<p>{}</p>", esc(footprint_note()));
+    }
     if !rest.is_empty() {
         s.push_str("<h2>More charts</h2>\n");
         for c in rest {
@@ -238,6 +248,16 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     }
     if let Some(c) = &a.capacity {
         let _ = writeln!(s, "\n{}", c.sentence());
+    }
+    for f in footprints(run) {
+        let _ = writeln!(s, "\n## Footprint on {}\n", f.host);
+        if let Some(h) = &f.held {
+            let _ = writeln!(s, "{}\n", h.sentence());
+        }
+        s.push_str(&to_markdown(&memory_table(&f)));
+        s.push('\n');
+        s.push_str(&to_markdown(&cpu_table(&f)));
+        let _ = writeln!(s, "\n{}", footprint_note());
     }
     if !rest.is_empty() {
         s.push_str("\n## More charts\n\n");

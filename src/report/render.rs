@@ -262,10 +262,28 @@ pub fn preamble(run: &Run) -> Vec<String> {
                 kv.join(", ")
             ));
         }
-        for log in &h.servers {
-            let Some(sum) = &log.summary else {
+        // Many instances: one line when every ledger balances, else the ones that do not.
+        let sums: Vec<_> = h
+            .servers
+            .iter()
+            .filter_map(|log| log.summary.as_ref().map(|s| (log, s)))
+            .collect();
+        let all_balanced = sums
+            .iter()
+            .all(|(_, s)| s.shake_balanced && s.send_balanced);
+        if sums.len() > MANY && all_balanced {
+            v.push(format!(
+                "{} final ledgers of {} instances: shake packets balanced, user-to-user packets balanced",
+                h.name,
+                sums.len()
+            ));
+            continue;
+        }
+        let many = sums.len() > MANY;
+        for (log, sum) in sums {
+            if many && sum.shake_balanced && sum.send_balanced {
                 continue;
-            };
+            }
             let word = |b: bool| if b { "balanced" } else { "NOT BALANCED" };
             v.push(format!(
                 "{} final ledger: shake packets {}, user-to-user packets {}",
@@ -283,6 +301,10 @@ pub fn preamble(run: &Run) -> Vec<String> {
     }
     v
 }
+
+/// Past this many server instances on a host, their balanced ledgers are summed up in
+/// one line (only an unbalanced one gets its own).
+pub const MANY: usize = 8;
 
 pub fn problems_text(run: &Run) -> String {
     if run.problems.is_empty() {
