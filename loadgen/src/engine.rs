@@ -404,7 +404,7 @@ impl Worker {
         c.grabs = 0;
         c.sends = 0;
         self.inflight -= lost.min(self.inflight);
-        self.tally.counts.dropped += lost;
+        self.tally.counts.error_kinds.dropped += lost;
         if had_grabs {
             self.grabs_out.retain(|k, _| k.0 != idx);
         }
@@ -428,7 +428,7 @@ impl Worker {
         match net::write_all(fd, f.encode(self.unix).as_bytes()) {
             Ok(()) => true,
             Err(e) => {
-                self.tally.counts.write_failed += 1;
+                self.tally.counts.error_kinds.write_failed += 1;
                 let why = if e == libc::EAGAIN {
                     Failure::Other
                 } else {
@@ -453,7 +453,7 @@ impl Worker {
             self.tally.counts.scheduled += 1;
             let c = &mut self.conns[idx as usize];
             if c.state != READY {
-                self.tally.counts.not_connected += 1;
+                self.tally.counts.error_kinds.not_connected += 1;
                 continue;
             }
             if usize::from(c.npend) == PEND {
@@ -491,7 +491,7 @@ impl Worker {
         while self.next_send <= self.now as f64 {
             self.next_send += self.send_period;
             let Some(idx) = self.random_ready() else {
-                self.tally.counts.not_connected += 1;
+                self.tally.counts.error_kinds.not_connected += 1;
                 continue;
             };
             let me = self.users.start + idx;
@@ -520,7 +520,7 @@ impl Worker {
                 self.sends_out.entry(idx).or_default().push_back(amount);
                 self.conns[idx as usize].sends += 1;
                 self.inflight += 1;
-                self.tally.counts.sends += 1;
+                self.tally.counts.packets.sends += 1;
             }
         }
     }
@@ -532,7 +532,7 @@ impl Worker {
             }
             self.grab_timers.pop();
             if self.conns[idx as usize].state != READY {
-                self.tally.counts.not_connected += 1;
+                self.tally.counts.error_kinds.not_connected += 1;
                 continue;
             }
             let user = self.users.start + idx;
@@ -540,7 +540,7 @@ impl Worker {
                 self.conns[idx as usize].grabs += 1;
                 self.grabs_out.insert((idx, packet), amount);
                 self.inflight += 1;
-                self.tally.counts.grabs += 1;
+                self.tally.counts.packets.grabs += 1;
             }
         }
     }
@@ -635,7 +635,7 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    self.tally.counts.bad_answer += 1;
+                    self.tally.counts.error_kinds.bad_answer += 1;
                     self.drop_conn(idx, Failure::Other);
                     return;
                 }
@@ -670,7 +670,7 @@ impl Worker {
                 true
             }
             _ if state != READY => {
-                self.tally.counts.bad_answer += 1;
+                self.tally.counts.error_kinds.bad_answer += 1;
                 self.drop_conn(idx, Failure::Login);
                 false
             }
@@ -697,21 +697,21 @@ impl Worker {
                             .record_us(self.answered_at.saturating_sub(sched) / 1000);
                     }
                 } else {
-                    self.tally.counts.bad_answer += 1;
+                    self.tally.counts.error_kinds.bad_answer += 1;
                     return true;
                 }
                 let counts = &mut self.tally.counts;
                 if !sane {
-                    counts.bad_answer += 1;
+                    counts.error_kinds.bad_answer += 1;
                     return true;
                 }
                 match result {
                     result::GOT => {
-                        counts.got += 1;
-                        counts.won_cents += u64::from(amount);
+                        counts.results.got += 1;
+                        counts.packets.won_cents += u64::from(amount);
                     }
-                    result::NONE => counts.none += 1,
-                    _ => counts.overloaded += 1,
+                    result::NONE => counts.results.none += 1,
+                    _ => counts.results.overloaded += 1,
                 }
                 true
             }
@@ -726,10 +726,10 @@ impl Worker {
                     && amount >= shares
                     && users[..n].contains(&me);
                 if !sane {
-                    self.tally.counts.bad_answer += 1;
+                    self.tally.counts.error_kinds.bad_answer += 1;
                     return true;
                 }
-                self.tally.counts.notified += 1;
+                self.tally.counts.packets.notified += 1;
                 if self.shared.mode.load(Relaxed) == MODE_LOAD {
                     let (lo, hi) = self.cfg.think_ms;
                     let ms = self.rng.random_range(lo..=hi.max(lo));
@@ -746,18 +746,18 @@ impl Worker {
                         c.grabs -= 1;
                         self.inflight -= 1;
                         if amount == 0 {
-                            counts.grab_denied += 1;
+                            counts.packets.grab_denied += 1;
                         } else {
-                            counts.grab_won += 1;
-                            counts.grabbed_cents += u64::from(amount);
+                            counts.packets.grab_won += 1;
+                            counts.packets.grabbed_cents += u64::from(amount);
                         }
                     }
                     Some(_) => {
                         c.grabs = c.grabs.saturating_sub(1);
                         self.inflight -= 1;
-                        counts.bad_answer += 1;
+                        counts.error_kinds.bad_answer += 1;
                     }
-                    None => counts.bad_answer += 1,
+                    None => counts.error_kinds.bad_answer += 1,
                 }
                 true
             }
@@ -769,7 +769,7 @@ impl Worker {
             } => {
                 let c = &mut self.conns[idx as usize];
                 if c.sends == 0 || user != me || result > result::SEND_RATE_LIMITED {
-                    self.tally.counts.bad_answer += 1;
+                    self.tally.counts.error_kinds.bad_answer += 1;
                     return true;
                 }
                 c.sends -= 1;
@@ -781,20 +781,20 @@ impl Worker {
                 let counts = &mut self.tally.counts;
                 if asked != Some(amount) {
                     // The server echoes the amount asked; anything else is wrong money.
-                    counts.bad_answer += 1;
+                    counts.error_kinds.bad_answer += 1;
                     return true;
                 }
                 if result == result::SEND_OK {
-                    counts.send_ok += 1;
-                    counts.sent_cents += u64::from(amount);
+                    counts.packets.send_ok += 1;
+                    counts.packets.sent_cents += u64::from(amount);
                 } else {
-                    counts.send_refused += 1;
+                    counts.packets.send_refused += 1;
                 }
                 true
             }
             _ => {
                 // A request frame or a second login answer: not something a server sends.
-                self.tally.counts.bad_answer += 1;
+                self.tally.counts.error_kinds.bad_answer += 1;
                 true
             }
         }

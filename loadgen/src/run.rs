@@ -662,7 +662,7 @@ impl Coordinator {
 
     /// Reads every server's `/stats` and compares money with what clients saw.
     fn reconcile(&mut self, cfg: &RunConfig) -> Money {
-        let c = &self.totals.counts;
+        let c = &self.totals.counts.packets;
         let mut m = Money {
             client_won_cents: c.won_cents,
             client_grabbed_cents: c.grabbed_cents,
