@@ -12,7 +12,7 @@
 
 use crate::conn::{Conn, CONNECTING, DOWN, LOGGING_IN, PEND, READY};
 use crate::metrics::{Failure, Tally};
-use crate::net::{self, Epoll};
+use crate::net::{self, Epoll, Events, Interest};
 pub use crate::shared::{
     Shared, Targets, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
 };
@@ -23,6 +23,7 @@ use redpacket::protocol::{decode, result, unix_now, Frame, MAX_RECIPIENTS};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,8 +62,7 @@ pub fn spawn(
                 core_affinity::set_for_current(core);
             }
             // Sleep to the tick, not 50 us (the default timer slack) past it.
-            // SAFETY: prctl with integer arguments only affects this thread.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+            net::tight_timer_slack();
             match Worker::new(shared.clone(), cfg) {
                 Ok(mut w) => w.run(),
                 Err(e) => eprintln!("loadgen: worker cannot start: {e}"),
@@ -189,7 +189,7 @@ impl Worker {
     }
 
     fn run(&mut self) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+        let mut events = Events::with_capacity(1024);
         loop {
             self.clock();
             let mode = self.shared.mode.load(Relaxed);
@@ -234,21 +234,17 @@ impl Worker {
             loop {
                 let n = self.ep.wait(&mut events, wait);
                 self.clock();
-                for ev in &events[..n] {
-                    let (flags, idx) = (ev.events, ev.u64 as u32);
-                    self.on_event(idx, flags);
+                for ev in events.ready(n) {
+                    self.on_event(ev.key as u32, ev);
                 }
-                if n < events.len() {
+                if n < events.capacity() {
                     break;
                 }
                 wait = 0;
             }
         }
-        for i in 0..self.conns.len() {
-            if self.conns[i].fd >= 0 {
-                net::close(self.conns[i].fd);
-                self.conns[i].fd = -1;
-            }
+        for c in &mut self.conns {
+            c.fd = None;
         }
         self.connected = 0;
         self.by_source.iter_mut().for_each(|x| *x = 0);
@@ -355,20 +351,18 @@ impl Worker {
         };
         match net::start_connect(dst, src) {
             Ok(fd) => {
-                let ev = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP) as u32;
-                if let Err(e) = self.ep.ctl(libc::EPOLL_CTL_ADD, fd, ev, u64::from(idx)) {
-                    net::close(fd);
-                    self.failed(idx, Failure::from_errno(e));
+                if let Err(e) = self.ep.add(fd.as_fd(), Interest::Connect, u64::from(idx)) {
+                    self.failed(idx, e.failure());
                     return;
                 }
                 let c = &mut self.conns[idx as usize];
-                c.fd = fd;
+                c.fd = Some(fd);
                 c.state = CONNECTING;
                 c.since = self.now;
                 c.rlen = 0;
                 self.in_connect += 1;
             }
-            Err(e) => self.failed(idx, Failure::from_errno(e)),
+            Err(e) => self.failed(idx, e.failure()),
         }
     }
 
@@ -389,10 +383,7 @@ impl Worker {
     /// Closes a connection; its unanswered requests count as dropped.
     fn drop_conn(&mut self, idx: u32, why: Failure) {
         let c = &mut self.conns[idx as usize];
-        if c.fd >= 0 {
-            net::close(c.fd);
-            c.fd = -1;
-        }
+        c.fd = None;
         let was = c.state;
         c.state = DOWN;
         let lost = u64::from(c.npend) + u64::from(c.grabs) + u64::from(c.sends);
@@ -424,15 +415,18 @@ impl Worker {
     }
 
     fn send_frame(&mut self, idx: u32, f: Frame) -> bool {
-        let fd = self.conns[idx as usize].fd;
-        match net::write_all(fd, f.encode(self.unix).as_bytes()) {
+        let written = match &self.conns[idx as usize].fd {
+            Some(fd) => net::write_all(fd.as_fd(), f.encode(self.unix).as_bytes()),
+            None => return false,
+        };
+        match written {
             Ok(()) => true,
             Err(e) => {
                 self.tally.counts.error_kinds.write_failed += 1;
-                let why = if e == libc::EAGAIN {
+                let why = if e.would_block() {
                     Failure::Other
                 } else {
-                    Failure::from_errno(e)
+                    e.failure()
                 };
                 self.drop_conn(idx, why);
                 false
@@ -571,27 +565,27 @@ impl Worker {
         }
     }
 
-    fn on_event(&mut self, idx: u32, flags: u32) {
+    fn on_event(&mut self, idx: u32, ev: net::Ready) {
         let Some(c) = self.conns.get(idx as usize) else {
+            return;
+        };
+        let Some(fd) = c.fd.as_ref() else {
             return;
         };
         match c.state {
             CONNECTING => {
-                let err = net::so_error(c.fd);
-                if err != 0 {
-                    self.drop_conn(idx, Failure::from_errno(err));
+                if let Some(e) = net::so_error(fd.as_fd()) {
+                    self.drop_conn(idx, e.failure());
                     return;
                 }
-                if flags & (libc::EPOLLOUT as u32) == 0 {
-                    if flags & ((libc::EPOLLHUP | libc::EPOLLERR) as u32) != 0 {
+                if !ev.writable {
+                    if ev.hangup {
                         self.drop_conn(idx, Failure::Reset);
                     }
                     return;
                 }
-                let fd = c.fd;
-                let ev = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-                if let Err(e) = self.ep.ctl(libc::EPOLL_CTL_MOD, fd, ev, u64::from(idx)) {
-                    self.drop_conn(idx, Failure::from_errno(e));
+                if let Err(e) = self.ep.modify(fd.as_fd(), Interest::Read, u64::from(idx)) {
+                    self.drop_conn(idx, e.failure());
                     return;
                 }
                 self.conns[idx as usize].state = LOGGING_IN;
@@ -608,7 +602,10 @@ impl Worker {
         let c = &mut self.conns[idx as usize];
         let have = usize::from(c.rlen);
         self.scratch[..have].copy_from_slice(&c.rbuf[..have]);
-        let got = match net::read_stamped(c.fd, &mut self.scratch[have..]) {
+        let Some(fd) = c.fd.as_ref() else {
+            return;
+        };
+        let got = match net::read_stamped(fd.as_fd(), &mut self.scratch[have..]) {
             Ok((0, _)) => {
                 self.drop_conn(idx, Failure::Reset);
                 return;
@@ -617,9 +614,9 @@ impl Worker {
                 self.answered_at = self.arrival(stamp);
                 n
             }
-            Err(e) if e == libc::EAGAIN || e == libc::EINTR => return,
+            Err(e) if e.would_block() || e.interrupted() => return,
             Err(e) => {
-                self.drop_conn(idx, Failure::from_errno(e));
+                self.drop_conn(idx, e.failure());
                 return;
             }
         };

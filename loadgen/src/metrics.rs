@@ -48,17 +48,6 @@ impl Failure {
             Failure::Other => "other",
         }
     }
-    /// Classifies an errno from socket/bind/connect/read.
-    pub fn from_errno(e: i32) -> Failure {
-        match e {
-            libc::ECONNREFUSED => Failure::Refused,
-            libc::ETIMEDOUT => Failure::Timeout,
-            libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED => Failure::Reset,
-            libc::EADDRNOTAVAIL | libc::EADDRINUSE => Failure::NoPorts,
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => Failure::NoFiles,
-            _ => Failure::Other,
-        }
-    }
 }
 
 /// Declares [`Counts`] and its `add` from one list: the load generator's own scalar
@@ -189,10 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn errno_classes() {
-        assert_eq!(Failure::from_errno(libc::ECONNREFUSED), Failure::Refused);
-        assert_eq!(Failure::from_errno(libc::EADDRNOTAVAIL), Failure::NoPorts);
-        assert_eq!(Failure::from_errno(libc::EMFILE), Failure::NoFiles);
+    fn failures_by_reason() {
         let mut c = Counts::default();
         c.fail(Failure::NoFiles);
         assert_eq!(c.failures()[4], ("no_files", 1));
