@@ -38,13 +38,19 @@ impl Default for Schedule {
 
 impl Schedule {
     /// Follows `rate` (requests/s): a change restarts the schedule one period from
-    /// `now`; 0 turns it off.
+    /// `now`; 0 turns it off. Rates are bounded where they are read
+    /// ([`crate::plan::MAX_RATE`]); the period is kept at 1 ns or more besides, so the
+    /// schedule always moves forward.
     pub(super) fn follow(&mut self, rate: f64, now: u64) {
         if rate == self.rate {
             return;
         }
         self.rate = rate;
-        self.period = if rate > 0.0 { 1e9 / rate } else { 0.0 };
+        self.period = if rate > 0.0 {
+            (1e9 / rate).max(1.0)
+        } else {
+            0.0
+        };
         self.next = now as f64 + self.period;
     }
 
