@@ -5,6 +5,10 @@
 //! It is the only place that knows about time in whole phases; workers only see the
 //! atomics in [`Shared`]. In a child process (`--child`), the plan comes from the parent
 //! as lines on stdin and the figures go back as lines on stdout (see [`crate::procs`]).
+//!
+//! Beside this module's orchestration: [`progress`] (the terminal's status line),
+//! [`servers`] (the servers' HTTP: campaigns and the money check's `/stats`) and
+//! [`control`] (the `--control` listener's `/qps` handler).
 
 use crate::engine::{
     self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
@@ -77,28 +81,20 @@ pub struct Outcome {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// A live status line is on the terminal without its newline.
-static LIVE_LINE: AtomicBool = AtomicBool::new(false);
-
-/// Ends the live status line, if one shows, so that what follows gets a line of its own.
-pub fn end_live_line() {
-    if LIVE_LINE.swap(false, Relaxed) {
-        eprintln!();
-    }
-}
-
-/// Prints a message on stderr on a line of its own, even while a live status line shows.
-pub fn note_line(msg: std::fmt::Arguments) {
-    end_live_line();
-    eprintln!("{msg}");
-}
-
 /// `eprintln!` that keeps off the live status line ([`note_line`]).
 macro_rules! note {
     ($($t:tt)*) => {
-        note_line(format_args!($($t)*))
+        $crate::run::note_line(format_args!($($t)*))
     };
 }
+
+mod control;
+mod progress;
+mod servers;
+
+use progress::Progress;
+pub use progress::{end_live_line, note_line};
+pub use servers::fetch_stats;
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Relaxed);
@@ -205,14 +201,13 @@ struct Coordinator {
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
     /// This host's sampler (net.jsonl); stops when the coordinator is dropped.
     _sampler: Option<redpacket::sysmon::SamplerHandle>,
-    started: Instant,
     phase_name: String,
     /// When each phase began (unix s), to label each second by the phase at its middle.
     phase_log: Vec<(f64, String)>,
     next_tick: f64,
     last_tick: f64,
-    /// The phase of the live progress line on a terminal.
-    printed_phase: Option<String>,
+    /// The progress shown on stderr.
+    progress: Progress,
     connected_at_end: u64,
     totals: Tally,
     forwarded: (u8, usize, f64, f64),
@@ -295,7 +290,7 @@ impl Coordinator {
             }
             let sh = shared.clone();
             http::serve(l, http::Limits::default(), move |target| {
-                control(&sh, target)
+                control::control(&sh, target)
             })
             .map_err(|e| (1, e.to_string()))?;
         }
@@ -305,12 +300,11 @@ impl Coordinator {
             children,
             jsonl,
             _sampler: sampler,
-            started: Instant::now(),
             phase_name: "connect".into(),
             phase_log: vec![(0.0, "connect".into())],
             next_tick: (unix_f64().floor()) + 1.0,
             last_tick: unix_f64(),
-            printed_phase: None,
+            progress: Progress::new(),
             connected_at_end: 0,
             totals: Tally::default(),
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
@@ -398,38 +392,8 @@ impl Coordinator {
             }
         }
         if !cfg.quiet {
-            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let failed: u64 = line.conn_events.failed.values().sum();
-            let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-            let text = format!(
-                "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {} ms max {} ms",
-                self.started.elapsed().as_secs_f64(),
-                self.phase_name,
-                line.target_qps,
-                line.sent,
-                line.answered,
-                line.errors,
-                line.timeouts,
-                connected,
-                cfg.users.len(),
-                failed,
-                ms(line.latency_ms.p99),
-                ms(line.latency_ms.max)
-            );
-            if tty {
-                // One live line per phase on a terminal; a finished phase keeps its last.
-                let same = self.printed_phase.as_deref() == Some(&self.phase_name);
-                let newline = if LIVE_LINE.load(Relaxed) && !same {
-                    "\n"
-                } else {
-                    ""
-                };
-                eprint!("{newline}\r\x1b[K{text}");
-                LIVE_LINE.store(true, Relaxed);
-                self.printed_phase = Some(self.phase_name.clone());
-            } else {
-                eprintln!("{text}");
-            }
+            self.progress
+                .show(&self.phase_name, &line, connected, cfg.users.len());
         }
     }
 
@@ -544,7 +508,7 @@ impl Coordinator {
                 p.qps,
                 p.send_rate.unwrap_or(cfg.send_rate),
             );
-            start_campaigns(cfg, p);
+            servers::start_campaigns(cfg, p);
             offset += p.duration_s;
             self.wait(cfg, anchor + Duration::from_secs_f64(offset), |_| false);
             let end = unix_f64();
@@ -652,8 +616,7 @@ impl Coordinator {
     }
 
     fn stop(&mut self) {
-        self.printed_phase = None;
-        end_live_line();
+        self.progress.close();
         self.shared.mode.store(MODE_STOP, Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -665,122 +628,7 @@ impl Coordinator {
 
     /// Reads every server's `/stats` and compares money with what clients saw.
     fn reconcile(&mut self, cfg: &RunConfig) -> Money {
-        let c = &self.totals.counts.packets;
-        let mut m = Money {
-            client_won_cents: c.won_cents,
-            client_grabbed_cents: c.grabbed_cents,
-            client_sent_cents: c.sent_cents,
-            ..Money::default()
-        };
-        if cfg.server_controls.is_empty() {
-            m.note = "not checked (no --server-control)".into();
-            return m;
-        }
-        let (mut won, mut grabbed, mut created) = (0, 0, 0);
-        for addr in &cfg.server_controls {
-            match fetch_stats(*addr) {
-                Ok(s) => {
-                    won += s.shake.won_cents;
-                    grabbed += s.send.grabbed_cents;
-                    created += s.send.created_cents;
-                }
-                Err(e) => {
-                    m.note = format!("not checked: {e}");
-                    return m;
-                }
-            }
-        }
-        m.server_won_cents = Some(won);
-        m.server_grabbed_cents = Some(grabbed);
-        m.server_created_cents = Some(created);
-        let ok = won == c.won_cents && grabbed == c.grabbed_cents;
-        m.reconciled = Some(ok);
-        m.note = if ok {
-            "client and server agree on won and grabbed cents".into()
-        } else {
-            format!(
-                "won: client {} server {}; grabbed: client {} server {} (exact only when this run drives all of the server's users)",
-                c.won_cents, won, c.grabbed_cents, grabbed
-            )
-        };
-        m
-    }
-}
-
-/// `GET /stats` of one server.
-pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, String> {
-    let (status, body) = http::get(addr, "/stats", Duration::from_secs(5))?;
-    if status != 200 {
-        return Err(format!("{addr}/stats answered {status}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("{addr}/stats: {e}"))
-}
-
-/// Starts the phase's campaigns on every server, each for its own shard of users.
-fn start_campaigns(cfg: &RunConfig, p: &Phase) {
-    let shards = split_even(cfg.all_users, cfg.server_controls.len());
-    for (addr, r) in cfg.server_controls.iter().zip(shards) {
-        let mut calls = Vec::new();
-        if p.shake_campaign_qps > 0.0 {
-            let sum = (p.shake_campaign_qps * p.duration_s).ceil() as u64;
-            calls.push(format!(
-                "/yaohongbao?qps={}&sum={sum}",
-                p.shake_campaign_qps
-            ));
-        }
-        if p.send_campaign_qps > 0.0 && r.len() >= 3 {
-            let sum = (p.send_campaign_qps * p.duration_s).ceil() as u64;
-            calls.push(format!(
-                "/fahongbao?qps={}&sum={sum}&min={}&max={}",
-                p.send_campaign_qps,
-                r.start,
-                r.end - 1
-            ));
-        }
-        for path in calls {
-            match http::get(*addr, &path, Duration::from_secs(5)) {
-                Ok((200, _)) => {
-                    if !cfg.quiet {
-                        note!("loadgen: campaign {path} started on {addr}");
-                    }
-                }
-                Ok((s, body)) => note!(
-                    "loadgen: campaign {path} on {addr}: HTTP {s} {}",
-                    body.trim()
-                ),
-                Err(e) => note!("loadgen: campaign {path}: {e}"),
-            }
-        }
-    }
-}
-
-/// The `/qps?qps=X` handler.
-fn control(shared: &Shared, target: &str) -> (u16, String) {
-    let path = target.split('?').next().unwrap_or("");
-    match path {
-        "/qps" => match http::query_param(target, "qps").map(crate::plan::parse_rate) {
-            Some(Some(q)) if shared.mode.load(Relaxed) == MODE_LOAD => {
-                shared.set_qps(q);
-                (200, format!("{{\"qps\":{q}}}"))
-            }
-            Some(Some(_)) => (409, "{\"error\":\"no load phase is running\"}".into()),
-            Some(None) => (
-                400,
-                "{\"error\":\"qps must be a rate such as 3000 or 2.5k\"}".into(),
-            ),
-            None => (200, format!("{{\"qps\":{}}}", shared.qps())),
-        },
-        "/stats" => (
-            200,
-            format!(
-                "{{\"qps\":{},\"connected\":{},\"inflight\":{},\"phase\":{}}}",
-                shared.qps(),
-                shared.connected(),
-                shared.inflight(),
-                shared.phase.load(Relaxed)
-            ),
-        ),
-        _ => (404, "{\"error\":\"try /qps?qps=X or /stats\"}".into()),
+        servers::reconcile(&self.totals.counts.packets, &cfg.server_controls)
     }
 }
 
@@ -798,65 +646,5 @@ mod tests {
         assert_eq!(got, [a, a, a, a, b, b, b, c, c, c]);
         assert_eq!(t.server_for(99), None);
         assert_eq!(t.server_for(110), None);
-    }
-
-    #[test]
-    fn control_sets_the_rate_only_during_load() {
-        let sh = Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
-        assert_eq!(control(&sh, "/qps?qps=5").0, 409);
-        sh.mode.store(MODE_LOAD, Relaxed);
-        assert_eq!(control(&sh, "/qps?qps=2.5k").0, 200);
-        assert_eq!(sh.qps(), 2500.0);
-        assert_eq!(control(&sh, "/qps?qps=x").0, 400);
-        assert_eq!(control(&sh, "/qps").0, 200);
-        assert_eq!(sh.qps(), 2500.0);
-        assert_eq!(control(&sh, "/nope").0, 404);
-    }
-
-    /// The live listener with the real handler, fed what a hostile or careless client
-    /// sends: only a well-formed GET with a sane rate changes anything.
-    #[test]
-    fn the_live_qps_handler_refuses_hostile_requests() {
-        use std::io::{Read, Write};
-        let sh = Arc::new(Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]));
-        sh.mode.store(MODE_LOAD, Relaxed);
-        sh.set_qps(1000.0);
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let h = sh.clone();
-        http::serve(l, http::Limits::default(), move |t| control(&h, t)).unwrap();
-        let get = |path: &str| http::get(addr, path, Duration::from_secs(2)).unwrap();
-        for bad in [
-            "/qps?qps=1e300",
-            "/qps?qps=101m",
-            "/qps?qps=-5",
-            "/qps?qps=NaN",
-            "/qps?qps=inf",
-            "/qps?qps=",
-            "/qps?qps=%31%30",
-            "/qps?qps=99999999999999999999999999999999999999999",
-            "/qps?qps=5k5",
-        ] {
-            let (status, body) = get(bad);
-            assert_eq!(status, 400, "{bad}: {body}");
-            assert_eq!(sh.qps(), 1000.0, "{bad} changed the rate");
-        }
-        let raw = |bytes: &[u8]| {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s.write_all(bytes).unwrap();
-            let mut out = Vec::new();
-            let _ = s.read_to_end(&mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        };
-        let post = raw(b"POST /qps?qps=7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-        let utf8 = raw(b"GET /qps?qps=\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(!utf8.starts_with("HTTP/1.1 200"), "{utf8}");
-        assert_eq!(sh.qps(), 1000.0);
-        // The listener still serves, and a sane rate is taken.
-        assert_eq!(get("/qps?qps=2.5k").0, 200);
-        assert_eq!(sh.qps(), 2500.0);
-        assert_eq!(get("/stats").0, 200);
     }
 }
