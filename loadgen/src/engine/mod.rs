@@ -7,12 +7,12 @@
 //! The parts, one concern each:
 //! - this module: the worker, its event loop (sleep to the tick or the next due time,
 //!   then take every ready socket) and its clocks;
-//! - [`schedule`]: the open-loop schedule (a fixed period between scheduled send times,
+//! - `schedule`: the open-loop schedule (a fixed period between scheduled send times,
 //!   users taken round-robin, latency from the scheduled time) and what it sends:
 //!   shakes, client sends, grabs after their think time;
-//! - [`lifecycle`]: a connection's life: connect at a bounded rate, log in, read and
+//! - `lifecycle`: a connection's life: connect at a bounded rate, log in, read and
 //!   decode, expire, close, retry with backoff;
-//! - [`checks`]: what each answer must be (no sockets, no clock: tested frame by frame).
+//! - `checks`: what each answer must be (no sockets, no clock: tested frame by frame).
 //!
 //! The coordinator steers workers through [`Shared`] atomics (mode, rates, phase) and
 //! reads what they count from their [`WorkerBlock`]s (both in [`crate::shared`]).

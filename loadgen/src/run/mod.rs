@@ -6,9 +6,9 @@
 //! atomics in [`Shared`]. In a child process (`--child`), the plan comes from the parent
 //! as lines on stdin and the figures go back as lines on stdout (see [`crate::procs`]).
 //!
-//! Beside this module's orchestration: [`progress`] (the terminal's status line),
-//! [`servers`] (the servers' HTTP: campaigns and the money check's `/stats`) and
-//! [`control`] (the `--control` listener's `/qps` handler).
+//! Beside this module's orchestration: `progress` (the terminal's status line),
+//! `servers` (the servers' HTTP: campaigns and the money check's `/stats`) and
+//! `control` (the `--control` listener's `/qps` handler).
 
 use crate::engine::{
     self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
