@@ -8,14 +8,13 @@
 # one thread per CPU, unpinned, and the load generator with its default (one pinned
 # worker per CPU) against `--threads 1` unpinned, at the first rate.
 #
-# usage: [USERS=19000] [RATES="20000 40000 60000"] [SECS=14] [SHARED=1] loadgen/scripts/capacity.sh [LOADGEN]
+# usage: [USERS=10000] [RATES="20000 40000 60000"] [SECS=14] [SHARED=1] loadgen/scripts/capacity.sh [LOADGEN]
 # Needs gcc and floor.c in BENCH_SRC (default ../shared/bench). Everything runs on
-# 127.0.0.1 and stops by itself. A process may open 20 000 files on the development
-# machine, hence 19 000 users by default.
+# 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRC=${BENCH_SRC:-../shared/bench}
-USERS=${USERS:-19000}
+USERS=${USERS:-10000}
 RATES=${RATES:-20000 40000 60000}
 SECS=${SECS:-14}
 PORT=${PORT:-24711}
@@ -37,7 +36,7 @@ one() {
   shift
   rm -rf "$TMP/lg"
   "${prefix[@]}" "$LG" run --users "0..$USERS" --server "127.0.0.1:$PORT" \
-    --phase "p:$rate:${SECS}s" --send-rate 0 --connect-rate 20000 --quiet \
+    --phase "p:$rate:${SECS}s" --send-rate 0 --quiet \
     --no-money-check --no-sample-host --out "$TMP/lg" "$@" >/dev/null &
   local l=$! c0 c1 t0 t1
   sleep 4
