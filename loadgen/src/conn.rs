@@ -5,6 +5,7 @@
 //! the inline `rbuf`; the scheduled times of unanswered shakes sit in a 4-slot ring.
 
 use redpacket::protocol::MAX_FRAME_LEN;
+use std::os::fd::OwnedFd;
 
 /// Shakes one user may have unanswered at once; a further one expires the oldest.
 pub(crate) const PEND: usize = 4;
@@ -16,7 +17,8 @@ pub(crate) const READY: u8 = 3;
 
 /// One user's connection: everything the engine keeps per user.
 pub(crate) struct Conn {
-    pub(crate) fd: i32,
+    /// The user's socket while connecting or connected; dropping it closes it.
+    pub(crate) fd: Option<OwnedFd>,
     pub(crate) state: u8,
     /// Failed attempts in a row (for backoff).
     pub(crate) attempts: u8,
@@ -39,7 +41,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new() -> Conn {
         Conn {
-            fd: -1,
+            fd: None,
             state: DOWN,
             attempts: 0,
             ever: false,

@@ -10,10 +10,12 @@
 
 use hdrhistogram::Histogram;
 use redpacket::formats::histograms::new_latency_histogram;
+use redpacket::formats::{Answered, Errors, Packets};
 use serde::{Deserialize, Serialize};
 
 /// Connection failure reasons, as counted and printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Failure {
     Refused,
     Timeout,
@@ -46,131 +48,83 @@ impl Failure {
             Failure::Other => "other",
         }
     }
-    /// Classifies an errno from socket/bind/connect/read.
-    pub fn from_errno(e: i32) -> Failure {
-        match e {
-            libc::ECONNREFUSED => Failure::Refused,
-            libc::ETIMEDOUT => Failure::Timeout,
-            libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED => Failure::Reset,
-            libc::EADDRNOTAVAIL | libc::EADDRINUSE => Failure::NoPorts,
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => Failure::NoFiles,
-            _ => Failure::Other,
-        }
-    }
 }
 
-/// Plain counters; every field adds up across workers, seconds and processes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Shake requests due by the schedule.
-    pub scheduled: u64,
-    /// Shake requests written to a socket.
-    pub sent: u64,
-    /// Shake answers by result: 14 got, 15 none, 17 overloaded.
-    pub got: u64,
-    pub none: u64,
-    pub overloaded: u64,
-    /// Shakes unanswered after `--timeout`.
-    pub timeouts: u64,
-    /// Answers that came after their request had timed out.
-    pub late: u64,
-    /// Due while the user was not connected (not sent).
-    pub not_connected: u64,
-    /// Sent, then the connection dropped before the answer.
-    pub dropped: u64,
-    /// Answers that failed a check (command, user id, result or amount).
-    pub bad_answer: u64,
-    /// Socket writes that failed or would block (the connection is then closed).
-    pub write_failed: u64,
-    /// Send notifications (0x0004) received, and grabs (0x0005) sent / won / denied.
-    pub notified: u64,
-    pub grabs: u64,
-    pub grab_won: u64,
-    pub grab_denied: u64,
-    /// Client sends (0x0007) sent, created (result 0), refused (result 1-3).
-    pub sends: u64,
-    pub send_ok: u64,
-    pub send_refused: u64,
-    /// Money seen by clients, cents.
-    pub won_cents: u64,
-    pub grabbed_cents: u64,
-    pub sent_cents: u64,
-    /// Connection events.
-    pub connects: u64,
-    pub disconnects: u64,
-    pub fail_refused: u64,
-    pub fail_timeout: u64,
-    pub fail_reset: u64,
-    pub fail_no_ports: u64,
-    pub fail_no_files: u64,
-    pub fail_login: u64,
-    pub fail_other: u64,
+/// Declares [`Counts`] and its `add` from one list: the load generator's own scalar
+/// counters, then the sections it shares with the file format
+/// ([`redpacket::formats::loadgen`]), which add themselves. A counter is named once.
+macro_rules! counts {
+    (
+        scalars { $( $(#[$doc:meta])* $field:ident, )* }
+        sections { $( $(#[$sdoc:meta])* $section:ident: $ty:ty, )* }
+    ) => {
+        /// Plain counters; every field adds up across workers, seconds and processes.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Counts {
+            $( $(#[$doc])* pub $field: u64, )*
+            $( $(#[$sdoc])* pub $section: $ty, )*
+            /// Failed connect or login attempts, by [`Failure`] (its `ALL` order).
+            pub failed: [u64; Failure::ALL.len()],
+        }
+
+        impl Counts {
+            pub fn add(&mut self, o: &Counts) {
+                $( self.$field += o.$field; )*
+                $( self.$section.add(&o.$section); )*
+                for (a, b) in self.failed.iter_mut().zip(o.failed) {
+                    *a += b;
+                }
+            }
+        }
+    };
+}
+
+counts! {
+    scalars {
+        /// Shake requests due by the schedule.
+        scheduled,
+        /// Shake requests written to a socket.
+        sent,
+        /// Shakes unanswered after `--timeout`.
+        timeouts,
+        /// Answers that came after their request had timed out.
+        late,
+        /// Logins completed.
+        connects,
+        /// Connections lost after login.
+        disconnects,
+    }
+    sections {
+        /// Shake answers by result (`total` left 0: see `answered`).
+        results: Answered,
+        /// Failed requests by kind (`total` left 0: see `errors`).
+        error_kinds: Errors,
+        /// Notifications, grabs, client sends and the money clients saw.
+        packets: Packets,
+    }
 }
 
 impl Counts {
-    pub fn add(&mut self, o: &Counts) {
-        macro_rules! add { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
-        add!(
-            scheduled,
-            sent,
-            got,
-            none,
-            overloaded,
-            timeouts,
-            late,
-            not_connected,
-            dropped,
-            bad_answer,
-            write_failed,
-            notified,
-            grabs,
-            grab_won,
-            grab_denied,
-            sends,
-            send_ok,
-            send_refused,
-            won_cents,
-            grabbed_cents,
-            sent_cents,
-            connects,
-            disconnects,
-            fail_refused,
-            fail_timeout,
-            fail_reset,
-            fail_no_ports,
-            fail_no_files,
-            fail_login,
-            fail_other
-        );
+    /// Shake answers by result, with their total.
+    pub fn answers(&self) -> Answered {
+        self.results.with_total()
     }
     pub fn answered(&self) -> u64 {
-        self.got + self.none + self.overloaded
+        self.answers().total
     }
-    /// Requests that went wrong other than by timing out.
+    /// Requests that went wrong other than by timing out, by kind, with their total.
+    pub fn error_kinds(&self) -> Errors {
+        self.error_kinds.with_total()
+    }
     pub fn errors(&self) -> u64 {
-        self.not_connected + self.dropped + self.bad_answer + self.write_failed
+        self.error_kinds().total
     }
     pub fn fail(&mut self, f: Failure) {
-        *match f {
-            Failure::Refused => &mut self.fail_refused,
-            Failure::Timeout => &mut self.fail_timeout,
-            Failure::Reset => &mut self.fail_reset,
-            Failure::NoPorts => &mut self.fail_no_ports,
-            Failure::NoFiles => &mut self.fail_no_files,
-            Failure::Login => &mut self.fail_login,
-            Failure::Other => &mut self.fail_other,
-        } += 1;
+        self.failed[f as usize] += 1;
     }
-    pub fn failures(&self) -> [(&'static str, u64); 7] {
-        [
-            ("refused", self.fail_refused),
-            ("timeout", self.fail_timeout),
-            ("reset", self.fail_reset),
-            ("no_ports", self.fail_no_ports),
-            ("no_files", self.fail_no_files),
-            ("login", self.fail_login),
-            ("other", self.fail_other),
-        ]
+    /// Failed attempts by reason name, in [`Failure::ALL`] order.
+    pub fn failures(&self) -> [(&'static str, u64); Failure::ALL.len()] {
+        Failure::ALL.map(|f| (f.name(), self.failed[f as usize]))
     }
 }
 
@@ -224,12 +178,13 @@ mod tests {
     }
 
     #[test]
-    fn errno_classes() {
-        assert_eq!(Failure::from_errno(libc::ECONNREFUSED), Failure::Refused);
-        assert_eq!(Failure::from_errno(libc::EADDRNOTAVAIL), Failure::NoPorts);
-        assert_eq!(Failure::from_errno(libc::EMFILE), Failure::NoFiles);
+    fn failures_by_reason() {
         let mut c = Counts::default();
         c.fail(Failure::NoFiles);
         assert_eq!(c.failures()[4], ("no_files", 1));
+        // `failed` is indexed by the enum's value: ALL must be in declaration order.
+        for (i, f) in Failure::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i);
+        }
     }
 }

@@ -52,13 +52,13 @@ impl Phase {
     }
 
     fn check(&self) -> Result<(), String> {
-        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        let ok = |x: f64| (0.0..=MAX_RATE).contains(&x);
         if self.name.is_empty() || self.name == "connect" {
             return Err(format!("phase name {:?} is empty or reserved", self.name));
         }
         if !ok(self.qps) || !ok(self.shake_campaign_qps) || !ok(self.send_campaign_qps) {
             return Err(format!(
-                "phase {:?}: rates must be finite and >= 0",
+                "phase {:?}: rates must be in [0, {MAX_RATE}]",
                 self.name
             ));
         }
@@ -70,7 +70,10 @@ impl Phase {
         }
         if let Some(r) = self.send_rate {
             if !ok(r) {
-                return Err(format!("phase {:?}: send_rate must be >= 0", self.name));
+                return Err(format!(
+                    "phase {:?}: send_rate must be in [0, {MAX_RATE}]",
+                    self.name
+                ));
             }
         }
         Ok(())
@@ -148,7 +151,12 @@ pub fn parse_toml(text: &str) -> Result<Vec<Phase>, String> {
     Ok(f.phase)
 }
 
-/// `3000`, `2.5k`, `1m` (million) requests per second.
+/// The highest rate accepted anywhere (flags, plan files, `/qps`), requests/s: far
+/// beyond what a host can send, and low enough that a schedule's period (1e9 / rate
+/// ns) always moves its clock forward.
+pub const MAX_RATE: f64 = 1e8;
+
+/// `3000`, `2.5k`, `1m` (million) requests per second, at most [`MAX_RATE`].
 pub fn parse_rate(s: &str) -> Option<f64> {
     let s = s.trim();
     let (num, mul) = match s.as_bytes().last()? {
@@ -157,7 +165,7 @@ pub fn parse_rate(s: &str) -> Option<f64> {
         _ => (s, 1.0),
     };
     let v = num.parse::<f64>().ok()? * mul;
-    (v.is_finite() && v >= 0.0).then_some(v)
+    (v.is_finite() && (0.0..=MAX_RATE).contains(&v)).then_some(v)
 }
 
 /// `20`, `20s`, `1.5m`, `500ms` as seconds.
@@ -199,6 +207,16 @@ mod tests {
         assert!(p
             .iter()
             .all(|p| p.duration_s == 30.0 && p.shake_campaign_qps == 200.0));
+    }
+
+    #[test]
+    fn rates_are_bounded() {
+        assert_eq!(parse_rate("100m"), Some(1e8));
+        assert_eq!(parse_rate("1e300"), None);
+        assert_eq!(parse_rate("101m"), None);
+        assert_eq!(parse_rate("-1"), None);
+        assert_eq!(parse_rate("NaN"), None);
+        assert!(parse_toml("[[phase]]\nname = \"a\"\nqps = 1e300\nduration_s = 1\n").is_err());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use crate::metrics::{Counts, Tally};
 use redpacket::formats::{
-    histograms, Answered, ConnEvents, Connections, Errors, HistogramsFile, Latency, LoadgenLine,
-    LoadgenSummary, Packets, PhaseHistogram, PhaseSummary, Verdict,
+    histograms, ConnEvents, Connections, HistogramsFile, Latency, LoadgenLine, LoadgenSummary,
+    Packets, PhaseHistogram, PhaseSummary, Verdict,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,40 +24,6 @@ pub fn connections(c: &Counts, connected: u64) -> Connections {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
-    }
-}
-
-fn answered(c: &Counts) -> Answered {
-    Answered {
-        total: c.answered(),
-        got: c.got,
-        none: c.none,
-        overloaded: c.overloaded,
-    }
-}
-
-fn errors(c: &Counts) -> Errors {
-    Errors {
-        total: c.errors(),
-        not_connected: c.not_connected,
-        dropped: c.dropped,
-        bad_answer: c.bad_answer,
-        write_failed: c.write_failed,
-    }
-}
-
-fn packets(c: &Counts) -> Packets {
-    Packets {
-        notified: c.notified,
-        grabs: c.grabs,
-        grab_won: c.grab_won,
-        grab_denied: c.grab_denied,
-        sends: c.sends,
-        send_ok: c.send_ok,
-        send_refused: c.send_refused,
-        won_cents: c.won_cents,
-        grabbed_cents: c.grabbed_cents,
-        sent_cents: c.sent_cents,
     }
 }
 
@@ -83,9 +49,9 @@ pub fn second_line(
         scheduled: c.scheduled,
         sent: c.sent,
         answered: c.answered(),
-        got: c.got,
-        none: c.none,
-        overloaded: c.overloaded,
+        got: c.results.got,
+        none: c.results.none,
+        overloaded: c.results.overloaded,
         errors: c.errors(),
         timeouts: c.timeouts,
         late: c.late,
@@ -93,8 +59,8 @@ pub fn second_line(
         connections_by_addr,
         inflight,
         latency_ms: Latency::of(&tally.latency),
-        error_kinds: errors(c),
-        packets: packets(c),
+        error_kinds: c.error_kinds(),
+        packets: c.packets,
         conn_events: ConnEvents {
             connects: conn.connects,
             disconnects: conn.disconnects,
@@ -131,9 +97,9 @@ pub fn phase_summary(name: &str, target_qps: f64, start: f64, end: f64, t: &Tall
         } else {
             bad as f64 / c.scheduled as f64
         },
-        results: answered(c),
-        error_kinds: errors(c),
-        packets: packets(c),
+        results: c.answers(),
+        error_kinds: c.error_kinds(),
+        packets: c.packets,
         latency_ms: Latency::of(&t.latency),
     }
 }
@@ -285,7 +251,7 @@ mod tests {
         let mut t = Tally::default();
         t.counts.scheduled = 100;
         t.counts.sent = 100;
-        t.counts.none = 98;
+        t.counts.results.none = 98;
         t.counts.timeouts = 2;
         for _ in 0..98 {
             t.record_us(5_000);
@@ -312,10 +278,19 @@ mod format_tests {
 
     /// A tally whose counters are all different and non-zero.
     fn distinct_tally() -> Tally {
-        let mut v = serde_json::to_value(Counts::default()).unwrap();
-        for (i, (_, x)) in v.as_object_mut().unwrap().iter_mut().enumerate() {
-            *x = Value::from(i as u64 * 7 + 3);
+        /// Sets every number in `v` to a distinct value.
+        fn number(v: &mut Value, i: &mut u64) {
+            match v {
+                Value::Object(m) => m.values_mut().for_each(|x| number(x, i)),
+                Value::Array(a) => a.iter_mut().for_each(|x| number(x, i)),
+                _ => {
+                    *i += 1;
+                    *v = Value::from(*i * 7 + 3);
+                }
+            }
         }
+        let mut v = serde_json::to_value(Counts::default()).unwrap();
+        number(&mut v, &mut 0);
         let mut t = Tally {
             counts: serde_json::from_value(v).unwrap(),
             ..Tally::default()

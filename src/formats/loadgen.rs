@@ -41,41 +41,79 @@ impl Latency {
     }
 }
 
-/// Shake answers by result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Answered {
-    pub total: u64,
-    pub got: u64,
-    pub none: u64,
-    pub overloaded: u64,
+/// Declares a section of counts (a struct of `u64` fields that add up over seconds,
+/// workers, processes and hosts) and its `add`, from one list of fields. With `(total)` after
+/// its name, the section also has a `total` field, the sum of the others, which
+/// `with_total` fills: the load generator counts the parts only (its `Counts` holds
+/// these very sections), so a field cannot be counted and forgotten in the file.
+macro_rules! sections {
+    ($( $(#[$m:meta])* $name:ident $(($total:ident))? { $( $(#[$fm:meta])* $f:ident ),* $(,)? } )*) => {$(
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $( pub $total: u64, )?
+            $( $(#[$fm])* pub $f: u64, )*
+        }
+        impl $name {
+            /// Adds every field of `o` (counts of another second, worker or host).
+            pub fn add(&mut self, o: &Self) {
+                $( self.$total += o.$total; )?
+                $( self.$f += o.$f; )*
+            }
+        }
+        sections!(@total $name $($total)? { $($f),* });
+    )*};
+    (@total $name:ident { $($f:ident),* }) => {};
+    (@total $name:ident $total:ident { $($f:ident),* }) => {
+        impl $name {
+            /// The section with `total` set to the sum of the other fields.
+            pub fn with_total(mut self) -> Self {
+                self.$total = 0 $( + self.$f )*;
+                self
+            }
+        }
+    };
 }
 
-/// Requests that went wrong, by kind (timeouts are counted apart).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Errors {
-    pub total: u64,
-    pub not_connected: u64,
-    pub dropped: u64,
-    pub bad_answer: u64,
-    pub write_failed: u64,
-}
-
-/// Notifications, grabs and client sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Packets {
-    pub notified: u64,
-    pub grabs: u64,
-    pub grab_won: u64,
-    pub grab_denied: u64,
-    pub sends: u64,
-    pub send_ok: u64,
-    pub send_refused: u64,
-    pub won_cents: u64,
-    pub grabbed_cents: u64,
-    pub sent_cents: u64,
+sections! {
+    /// Shake answers by result.
+    Answered(total) {
+        /// Result 14: a packet was won.
+        got,
+        /// Result 15: none left.
+        none,
+        /// Result 17: shed by the server's rate budget.
+        overloaded,
+    }
+    /// Requests that went wrong, by kind (timeouts are counted apart).
+    Errors(total) {
+        /// Due while the user was not connected (not sent).
+        not_connected,
+        /// Sent, then the connection dropped before the answer.
+        dropped,
+        /// Answers that failed a check (command, user id, result or amount).
+        bad_answer,
+        /// Socket writes that failed or would block (the connection is then closed).
+        write_failed,
+    }
+    /// Notifications, grabs and client sends.
+    Packets {
+        /// Send notifications (0x0004) received.
+        notified,
+        /// Grabs (0x0005) sent, won (amount > 0), denied (0).
+        grabs,
+        grab_won,
+        grab_denied,
+        /// Client sends (0x0007) sent, created (result 0), refused (result 1-3).
+        sends,
+        send_ok,
+        send_refused,
+        /// Money seen by clients, cents: won by shakes, grabbed, sent (created).
+        won_cents,
+        grabbed_cents,
+        sent_cents,
+    }
 }
 
 /// Connection events of one second (the gauge is [`LoadgenLine::connections`]).
@@ -236,6 +274,29 @@ mod tests {
         assert_eq!(l.latency_ms.p50, None);
         assert_eq!(l.latency_ms.p99, Some(2.5));
         assert_eq!(l.packets, Packets::default());
+    }
+
+    #[test]
+    fn sections_add_and_total() {
+        let mut e = Errors {
+            not_connected: 1,
+            dropped: 2,
+            ..Errors::default()
+        };
+        e.add(&Errors {
+            bad_answer: 4,
+            write_failed: 8,
+            ..Errors::default()
+        });
+        assert_eq!(e.total, 0);
+        assert_eq!(e.with_total().total, 15);
+        let a = Answered {
+            got: 1,
+            none: 2,
+            overloaded: 3,
+            total: 99,
+        };
+        assert_eq!(a.with_total().total, 6);
     }
 
     #[test]

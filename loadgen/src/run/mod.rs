@@ -5,6 +5,10 @@
 //! It is the only place that knows about time in whole phases; workers only see the
 //! atomics in [`Shared`]. In a child process (`--child`), the plan comes from the parent
 //! as lines on stdin and the figures go back as lines on stdout (see [`crate::procs`]).
+//!
+//! Beside this module's orchestration: `progress` (the terminal's status line),
+//! `servers` (the servers' HTTP: campaigns and the money check's `/stats`) and
+//! `control` (the `--control` listener's `/qps` handler).
 
 use crate::engine::{
     self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
@@ -80,28 +84,20 @@ pub struct Outcome {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// A live status line is on the terminal without its newline.
-static LIVE_LINE: AtomicBool = AtomicBool::new(false);
-
-/// Ends the live status line, if one shows, so that what follows gets a line of its own.
-pub fn end_live_line() {
-    if LIVE_LINE.swap(false, Relaxed) {
-        eprintln!();
-    }
-}
-
-/// Prints a message on stderr on a line of its own, even while a live status line shows.
-pub fn note_line(msg: std::fmt::Arguments) {
-    end_live_line();
-    eprintln!("{msg}");
-}
-
 /// `eprintln!` that keeps off the live status line ([`note_line`]).
 macro_rules! note {
     ($($t:tt)*) => {
-        note_line(format_args!($($t)*))
+        $crate::run::note_line(format_args!($($t)*))
     };
 }
+
+mod control;
+mod progress;
+mod servers;
+
+use progress::Progress;
+pub use progress::{end_live_line, note_line};
+pub use servers::fetch_stats;
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Relaxed);
@@ -208,14 +204,13 @@ struct Coordinator {
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
     /// This host's sampler (net.jsonl); stops when the coordinator is dropped.
     _sampler: Option<redpacket::sysmon::SamplerHandle>,
-    started: Instant,
     phase_name: String,
     /// When each phase began (unix s), to label each second by the phase at its middle.
     phase_log: Vec<(f64, String)>,
     next_tick: f64,
     last_tick: f64,
-    /// The phase of the live progress line on a terminal.
-    printed_phase: Option<String>,
+    /// The progress shown on stderr.
+    progress: Progress,
     connected_at_end: u64,
     totals: Tally,
     forwarded: (u8, usize, f64, f64),
@@ -297,7 +292,10 @@ impl Coordinator {
                 note!("loadgen: control on http://{bound}/qps?qps=X");
             }
             let sh = shared.clone();
-            http::serve(l, move |target| control(&sh, target)).map_err(|e| (1, e.to_string()))?;
+            http::serve(l, http::Limits::default(), move |target| {
+                control::control(&sh, target)
+            })
+            .map_err(|e| (1, e.to_string()))?;
         }
         Ok(Coordinator {
             shared,
@@ -305,12 +303,11 @@ impl Coordinator {
             children,
             jsonl,
             _sampler: sampler,
-            started: Instant::now(),
             phase_name: "connect".into(),
             phase_log: vec![(0.0, "connect".into())],
             next_tick: (unix_f64().floor()) + 1.0,
             last_tick: unix_f64(),
-            printed_phase: None,
+            progress: Progress::new(),
             connected_at_end: 0,
             totals: Tally::default(),
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
@@ -398,38 +395,8 @@ impl Coordinator {
             }
         }
         if !cfg.quiet {
-            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let failed: u64 = line.conn_events.failed.values().sum();
-            let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-            let text = format!(
-                "[{:>5.0}s] {:<8} target {:>8.0}/s sent {:>7} answered {:>7} errors {:>5} timeouts {:>5} users {}/{} (+{} failed) p99 {} ms max {} ms",
-                self.started.elapsed().as_secs_f64(),
-                self.phase_name,
-                line.target_qps,
-                line.sent,
-                line.answered,
-                line.errors,
-                line.timeouts,
-                connected,
-                cfg.users.len(),
-                failed,
-                ms(line.latency_ms.p99),
-                ms(line.latency_ms.max)
-            );
-            if tty {
-                // One live line per phase on a terminal; a finished phase keeps its last.
-                let same = self.printed_phase.as_deref() == Some(&self.phase_name);
-                let newline = if LIVE_LINE.load(Relaxed) && !same {
-                    "\n"
-                } else {
-                    ""
-                };
-                eprint!("{newline}\r\x1b[K{text}");
-                LIVE_LINE.store(true, Relaxed);
-                self.printed_phase = Some(self.phase_name.clone());
-            } else {
-                eprintln!("{text}");
-            }
+            self.progress
+                .show(&self.phase_name, &line, connected, cfg.users.len());
         }
     }
 
@@ -544,7 +511,7 @@ impl Coordinator {
                 p.qps,
                 p.send_rate.unwrap_or(cfg.send_rate),
             );
-            start_campaigns(cfg, p);
+            servers::start_campaigns(cfg, p);
             offset += p.duration_s;
             self.wait(cfg, anchor + Duration::from_secs_f64(offset), |_| false);
             let end = unix_f64();
@@ -659,8 +626,7 @@ impl Coordinator {
     }
 
     fn stop(&mut self) {
-        self.printed_phase = None;
-        end_live_line();
+        self.progress.close();
         self.shared.mode.store(MODE_STOP, Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -672,150 +638,7 @@ impl Coordinator {
 
     /// Reads every server's `/stats` and compares money with what clients saw.
     fn reconcile(&mut self, cfg: &RunConfig) -> Money {
-        let c = &self.totals.counts;
-        let mut m = Money {
-            client_won_cents: c.won_cents,
-            client_grabbed_cents: c.grabbed_cents,
-            client_sent_cents: c.sent_cents,
-            ..Money::default()
-        };
-        if cfg.server_controls.is_empty() {
-            m.note = "not checked (no --server-control)".into();
-            return m;
-        }
-        let (mut won, mut grabbed, mut created) = (0, 0, 0);
-        for addr in &cfg.server_controls {
-            match fetch_stats(*addr) {
-                Ok(s) => {
-                    won += s.shake.won_cents;
-                    grabbed += s.send.grabbed_cents;
-                    created += s.send.created_cents;
-                }
-                Err(e) => {
-                    m.note = format!("not checked: {e}");
-                    return m;
-                }
-            }
-        }
-        m.server_won_cents = Some(won);
-        m.server_grabbed_cents = Some(grabbed);
-        m.server_created_cents = Some(created);
-        let ok = won == c.won_cents && grabbed == c.grabbed_cents;
-        m.reconciled = Some(ok);
-        m.note = if ok {
-            "client and server agree on won and grabbed cents".into()
-        } else {
-            format!(
-                "won: client {} server {}; grabbed: client {} server {} (exact only when this run drives all of the server's users)",
-                c.won_cents, won, c.grabbed_cents, grabbed
-            )
-        };
-        m
-    }
-}
-
-/// `GET /stats` of one server.
-pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, String> {
-    let (status, body) = http::get(addr, "/stats", Duration::from_secs(5))?;
-    if status != 200 {
-        return Err(format!("{addr}/stats answered {status}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("{addr}/stats: {e}"))
-}
-
-/// Starts the phase's campaigns on every server, each for its own shard of users and
-/// at its share of the phase's rate (the shard's share of all users), so the phase's
-/// rates hold however many servers there are.
-fn start_campaigns(cfg: &RunConfig, p: &Phase) {
-    let all = f64::from(cfg.all_users.len().max(1));
-    let shards = split_even(cfg.all_users, cfg.server_controls.len());
-    let (mut started, mut failed) = (Vec::new(), 0usize);
-    for (addr, r) in cfg.server_controls.iter().zip(shards) {
-        let share = f64::from(r.len()) / all;
-        let mut calls = Vec::new();
-        if p.shake_campaign_qps > 0.0 {
-            let qps = p.shake_campaign_qps * share;
-            let sum = (qps * p.duration_s).ceil() as u64;
-            calls.push(format!("/yaohongbao?qps={qps}&sum={sum}"));
-        }
-        if p.send_campaign_qps > 0.0 && r.len() >= 3 {
-            let qps = p.send_campaign_qps * share;
-            let sum = (qps * p.duration_s).ceil() as u64;
-            calls.push(format!(
-                "/fahongbao?qps={qps}&sum={sum}&min={}&max={}",
-                r.start,
-                r.end - 1
-            ));
-        }
-        for path in calls {
-            match http::get(*addr, &path, Duration::from_secs(5)) {
-                Ok((200, _)) => started.push((*addr, path)),
-                Ok((s, body)) => {
-                    failed += 1;
-                    note!(
-                        "loadgen: campaign {path} on {addr}: HTTP {s} {}",
-                        body.trim()
-                    )
-                }
-                Err(e) => {
-                    failed += 1;
-                    note!("loadgen: campaign {path} on {addr}: {e}")
-                }
-            }
-        }
-    }
-    if cfg.quiet || started.is_empty() {
-        return;
-    }
-    if let [(addr, path)] = &started[..] {
-        note!("loadgen: campaign {path} started on {addr}");
-    } else if cfg.server_controls.len() == 1 {
-        for (addr, path) in &started {
-            note!("loadgen: campaign {path} started on {addr}");
-        }
-    } else {
-        note!(
-            "loadgen: {} campaigns started on {} servers (shakes {}/s, sends {}/s in all){}",
-            started.len(),
-            cfg.server_controls.len(),
-            p.shake_campaign_qps,
-            p.send_campaign_qps,
-            if failed > 0 {
-                format!("; {failed} refused")
-            } else {
-                String::new()
-            }
-        );
-    }
-}
-
-/// The `/qps?qps=X` handler.
-fn control(shared: &Shared, target: &str) -> (u16, String) {
-    let path = target.split('?').next().unwrap_or("");
-    match path {
-        "/qps" => match http::query_param(target, "qps").map(crate::plan::parse_rate) {
-            Some(Some(q)) if shared.mode.load(Relaxed) == MODE_LOAD => {
-                shared.set_qps(q);
-                (200, format!("{{\"qps\":{q}}}"))
-            }
-            Some(Some(_)) => (409, "{\"error\":\"no load phase is running\"}".into()),
-            Some(None) => (
-                400,
-                "{\"error\":\"qps must be a rate such as 3000 or 2.5k\"}".into(),
-            ),
-            None => (200, format!("{{\"qps\":{}}}", shared.qps())),
-        },
-        "/stats" => (
-            200,
-            format!(
-                "{{\"qps\":{},\"connected\":{},\"inflight\":{},\"phase\":{}}}",
-                shared.qps(),
-                shared.connected(),
-                shared.inflight(),
-                shared.phase.load(Relaxed)
-            ),
-        ),
-        _ => (404, "{\"error\":\"try /qps?qps=X or /stats\"}".into()),
+        servers::reconcile(&self.totals.counts.packets, &cfg.server_controls)
     }
 }
 
@@ -833,18 +656,5 @@ mod tests {
         assert_eq!(got, [a, a, a, a, b, b, b, c, c, c]);
         assert_eq!(t.server_for(99), None);
         assert_eq!(t.server_for(110), None);
-    }
-
-    #[test]
-    fn control_sets_the_rate_only_during_load() {
-        let sh = Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
-        assert_eq!(control(&sh, "/qps?qps=5").0, 409);
-        sh.mode.store(MODE_LOAD, Relaxed);
-        assert_eq!(control(&sh, "/qps?qps=2.5k").0, 200);
-        assert_eq!(sh.qps(), 2500.0);
-        assert_eq!(control(&sh, "/qps?qps=x").0, 400);
-        assert_eq!(control(&sh, "/qps").0, 200);
-        assert_eq!(sh.qps(), 2500.0);
-        assert_eq!(control(&sh, "/nope").0, 404);
     }
 }
