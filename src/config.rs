@@ -204,6 +204,13 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub busy_poll: u32,
 
+    /// Epoll busy polling per SET, microseconds (0 = off): each SET's epoll instance gets
+    /// EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference), so a wait on it that
+    /// finds nothing ready polls the NIC queue its sockets came from first. Needs a NIC
+    /// with NAPI (loopback has none). A kernel that refuses it stops the start (exit 1).
+    #[arg(long, default_value_t = 0, value_name = "USECS")]
+    pub epoll_busy_poll: u32,
+
     /// TCP_DEFER_ACCEPT seconds on the listeners (0 = off): accept only once data arrives.
     #[arg(long, default_value_t = 0)]
     pub defer_accept: u32,
@@ -303,6 +310,8 @@ pub struct Config {
     pub backlog: i32,
     pub nodelay: bool,
     pub busy_poll: u32,
+    /// `--epoll-busy-poll`: microseconds, 0 = off.
+    pub epoll_busy_poll: u32,
     pub defer_accept: u32,
     pub sock_buf: usize,
     pub steer_incoming_cpu: bool,
@@ -500,6 +509,7 @@ impl ServerArgs {
             backlog: self.backlog,
             nodelay: self.nodelay.unwrap_or(!self.no_nodelay),
             busy_poll: self.busy_poll,
+            epoll_busy_poll: self.epoll_busy_poll,
             defer_accept: self.defer_accept,
             sock_buf: self.sock_buf,
             steer_incoming_cpu: self.steer_incoming_cpu,
