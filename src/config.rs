@@ -603,6 +603,10 @@ mod tests {
         assert!(c.control.ip().is_loopback());
         assert_eq!(c.max_qps, 65_000);
         assert_eq!(c.shake_amount, CentsRange { min: 10, max: 309 });
+        assert_eq!(c.epoll_busy_poll, 0, "epoll busy polling is off by default");
+        let on = ServerArgs::parse_from(["x", "--epoll-busy-poll", "50"]);
+        assert_eq!(on.validate().unwrap().epoll_busy_poll, 50);
+        assert!(ServerArgs::try_parse_from(["x", "--epoll-busy-poll", "-1"]).is_err());
     }
 
     #[test]
