@@ -117,6 +117,25 @@ pub struct Set {
     /// `--write-queue`.
     write_cap: usize,
     pub share: Share,
+    /// The read and answer buffers of a round, reused (not zeroed again) for every
+    /// connection served.
+    scratch: Option<Box<Scratch>>,
+}
+
+/// One read of bytes (after a carried partial frame) and the answers to it.
+#[derive(Debug)]
+struct Scratch {
+    read: [u8; READ_BUF + MAX_FRAME_LEN],
+    out: [u8; OUT_BUF],
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            read: [0; READ_BUF + MAX_FRAME_LEN],
+            out: [0; OUT_BUF],
+        }
+    }
 }
 
 fn data(key: ConnKey) -> u64 {
@@ -150,6 +169,7 @@ impl Set {
             live: 0,
             write_cap,
             share: Share::default(),
+            scratch: Some(Box::default()),
         })
     }
 
@@ -276,8 +296,19 @@ impl Set {
     /// Reads once and answers every whole frame read. `Ok(true)` when the socket is
     /// drained (a short read): the level-triggered epoll reports it again otherwise.
     fn read_and_answer(&mut self, key: ConnKey, a: &mut impl Answer) -> Result<bool, CloseReason> {
-        let mut buf = [0u8; READ_BUF + MAX_FRAME_LEN];
-        let mut out = [0u8; OUT_BUF];
+        let mut sc = self.scratch.take().unwrap_or_default();
+        let r = self.read_and_answer_in(key, a, &mut sc);
+        self.scratch = Some(sc);
+        r
+    }
+
+    fn read_and_answer_in(
+        &mut self,
+        key: ConnKey,
+        a: &mut impl Answer,
+        sc: &mut Scratch,
+    ) -> Result<bool, CloseReason> {
+        let Scratch { read: buf, out } = sc;
         let mut o = 0;
         let mut close = None;
         let now = a.now_unix();
@@ -287,7 +318,7 @@ impl Set {
                 return Ok(true);
             };
             let mut partial = slot.partial.take().map(|b| *b).unwrap_or_default();
-            let carried = partial.restore(&mut buf);
+            let carried = partial.restore(&mut buf[..]);
             let got = match &slot.fd {
                 Some(fd) => socket::read(fd, &mut buf[carried..]),
                 None => return Ok(true),
