@@ -204,10 +204,13 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub busy_poll: u32,
 
-    /// Epoll busy polling per SET, microseconds (0 = off): each SET's epoll instance gets
-    /// EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference), so a wait on it that
-    /// finds nothing ready polls the NIC queue its sockets came from first. Needs a NIC
-    /// with NAPI (loopback has none). A kernel that refuses it stops the start (exit 1).
+    /// Epoll busy polling per SET, microseconds (0 = off). Each SET's epoll instance gets
+    /// EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference), and after a round that
+    /// served connections the SET waits up to USECS for more on its own epoll, while the
+    /// kernel polls the NIC queue its sockets came from, before returning to the
+    /// runtime. Costs CPU and holds the worker for up to USECS a round; pays only with a
+    /// NIC driver that has NAPI (loopback has none: there the wait is a plain sleep). A
+    /// kernel that refuses it stops the start (exit 1, with the reason).
     #[arg(long, default_value_t = 0, value_name = "USECS")]
     pub epoll_busy_poll: u32,
 

@@ -117,6 +117,8 @@ pub struct Set {
     /// `--write-queue`.
     write_cap: usize,
     pub share: Share,
+    /// `--epoll-busy-poll` microseconds (0 = off).
+    busy_poll_usecs: u32,
     /// The read and answer buffers of a round, reused (not zeroed again) for every
     /// connection served.
     scratch: Option<Box<Scratch>>,
@@ -170,6 +172,7 @@ impl Set {
             write_cap,
             share: Share::default(),
             scratch: Some(Box::default()),
+            busy_poll_usecs: busy_poll.map_or(0, |p| p.usecs),
         })
     }
 
@@ -257,8 +260,26 @@ impl Set {
                 return true;
             }
         };
-        let mut idle = n < BATCH;
-        for ev in &events[..n] {
+        let mut idle = self.serve_events(&events[..n], a) && n < BATCH;
+        if idle && n > 0 && self.busy_poll_usecs > 0 {
+            // Busy polling: instead of going back to the runtime's sleep at once, wait
+            // here up to the flag's microseconds, the kernel polling the device queue
+            // of these sockets meanwhile; what arrives is served without an interrupt.
+            let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
+            if let Ok(m) = self.epoll.get_ref().ready_within(&mut events, wait) {
+                if m > 0 {
+                    self.serve_events(&events[..m], a);
+                    idle = false;
+                }
+            }
+        }
+        idle
+    }
+
+    /// Serves the connections of `events`; true when each was left with nothing to read.
+    fn serve_events(&mut self, events: &[libc::epoll_event], a: &mut impl Answer) -> bool {
+        let mut idle = true;
+        for ev in events {
             let (bits, d): (u32, u64) = (ev.events, ev.u64);
             let key = ConnKey {
                 set: self.index,

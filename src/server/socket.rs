@@ -96,10 +96,43 @@ impl Epoll {
         Ok(n as usize)
     }
 
+    /// Waits up to `wait` for ready events (the only wait of a SET that may block, and
+    /// only with `--epoll-busy-poll`, for at most its microseconds); how many.
+    pub fn ready_within(&self, events: &mut [Event], wait: std::time::Duration) -> io::Result<usize> {
+        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        let ts = libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as _,
+        };
+        // The system call itself (Linux 5.11+), not glibc's wrapper, which needs glibc 2.35.
+        // SAFETY: the kernel writes at most `max` events into `events` and reads `ts`; no
+        // signal mask.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                max,
+                &ts as *const libc::timespec,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        Ok(n as usize)
+    }
+
     /// Epoll busy polling for this instance (`EPIOCSPARAMS`, Linux 6.9+): when a wait on
-    /// it finds nothing ready, the kernel polls the device queue (NAPI) its sockets came
-    /// from for up to `usecs` microseconds, `budget` packets a poll, instead of waiting
-    /// for an interrupt. The error says which call the kernel refused and why.
+    /// it with a timeout finds nothing ready, the kernel polls the device queue (NAPI)
+    /// its sockets came from for up to `usecs` microseconds, `budget` packets a poll,
+    /// instead of sleeping until an interrupt. The error says which call the kernel
+    /// refused and why.
     pub fn set_busy_poll(&self, p: BusyPoll) -> io::Result<()> {
         let params = EpollParams {
             busy_poll_usecs: p.usecs,
@@ -268,6 +301,22 @@ mod tests {
         assert_eq!(ep.ready(&mut evs).unwrap(), 1);
         let bits = evs[0].events;
         assert!(writable(bits));
+    }
+
+    #[test]
+    fn a_bounded_wait_returns_what_arrives_or_nothing_in_time() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        let server = OwnedFd::from(server);
+        let ep = Epoll::new().unwrap();
+        ep.add(server.as_fd(), WANT_READ, 1).unwrap();
+        let mut evs = [NO_EVENT; 4];
+        let t = std::time::Instant::now();
+        assert_eq!(ep.ready_within(&mut evs, Duration::from_micros(500)).unwrap(), 0);
+        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        std::io::Write::write_all(&mut client, b"x").unwrap();
+        assert_eq!(ep.ready_within(&mut evs, Duration::from_secs(2)).unwrap(), 1);
     }
 
     #[test]
