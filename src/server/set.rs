@@ -32,7 +32,7 @@
 //! [`ConnKey`] held in a message (or in an event of the same round) can never reach the
 //! connection that took the slot later.
 
-use super::socket::{self, BusyPoll, Epoll, NO_EVENT};
+use super::socket::{self, BusyPoll, Epoll, Event, NO_EVENT};
 use super::{ConnKey, ShakePacket};
 use crate::protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
 use crate::stats::CloseReason;
@@ -124,9 +124,11 @@ pub struct Set {
     scratch: Option<Box<Scratch>>,
 }
 
-/// One read of bytes (after a carried partial frame) and the answers to it.
+/// A round's events, and one read of bytes (after a carried partial frame) with the
+/// answers to it.
 #[derive(Debug)]
 struct Scratch {
+    events: [Event; BATCH],
     read: [u8; READ_BUF + MAX_FRAME_LEN],
     out: [u8; OUT_BUF],
 }
@@ -134,6 +136,7 @@ struct Scratch {
 impl Default for Scratch {
     fn default() -> Scratch {
         Scratch {
+            events: [NO_EVENT; BATCH],
             read: [0; READ_BUF + MAX_FRAME_LEN],
             out: [0; OUT_BUF],
         }
@@ -252,23 +255,29 @@ impl Set {
     /// Serves what the kernel reports ready, at most [`BATCH`] connections: true when
     /// the round left nothing ready (the caller may then wait for the next wake).
     pub fn serve_ready(&mut self, a: &mut impl Answer) -> bool {
-        let mut events = [NO_EVENT; BATCH];
-        let n = match self.epoll.get_ref().ready(&mut events) {
+        let mut sc = self.scratch.take().unwrap_or_default();
+        let idle = self.serve_ready_in(a, &mut sc);
+        self.scratch = Some(sc);
+        idle
+    }
+
+    fn serve_ready_in(&mut self, a: &mut impl Answer, sc: &mut Scratch) -> bool {
+        let n = match self.epoll.get_ref().ready(&mut sc.events) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!("SET {}: epoll_wait failed: {e}", self.index);
                 return true;
             }
         };
-        let mut idle = self.serve_events(&events[..n], a) && n < BATCH;
+        let mut idle = self.serve_events(n, a, sc) && n < BATCH;
         if idle && n > 0 && self.busy_poll_usecs > 0 {
             // Busy polling: instead of going back to the runtime's sleep at once, wait
             // here up to the flag's microseconds, the kernel polling the device queue
             // of these sockets meanwhile; what arrives is served without an interrupt.
             let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
-            if let Ok(m) = self.epoll.get_ref().ready_within(&mut events, wait) {
+            if let Ok(m) = self.epoll.get_ref().ready_within(&mut sc.events, wait) {
                 if m > 0 {
-                    self.serve_events(&events[..m], a);
+                    self.serve_events(m, a, sc);
                     idle = false;
                 }
             }
@@ -276,11 +285,12 @@ impl Set {
         idle
     }
 
-    /// Serves the connections of `events`; true when each was left with nothing to read.
-    fn serve_events(&mut self, events: &[libc::epoll_event], a: &mut impl Answer) -> bool {
+    /// Serves the connections of the first `n` events; true when each was left with
+    /// nothing to read.
+    fn serve_events(&mut self, n: usize, a: &mut impl Answer, sc: &mut Scratch) -> bool {
         let mut idle = true;
-        for ev in events {
-            let (bits, d): (u32, u64) = (ev.events, ev.u64);
+        for i in 0..n {
+            let (bits, d): (u32, u64) = (sc.events[i].events, sc.events[i].u64);
             let key = ConnKey {
                 set: self.index,
                 slot: d as u32,
@@ -306,7 +316,7 @@ impl Set {
             if draining || !socket::readable(bits) {
                 continue;
             }
-            match self.read_and_answer(key, a) {
+            match self.read_and_answer_in(key, a, sc) {
                 Ok(drained) => idle &= drained,
                 Err(r) => self.close(key, r, a),
             }
@@ -329,7 +339,7 @@ impl Set {
         a: &mut impl Answer,
         sc: &mut Scratch,
     ) -> Result<bool, CloseReason> {
-        let Scratch { read: buf, out } = sc;
+        let Scratch { read: buf, out, .. } = sc;
         let mut o = 0;
         let mut close = None;
         let now = a.now_unix();
