@@ -239,7 +239,6 @@ impl Requests {
         }
         Some(id)
     }
-
 }
 
 impl Answer for Requests {
@@ -416,5 +415,4 @@ mod tests {
         assert!(!slow.allow(&mut t, 1_000_000));
         assert!(slow.allow(&mut t, 2_001_000));
     }
-
 }

@@ -661,7 +661,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert!(s.serve_ready(&mut a));
         assert_eq!(a.closed, vec![(kb, None, CloseReason::BadLength)]);
-        assert!(s.get_mut(kg).unwrap().partial.is_some(), "half a frame carried");
+        assert!(
+            s.get_mut(kg).unwrap().partial.is_some(),
+            "half a frame carried"
+        );
         good.write_all(&login.as_bytes()[5..]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert!(s.serve_ready(&mut a));
@@ -671,7 +674,13 @@ mod tests {
         let mut answer = [0u8; 20];
         good.read_exact(&mut answer).unwrap();
         let d = crate::protocol::decode(&answer).unwrap().unwrap();
-        assert_eq!(d.frame, Frame::LoginResponse { user: 42, result: 0 });
+        assert_eq!(
+            d.frame,
+            Frame::LoginResponse {
+                user: 42,
+                result: 0
+            }
+        );
         // The client closes: counted as its own close.
         drop(good);
         std::thread::sleep(Duration::from_millis(20));
@@ -705,7 +714,10 @@ mod tests {
             rounds += 1;
         }
         assert_eq!(a.frames, 4097);
-        assert!(rounds >= many.len() / (READ_BUF + MAX_FRAME_LEN), "{rounds}");
+        assert!(
+            rounds >= many.len() / (READ_BUF + MAX_FRAME_LEN),
+            "{rounds}"
+        );
     }
 
     #[test]
@@ -716,13 +728,18 @@ mod tests {
         let mut s = Set::new(0, 1 << 20, None).unwrap();
         let mut a = Echo::default();
         let (mut c, f) = pair(&l);
-        socket2::SockRef::from(&f).set_send_buffer_size(4096).unwrap();
+        socket2::SockRef::from(&f)
+            .set_send_buffer_size(4096)
+            .unwrap();
         let k = s.insert(f, 16).unwrap();
         let chunk = [9u8; 1024];
         for _ in 0..512 {
             s.write(k, &chunk, &mut a);
         }
-        assert!(s.get_mut(k).unwrap().out.is_some(), "the kernel is full: queued");
+        assert!(
+            s.get_mut(k).unwrap().out.is_some(),
+            "the kernel is full: queued"
+        );
         assert!(a.closed.is_empty());
         // Nothing read yet: the round finds the socket neither readable nor writable.
         assert!(s.serve_ready(&mut a));

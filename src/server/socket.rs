@@ -98,7 +98,11 @@ impl Epoll {
 
     /// Waits up to `wait` for ready events (the only wait of a SET that may block, and
     /// only with `--epoll-busy-poll`, for at most its microseconds); how many.
-    pub fn ready_within(&self, events: &mut [Event], wait: std::time::Duration) -> io::Result<usize> {
+    pub fn ready_within(
+        &self,
+        events: &mut [Event],
+        wait: std::time::Duration,
+    ) -> io::Result<usize> {
         let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
         let ts = libc::timespec {
             tv_sec: wait.as_secs() as libc::time_t,
@@ -313,10 +317,21 @@ mod tests {
         ep.add(server.as_fd(), WANT_READ, 1).unwrap();
         let mut evs = [NO_EVENT; 4];
         let t = std::time::Instant::now();
-        assert_eq!(ep.ready_within(&mut evs, Duration::from_micros(500)).unwrap(), 0);
-        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert_eq!(
+            ep.ready_within(&mut evs, Duration::from_micros(500))
+                .unwrap(),
+            0
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
         std::io::Write::write_all(&mut client, b"x").unwrap();
-        assert_eq!(ep.ready_within(&mut evs, Duration::from_secs(2)).unwrap(), 1);
+        assert_eq!(
+            ep.ready_within(&mut evs, Duration::from_secs(2)).unwrap(),
+            1
+        );
     }
 
     #[test]

@@ -175,7 +175,8 @@ impl Worker {
                     self.close(loc.conn, CloseReason::Replaced)
                 }
                 Action::Kick(loc) => {
-                    self.req.post(usize::from(loc.worker), Msg::Kick { at: loc.conn });
+                    self.req
+                        .post(usize::from(loc.worker), Msg::Kick { at: loc.conn });
                 }
                 Action::Deliver(loc, note) if usize::from(loc.worker) == self.req.index => {
                     self.deliver(user, loc.conn, note)

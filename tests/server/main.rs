@@ -944,13 +944,22 @@ fn connections_in_many_sets_are_all_served_while_one_pipelines_without_pause() {
     }
     assert!(writer.join().unwrap(), "the pipelining client's writes");
     let answered = answers.join().unwrap();
-    assert_eq!(answered, n, "every pipelined shake answered: {:?}", stats(s.control).closes);
+    assert_eq!(
+        answered,
+        n,
+        "every pipelined shake answered: {:?}",
+        stats(s.control).closes
+    );
     let sum = s.stop();
     assert_eq!(sum.stats.requests.shake, n as u64 + 200);
     // The pipelining client has hung up by now (its threads ended); the 40 others were
     // open until the shutdown.
     let closes = &sum.stats.closes;
-    assert_eq!(closes["shutdown"] + closes["client_closed"], 41, "{closes:?}");
+    assert_eq!(
+        closes["shutdown"] + closes["client_closed"],
+        41,
+        "{closes:?}"
+    );
     assert!(closes["shutdown"] >= 40, "{closes:?}");
 }
 
