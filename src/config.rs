@@ -105,7 +105,8 @@ pub struct ServerArgs {
     pub max_qps: u64,
 
     /// Connections per SET: the group inside a worker that owns its connections, its
-    /// share of shake packets and its counters.
+    /// share of shake packets and its counters, with one epoll instance (one descriptor)
+    /// and one task serving them. Small SETs cost a descriptor each: keep thousands.
     #[arg(long, default_value_t = 4096)]
     pub set_size: usize,
 
