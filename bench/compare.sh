@@ -10,6 +10,11 @@
 # BENCH_PIN=1 gives the server (one worker) and the floor (one thread) CPU 0 and the
 # driver CPU 1, so they stop competing for cores: per-core figures, less noise.
 #
+# BASE_BIN=PATH also measures a second server binary (e.g. a build of an earlier
+# commit) in the same run, interleaved with this one at every step ("base" beside
+# "server"), so a before/after comparison meets the same machine. SERVER_BIN=PATH
+# measures that binary instead of building target/release/redpacket-server.
+#
 # Needs gcc and the yardsticks floor.c and drive.c (BENCH_SRC, default ../shared/bench).
 # Everything runs on 127.0.0.1 and stops by itself.
 set -euo pipefail
@@ -30,15 +35,22 @@ build() {
   [ -f "$SRC/floor.c" ] || { echo "no $SRC/floor.c: set BENCH_SRC to the folder with floor.c and drive.c" >&2; exit 2; }
   gcc -O2 -o "$OUT/floor" "$SRC/floor.c" -lpthread
   gcc -O2 -o "$OUT/drive" "$SRC/drive.c"
-  cargo build --release -q --bin redpacket-server
+  if [ -z "${SERVER_BIN:-}" ]; then cargo build --release -q --bin redpacket-server; fi
+  for b in "${SERVER_BIN:-target/release/redpacket-server}" ${BASE_BIN:+"$BASE_BIN"}; do
+    [ -x "$b" ] || { echo "no server binary $b" >&2; exit 2; }
+  done
 }
+# The servers measured: "server" (this build or SERVER_BIN), and "base" when BASE_BIN is set.
+SERVERS=(${BASE_BIN:+base} server)
+bin_of() { if [ "$1" = base ]; then echo "$BASE_BIN"; else echo "${SERVER_BIN:-target/release/redpacket-server}"; fi; }
+BIN=$(bin_of server)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 start_server() {
   rm -f "$OUT/ready.json"
-  target/release/redpacket-server --listen 127.0.0.1:$PORT --control 127.0.0.1:$CTL \
+  "$BIN" --listen 127.0.0.1:$PORT --control 127.0.0.1:$CTL \
     --stats-out off --ready-file "$OUT/ready.json" "${SERVER_PIN[@]}" "$@" 2>"$OUT/server.log" &
   SPID=$!
   for _ in $(seq 100); do [ -s "$OUT/ready.json" ] && return 0; sleep 0.05; done
@@ -56,7 +68,12 @@ stop_floor() { kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || tru
 floor_shakes() { tail -n1 "$OUT/floor.out" | sed -E 's/.*"shake":([0-9]+).*/\1/'; }
 
 memory() {
-  local users=${MEM_USERS:-19000}
+  local v
+  for v in "${SERVERS[@]}"; do BIN=$(bin_of "$v"); memory_of "$v"; done
+}
+
+memory_of() {
+  local name=$1 users=${MEM_USERS:-19000}
   start_server
   sleep 0.5
   local before; before=$(rss_kib $SPID)
@@ -75,7 +92,7 @@ memory() {
   local idle; idle=$(rss_kib $SPID)
   wait $d || true
   stop_server
-  echo "memory: $users logged-in users: RSS ${before} KiB at start;" \
+  echo "memory ($name): $users logged-in users: RSS ${before} KiB at start;" \
        "${fresh} KiB 2 s after they logged in ($(( (fresh - before) * 1024 / users )) bytes per user);" \
        "${idle} KiB once idle ($(( (idle - before) * 1024 / users )) bytes per user)"
 }
@@ -97,16 +114,23 @@ measure() {
 
 cpu() {
   local rate=${CPU_RATE:-20000} users=${CPU_USERS:-10000} secs=${CPU_SECS:-14}
+  local v
   start_floor;  measure floor "$FPID" floor_shakes "$rate" "$users" "$secs"; stop_floor
-  start_server; measure server "$SPID" server_shakes "$rate" "$users" "$secs"; stop_server
-  echo "cpu: at $rate shakes/s over $users users: server ${server_US} us, floor ${floor_US} us per shake:" \
-       "ratio $(awk -v a="$server_US" -v b="$floor_US" 'BEGIN { printf "%.2f", a / b }')"
+  for v in "${SERVERS[@]}"; do
+    BIN=$(bin_of "$v")
+    start_server; measure "$v" "$SPID" server_shakes "$rate" "$users" "$secs"; stop_server
+  done
+  for v in "${SERVERS[@]}"; do
+    local us; us=$(eval echo "\$${v}_US")
+    echo "cpu: at $rate shakes/s over $users users: $v ${us} us, floor ${floor_US} us per shake:" \
+         "ratio $(awk -v a="$us" -v b="$floor_US" 'BEGIN { printf "%.2f", a / b }')"
+  done
 }
 
 # One driver run against NAME at RATE; prints "p50 p99 p999 sent answered".
 rate_point() {
   local name=$1 r=$2
-  if [ "$name" = floor ]; then start_floor; else start_server --max-qps 10000000; fi
+  if [ "$name" = floor ]; then start_floor; else BIN=$(bin_of "$name"); start_server --max-qps 10000000; fi
   "${DRIVE[@]}" 127.0.0.1 $PORT "${RATE_USERS:-10000}" "$r" "${RATE_SECS:-6}" >"$OUT/rate-$name-$r.json"
   if [ "$name" = floor ]; then stop_floor; else stop_server; fi
   sed -E 's/.*"sent":([0-9]+),"answered":([0-9]+).*"p50_ms":([0-9.]+),"p99_ms":([0-9.]+),"p999_ms":([0-9.]+).*/\3 \4 \5 \1 \2/' "$OUT/rate-$name-$r.json"
@@ -116,17 +140,26 @@ rate_point() {
 # machine; prints the latency curve of each and the highest rate whose p99 <= 5 ms
 # with every request answered (drive's histogram tops out at 40.96 ms).
 rate() {
-  local best_floor=0 best_server=0 r
-  printf '%9s | %-28s | %-28s\n' "rate/s" "floor p50/p99/p999 ms" "server p50/p99/p999 ms"
+  local best_floor=0 r v
+  declare -A best
+  printf '%9s | %-28s' "rate/s" "floor p50/p99/p999 ms"
+  for v in "${SERVERS[@]}"; do printf ' | %-28s' "$v p50/p99/p999 ms"; best[$v]=0; done
+  echo
+  ok() { awk -v p="$1" -v s="$2" -v a="$3" 'BEGIN { exit !(p <= 5 && a >= s * 0.999) }'; }
   for r in $(seq "${RATE_FROM:-10000}" "${RATE_STEP:-10000}" "${RATE_TO:-80000}"); do
     read -r fp50 fp99 fp999 fs fa <<<"$(rate_point floor "$r")"
-    read -r sp50 sp99 sp999 ss sa <<<"$(rate_point server "$r")"
-    printf '%9s | %8s %8s %8s     | %8s %8s %8s\n' "$r" "$fp50" "$fp99" "$fp999" "$sp50" "$sp99" "$sp999"
-    ok() { awk -v p="$1" -v s="$2" -v a="$3" 'BEGIN { exit !(p <= 5 && a >= s * 0.999) }'; }
+    printf '%9s | %8s %8s %8s    ' "$r" "$fp50" "$fp99" "$fp999"
     if ok "$fp99" "$fs" "$fa"; then best_floor=$r; fi
-    if ok "$sp99" "$ss" "$sa"; then best_server=$r; fi
+    for v in "${SERVERS[@]}"; do
+      read -r sp50 sp99 sp999 ss sa <<<"$(rate_point "$v" "$r")"
+      printf ' | %8s %8s %8s    ' "$sp50" "$sp99" "$sp999"
+      if ok "$sp99" "$ss" "$sa"; then best[$v]=$r; fi
+    done
+    echo
   done
-  echo "rate: highest rate with p99 <= 5 ms: floor ${best_floor}/s, server ${best_server}/s"
+  printf 'rate: highest rate with p99 <= 5 ms: floor %s/s' "$best_floor"
+  for v in "${SERVERS[@]}"; do printf ', %s %s/s' "$v" "${best[$v]}"; done
+  echo
 }
 
 build

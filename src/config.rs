@@ -105,7 +105,8 @@ pub struct ServerArgs {
     pub max_qps: u64,
 
     /// Connections per SET: the group inside a worker that owns its connections, its
-    /// share of shake packets and its counters.
+    /// share of shake packets and its counters, with one epoll instance (one descriptor)
+    /// and one task serving them. Small SETs cost a descriptor each: keep thousands.
     #[arg(long, default_value_t = 4096)]
     pub set_size: usize,
 
@@ -203,6 +204,16 @@ pub struct ServerArgs {
     /// SO_BUSY_POLL microseconds on client sockets (0 = off).
     #[arg(long, default_value_t = 0)]
     pub busy_poll: u32,
+
+    /// Epoll busy polling per SET, microseconds (0 = off). Each SET's epoll instance gets
+    /// EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference), and after a round that
+    /// served connections the SET waits up to USECS for more on its own epoll, while the
+    /// kernel polls the NIC queue its sockets came from, before returning to the
+    /// runtime. Costs CPU and holds the worker for up to USECS a round; pays only with a
+    /// NIC driver that has NAPI (loopback has none: there the wait is a plain sleep). A
+    /// kernel that refuses it stops the start (exit 1, with the reason).
+    #[arg(long, default_value_t = 0, value_name = "USECS")]
+    pub epoll_busy_poll: u32,
 
     /// TCP_DEFER_ACCEPT seconds on the listeners (0 = off): accept only once data arrives.
     #[arg(long, default_value_t = 0)]
@@ -303,6 +314,8 @@ pub struct Config {
     pub backlog: i32,
     pub nodelay: bool,
     pub busy_poll: u32,
+    /// `--epoll-busy-poll`: microseconds, 0 = off.
+    pub epoll_busy_poll: u32,
     pub defer_accept: u32,
     pub sock_buf: usize,
     pub steer_incoming_cpu: bool,
@@ -500,6 +513,7 @@ impl ServerArgs {
             backlog: self.backlog,
             nodelay: self.nodelay.unwrap_or(!self.no_nodelay),
             busy_poll: self.busy_poll,
+            epoll_busy_poll: self.epoll_busy_poll,
             defer_accept: self.defer_accept,
             sock_buf: self.sock_buf,
             steer_incoming_cpu: self.steer_incoming_cpu,
@@ -593,6 +607,10 @@ mod tests {
         assert!(c.control.ip().is_loopback());
         assert_eq!(c.max_qps, 65_000);
         assert_eq!(c.shake_amount, CentsRange { min: 10, max: 309 });
+        assert_eq!(c.epoll_busy_poll, 0, "epoll busy polling is off by default");
+        let on = ServerArgs::parse_from(["x", "--epoll-busy-poll", "50"]);
+        assert_eq!(on.validate().unwrap().epoll_busy_poll, 50);
+        assert!(ServerArgs::try_parse_from(["x", "--epoll-busy-poll", "-1"]).is_err());
     }
 
     #[test]

@@ -5,20 +5,25 @@
 //!   before any thread runs), then starts one pinned worker thread per core and the
 //!   control thread.
 //! - `worker`: one thread, one single-threaded tokio runtime, one SO_REUSEPORT listener.
-//!   It owns its connections (grouped into SETs, `set`), the user-to-user packets whose
-//!   id maps to it (`sends`) and the directory of users whose id maps to it
+//!   It owns its connections (grouped into SETs), the user-to-user packets whose id
+//!   maps to it (`sends`) and the directory of users whose id maps to it
 //!   (`directory`). Workers talk only by messages ([`Msg`]).
-//! - `conn`: one task per connection: read, decode, answer, with no heap buffer while idle.
+//! - The request path, in three files: `socket` (the system calls: epoll, read, send),
+//!   `set` (a SET: one epoll instance holding its connections, one task serving the
+//!   ready ones in rounds: read, decode, answer, write) and `requests` (the answers:
+//!   login, shake, grab, send). No task and no buffer per connection: a connection is a
+//!   40-byte slot in its SET.
 //! - `issuer`: on the control thread; issues shake packets at campaign rates and hands
 //!   them to workers in proportion to their demand, so every request has the same chance.
 //! - [`crate::control`]: HTTP control and metrics, on the control thread.
 
-mod conn;
 mod directory;
 pub mod issuer;
 mod listener;
+mod requests;
 mod sends;
 mod set;
+mod socket;
 pub(crate) mod spare;
 mod worker;
 
@@ -201,6 +206,8 @@ pub enum StartError {
     },
     /// A thread or runtime could not be made.
     Spawn(std::io::Error),
+    /// The kernel refused `--epoll-busy-poll` (the error says why).
+    BusyPoll(std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -210,6 +217,7 @@ impl std::fmt::Display for StartError {
                 write!(f, "cannot bind the {what} address {addr}: {err}")
             }
             StartError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+            StartError::BusyPoll(e) => write!(f, "--epoll-busy-poll: {e}"),
         }
     }
 }
@@ -311,6 +319,7 @@ fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Sn
 impl Server {
     /// Reads limits, binds every socket, then starts the workers and the control thread.
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
+        worker::check_busy_poll(cfg.epoll_busy_poll).map_err(StartError::BusyPoll)?;
         let (nofile, _) = crate::host::rlimit::raise_nofile();
         let max_conns = cfg.max_conns.unwrap_or_else(|| {
             crate::host::rlimit::conns_for(nofile)

@@ -1,237 +1,617 @@
-//! A SET: a group of a few thousand connections inside one worker.
+//! A SET: a group of a few thousand connections inside one worker, and one epoll
+//! instance holding their sockets.
 //!
-//! The SET owns its connections' slots, its share of shake packets and the demand it saw
-//! since the last tick (which decides its next share). Slots are reused through a free
-//! list and stamped with a generation, so a stale [`ConnKey`] held in a message can never
-//! reach the connection that took the slot later.
+//! This is the middle of the request path: socket ([`super::socket`]) -> frame
+//! ([`crate::protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
+//! The worker's runtime watches the SET's epoll descriptor; one task per SET calls
+//! [`Set::serve_ready`], which takes the connections the kernel reports ready, at most
+//! [`BATCH`] of them, and for each reads once, decodes every whole frame, asks the
+//! [`Answer`] for the answers and writes them. No task, no tokio registration and no
+//! buffer per connection: a connection is a [`Slot`], reached from the event's data
+//! (slot index and generation), and the read and answer buffers live on the stack.
+//!
+//! **Level-triggered, on purpose.** Each ready connection gets one read of up to 4 KiB a
+//! round; one that had more to read stays in the kernel's ready list, which the kernel
+//! rotates (a reported level-triggered item goes to the back), so the next round serves
+//! the connections not reached yet before coming back to it: a client that pipelines
+//! without pause cannot starve the others, and no user-space list of "still ready"
+//! connections is needed. Edge-triggered would need exactly that list (or reading every
+//! socket to EAGAIN, which lets one client hold the thread). The price is that the
+//! kernel re-checks a reported socket at the next wait (one `tcp_poll`), which is cheap.
+//! A round takes at most [`BATCH`] events; when it took a full batch or left a socket
+//! unread, the task yields to the runtime (timers, messages, the other SETs) before the
+//! next round, and it clears the runtime's readiness of the epoll descriptor only after
+//! a round that left nothing ready.
+//!
+//! **Writes** go straight to the socket. Only when the kernel will not take an answer
+//! does the slot get a write queue (bounded by `--write-queue`, counted with the kernel's
+//! unsent bytes), and only then is the socket watched for EPOLLOUT; once the queue is
+//! written the queue is freed and the socket is watched for input alone again.
+//!
+//! Slots are reused through a free list and stamped with a generation, so a stale
+//! [`ConnKey`] held in a message (or in an event of the same round) can never reach the
+//! connection that took the slot later.
 
+use super::socket::{self, BusyPoll, Epoll, Event, NO_EVENT};
 use super::{ConnKey, ShakePacket};
+use crate::protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
 use crate::stats::CloseReason;
 use std::collections::VecDeque;
-use std::os::fd::RawFd;
-use std::task::Waker;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
-/// What the worker knows of one connection; the connection's task owns the socket.
+/// Connections served per round at most, before the task yields to the runtime.
+pub const BATCH: usize = 256;
+/// Bytes read per call: many pipelined frames at once.
+const READ_BUF: usize = 4096;
+/// Answers never exceed 28 bytes for a request of at least 16: room for every answer
+/// to one full read plus a carried partial frame.
+const OUT_BUF: usize = (READ_BUF + MAX_FRAME_LEN) / 16 * 28 + MAX_FRAME_LEN;
+/// Bytes a connection may hand the kernel between two measures of what it has not sent:
+/// the kernel may hold at most this much more than `--write-queue` before we notice.
+const MEASURE_EVERY: u16 = 512;
+
+/// What answers the frames a SET decodes: the request logic, which the SET does not
+/// know (it lives in `requests`, which the SET does not import).
+pub trait Answer {
+    /// Answers one frame from the connection at `key`. `Ok(None)`: the answer comes
+    /// later (a grab of a packet another worker owns). `Err`: the connection closes.
+    fn answer(
+        &mut self,
+        key: ConnKey,
+        conn: &mut Slot,
+        share: &mut Share,
+        frame: Frame,
+    ) -> Result<Option<Frame>, CloseReason>;
+    /// A connection closed: count it, and tell its user's home worker if it was logged in.
+    fn closed(&mut self, key: ConnKey, user: Option<u32>, reason: CloseReason);
+    /// Unix seconds, the time in every frame sent.
+    fn now_unix(&self) -> u64;
+}
+
+/// One connection: its socket and what the request logic keeps for it.
 ///
-/// Idle, a slot holds no heap memory: `out` stays an empty `Vec` unless the client stops
-/// reading, and it is freed again once drained.
-#[derive(Debug)]
+/// Idle, a slot holds no heap memory: `partial` is allocated only while a frame is cut
+/// between two reads, `out` only while the client does not read, and both are freed as
+/// soon as they are empty again. 40 bytes.
+#[derive(Debug, Default)]
 pub struct Slot {
-    pub gen: u32,
-    pub fd: RawFd,
+    gen: u32,
+    /// The connection's socket; `None` while the slot is free. Its only owner.
+    fd: Option<OwnedFd>,
     /// The logged-in user, once the login frame arrived.
     pub user: Option<u32>,
-    /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
-    /// Boxed: a slot pays one pointer for it, not a whole `Vec`, while it is unused
-    /// (nearly always), at the price of a second allocation when a client lags.
-    #[allow(clippy::box_collection)]
-    pub out: Option<Box<Vec<u8>>>,
-    /// Bytes handed to the kernel since its unsent bytes were last measured (SIOCOUTQNSD).
-    pub unmeasured: u16,
-    /// Wakes the connection's task when someone else writes to or closes it.
-    pub waker: Option<Waker>,
-    /// Set when the connection must close; its task closes it at the next wake.
-    pub close: Option<CloseReason>,
-    pub live: bool,
-    /// The send rate limit's "theoretical arrival time" (GCRA, a token bucket kept in
-    /// one number): microseconds since the worker's epoch, wrapping.
+    /// The send rate limit's "theoretical arrival time" (see `requests::SendRate`).
     pub send_tat: u32,
+    /// Bytes handed to the kernel since its unsent bytes were last measured (SIOCOUTQNSD).
+    unmeasured: u16,
+    /// Shutting down: its input is no longer read; it closes once `out` is written.
+    draining: bool,
+    /// The start of a frame cut by the end of a read.
+    partial: Option<Box<Partial>>,
+    /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
+    /// Boxed: a slot pays one pointer for it, not a whole `Vec`, while it is unused.
+    #[allow(clippy::box_collection)]
+    out: Option<Box<Vec<u8>>>,
 }
 
-impl Slot {
-    fn vacant() -> Slot {
-        Slot {
-            gen: 0,
-            fd: -1,
-            user: None,
-            out: None,
-            unmeasured: 0,
-            waker: None,
-            close: None,
-            live: false,
-            send_tat: 0,
-        }
-    }
-
-    /// Marks the connection for closing and wakes its task. The first reason stands.
-    pub fn close(&mut self, reason: CloseReason) {
-        if self.close.is_none() {
-            self.close = Some(reason);
-        }
-        if let Some(w) = &self.waker {
-            w.wake_by_ref();
-        }
-    }
-}
-
+/// A SET's share of shake packets and the demand that decides the next share.
 #[derive(Debug, Default)]
-pub struct Set {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
-    /// This SET's share of shake packets.
+pub struct Share {
     pub pool: VecDeque<ShakePacket>,
     /// Shake requests seen since the last tick.
     pub demand: u64,
 }
 
+#[derive(Debug)]
+pub struct Set {
+    index: u32,
+    /// Shared with the SET's task, which waits on it; the `Epoll` is the one owner.
+    epoll: Rc<AsyncFd<Epoll>>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    /// `--write-queue`.
+    write_cap: usize,
+    pub share: Share,
+    /// `--epoll-busy-poll` microseconds (0 = off).
+    busy_poll_usecs: u32,
+    /// The read and answer buffers of a round, reused (not zeroed again) for every
+    /// connection served.
+    scratch: Option<Box<Scratch>>,
+}
+
+/// A round's events, and one read of bytes (after a carried partial frame) with the
+/// answers to it.
+#[derive(Debug)]
+struct Scratch {
+    events: [Event; BATCH],
+    read: [u8; READ_BUF + MAX_FRAME_LEN],
+    out: [u8; OUT_BUF],
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            events: [NO_EVENT; BATCH],
+            read: [0; READ_BUF + MAX_FRAME_LEN],
+            out: [0; OUT_BUF],
+        }
+    }
+}
+
+fn data(key: ConnKey) -> u64 {
+    u64::from(key.gen) << 32 | u64::from(key.slot)
+}
+
+fn close_reason(e: FrameError) -> CloseReason {
+    match e {
+        FrameError::BadLength { .. } => CloseReason::BadLength,
+        FrameError::UnknownCommand { .. } => CloseReason::UnknownCommand,
+        FrameError::LengthMismatch { .. } => CloseReason::LengthMismatch,
+    }
+}
+
 impl Set {
-    #[cfg(test)]
+    /// A new, empty SET numbered `index`, with its epoll instance registered with the
+    /// current runtime.
+    pub fn new(index: u32, write_cap: usize, busy_poll: Option<BusyPoll>) -> io::Result<Set> {
+        let epoll = Epoll::new()?;
+        if let Some(p) = busy_poll {
+            epoll.set_busy_poll(p)?;
+        }
+        // SAFETY: the `Epoll` owns its descriptor until it is dropped with the AsyncFd.
+        let epoll = unsafe { AsyncFd::register_with_interest(epoll, Interest::READABLE) }?;
+        let epoll = Rc::new(epoll);
+        Ok(Set {
+            index,
+            epoll,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            write_cap,
+            share: Share::default(),
+            scratch: Some(Box::default()),
+            busy_poll_usecs: busy_poll.map_or(0, |p| p.usecs),
+        })
+    }
+
+    /// The epoll descriptor, for the SET's task to wait on.
+    pub fn epoll(&self) -> Rc<AsyncFd<Epoll>> {
+        self.epoll.clone()
+    }
+
     pub fn live(&self) -> usize {
         self.live
     }
 
-    /// Takes a slot for a new connection; `None` when the SET is full.
-    pub fn insert(&mut self, index: u32, fd: RawFd, capacity: usize) -> Option<ConnKey> {
+    /// Takes in a connection; `Ok(None)` when the SET is full (the socket is handed
+    /// back), `Err` when epoll refuses it (the socket is closed).
+    pub fn insert(&mut self, fd: OwnedFd, capacity: usize) -> Result<ConnKey, Option<OwnedFd>> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None if self.slots.len() < capacity => {
-                self.slots.push(Slot::vacant());
+                self.slots.push(Slot::default());
                 (self.slots.len() - 1) as u32
             }
-            None => return None,
+            None => return Err(Some(fd)),
         };
         let s = &mut self.slots[slot as usize];
-        s.gen = s.gen.wrapping_add(1);
-        s.fd = fd;
-        s.user = None;
-        s.out = None;
-        s.unmeasured = 0;
-        s.waker = None;
-        s.close = None;
-        s.live = true;
-        s.send_tat = 0;
-        self.live += 1;
-        Some(ConnKey {
-            set: index,
+        let gen = s.gen.wrapping_add(1);
+        let key = ConnKey {
+            set: self.index,
             slot,
-            gen: s.gen,
-        })
+            gen,
+        };
+        if self
+            .epoll
+            .get_ref()
+            .add(fd.as_fd(), socket::WANT_READ, data(key))
+            .is_err()
+        {
+            self.free.push(slot);
+            return Err(None);
+        }
+        *s = Slot {
+            gen,
+            fd: Some(fd),
+            ..Slot::default()
+        };
+        self.live += 1;
+        Ok(key)
     }
 
     pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut Slot> {
         self.slots
             .get_mut(key.slot as usize)
-            .filter(|s| s.live && s.gen == key.gen)
+            .filter(|s| s.fd.is_some() && s.gen == key.gen)
     }
 
-    /// Frees a connection's slot; returns its user if it had logged in.
-    pub fn remove(&mut self, key: ConnKey) -> Option<Option<u32>> {
-        let s = self.get_mut(key)?;
-        s.live = false;
-        s.fd = -1;
-        s.out = None;
-        s.waker = None;
+    /// Closes a connection (a reset for a slow reader) and frees its slot; tells `a`.
+    pub fn close(&mut self, key: ConnKey, reason: CloseReason, a: &mut impl Answer) {
+        let Some(s) = self.get_mut(key) else {
+            return;
+        };
+        let Some(fd) = s.fd.take() else {
+            return;
+        };
+        if reason == CloseReason::SlowReader {
+            socket::reset_on_close(&fd);
+        }
+        // Closing the only descriptor of the socket also takes it out of the epoll set.
+        drop(fd);
         let user = s.user.take();
+        s.out = None;
+        s.partial = None;
+        s.draining = false;
         self.live -= 1;
         self.free.push(key.slot);
-        Some(user)
+        a.closed(key, user, reason);
     }
 
-    /// Keys of every live connection in this SET (numbered `index`).
-    pub fn live_keys(&self, index: u32) -> impl Iterator<Item = ConnKey> + '_ {
+    /// Serves what the kernel reports ready, at most [`BATCH`] connections: true when
+    /// the round left nothing ready (the caller may then wait for the next wake).
+    pub fn serve_ready(&mut self, a: &mut impl Answer) -> bool {
+        let mut sc = self.scratch.take().unwrap_or_default();
+        let idle = self.serve_ready_in(a, &mut sc);
+        self.scratch = Some(sc);
+        idle
+    }
+
+    fn serve_ready_in(&mut self, a: &mut impl Answer, sc: &mut Scratch) -> bool {
+        let n = match self.epoll.get_ref().ready(&mut sc.events) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("SET {}: epoll_wait failed: {e}", self.index);
+                return true;
+            }
+        };
+        let mut idle = self.serve_events(n, a, sc) && n < BATCH;
+        if idle && n > 0 && self.busy_poll_usecs > 0 {
+            // Busy polling: instead of going back to the runtime's sleep at once, wait
+            // here up to the flag's microseconds, the kernel polling the device queue
+            // of these sockets meanwhile; what arrives is served without an interrupt.
+            let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
+            if let Ok(m) = self.epoll.get_ref().ready_within(&mut sc.events, wait) {
+                if m > 0 {
+                    self.serve_events(m, a, sc);
+                    idle = false;
+                }
+            }
+        }
+        idle
+    }
+
+    /// Serves the connections of the first `n` events; true when each was left with
+    /// nothing to read.
+    fn serve_events(&mut self, n: usize, a: &mut impl Answer, sc: &mut Scratch) -> bool {
+        let mut idle = true;
+        for i in 0..n {
+            let (bits, d): (u32, u64) = (sc.events[i].events, sc.events[i].u64);
+            let key = ConnKey {
+                set: self.index,
+                slot: d as u32,
+                gen: (d >> 32) as u32,
+            };
+            let Some(s) = self.get_mut(key) else {
+                continue; // closed earlier in this round
+            };
+            if s.out.is_some() && socket::writable(bits) {
+                match self.flush(key) {
+                    Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
+                        self.close(key, CloseReason::Shutdown, a);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(r) => {
+                        self.close(key, r, a);
+                        continue;
+                    }
+                }
+            }
+            let draining = self.get_mut(key).is_none_or(|s| s.draining);
+            if draining || !socket::readable(bits) {
+                continue;
+            }
+            match self.read_and_answer_in(key, a, sc) {
+                Ok(drained) => idle &= drained,
+                Err(r) => self.close(key, r, a),
+            }
+        }
+        idle
+    }
+
+    /// Reads once and answers every whole frame read. `Ok(true)` when the socket is
+    /// drained (a short read): the level-triggered epoll reports it again otherwise.
+    fn read_and_answer(&mut self, key: ConnKey, a: &mut impl Answer) -> Result<bool, CloseReason> {
+        let mut sc = self.scratch.take().unwrap_or_default();
+        let r = self.read_and_answer_in(key, a, &mut sc);
+        self.scratch = Some(sc);
+        r
+    }
+
+    fn read_and_answer_in(
+        &mut self,
+        key: ConnKey,
+        a: &mut impl Answer,
+        sc: &mut Scratch,
+    ) -> Result<bool, CloseReason> {
+        let Scratch { read: buf, out, .. } = sc;
+        let mut o = 0;
+        let mut close = None;
+        let now = a.now_unix();
+        let drained = {
+            let Set { slots, share, .. } = self;
+            let Some(slot) = slots.get_mut(key.slot as usize) else {
+                return Ok(true);
+            };
+            let mut partial = slot.partial.take().map(|b| *b).unwrap_or_default();
+            let carried = partial.restore(&mut buf[..]);
+            let got = match &slot.fd {
+                Some(fd) => socket::read(fd, &mut buf[carried..]),
+                None => return Ok(true),
+            };
+            let n = match got {
+                Ok(0) if carried == 0 => return Err(CloseReason::ClientClosed),
+                Ok(0) => return Err(CloseReason::Reset),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    slot.partial = (!partial.is_empty()).then(|| Box::new(partial));
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    slot.partial = (!partial.is_empty()).then(|| Box::new(partial));
+                    return Ok(false);
+                }
+                Err(_) => return Err(CloseReason::Reset),
+            };
+            let total = carried + n;
+            let decoded = decode_stream(&buf[..total], &mut partial, |d| {
+                match a.answer(key, slot, share, d.frame) {
+                    Ok(Some(answer)) => {
+                        let e = answer.encode(now);
+                        let b = e.as_bytes();
+                        out[o..o + b.len()].copy_from_slice(b);
+                        o += b.len();
+                        true
+                    }
+                    Ok(None) => true,
+                    Err(r) => {
+                        close = Some(r);
+                        false
+                    }
+                }
+            });
+            if let Err(e) = decoded {
+                close = Some(close_reason(e));
+            }
+            if close.is_none() && !partial.is_empty() {
+                slot.partial = Some(Box::new(partial));
+            }
+            total < buf.len()
+        };
+        if o > 0 {
+            if let Err(r) = self.send_or_queue(key, &out[..o]) {
+                // Answers first; a bad frame after them still closes the connection.
+                return Err(close.unwrap_or(r));
+            }
+        }
+        match close {
+            Some(r) => Err(r),
+            None => Ok(drained),
+        }
+    }
+
+    /// Writes frames to a connection (closing it if it lags past `--write-queue`).
+    pub fn write(&mut self, key: ConnKey, bytes: &[u8], a: &mut impl Answer) {
+        if let Err(r) = self.send_or_queue(key, bytes) {
+            self.close(key, r, a);
+        }
+    }
+
+    /// Straight to the socket when nothing is queued, else behind what is. A client
+    /// that leaves more than `--write-queue` bytes waiting, counted in our queue and in
+    /// the kernel's send queue (not yet sent) together, is a slow reader: what the
+    /// kernel holds for a client that does not read is bounded too, whatever the
+    /// socket's buffer size.
+    fn send_or_queue(&mut self, key: ConnKey, bytes: &[u8]) -> Result<(), CloseReason> {
+        let (cap, epoll) = (self.write_cap, self.epoll.clone());
+        let Some(slot) = self.get_mut(key) else {
+            return Ok(());
+        };
+        let Some(fd) = &slot.fd else {
+            return Ok(());
+        };
+        let mut rest = bytes;
+        if slot.out.is_none() {
+            match socket::send(fd, bytes) {
+                Ok(n) => {
+                    rest = &bytes[n..];
+                    slot.unmeasured = slot
+                        .unmeasured
+                        .saturating_add(n.min(usize::from(u16::MAX)) as u16);
+                    if rest.is_empty() {
+                        // The kernel took it all: measure its queue every few frames.
+                        if slot.unmeasured >= MEASURE_EVERY && unread_in_kernel(slot) > cap {
+                            return Err(CloseReason::SlowReader);
+                        }
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(CloseReason::Reset),
+            }
+        }
+        // The kernel's buffer is full: what waits here adds to what waits there.
+        let queued = slot.out.as_ref().map_or(0, |o| o.len());
+        if queued + rest.len() + unread_in_kernel(slot) > cap {
+            return Err(CloseReason::SlowReader);
+        }
+        let started = slot.out.is_none();
+        slot.out
+            .get_or_insert_with(Default::default)
+            .extend_from_slice(rest);
+        if started {
+            // It lags: be woken when it can take more.
+            let want = if slot.draining {
+                socket::WANT_WRITE_ONLY
+            } else {
+                socket::WANT_WRITE
+            };
+            if let Some(fd) = &slot.fd {
+                if epoll.get_ref().modify(fd.as_fd(), want, data(key)).is_err() {
+                    return Err(CloseReason::Reset);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what a connection has queued; true when the queue is empty (and then the
+    /// socket is watched for input alone again).
+    fn flush(&mut self, key: ConnKey) -> Result<bool, CloseReason> {
+        let epoll = self.epoll.clone();
+        let Some(slot) = self.get_mut(key) else {
+            return Ok(true);
+        };
+        let (Some(fd), Some(out)) = (&slot.fd, slot.out.as_mut()) else {
+            return Ok(true);
+        };
+        while !out.is_empty() {
+            match socket::send(fd, out) {
+                Ok(n) => {
+                    out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(_) => return Err(CloseReason::Reset),
+            }
+        }
+        // Drained: give the memory back, an idle connection holds no buffer.
+        slot.out = None;
+        slot.unmeasured = 0;
+        if !slot.draining
+            && epoll
+                .get_ref()
+                .modify(fd.as_fd(), socket::WANT_READ, data(key))
+                .is_err()
+        {
+            return Err(CloseReason::Reset);
+        }
+        Ok(true)
+    }
+
+    /// Shutdown: answers what each connection already sent (one read), then closes the
+    /// ones with nothing left to write; the others close once their answers are written
+    /// (their input is no longer read) or when the grace period ends.
+    pub fn shutdown(&mut self, a: &mut impl Answer) {
+        for key in self.live_keys() {
+            if let Err(r) = self.read_and_answer(key, a) {
+                if self.get_mut(key).is_some_and(|s| s.out.is_none()) {
+                    self.close(key, r, a);
+                    continue;
+                }
+            }
+            let epoll = self.epoll.clone();
+            let Some(s) = self.get_mut(key) else {
+                continue;
+            };
+            s.draining = true;
+            if s.out.is_none() {
+                self.close(key, CloseReason::Shutdown, a);
+            } else if let Some(fd) = &s.fd {
+                let _ = epoll
+                    .get_ref()
+                    .modify(fd.as_fd(), socket::WANT_WRITE_ONLY, data(key));
+            }
+        }
+    }
+
+    /// Keys of every live connection in this SET.
+    pub fn live_keys(&self) -> Vec<ConnKey> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.live)
-            .map(move |(i, s)| ConnKey {
-                set: index,
+            .filter(|(_, s)| s.fd.is_some())
+            .map(|(i, s)| ConnKey {
+                set: self.index,
                 slot: i as u32,
                 gen: s.gen,
             })
-    }
-
-    pub fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.slots.iter_mut().filter(|s| s.live)
+            .collect()
     }
 }
 
-/// The per-connection send rate (`--send-rate`): a token bucket of one second's worth
-/// (at least one token), as the generic cell rate algorithm, so a connection pays
-/// four bytes of its slot for it and nothing else.
-#[derive(Clone, Copy, Debug)]
-pub struct SendRate {
-    /// Microseconds between sends at the rate; 0 = unlimited.
-    interval: u32,
-    /// How far ahead of now the arrival time may run: (burst - 1) intervals.
-    tolerance: u32,
-}
-
-impl SendRate {
-    pub fn new(per_second: f64) -> SendRate {
-        if per_second <= 0.0 {
-            return SendRate {
-                interval: 0,
-                tolerance: 0,
-            };
-        }
-        // Slower than one send in 100 s is treated as one send in 100 s.
-        let interval = (1e6 / per_second).clamp(1.0, 1e8) as u32;
-        let burst = per_second.max(1.0).floor();
-        SendRate {
-            interval,
-            tolerance: ((burst - 1.0) * f64::from(interval)).min(1e9) as u32,
-        }
-    }
-
-    /// Whether a send at `now_us` is allowed; updates the connection's `tat`.
-    pub fn allow(&self, tat: &mut u32, now_us: u32) -> bool {
-        if self.interval == 0 {
-            return true;
-        }
-        let ahead = tat.wrapping_sub(now_us) as i32;
-        // An arrival time in the past, or further ahead than a legal one can be (the
-        // clock wrapped while the connection was idle): the bucket is full.
-        if ahead <= 0 || ahead as u64 > u64::from(self.tolerance) + u64::from(self.interval) {
-            *tat = now_us.wrapping_add(self.interval);
-            return true;
-        }
-        if ahead as u32 > self.tolerance {
-            return false;
-        }
-        *tat = tat.wrapping_add(self.interval);
-        true
-    }
+/// Bytes the kernel holds for a connection and has not sent yet, measured now; resets
+/// the count of unmeasured bytes.
+fn unread_in_kernel(slot: &mut Slot) -> usize {
+    slot.unmeasured = 0;
+    slot.fd
+        .as_ref()
+        .and_then(|fd| socket::unsent(fd).ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
 
-    #[test]
-    fn send_rate_allows_a_second_of_burst_then_the_rate() {
-        let r = SendRate::new(10.0);
-        let mut tat = 0u32;
-        let t0 = 5_000_000u32;
-        let burst = (0..50).filter(|_| r.allow(&mut tat, t0)).count();
-        assert_eq!(burst, 10);
-        // 100 ms later: one more token.
-        assert!(r.allow(&mut tat, t0 + 100_000));
-        assert!(!r.allow(&mut tat, t0 + 100_000));
-        // Over 10 s at full pipelining: about 10 per second.
-        let mut ok = 0;
-        for ms in 0..10_000u32 {
-            for _ in 0..10 {
-                ok += u32::from(r.allow(&mut tat, t0 + 200_000 + ms * 1000));
+    /// Answers a login with ok, every other frame with nothing, and remembers closes.
+    #[derive(Default)]
+    struct Echo {
+        closed: Vec<(ConnKey, Option<u32>, CloseReason)>,
+        frames: usize,
+    }
+
+    impl Answer for Echo {
+        fn answer(
+            &mut self,
+            _key: ConnKey,
+            conn: &mut Slot,
+            _share: &mut Share,
+            frame: Frame,
+        ) -> Result<Option<Frame>, CloseReason> {
+            self.frames += 1;
+            match frame {
+                Frame::LoginRequest { user } => {
+                    conn.user = Some(user);
+                    Ok(Some(Frame::LoginResponse { user, result: 0 }))
+                }
+                _ => Ok(None),
             }
         }
-        assert!((99..=102).contains(&ok), "{ok}");
-        // Idle across a wrap of the microsecond clock: the bucket is full again.
-        let later = tat.wrapping_add(u32::MAX / 2 + 7);
-        assert!((0..10).all(|_| r.allow(&mut tat, later)));
-        assert!(SendRate::new(0.0).allow(&mut tat, 0), "0 = unlimited");
-        let slow = SendRate::new(0.5);
-        let mut t = 0;
-        assert!(slow.allow(&mut t, 1_000));
-        assert!(!slow.allow(&mut t, 1_000_000));
-        assert!(slow.allow(&mut t, 2_001_000));
+        fn closed(&mut self, key: ConnKey, user: Option<u32>, reason: CloseReason) {
+            self.closed.push((key, user, reason));
+        }
+        fn now_unix(&self) -> u64 {
+            1
+        }
+    }
+
+    fn pair(l: &TcpListener) -> (TcpStream, OwnedFd) {
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        (c, OwnedFd::from(s))
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn a_slot_stays_small() {
         // Per idle user: the README's memory figure counts this slot.
         assert!(
-            std::mem::size_of::<Slot>() <= 56,
+            std::mem::size_of::<Slot>() <= 40,
             "{}",
             std::mem::size_of::<Slot>()
         );
@@ -239,17 +619,157 @@ mod tests {
 
     #[test]
     fn slots_are_reused_and_stale_keys_miss() {
-        let mut s = Set::default();
-        let a = s.insert(0, 10, 2).unwrap();
-        let b = s.insert(0, 11, 2).unwrap();
-        assert!(s.insert(0, 12, 2).is_none(), "full");
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut a = Echo::default();
+        let (_c1, f1) = pair(&l);
+        let (_c2, f2) = pair(&l);
+        let (_c3, f3) = pair(&l);
+        let k1 = s.insert(f1, 2).unwrap();
+        let k2 = s.insert(f2, 2).unwrap();
+        assert!(matches!(s.insert(f3, 2), Err(Some(_))), "full: handed back");
         assert_eq!(s.live(), 2);
-        s.get_mut(a).unwrap().user = Some(7);
-        assert_eq!(s.remove(a), Some(Some(7)));
-        assert_eq!(s.remove(a), None, "removed twice");
-        let c = s.insert(0, 13, 2).unwrap();
-        assert_eq!(c.slot, a.slot);
-        assert!(s.get_mut(a).is_none(), "old generation no longer matches");
-        assert!(s.get_mut(c).is_some() && s.get_mut(b).is_some());
+        s.get_mut(k1).unwrap().user = Some(7);
+        s.close(k1, CloseReason::Replaced, &mut a);
+        s.close(k1, CloseReason::Replaced, &mut a);
+        assert_eq!(a.closed, vec![(k1, Some(7), CloseReason::Replaced)], "once");
+        let (_c4, f4) = pair(&l);
+        let k4 = s.insert(f4, 2).unwrap();
+        assert_eq!(k4.slot, k1.slot);
+        assert!(s.get_mut(k1).is_none(), "old generation no longer matches");
+        assert!(s.get_mut(k4).is_some() && s.get_mut(k2).is_some());
+    }
+
+    #[test]
+    fn a_round_reads_decodes_answers_and_closes_bad_input_alone() {
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut a = Echo::default();
+        let (mut good, f1) = pair(&l);
+        let (mut bad, f2) = pair(&l);
+        let kg = s.insert(f1, 16).unwrap();
+        let kb = s.insert(f2, 16).unwrap();
+        assert!(s.serve_ready(&mut a), "nothing ready");
+        // A login cut in two reads, and a bad length on the other connection.
+        let login = Frame::LoginRequest { user: 42 }.encode(1);
+        good.write_all(&login.as_bytes()[..5]).unwrap();
+        bad.write_all(&[0, 3, 0, 0]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s.serve_ready(&mut a));
+        assert_eq!(a.closed, vec![(kb, None, CloseReason::BadLength)]);
+        assert!(
+            s.get_mut(kg).unwrap().partial.is_some(),
+            "half a frame carried"
+        );
+        good.write_all(&login.as_bytes()[5..]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s.serve_ready(&mut a));
+        let slot = s.get_mut(kg).unwrap();
+        assert_eq!(slot.user, Some(42));
+        assert!(slot.partial.is_none(), "freed once whole");
+        let mut answer = [0u8; 20];
+        good.read_exact(&mut answer).unwrap();
+        let d = crate::protocol::decode(&answer).unwrap().unwrap();
+        assert_eq!(
+            d.frame,
+            Frame::LoginResponse {
+                user: 42,
+                result: 0
+            }
+        );
+        // The client closes: counted as its own close.
+        drop(good);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s.serve_ready(&mut a));
+        assert_eq!(a.closed[1], (kg, Some(42), CloseReason::ClientClosed));
+        assert_eq!(s.live(), 0);
+    }
+
+    #[test]
+    fn one_busy_connection_does_not_starve_the_others() {
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut a = Echo::default();
+        let (mut busy, f1) = pair(&l);
+        let (mut quiet, f2) = pair(&l);
+        s.insert(f1, 16).unwrap();
+        s.insert(f2, 16).unwrap();
+        // 64 KiB of shakes from one client, one shake from the other.
+        let shake = Frame::ShakeRequest { user: 0 }.encode(1);
+        let many: Vec<u8> = (0..4096).flat_map(|_| shake.as_bytes().to_vec()).collect();
+        busy.write_all(&many).unwrap();
+        quiet.write_all(shake.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        // One round: one read each, the quiet one served, the busy one left ready.
+        assert!(!s.serve_ready(&mut a), "the busy socket is still ready");
+        assert_eq!(a.frames, (READ_BUF + MAX_FRAME_LEN) / 16 + 1);
+        let mut rounds = 1;
+        while !s.serve_ready(&mut a) {
+            rounds += 1;
+        }
+        assert_eq!(a.frames, 4097);
+        assert!(
+            rounds >= many.len() / (READ_BUF + MAX_FRAME_LEN),
+            "{rounds}"
+        );
+    }
+
+    #[test]
+    fn a_lagging_client_is_watched_for_output_only_while_it_lags() {
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut a = Echo::default();
+        let (mut c, f) = pair(&l);
+        socket2::SockRef::from(&f)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let k = s.insert(f, 16).unwrap();
+        let chunk = [9u8; 1024];
+        for _ in 0..512 {
+            s.write(k, &chunk, &mut a);
+        }
+        assert!(
+            s.get_mut(k).unwrap().out.is_some(),
+            "the kernel is full: queued"
+        );
+        assert!(a.closed.is_empty());
+        // Nothing read yet: the round finds the socket neither readable nor writable.
+        assert!(s.serve_ready(&mut a));
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < 512 * 1024 {
+            got += c.read(&mut buf).unwrap();
+            s.serve_ready(&mut a);
+        }
+        assert!(s.get_mut(k).unwrap().out.is_none(), "written and freed");
+        let mut evs = [NO_EVENT; 4];
+        assert_eq!(s.epoll.get_ref().ready(&mut evs).unwrap(), 0, "no EPOLLOUT");
+    }
+
+    #[test]
+    fn a_slow_reader_past_the_cap_is_reset() {
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut a = Echo::default();
+        let (_c, f) = pair(&l);
+        let k = s.insert(f, 16).unwrap();
+        let chunk = [9u8; 1024];
+        for _ in 0..4096 {
+            s.write(k, &chunk, &mut a);
+            if !a.closed.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(a.closed, vec![(k, None, CloseReason::SlowReader)]);
     }
 }

@@ -31,6 +31,14 @@ impl Client {
         c
     }
 
+    /// A second handle on the same connection (e.g. to read on another thread).
+    pub fn try_clone(&self) -> Client {
+        Client {
+            stream: self.stream.try_clone().expect("clone"),
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, f: Frame) {
         self.stream
             .write_all(f.encode(unix_now()).as_bytes())

@@ -904,3 +904,91 @@ fn a_connection_sending_too_fast_is_rate_limited_and_others_are_not() {
     assert_eq!(st.send.rate_limited, u64::from(limited));
     assert!(s.stop().send_balanced);
 }
+
+#[test]
+fn connections_in_many_sets_are_all_served_while_one_pipelines_without_pause() {
+    // SETs of 4: 40 users in 11 SETs, each its own epoll instance and task.
+    let s = start(|c| {
+        c.set_size = 4;
+        c.cores = vec![0];
+        // The pipelining client may fall behind its answers on a busy machine; the
+        // slow-reader bound is tested on its own.
+        c.write_queue = 4 << 20;
+    });
+    let mut busy = Client::login(s.listen, 1000);
+    let mut others: Vec<Client> = (0..40).map(|u| Client::login(s.listen, u)).collect();
+    // One client writes 5 000 shakes (80 KB, about 20 reads of the server) as fast as
+    // the socket takes them, and reads its answers on another thread.
+    let n = 5_000usize;
+    let mut reader = busy.try_clone();
+    let answers = std::thread::spawn(move || {
+        (0..n)
+            .take_while(|_| matches!(reader.recv(), Some(Frame::ShakeResponse { .. })))
+            .count()
+    });
+    let shake = Frame::ShakeRequest { user: 1000 }.encode(redpacket::protocol::unix_now());
+    let many: Vec<u8> = (0..n).flat_map(|_| shake.as_bytes().to_vec()).collect();
+    let writer = std::thread::spawn(move || busy.send_raw(&many).is_ok());
+    // Meanwhile every other user shakes, one at a time, and is answered promptly.
+    for round in 0..5 {
+        for (u, c) in others.iter_mut().enumerate() {
+            c.send(Frame::ShakeRequest { user: u as u32 });
+            assert!(
+                matches!(
+                    c.recv_within(Duration::from_secs(1)),
+                    Some(Frame::ShakeResponse { user, .. }) if user == u as u32
+                ),
+                "user {u} not answered within 1 s in round {round}"
+            );
+        }
+    }
+    assert!(writer.join().unwrap(), "the pipelining client's writes");
+    let answered = answers.join().unwrap();
+    assert_eq!(
+        answered,
+        n,
+        "every pipelined shake answered: {:?}",
+        stats(s.control).closes
+    );
+    let sum = s.stop();
+    assert_eq!(sum.stats.requests.shake, n as u64 + 200);
+    // The pipelining client has hung up by now (its threads ended); the 40 others were
+    // open until the shutdown.
+    let closes = &sum.stats.closes;
+    assert_eq!(
+        closes["shutdown"] + closes["client_closed"],
+        41,
+        "{closes:?}"
+    );
+    assert!(closes["shutdown"] >= 40, "{closes:?}");
+}
+
+#[test]
+fn epoll_busy_polling_is_taken_or_refused_with_the_reason() {
+    // The flag on: each SET's epoll gets EPIOCSPARAMS (Linux 6.9+), and the server serves.
+    match Server::start({
+        let mut c = Config::for_tests();
+        c.epoll_busy_poll = 50;
+        c.set_size = 2;
+        c
+    }) {
+        Ok(s) => {
+            let mut cs: Vec<Client> = (0..5).map(|u| Client::login(s.listen, u)).collect();
+            for (u, c) in cs.iter_mut().enumerate() {
+                c.send(Frame::ShakeRequest { user: u as u32 });
+                assert!(matches!(c.recv(), Some(Frame::ShakeResponse { .. })));
+            }
+            assert!(s.stop().shake_balanced);
+        }
+        // An older kernel: the start fails and says what is missing.
+        Err(e) => assert!(e.to_string().contains("Linux 6.9"), "{e}"),
+    }
+    // Values every kernel refuses (usecs above i32::MAX): no start, and the reason.
+    let mut c = Config::for_tests();
+    c.epoll_busy_poll = u32::MAX;
+    let err = Server::start(c).err().expect("refused").to_string();
+    assert!(
+        err.starts_with("--epoll-busy-poll: epoll busy polling (EPIOCSPARAMS usecs=4294967295"),
+        "{err}"
+    );
+}
