@@ -11,10 +11,10 @@ use super::{Item, Report, Role};
 use crate::host::conf::{Check, Conf, Scope};
 use crate::host::rlimit::{conns_for_with, server_set_apart, FD_RESERVE};
 
-/// Server memory per idle logged-in user, user space, bytes: 658 measured with 19 000
-/// idle users and jemalloc (README, "Where the bytes of an idle user go",
-/// `bench/compare.sh memory`).
-pub const SERVER_USER_BYTES: u64 = 658;
+/// Server memory per idle logged-in user, user space, bytes: the upper end of the 93-107
+/// measured with 19 000 idle users since a SET is an epoll set (README, "Where the
+/// bytes of an idle user go", `BENCH_PIN=1 bench/compare.sh memory`).
+pub const SERVER_USER_BYTES: u64 = 107;
 /// Load generator memory per user, user space, bytes: the upper end of the 100-113
 /// measured by `loadgen/scripts/cost.sh` (loadgen/README.md, "Cost").
 pub const LOADGEN_USER_BYTES: u64 = 113;
@@ -708,7 +708,7 @@ mod tests {
         // Two files per user: 1.3 M users exceed a file-max of 2.47 M.
         let r = one_host(&ask(1_300_000, 66, 66, 65), &h);
         assert!(r.first_to_raise.starts_with("fs.file-max"), "{}", r.human());
-        // Memory: 12.2 KB per user; 8 GiB holds about 700 k.
+        // Memory: 11.6 KB per user; 8 GiB holds about 740 k.
         h.mem_available = Some(8 << 30);
         let r = one_host(&ask(1_000_000, 51, 51, 50), &h);
         assert!(
