@@ -10,7 +10,10 @@
 //! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
 //!   addresses), [`net`] (socket syscalls),
-//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`), [`demo`] and [`server_bin`] (the server it starts).
+//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`).
+//! - [`demo`] (the one-command local run), [`instances`] (its server instances, laid
+//!   out by the open-files limit), [`footprint`] (what the run costs the host) and
+//!   [`server_bin`] (the server it starts).
 //!
 //! The wire format is the server's own [`redpacket::protocol`]; there is no second codec.
 

@@ -597,7 +597,7 @@ mod tests {
     fn memory_counts_user_and_kernel_bytes() {
         let mut h = host();
         h.nofile_hard = u64::MAX;
-        h.mem_available = Some(6_358 * 1000);
+        h.mem_available = Some((SERVER_USER_BYTES + KERNEL_SOCKET_BYTES) * 1000);
         let r = server(&sask(1000, 1), None, &h);
         assert_eq!(item(&r, "memory").holds, Some(1000));
         assert!(r.ok);
