@@ -33,7 +33,8 @@ const TABLE: [(u16, usize); 9] = [
     (0x0008, 28),
 ];
 
-/// Bytes one read may bring, as in the server's connection task.
+/// Bytes one read may bring, as in a round of the server's SET (`READ_BUF` in
+/// `server/set.rs`).
 const READ: usize = 4096;
 
 /// A frame as the model sees it: where it starts, its command, time and payload words.

@@ -13,12 +13,12 @@
 //!   ready ones in rounds: read, decode, answer, write) and `requests` (the answers:
 //!   login, shake, grab, send). No task and no buffer per connection: a connection is a
 //!   40-byte slot in its SET.
-//! - `issuer`: on the control thread; issues shake packets at campaign rates and hands
-//!   them to workers in proportion to their demand, so every request has the same chance.
-//! - [`crate::control`]: HTTP control and metrics, on the control thread.
+//! - [`crate::control`]: the control plane, on a thread of its own: HTTP control,
+//!   campaign issuing (shake packets at campaign rates, handed to workers in proportion
+//!   to their demand, so every request has the same chance), metrics and the
+//!   per-second statistics log.
 
 mod directory;
-pub mod issuer;
 mod listener;
 mod requests;
 mod sends;

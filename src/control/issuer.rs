@@ -6,13 +6,13 @@
 //! up to about two ticks of its demand. What no worker needs yet stays here, in the
 //! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
 //! divided among workers by demand the same way. A send campaign first reserves each
-//! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
+//! packet's place on a worker ([`crate::server::SendSlots`]), then counts it as issued and asks
 //! that worker to make it: at the cap it waits, it never overshoots or drops.
 
-use super::{Held, Msg, ShakePacket, Shared};
 use crate::apportion::apportion;
 use crate::config::CentsRange;
 use crate::protocol::MAX_RECIPIENTS;
+use crate::server::{Held, Msg, ShakePacket, Shared};
 use crate::stats::Counters;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

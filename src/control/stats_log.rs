@@ -1,0 +1,59 @@
+//! The per-second statistics: a [`SecondLine`] a second to `--stats-out` (the run
+//! folder's `server.jsonl`) and the human status line, and a last one when stopped.
+
+use crate::config::StatsOut;
+use crate::server::Shared;
+use crate::stats::SecondLine;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Writes one [`SecondLine`] a second, and a last one when stopped.
+pub(super) async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut out: Option<Box<dyn std::io::Write + Send>> = match &shared.cfg.stats_out {
+        StatsOut::Off => None,
+        StatsOut::Stdout => Some(Box::new(std::io::stdout())),
+        StatsOut::File(p) => match std::fs::File::create(p) {
+            Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                tracing::error!("cannot write statistics to {}: {e}", p.display());
+                None
+            }
+        },
+    };
+    let status = shared.cfg.status_line;
+    if out.is_none() && !status {
+        return;
+    }
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev = shared.snapshot();
+    let mut prev_at = Instant::now();
+    loop {
+        let last = tokio::select! {
+            _ = iv.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        let now = Instant::now();
+        let total = shared.snapshot();
+        let line = SecondLine {
+            t: crate::stats::unix_now_f64(),
+            interval_s: now.duration_since(prev_at).as_secs_f64(),
+            per_second: total.minus(&prev),
+            total: total.clone(),
+        };
+        if let (Some(out), Ok(s)) = (out.as_mut(), serde_json::to_string(&line)) {
+            let _ = writeln!(out, "{s}");
+            let _ = out.flush();
+        }
+        if status {
+            println!("{}", line.human());
+        }
+        prev = total;
+        prev_at = now;
+        if last {
+            return;
+        }
+    }
+}
