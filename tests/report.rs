@@ -1146,10 +1146,14 @@ fn footprint_divides_growth_by_users_and_cpu_by_requests() {
     let req = p["answered"].as_u64().unwrap()
         + p["packets"]["grabs"].as_u64().unwrap()
         + p["packets"]["sends"].as_u64().unwrap();
-    let (name, n, srv, lg) = f.cpu[0].clone();
-    assert_eq!((name.as_str(), n), ("30k", req));
-    assert!((srv.unwrap() - 12.0e6 / req as f64).abs() < 1e-6);
-    assert!((lg.unwrap() - 6.0e6 / req as f64).abs() < 1e-6);
+    let r = f.cpu.iter().find(|r| r.phase == "30k").unwrap();
+    assert_eq!(r.requests, req);
+    assert!((r.per_request(r.server_cpu_s).unwrap() - 12.0e6 / req as f64).abs() < 1e-6);
+    assert!((r.per_request(r.loadgen_cpu_s).unwrap() - 6.0e6 / req as f64).abs() < 1e-6);
+    assert_eq!(r.seconds, 60.0);
+    // The connect phase asked nothing: its cores count, its per-request figure does not.
+    let c = f.cpu.iter().find(|r| r.phase == "connect").unwrap();
+    assert_eq!((c.requests, c.per_request(c.server_cpu_s)), (0, None));
     let report = redpacket::report::report(&dir).unwrap();
     assert!(
         report.text.contains("Footprint on client1"),

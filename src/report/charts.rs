@@ -104,8 +104,10 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         .filter(|h| h.role() == Role::Server)
         .map(|h| h.name.as_str())
         .collect();
-    // Server instances of hosts that run several: one line each for rate and connections.
-    let instances: Vec<String> = run
+    // Server instances of hosts that run several: one line each for rate and connections,
+    // unless there are so many that their lines would bury the others (the host table
+    // still has a row per instance).
+    let mut instances: Vec<String> = run
         .hosts
         .iter()
         .flat_map(|h| {
@@ -115,6 +117,9 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
                 .map(|l| l.label(&h.name))
         })
         .collect();
+    if instances.len() > super::render::MANY {
+        instances.clear();
+    }
     let mut qps = vec![
         Line {
             reference: true,

@@ -379,6 +379,8 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
     let p99: Vec<String> = a
         .phases
         .iter()
+        // A phase that asked nothing (connect, idle) has no latency of its own.
+        .filter(|p| p.target_qps > 0.0)
         .filter_map(|p| {
             let (_, c) = p.rows.iter().find(|(l, _)| l == "p99")?;
             c.value.map(|x| format!("{} {} ms", p.name, fmt_num(x, 2)))
