@@ -56,11 +56,14 @@ fn tagged(tag: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Starts the demo with the open-files limit lowered to `nofile`.
-fn start_demo(args: &[&str], nofile: u64, tag: &str) -> Child {
+/// Starts `demo --users USERS --results RESULTS EXTRA...` with the open-files limit
+/// lowered to `nofile`.
+fn start_demo(users: &str, results: &Path, extra: &[&str], nofile: u64, tag: &str) -> Child {
     let mut cmd = Command::new(LOADGEN);
     cmd.arg("demo")
-        .args(args)
+        .args(["--users", users, "--results"])
+        .arg(results)
+        .args(extra)
         .env("REDPACKET_TEST_TAG", tag)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -144,22 +147,8 @@ fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent()
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let results = scratch("instances");
     let tag = tag("instances");
-    let child = start_demo(
-        &[
-            "--users",
-            "5000",
-            "--results",
-            results.to_str().unwrap(),
-            "--run-id",
-            "t",
-            "--time-scale",
-            "0.15",
-            "--scale",
-            "0.1",
-        ],
-        2000,
-        &tag,
-    );
+    let extra = ["--run-id", "t", "--time-scale", "0.15", "--scale", "0.1"];
+    let child = start_demo("5000", &results, &extra, 2000, &tag);
     let (code, out, err) = finish(child, Duration::from_secs(180), &tag);
     assert_all_gone(&tag);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -213,16 +202,9 @@ fn ctrl_c_stops_every_process_the_demo_started() {
     let results = scratch("ctrl-c");
     let tag = tag("ctrlc");
     let child = start_demo(
-        &[
-            "--users",
-            "5000",
-            "--results",
-            results.to_str().unwrap(),
-            "--run-id",
-            "t",
-            "--scale",
-            "0.1",
-        ],
+        "5000",
+        &results,
+        &["--run-id", "t", "--scale", "0.1"],
         2000,
         &tag,
     );
@@ -264,11 +246,7 @@ fn a_host_that_cannot_hold_the_users_is_refused_before_anything_starts() {
     let t0 = Instant::now();
     // Three million users: two files each exceed fs.file-max here, and their memory
     // exceeds what this machine has.
-    let child = start_demo(
-        &["--users", "3000000", "--results", results.to_str().unwrap()],
-        20_000,
-        &tag,
-    );
+    let child = start_demo("3000000", &results, &[], 20_000, &tag);
     let (code, _, err) = finish(child, Duration::from_secs(30), &tag);
     assert_eq!(code, 2, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(10), "refused at once");

@@ -3,7 +3,10 @@
 //!
 //! `/proc/net/dev` (sysinfo's interface counters have no drop counts and cost ~20x more
 //! per reading: seven sysfs files and an address dump per interface), `/proc/net/snmp`,
-//! `/proc/net/netstat`, `/proc/net/sockstat` and `ethtool -S`. They take the whole file
+//! `/proc/net/netstat`, `/proc/net/sockstat`, `ethtool -S`, and what the demo's
+//! footprint needs: `/proc/PID/{stat,statm}` (a process's RSS, CPU time and parent: the
+//! demo finds its children by their parent, one small file each), `/proc/meminfo`
+//! (`Slab`, which sysinfo does not give) and `/proc/slabinfo`. They take the whole file
 //! as a string so they can be tested on captured text (see `tests/fixtures/proc/`), and
 //! they skip what they do not understand instead of failing: a kernel that adds a column
 //! must not stop the sampler.
@@ -185,6 +188,92 @@ pub fn meminfo(text: &str) -> BTreeMap<String, u64> {
     out
 }
 
+/// One process as `/proc/PID/{statm,stat}` show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessStat {
+    /// Resident set, bytes.
+    pub rss_bytes: u64,
+    /// User + system CPU seconds since it started.
+    pub cpu_s: f64,
+    pub ppid: u32,
+}
+
+/// User + system CPU seconds and the parent pid from a `/proc/PID/stat` line, with
+/// `tick` clock ticks per second. The command name may hold spaces and parentheses:
+/// fields are counted after its last `)`.
+pub fn stat_cpu_ppid(stat: &str, tick: f64) -> Option<(f64, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ppid: u32 = f.get(1)?.parse().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(((utime + stime) as f64 / tick, ppid))
+}
+
+/// The page size and clock ticks per second (sysconf; 4096 and 100 if it fails).
+pub fn page_and_tick() -> (u64, f64) {
+    // SAFETY: sysconf only reads configuration values.
+    let (page, tick) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PAGESIZE),
+            libc::sysconf(libc::_SC_CLK_TCK),
+        )
+    };
+    (
+        u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096),
+        if tick > 0 { tick as f64 } else { 100.0 },
+    )
+}
+
+/// Reads process `pid` now (`None`: gone, or not readable).
+pub fn read_process(pid: u32) -> Option<ProcessStat> {
+    let (page, tick) = page_and_tick();
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (cpu_s, ppid) = stat_cpu_ppid(&stat, tick)?;
+    Some(ProcessStat {
+        rss_bytes: rss_pages * page,
+        cpu_s,
+        ppid,
+    })
+}
+
+/// Pids whose parent is `parent`, in order.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let tick = page_and_tick().1;
+    let mut out: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| stat_cpu_ppid(&s, tick))
+                .is_some_and(|(_, ppid)| ppid == parent)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// `/proc/meminfo` now (empty when it cannot be read).
+pub fn read_meminfo() -> BTreeMap<String, u64> {
+    meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+}
+
+/// `/proc/slabinfo` now, the [`SOCKET_SLABS`] caches only (empty without root).
+pub fn read_socket_slabs() -> BTreeMap<String, u64> {
+    let page = page_and_tick().0;
+    std::fs::read_to_string("/proc/slabinfo")
+        .map(|t| slabinfo(&t, page))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| SOCKET_SLABS.contains(&k.as_str()))
+        .collect()
+}
+
 /// `ethtool -S IFACE`: `name: value` lines under a `NIC statistics:` header.
 pub fn ethtool_stats(text: &str) -> BTreeMap<String, u64> {
     text.lines()
@@ -267,6 +356,22 @@ broken 1 2 3\n";
         assert_eq!(m["Slab"], 1_024_000);
         assert_eq!(m["HugePages_Total"], 0);
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "4242 (a (weird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 5 1000 200";
+        let (cpu, ppid) = stat_cpu_ppid(line, 100.0).unwrap();
+        assert_eq!(ppid, 17);
+        assert!((cpu - 3.0).abs() < 1e-9, "{cpu}");
+        assert!(stat_cpu_ppid("garbage", 100.0).is_none());
+    }
+
+    #[test]
+    fn this_process_reads_itself() {
+        let me = read_process(std::process::id()).unwrap();
+        assert!(me.rss_bytes > 0);
+        assert!(me.ppid > 0);
     }
 
     #[test]

@@ -86,14 +86,7 @@ impl Epoll {
         let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
         // SAFETY: the kernel writes at most `max` events into `events`.
         let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(0);
-            }
-            return Err(e);
-        }
-        Ok(n as usize)
+        ready_count(n as i64)
     }
 
     /// Waits up to `wait` for ready events (the only wait of a SET that may block, and
@@ -122,14 +115,7 @@ impl Epoll {
                 0usize,
             )
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(0);
-            }
-            return Err(e);
-        }
-        Ok(n as usize)
+        ready_count(n as i64)
     }
 
     /// Epoll busy polling for this instance (`EPIOCSPARAMS`, Linux 6.9+): when a wait on
@@ -163,6 +149,20 @@ impl Epoll {
                 p.usecs, p.budget, p.prefer
             ),
         ))
+    }
+}
+
+/// An epoll wait's return: the events ready, none when a signal interrupted it, or the
+/// error (read from errno, so call it right after the wait).
+fn ready_count(n: i64) -> io::Result<usize> {
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(0)
+    } else {
+        Err(e)
     }
 }
 

@@ -215,45 +215,26 @@ pub fn one_host(ask: &OneHostAsk, host: &HostView) -> Report {
     }
     if let Some(file_max) = host.file_max {
         let reserve = server_reserve * ask.instances.max(1) + FD_RESERVE * ask.procs.max(1);
-        let wanted = (2 * n).saturating_add(reserve);
-        let holds = file_max.saturating_sub(reserve) / 2;
-        items.push(Item {
-            name: "fs.file-max".into(),
-            value: file_max.to_string(),
-            wanted: wanted.to_string(),
-            ok: holds >= n,
-            judged: true,
-            scope: Scope::Global,
-            limits: "open files of all processes together: two per user on one host".into(),
-            op: ">=",
-            holds: Some(holds),
-            fix: format!("sudo sysctl -w fs.file-max={wanted}"),
-        });
+        items.push(file_max_item(
+            n,
+            2,
+            reserve,
+            file_max,
+            "open files of all processes together: two per user on one host",
+            "",
+        ));
     }
-    if let Some(avail) = host.mem_available {
-        let per = SERVER_USER_BYTES + LOADGEN_USER_BYTES + 2 * KERNEL_SOCKET_BYTES;
-        let need = n.saturating_mul(per);
-        items.push(Item {
-            name: "memory".into(),
-            value: format!("{} MiB available", avail >> 20),
-            wanted: format!("{} MiB", need.div_ceil(1 << 20)),
-            ok: avail / per >= n,
-            judged: true,
-            scope: Scope::Global,
-            limits: format!(
-                "users: {SERVER_USER_BYTES} B server + {LOADGEN_USER_BYTES} B load generator \
-                 in user space + 2 x {KERNEL_SOCKET_BYTES} B in the kernel each"
-            ),
-            op: ">=",
-            holds: Some(avail / per),
-            fix: format!(
-                "{n} users on one host need about {} MiB at {per} bytes each but {} MiB is \
-                 available: ask for fewer users or free memory",
-                need >> 20,
-                avail >> 20
-            ),
-        });
-    }
+    let per = SERVER_USER_BYTES + LOADGEN_USER_BYTES + 2 * KERNEL_SOCKET_BYTES;
+    let limits = format!(
+        "users: {SERVER_USER_BYTES} B server + {LOADGEN_USER_BYTES} B load generator \
+         in user space + 2 x {KERNEL_SOCKET_BYTES} B in the kernel each"
+    );
+    items.extend(memory_need(n, per, limits, host, |need, avail| {
+        format!(
+            "{n} users on one host need about {need} MiB at {per} bytes each but {avail} MiB \
+             is available: ask for fewer users or free memory"
+        )
+    }));
     let ports = LoadgenAsk {
         users: n,
         source_addrs: ask.source_addrs,
@@ -344,32 +325,72 @@ fn nofile_items(
     }
     let in_conf = conf.is_some_and(|c| c.get("fs.file-max").is_some());
     if let (Some(file_max), false) = (host.file_max, in_conf) {
-        let reserve = reserve.saturating_mul(k);
-        let wanted = n.saturating_add(reserve);
-        let holds = file_max.saturating_sub(reserve);
-        items.push(Item {
-            name: "fs.file-max".into(),
-            value: file_max.to_string(),
-            wanted: wanted.to_string(),
-            ok: holds >= n,
-            judged: true,
-            scope: Scope::Global,
-            limits: "open files of all processes together".into(),
-            op: ">=",
-            holds: Some(holds),
-            fix: format!(
-                "sudo sysctl -w fs.file-max={wanted} and keep it in {}",
-                w.dest
-            ),
-        });
+        items.push(file_max_item(
+            n,
+            1,
+            reserve.saturating_mul(k),
+            file_max,
+            "open files of all processes together",
+            &format!(" and keep it in {}", w.dest),
+        ));
     }
     items
 }
 
+/// `fs.file-max` against `n` connections of `per_user` files each, plus `reserve`
+/// files kept for other things by all the processes together.
+fn file_max_item(
+    n: u64,
+    per_user: u64,
+    reserve: u64,
+    file_max: u64,
+    limits: &str,
+    fix_tail: &str,
+) -> Item {
+    let wanted = n.saturating_mul(per_user).saturating_add(reserve);
+    let holds = file_max.saturating_sub(reserve) / per_user.max(1);
+    Item {
+        name: "fs.file-max".into(),
+        value: file_max.to_string(),
+        wanted: wanted.to_string(),
+        ok: holds >= n,
+        judged: true,
+        scope: Scope::Global,
+        limits: limits.into(),
+        op: ">=",
+        holds: Some(holds),
+        fix: format!("sudo sysctl -w fs.file-max={wanted}{fix_tail}"),
+    }
+}
+
 /// `MemAvailable` against `n` times the measured cost of one connection.
 fn memory_item(n: u64, host: &HostView, w: &Words) -> Option<Item> {
-    let avail = host.mem_available?;
     let per = w.user_bytes + KERNEL_SOCKET_BYTES;
+    let limits = format!(
+        "{}: {} B in user space + {KERNEL_SOCKET_BYTES} B in the kernel each",
+        w.what, w.user_bytes
+    );
+    memory_need(n, per, limits, host, |need, avail| match w.role {
+        Role::Server => format!(
+            "{n} connections need about {need} MiB at {per} bytes each: free or add memory, \
+             or spread the connections over more hosts"
+        ),
+        Role::Loadgen => format!(
+            "{n} users need about {need} MiB at {per} bytes each but {avail} MiB is \
+             available: use fewer --users per host or add memory"
+        ),
+    })
+}
+
+/// `MemAvailable` against `n` times `per` bytes; `fix` gets the MiB needed and available.
+fn memory_need(
+    n: u64,
+    per: u64,
+    limits: String,
+    host: &HostView,
+    fix: impl Fn(u64, u64) -> String,
+) -> Option<Item> {
+    let avail = host.mem_available?;
     let need = n.saturating_mul(per);
     let holds = avail / per;
     Some(Item {
@@ -379,25 +400,10 @@ fn memory_item(n: u64, host: &HostView, w: &Words) -> Option<Item> {
         ok: holds >= n,
         judged: true,
         scope: Scope::Global,
-        limits: format!(
-            "{}: {} B in user space + {KERNEL_SOCKET_BYTES} B in the kernel each",
-            w.what, w.user_bytes
-        ),
+        limits,
         op: ">=",
         holds: Some(holds),
-        fix: match w.role {
-            Role::Server => format!(
-                "{n} connections need about {} MiB at {per} bytes each: free or add memory, \
-                 or spread the connections over more hosts",
-                need >> 20
-            ),
-            Role::Loadgen => format!(
-                "{n} users need about {} MiB at {per} bytes each but {} MiB is available: use \
-                 fewer --users per host or add memory",
-                need >> 20,
-                avail >> 20
-            ),
-        },
+        fix: fix(need >> 20, avail >> 20),
     })
 }
 
