@@ -3,7 +3,8 @@
 //! it with `cargo test` so that one command runs every test of the project.
 //!
 //! Python runs with `-E -S` (no PYTHONPATH, no site-packages): the test file's module
-//! name begins with `ansible`, which an installed Ansible would otherwise take over.
+//! name begins with `ansible`, which an installed Ansible would otherwise take over; and
+//! with `-B`, so that no `__pycache__` lands in the repository.
 //! Without python3 the test fails under `CI=true`, and elsewhere unless skips are
 //! allowed (`tests/fixtures/prereq.rs`).
 
@@ -17,14 +18,8 @@ use std::process::Command;
 fn the_fleet_plan_passes_its_python_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = match Command::new("python3")
-        .args([
-            "-E",
-            "-S",
-            "-m",
-            "unittest",
-            "ansible/tests/test_fleet_plan.py",
-            "-v",
-        ])
+        .args(["-B", "-E", "-S", "-m", "unittest"])
+        .args(["ansible/tests/test_fleet_plan.py", "-v"])
         .current_dir(root)
         .output()
     {

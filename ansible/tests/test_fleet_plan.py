@@ -3,7 +3,7 @@ for hostvars. Run from the repository's root:
 
     python3 -m unittest ansible/tests/test_fleet_plan.py -v
 
-(`cargo test --test fleet_plan` runs it too, with `python3 -E -S`: where Ansible is
+(`cargo test --test fleet_plan` runs it too, with `python3 -B -E -S`: where Ansible is
 installed, its `ansible` package would otherwise shadow this folder's name.)
 """
 
@@ -11,6 +11,7 @@ import os
 import sys
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the filter in the repository
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "filter_plugins"))
 
 from fleet_plan import redpacket_fleet_plan  # noqa: E402
