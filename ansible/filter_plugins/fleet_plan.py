@@ -7,7 +7,25 @@ the same wherever it is read (pre-flight, start, run.json). One function compute
 once, on the controller, from the inventory alone.
 """
 
+import ipaddress
 import math
+
+# What a setting is when the `settings` dict given to the plan does not hold it: the
+# documented defaults of group_vars/all.yml (redpacket_<key>).
+DEFAULT_SETTINGS = {
+    "users_per_server": 1000000,
+    "server_port": 1025,
+    "control_port": 8989,
+    "connect_rate": 5000,
+    "user_send_rate_per_server": 200,
+    "shake_campaign_rate_per_server": 200,
+    "send_campaign_rate_per_server": 200,
+    # Per-host knobs: a host's own redpacket_<key> wins over these.
+    "server_instances": 1,
+    "source_addrs": [],
+    # Empty: a server host's ansible_host, else its inventory name.
+    "listen": "",
+}
 
 
 def _ranges(total, parts):
@@ -21,13 +39,58 @@ def _ranges(total, parts):
     return out
 
 
+def _unset(value):
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _setting(settings, key):
+    """A fleet-wide setting, or its documented default when not given."""
+    value = (settings or {}).get(key)
+    return DEFAULT_SETTINGS[key] if _unset(value) else value
+
+
+def _host_knob(hv, settings, key):
+    """A per-host knob: the host's redpacket_<key>, else the fleet-wide setting.
+
+    Role defaults do not show in hostvars, so the fleet's value arrives in `settings`.
+    """
+    value = hv.get("redpacket_" + key)
+    return _setting(settings, key) if _unset(value) else value
+
+
+def _hostvars(hostvars, host):
+    try:
+        return hostvars[host]
+    except KeyError:
+        return {}
+
+
+def _address(listen, port):
+    """`listen:port`, with brackets around an IPv6 address."""
+    return "[%s]:%d" % (listen, port) if ":" in listen else "%s:%d" % (listen, port)
+
+
 def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settings):
     """Plan one run of the named phases over the given server and client hosts.
 
-    hostvars: Ansible's hostvars; servers, clients: inventory host names in order;
-    phase_names: list of phase names run back to back; phases: redpacket_phases;
-    settings: fleet-wide knobs (see group_vars/all.yml). Returns a dict; its `errors`
-    list says what makes the plan impossible (an empty list means it can run).
+    hostvars: Ansible's hostvars (plain dicts will do); servers, clients: inventory host
+    names in order; phase_names: list of phase names run back to back; phases:
+    redpacket_phases; settings: fleet-wide knobs, keys as in DEFAULT_SETTINGS (a
+    missing key takes its default there). Per-host knobs (redpacket_server_instances,
+    redpacket_listen, redpacket_connect_rate, redpacket_source_addrs) are read from the
+    host's hostvars, else from `settings`; a server's listen address, when neither
+    gives it, is its ansible_host, else its inventory name.
+
+    Users 0..users_per_server x servers are cut into contiguous ranges: one per server,
+    each split evenly over its instances; the clients take contiguous slices of all of
+    them, evenly, in inventory order. A client's `servers` lists the instances its slice
+    touches, each as "LISTEN:PORT=LO..HI" with the instance's whole range (the load
+    generator's `--server` form: user u connects to the instance whose range holds u),
+    so a slice may fall on its instances in any proportion. Its `rates` are its users'
+    share of each phase's fleet-wide rate.
+
+    Returns a dict; its `errors` list says what makes the plan impossible and what would
+    run instead (an empty list means it can run).
     """
     errors = []
     steps = []
@@ -40,13 +103,15 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
             "name": str(name),
             "shake_rate_per_server": float(p["shake_rate_per_server"]),
             "duration_s": int(p["duration_s"]),
-            "users_per_server": int(p.get("users_per_server", settings["users_per_server"])),
+            "users_per_server": int(p.get("users_per_server", _setting(settings, "users_per_server"))),
         })
+    if not phase_names:
+        errors.append("no phase to run: name one or more of %s" % ", ".join(sorted(phases)))
     if not servers:
         errors.append("the inventory has no host in group 'servers'")
     if not clients:
         errors.append("the inventory has no host in group 'clients'")
-    for host in set(servers) & set(clients):
+    for host in sorted(set(servers) & set(clients)):
         errors.append("%s is in both 'servers' and 'clients': a host has one role" % host)
     if errors:
         return {"errors": errors}
@@ -54,66 +119,68 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
     n_servers = len(servers)
     users_per_server = max(s["users_per_server"] for s in steps)
     users_total = users_per_server * n_servers
+    if users_per_server < 1:
+        return {"errors": ["users_per_server is %d: a run needs at least one user per server"
+                           % users_per_server]}
 
-    # Every instance of every server, in inventory order, gets a contiguous id range.
+    # Every instance of every server, in inventory order, gets a contiguous id range:
+    # the server's users split evenly over its instances.
     instances = []
-    for host in servers:
-        hv = hostvars[host]
-        k = int(hv.get("redpacket_server_instances", 1))
+    for host_index, host in enumerate(servers):
+        hv = _hostvars(hostvars, host)
+        k = int(_host_knob(hv, settings, "server_instances"))
         if k < 1:
             errors.append("%s: redpacket_server_instances must be at least 1" % host)
             k = 1
-        listen = str(hv.get("redpacket_listen", ""))
-        if not listen:
-            errors.append("%s: set redpacket_listen (the address clients connect to)" % host)
-        for i in range(1, k + 1):
+        if k > users_per_server:
+            errors.append(
+                "%s: %d instances but %d users per server leave instances with no users; run "
+                "at most %d instances there, or at least %d users per server"
+                % (host, k, users_per_server, users_per_server, k))
+            k = users_per_server
+        listen = _host_knob(hv, settings, "listen")
+        listen = str(hv.get("ansible_host") or host) if _unset(listen) else str(listen)
+        try:
+            ipaddress.ip_address(listen)
+        except ValueError:
+            errors.append("%s: clients would connect to %r, not an IP address; set "
+                          "redpacket_listen (or ansible_host) to the address they reach it on"
+                          % (host, listen))
+        base = host_index * users_per_server
+        for i, (a, b) in enumerate(_ranges(users_per_server, k), start=1):
             instances.append({
                 "host": host,
                 "instance": i,
                 "instances_on_host": k,
                 "listen": listen,
-                "port": int(settings["server_port"]) + i - 1,
-                "control_port": int(settings["control_port"]) + i - 1,
+                "port": int(_setting(settings, "server_port")) + i - 1,
+                "control_port": int(_setting(settings, "control_port")) + i - 1,
+                "users": [base + a, base + b],
             })
-    # Users of a server are split evenly over its instances.
-    start = 0
-    for host in servers:
-        mine = [x for x in instances if x["host"] == host]
-        for (a, b), inst in zip(_ranges(users_per_server, len(mine)), mine):
-            inst["users"] = [start + a, start + b]
-        start += users_per_server
 
-    # Clients get contiguous slices of [0, users_total), in inventory order. The load
-    # generator splits a client's users evenly over the servers it is given, in order, so
-    # a slice must cover the instances it touches in equal parts.
+    # Clients get contiguous slices of [0, users_total), in inventory order, and each
+    # instance its slice touches with that instance's whole range.
+    if len(clients) > users_total:
+        errors.append(
+            "%d clients but %d users (%d per server x %d servers): a client would have no "
+            "users; use at most %d clients, or more users per server"
+            % (len(clients), users_total, users_per_server, n_servers, users_total))
     total_rates = [s["shake_rate_per_server"] * n_servers for s in steps]
-    send_rate_total = float(settings["user_send_rate_per_server"]) * n_servers
+    send_rate_total = float(_setting(settings, "user_send_rate_per_server")) * n_servers
     client_plan = {}
     for host, (a, b) in zip(clients, _ranges(users_total, len(clients))):
-        touched = []
-        for inst in instances:
-            lo, hi = max(a, inst["users"][0]), min(b, inst["users"][1])
-            if lo < hi:
-                touched.append((inst, hi - lo))
-        sizes = {n for _, n in touched}
-        if b <= a:
-            errors.append("%s: no users left for this client (more clients than users)" % host)
-        elif len(sizes) != 1:
-            errors.append(
-                "%s: its users %d..%d fall unevenly on server instances %s; use a number of "
-                "clients that is a multiple of the fleet's instances (%d), or a divisor of it"
-                % (host, a, b, ", ".join("%s#%d: %d" % (i["host"], i["instance"], n) for i, n in touched),
-                   len(instances)))
+        touched = [i for i in instances if max(a, i["users"][0]) < min(b, i["users"][1])]
         share = (b - a) / float(users_total)
-        hv = hostvars[host]
-        connect_rate = float(hv.get("redpacket_connect_rate", settings["connect_rate"]))
-        addrs = hv.get("redpacket_source_addrs", []) or []
+        hv = _hostvars(hostvars, host)
+        connect_rate = float(_host_knob(hv, settings, "connect_rate"))
+        addrs = _host_knob(hv, settings, "source_addrs") or []
         if isinstance(addrs, str):
-            addrs = [x for x in addrs.split(",") if x]
+            addrs = [x.strip() for x in addrs.split(",") if x.strip()]
         client_plan[host] = {
             "users": [a, b],
             "user_count": b - a,
-            "servers": ["%s:%d" % (i["listen"], i["port"]) for i, _ in touched],
+            "servers": ["%s=%d..%d" % (_address(i["listen"], i["port"]), i["users"][0], i["users"][1])
+                        for i in touched],
             "rates": [r * share for r in total_rates],
             "send_rate": send_rate_total * share,
             "source_addrs": [str(x) for x in addrs],
@@ -125,8 +192,8 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
     duration = sum(s["duration_s"] for s in steps)
     for inst in instances:
         k = inst["instances_on_host"]
-        shake = float(settings["shake_campaign_rate_per_server"]) / k
-        send = float(settings["send_campaign_rate_per_server"]) / k
+        shake = float(_setting(settings, "shake_campaign_rate_per_server")) / k
+        send = float(_setting(settings, "send_campaign_rate_per_server")) / k
         inst["shake_campaign"] = {"qps": shake, "sum": int(math.ceil(shake * duration))}
         inst["send_campaign"] = {"qps": send, "sum": int(math.ceil(send * duration)),
                                  "min": inst["users"][0], "max": inst["users"][1] - 1}

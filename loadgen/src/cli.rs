@@ -7,7 +7,7 @@
 use crate::addrs::parse_source_addrs;
 use crate::plan::{self, Phase};
 use crate::run::{self, RunConfig};
-use crate::users::UserRange;
+use crate::users::{ServerTarget, Targets, UserRange};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -74,12 +74,21 @@ pub struct RunArgs {
     /// Users to drive, START..END (END excluded) or a count; each is one connection.
     #[arg(long, default_value = "0..10000")]
     pub users: UserRange,
-    /// Server address(es) for users; with several, users are split into contiguous,
-    /// equal id ranges, one per server in the order given. Repeat or comma-separate.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:1025")]
-    pub server: Vec<SocketAddr>,
+    /// Server address(es) for users, ADDR or ADDR=START..END (END excluded). Bare
+    /// addresses: users are split into contiguous, equal id ranges, one per server in
+    /// the order given. With ranges (all or none): each server holds the users of its
+    /// range, which may reach beyond --users; the ranges must not overlap and must hold
+    /// every user of --users. Repeat or comma-separate.
+    #[arg(
+        long,
+        value_name = "ADDR[=START..END]",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:1025"
+    )]
+    pub server: Vec<ServerTarget>,
     /// Control (HTTP) address(es) of the same servers, same order: enables campaigns
-    /// and the money check against their /stats.
+    /// (each server's for its own range of users) and the money check against their
+    /// /stats.
     #[arg(long, value_delimiter = ',')]
     pub server_control: Vec<SocketAddr>,
     /// Source addresses to connect from: list, range or CIDR (127.0.0.2,127.0.0.3 |
@@ -208,9 +217,6 @@ impl RunArgs {
             }
             plan = plan::default_plan(self.scale, self.phase_duration.as_secs_f64());
         }
-        if self.server.is_empty() {
-            return Err("--server needs at least one address".into());
-        }
         if !self.server_control.is_empty() && self.server_control.len() != self.server.len() {
             return Err(
                 "--server-control must list one address per --server, in the same order".into(),
@@ -220,6 +226,7 @@ impl RunArgs {
         if self.users.start < all_users.start || self.users.end > all_users.end {
             return Err("--users must lie inside --all-users".into());
         }
+        Targets::new(&self.server, all_users, self.users)?;
         let source_addrs = match &self.source_addrs {
             Some(s) => parse_source_addrs(s)?,
             None => Vec::new(),
@@ -471,6 +478,49 @@ mod tests {
             panic!()
         };
         assert!(a.config().unwrap_err().contains("one address per --server"));
+    }
+
+    fn run_config(args: &[&str]) -> Result<RunConfig, String> {
+        let cli =
+            Cli::try_parse_from(["x", "run"].iter().chain(args)).map_err(|e| e.to_string())?;
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        a.config()
+    }
+
+    #[test]
+    fn servers_with_ranges_are_checked_before_the_run() {
+        let c = run_config(&[
+            "--users",
+            "0..2667",
+            "--server",
+            "198.18.0.10:1025=0..1334,198.18.0.10:1026=1334..2667",
+            "--server",
+            "198.18.0.11:1025=2667..4000",
+        ])
+        .unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers[2].users, Some(UserRange::new(2667, 4000)));
+        // Bare addresses, as before.
+        let c = run_config(&["--server", "127.0.0.1:1,127.0.0.1:2"]).unwrap();
+        assert!(c.servers.iter().all(|s| s.users.is_none()));
+        let mixed = run_config(&["--server", "127.0.0.1:1=0..5000,127.0.0.1:2"]).unwrap_err();
+        assert!(mixed.contains("every server its range"), "{mixed}");
+        let gap = run_config(&["--users", "0..100", "--server", "127.0.0.1:1=0..50"]).unwrap_err();
+        assert!(gap.contains("users 50..100"), "{gap}");
+        let bad = run_config(&["--server", "127.0.0.1:1=9..3"]).unwrap_err();
+        assert!(bad.contains("END must be above START"), "{bad}");
+        let controls = run_config(&[
+            "--users",
+            "0..10",
+            "--server",
+            "127.0.0.1:1=0..5,127.0.0.1:2=5..10",
+            "--server-control",
+            "127.0.0.1:9",
+        ])
+        .unwrap_err();
+        assert!(controls.contains("one address per --server"), "{controls}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::footprint;
 use crate::instances::{Instances, Layout};
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
 use crate::run::{self, RunConfig};
-use crate::users::UserRange;
+use crate::users::{ServerTarget, UserRange};
 use redpacket::formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
 use redpacket::host::check;
 use serde_json::json;
@@ -271,7 +271,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let cfg = RunConfig {
         users,
         all_users: users,
-        servers: listens,
+        servers: listens.iter().copied().map(ServerTarget::bare).collect(),
         server_controls: controls,
         source_addrs: layout.source_addrs.clone(),
         connect_rate,

@@ -192,6 +192,8 @@ pub fn child_args(cfg: &RunConfig, slice: UserRange) -> Vec<String> {
         format!("{}us", cfg.tick.as_micros()),
         "--quiet".into(),
     ];
+    // Each server as given (bare, or with its range): the child applies the same rule
+    // to its slice, with the run's users as --all-users.
     for s in &cfg.servers {
         a.push("--server".into());
         a.push(s.to_string());
@@ -289,6 +291,47 @@ pub fn spawn_children(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command as Sub};
+    use crate::users::{split_even, Targets};
+    use clap::Parser;
+
+    #[test]
+    fn children_get_the_servers_as_given_and_connect_users_alike() {
+        for servers in [
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "198.18.0.10:1025=0..1334,198.18.0.10:1026=1334..2667",
+        ] {
+            let args = [
+                "x",
+                "run",
+                "--users",
+                "300..2000",
+                "--server",
+                servers,
+                "--procs",
+                "3",
+            ];
+            let Sub::Run(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!()
+            };
+            let cfg = a.config().unwrap();
+            let parent = Targets::new(&cfg.servers, cfg.all_users, cfg.users).unwrap();
+            for slice in split_even(cfg.users, cfg.procs) {
+                let argv = std::iter::once("x".to_string()).chain(child_args(&cfg, slice));
+                let Sub::Run(b) = Cli::try_parse_from(argv).unwrap().command else {
+                    panic!()
+                };
+                assert_eq!(b.server, a.server);
+                let child = b.config().unwrap();
+                assert!(child.child);
+                assert_eq!((child.users, child.all_users), (slice, cfg.users));
+                let tg = Targets::new(&child.servers, child.all_users, child.users).unwrap();
+                for u in slice.start..slice.end {
+                    assert_eq!(tg.server_for(u), parent.server_for(u), "user {u}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn records_round_trip_with_histograms() {

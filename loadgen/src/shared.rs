@@ -8,7 +8,6 @@
 
 use crate::metrics::Tally;
 use crate::users::UserRange;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -141,20 +140,5 @@ impl WorkerBlock {
             }
             p[phase].add(t);
         }
-    }
-}
-
-/// Where each user connects: servers by contiguous user ranges.
-#[derive(Clone, Debug)]
-pub struct Targets {
-    pub shards: Vec<(UserRange, SocketAddr)>,
-}
-
-impl Targets {
-    pub fn server_for(&self, user: u32) -> Option<SocketAddr> {
-        self.shards
-            .iter()
-            .find(|(r, _)| r.contains(user))
-            .map(|(_, a)| *a)
     }
 }

@@ -545,6 +545,46 @@ fn procs_split_users_and_merge_figures() {
     assert!(s["money"]["client_grabbed_cents"].as_u64().unwrap() > 0);
 }
 
+// Two server instances given their ranges (as the fleet's plan gives them), 0..600 and
+// 600..1800, and a client driving users 300..1200 over two processes: a third of them
+// log in to the first instance and two thirds to the second, as each one's /stats says.
+#[test]
+fn ranged_servers_get_the_users_of_their_ranges() {
+    let _g = serial();
+    let out = scratch("ranged");
+    let (a, b) = (free_port(), free_port());
+    let (_sa, control_a) = start_server_with_control(a, &out);
+    let (_sb, control_b) = start_server_with_control(b, &out);
+    let servers = format!("127.0.0.1:{a}=0..600,127.0.0.1:{b}=600..1800");
+    let (code, table) = loadgen(
+        &[
+            "run",
+            "--users",
+            "300..1200",
+            "--server",
+            &servers,
+            "--procs",
+            "2",
+            "--phase",
+            "r:300:2s",
+            "--send-rate",
+            "0",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{table}");
+    assert_eq!(summary(&out)["connections"]["connects"], 900);
+    for (control, logins) in [(&control_a, 300), (&control_b, 600)] {
+        let stats = redpacket_loadgen::run::fetch_stats(control.parse().unwrap()).unwrap();
+        assert_eq!(stats.connections.logins, logins, "{control}");
+    }
+}
+
 // The rate changes live over HTTP (/qps?qps=X) and the per-second lines follow; users
 // connect from a list of source addresses.
 #[test]

@@ -24,9 +24,8 @@ mod schedule;
 use crate::conn::Conn;
 use crate::metrics::Tally;
 use crate::net::{self, Epoll, Events};
-pub use crate::shared::{
-    Shared, Targets, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
-};
+pub use crate::shared::{Shared, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP};
+pub use crate::users::Targets;
 use crate::users::UserRange;
 use checks::Answers;
 use rand::rngs::SmallRng;

@@ -18,7 +18,7 @@ use crate::metrics::Tally;
 use crate::plan::Phase;
 use crate::procs::{self, Children};
 use crate::report;
-use crate::users::{split_even, UserRange};
+use crate::users::{split_even, ServerTarget, UserRange};
 use redpacket::formats::{LoadgenSummary, Money, PhaseSummary};
 use redpacket::host::check;
 use std::net::{IpAddr, SocketAddr};
@@ -34,7 +34,8 @@ pub struct RunConfig {
     pub users: UserRange,
     /// Users all processes of the run drive (rates are spread over these).
     pub all_users: UserRange,
-    pub servers: Vec<SocketAddr>,
+    /// `--server`: bare addresses or addresses with their ranges ([`Targets::new`]).
+    pub servers: Vec<ServerTarget>,
     pub server_controls: Vec<SocketAddr>,
     pub source_addrs: Vec<IpAddr>,
     pub connect_rate: f64,
@@ -153,16 +154,6 @@ pub fn check_start_at(at: f64, now: f64) -> Result<(), String> {
     Ok(())
 }
 
-/// Shards `all` over `servers` in order (the fleet's rule).
-pub fn shard(all: UserRange, servers: &[SocketAddr]) -> Targets {
-    Targets {
-        shards: split_even(all, servers.len())
-            .into_iter()
-            .zip(servers.iter().copied())
-            .collect(),
-    }
-}
-
 /// Runs the whole thing; errors are one line for the user (exit code 2 for limits).
 pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
     if cfg.child {
@@ -173,13 +164,16 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
         install_signal_handlers();
     }
     redpacket::host::rlimit::raise_nofile();
+    let targets = Targets::new(&cfg.servers, cfg.all_users, cfg.users).map_err(|e| (2, e))?;
     if !cfg.child {
         // The same arithmetic as `redpacket-loadgen check`, on what bounds the count only
-        // (open files, memory, ports): kernel settings are that command's business.
+        // (open files, memory, ports): kernel settings are that command's business. Its
+        // servers are the addresses this run's users connect to, as the fleet's plan
+        // lists them for `check --servers`.
         let ask = check::LoadgenAsk {
             users: u64::from(cfg.users.len()),
             source_addrs: cfg.source_addrs.len().max(1) as u64,
-            servers: cfg.servers.len().max(1) as u64,
+            servers: targets.servers_of(cfg.users).max(1) as u64,
             procs: cfg.procs.max(1) as u64,
         };
         let report = check::loadgen(&ask, None, &check::HostView::read(None));
@@ -193,8 +187,8 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
             ));
         }
     }
-    let mut coord = Coordinator::start(&cfg)?;
-    coord.run(&cfg)
+    let mut coord = Coordinator::start(&cfg, &targets)?;
+    coord.run(&cfg, &targets)
 }
 
 struct Coordinator {
@@ -217,8 +211,7 @@ struct Coordinator {
 }
 
 impl Coordinator {
-    fn start(cfg: &RunConfig) -> Result<Coordinator, (i32, String)> {
-        let targets = shard(cfg.all_users, &cfg.servers);
+    fn start(cfg: &RunConfig, targets: &Targets) -> Result<Coordinator, (i32, String)> {
         let (shared, threads, children) = if cfg.procs > 1 && !cfg.child {
             let slices = split_even(cfg.users, cfg.procs);
             let shared = Arc::new(Shared::new(cfg.all_users, &slices));
@@ -423,7 +416,7 @@ impl Coordinator {
         self.forward();
     }
 
-    fn run(&mut self, cfg: &RunConfig) -> Result<Outcome, (i32, String)> {
+    fn run(&mut self, cfg: &RunConfig, targets: &Targets) -> Result<Outcome, (i32, String)> {
         let users = u64::from(cfg.users.len());
         // The connect ramp; with --start-at the instant ends it, not the deadline.
         let ramp_start = Instant::now();
@@ -511,7 +504,7 @@ impl Coordinator {
                 p.qps,
                 p.send_rate.unwrap_or(cfg.send_rate),
             );
-            servers::start_campaigns(cfg, p);
+            servers::start_campaigns(cfg, targets, p);
             offset += p.duration_s;
             self.wait(cfg, anchor + Duration::from_secs_f64(offset), |_| false);
             let end = unix_f64();
@@ -639,22 +632,5 @@ impl Coordinator {
     /// Reads every server's `/stats` and compares money with what clients saw.
     fn reconcile(&mut self, cfg: &RunConfig) -> Money {
         servers::reconcile(&self.totals.counts.packets, &cfg.server_controls)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn users_are_sharded_over_servers_by_contiguous_ranges() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        let c: SocketAddr = "127.0.0.1:3".parse().unwrap();
-        let t = shard(UserRange::new(100, 110), &[a, b, c]);
-        let got: Vec<SocketAddr> = (100..110).map(|u| t.server_for(u).unwrap()).collect();
-        assert_eq!(got, [a, a, a, a, b, b, b, c, c, c]);
-        assert_eq!(t.server_for(99), None);
-        assert_eq!(t.server_for(110), None);
     }
 }

@@ -4,7 +4,7 @@
 use super::RunConfig;
 use crate::http;
 use crate::plan::Phase;
-use crate::users::split_even;
+use crate::users::Targets;
 use redpacket::formats::{Money, Packets};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,14 +18,14 @@ pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, Strin
     serde_json::from_str(&body).map_err(|e| format!("{addr}/stats: {e}"))
 }
 
-/// Starts the phase's campaigns on every server, each for its own shard of users and
-/// at its share of the phase's rate (the shard's share of all users), so the phase's
-/// rates hold however many servers there are.
-pub(super) fn start_campaigns(cfg: &RunConfig, p: &Phase) {
-    let all = f64::from(cfg.all_users.len().max(1));
-    let shards = split_even(cfg.all_users, cfg.server_controls.len());
+/// Starts the phase's campaigns on every server, each for its own range of users (its
+/// even shard, or the range its `--server` gives) and at its share of the phase's rate
+/// (its range's share of all servers' users), so the phase's rates hold however many
+/// servers there are.
+pub(super) fn start_campaigns(cfg: &RunConfig, targets: &Targets, p: &Phase) {
+    let all = targets.total_users().max(1) as f64;
     let (mut started, mut failed) = (Vec::new(), 0usize);
-    for (addr, r) in cfg.server_controls.iter().zip(shards) {
+    for (addr, (r, _)) in cfg.server_controls.iter().zip(&targets.shards) {
         let share = f64::from(r.len()) / all;
         let mut calls = Vec::new();
         if p.shake_campaign_qps > 0.0 {
