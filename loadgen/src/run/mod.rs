@@ -174,8 +174,8 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
     }
     redpacket::host::rlimit::raise_nofile();
     if !cfg.child {
-        // The same arithmetic as `redpacket-loadgen check`, on what bounds the count only
-        // (open files, memory, ports): kernel settings are that command's business.
+        // The same arithmetic as `redpacket-loadgen check`, on its limits only (open
+        // files, memory, ports): the kernel settings it advises on never stop a run.
         let ask = check::LoadgenAsk {
             users: u64::from(cfg.users.len()),
             source_addrs: cfg.source_addrs.len().max(1) as u64,
