@@ -1,5 +1,8 @@
 //! The items of each role's check, built from what was read of the host: open files,
-//! memory, ports, CPUs, then every key of the role's `sysctl/*.conf`.
+//! memory, ports, CPUs, then every key of the role's `sysctl/*.conf`. The first are
+//! limits (they count what the host allows); a key of the file is a limit when its
+//! value scales with the count (`scale=conn`), advice when it is judged but fixed, and
+//! info when it is only shown.
 //!
 //! Everything here is arithmetic on a [`HostView`], so each rule is tested with made-up
 //! hosts; [`HostView::read`] is the only part that touches the machine.
@@ -495,7 +498,8 @@ fn server_cpus(ask: &ServerAsk, host: &HostView) -> Item {
     }
 }
 
-/// Every key of the conf, judged (fs.nr_open is judged per process above).
+/// Every key of the conf, judged (fs.nr_open is judged per process above): a scaled key
+/// is a limit, a fixed one advice, a key shown only (or absent here) info.
 fn conf_items(n: u64, conf: Option<&Conf>, host: &HostView, w: &Words) -> Vec<Item> {
     let Some(conf) = conf else {
         return Vec::new();

@@ -145,7 +145,7 @@ impl Report {
     /// The same report under `--strict`: short advice fails it too.
     pub fn strict(mut self, strict: bool) -> Report {
         self.strict = strict;
-        self.ok = self.can_hold >= self.asked && !(strict && !self.advice.is_empty());
+        self.ok = self.can_hold >= self.asked && (!strict || self.advice.is_empty());
         self
     }
 
