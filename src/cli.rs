@@ -27,8 +27,11 @@ pub fn init_logging() {
 ///
 /// Reads the open-files limits (soft, hard, fs.nr_open, fs.file-max), memory, CPUs and
 /// every key of sysctl/server.conf, and says for each the value, the one wanted and what
-/// it limits; then how many connections the host can hold and what to raise first.
-/// Exit codes: 0 it can hold them, 1 it cannot, 2 bad flag.
+/// it limits. Limits bound the count (open files, memory, keys marked scale=conn): the
+/// smallest is how many connections the host can hold, and the first to raise. Advice
+/// (somaxconn, backlogs, TCP timers: settings that do not bound the count) is listed
+/// apart and fails the check only with --strict.
+/// Exit codes: 0 it can hold them, 1 it cannot (or --strict and advice), 2 bad flag.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "redpacket-server check", verbatim_doc_comment)]
 pub struct CheckArgs {
@@ -45,6 +48,9 @@ pub struct CheckArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Fail (exit 1) also when advice is short, not only when a limit is.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Runs `redpacket-server check` (`args` without the word `check`); returns the exit code.
@@ -58,7 +64,12 @@ pub fn check_main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    let cores = match args.cores.as_deref().map(crate::cores::parse_list) {
+    // CPUs this host does not have are a bad flag, as they are for the server.
+    let cores = match args.cores.as_deref().map(|list| {
+        let want = crate::cores::parse_list(list)?;
+        crate::cores::check_allowed(&want, &crate::cores::allowed_cpus())?;
+        Ok::<_, String>(want)
+    }) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             eprintln!("redpacket-server check: {e}");
@@ -70,19 +81,17 @@ pub fn check_main(args: Vec<OsString>) -> i32 {
         connections: args.connections,
         instances: args.instances,
         cores,
+        control_max_conns: crate::config::DEFAULT_CONTROL_MAX_CONNS,
     };
     let conf = crate::host::conf::Conf::server();
-    let report = check::server(&ask, Some(&conf), &check::HostView::read(Some(&conf)));
+    let report =
+        check::server(&ask, Some(&conf), &check::HostView::read(Some(&conf))).strict(args.strict);
     if args.json {
         println!("{}", report.json());
     } else {
         print!("{}", report.human());
     }
-    if report.ok {
-        0
-    } else {
-        EXIT_FAILURE
-    }
+    report.exit_code()
 }
 
 /// Runs `redpacket-server` with `args` (the first is the program name) until SIGINT or

@@ -77,8 +77,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 ///
 /// Exit codes: 0 clean shutdown, 1 failure while running, 2 bad flag, 3 cannot bind.
 ///
-/// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]`
-/// says whether this host can hold N connections as it is, and what to raise first.
+/// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]
+/// [--strict]` says whether this host can hold N connections as it is, and what to
+/// raise first; settings that do not bound the count are advice (fail only --strict).
 /// The control server's default connection cap (`--control-max-conns`); `check` counts
 /// its descriptors too.
 pub const DEFAULT_CONTROL_MAX_CONNS: u64 = 64;

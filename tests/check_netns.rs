@@ -1,7 +1,7 @@
 //! `redpacket-server check` in a network namespace this test makes: a per-namespace key
-//! set low there is reported short, then, with the namespace keys of sysctl/server.conf
-//! applied, fine. Only per-namespace keys are ever written; the namespace is deleted
-//! when the test ends, also when it fails.
+//! set low there is reported short, as advice (failing only `--strict`), then, with the
+//! namespace keys of sysctl/server.conf applied, fine. Only per-namespace keys are ever
+//! written; the namespace is deleted when the test ends, also when it fails.
 
 use std::process::Command;
 
@@ -52,9 +52,14 @@ impl Netns {
         );
     }
 
-    /// `redpacket-server check --connections N --json` inside the namespace.
-    fn check(&self, n: u64) -> (i32, serde_json::Value) {
-        let out = self.exec(&[BIN, "check", "--connections", &n.to_string(), "--json"]);
+    /// `redpacket-server check --connections N --json [--strict]` inside the namespace.
+    fn check(&self, n: u64, strict: bool) -> (i32, serde_json::Value) {
+        let n = n.to_string();
+        let mut args = vec![BIN, "check", "--connections", &n, "--json"];
+        if strict {
+            args.push("--strict");
+        }
+        let out = self.exec(&args);
         let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "not JSON ({e}): {}{}",
@@ -104,20 +109,52 @@ fn check_reports_a_low_namespace_key_short_then_fine() {
     let n = 1000;
 
     ns.sysctl("net.core.somaxconn", "128");
-    let (code, before) = ns.check(n);
+    let (code, before) = ns.check(n, false);
     let som = item(&before, "net.core.somaxconn");
     assert_eq!(som["value"], "128", "{som}");
     assert_eq!(som["ok"], false, "{som}");
     assert_eq!(som["scope"], "netns");
-    assert_eq!(code, 1, "a short key fails the check: {before}");
-    assert_eq!(before["ok"], false);
+    assert_eq!(
+        som["kind"], "advice",
+        "somaxconn does not bound the count: {som}"
+    );
+    let advice = |r: &serde_json::Value| -> Vec<String> {
+        r["advice"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        advice(&before)
+            .iter()
+            .any(|a| a.starts_with("net.core.somaxconn is 128, wanted >= 65535: ")),
+        "{before}"
+    );
+    // Without --strict the counted limits alone decide.
+    let holds = before["can_hold"].as_u64() >= before["asked"].as_u64();
+    assert_eq!(before["ok"], holds, "{before}");
+    assert_eq!(code, if holds { 0 } else { 1 }, "{before}");
+    assert!(
+        !before["first_to_raise"]
+            .as_str()
+            .unwrap()
+            .starts_with("net.core.somaxconn"),
+        "advice is never raised first: {before}"
+    );
+    // With --strict, the short advice fails it.
+    let (code, strict) = ns.check(n, true);
+    assert_eq!(code, 1, "a short key fails --strict: {strict}");
+    assert_eq!(strict["ok"], false);
+    assert_eq!(strict["can_hold"], before["can_hold"]);
 
     // Apply every per-namespace key of the file, as a tuned namespace would have them.
     let conf = Conf::server();
     for k in conf.keys.iter().filter(|k| k.scope == Scope::Netns) {
         ns.sysctl(&k.key, &k.value);
     }
-    let (code, after) = ns.check(n);
+    let (code, after) = ns.check(n, true);
     assert_eq!(item(&after, "net.core.somaxconn")["ok"], true, "{after}");
     for k in conf.keys.iter().filter(|k| k.scope == Scope::Netns) {
         assert_eq!(
@@ -133,10 +170,14 @@ fn check_reports_a_low_namespace_key_short_then_fine() {
         assert_ne!(item(&after, name)["scope"], "netns", "{name}: {after}");
         assert!(was.contains(name), "{name} became short: {after}");
     }
+    // Under --strict every short judged item fails the check: limits and advice alike.
     assert_eq!(code == 0, now.is_empty(), "exit {code} with short {now:?}");
     assert_eq!(after["ok"] == true, code == 0);
+    assert!(advice(&after)
+        .iter()
+        .all(|a| !a.starts_with("net.core.somaxconn")));
     assert_eq!(
         after["ok"] == true,
-        after["can_hold"].as_u64() >= after["asked"].as_u64()
+        after["can_hold"].as_u64() >= after["asked"].as_u64() && advice(&after).is_empty()
     );
 }

@@ -226,6 +226,69 @@ fn instances_share_a_host_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The start-up log line about capacity, with `--max-conns N`: (level, message).
+fn capacity_line(max_conns: &str) -> (String, String) {
+    let dir = tmpdir(&format!("cap-{max_conns}"));
+    let (ready, log) = (dir.join("ready.json"), dir.join("stderr.log"));
+    let mut child = Server(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--max-conns", max_conns, "--ready-file"])
+            .arg(&ready)
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&ready)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no ready file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let line = text
+        .lines()
+        .find(|l| l.contains("capacity: "))
+        .unwrap_or_else(|| panic!("no capacity line: {text}"));
+    let (head, msg) = line.split_at(line.find("capacity: ").unwrap());
+    let level = ["INFO", "WARN"]
+        .into_iter()
+        .find(|l| head.contains(l))
+        .unwrap_or_else(|| panic!("no level: {line}"));
+    (level.to_string(), msg.to_string())
+}
+
+#[test]
+fn the_start_up_line_judges_max_conns_and_warns_only_when_short() {
+    // Ten connections fit any host that runs the tests, advice or not.
+    let (level, msg) = capacity_line("10");
+    assert_eq!(level, "INFO", "{msg}");
+    assert!(msg.contains(" of --max-conns 10 ("), "{msg}");
+    assert!(msg.len() < 160, "{} characters: {msg}", msg.len());
+    let held: u64 = msg["capacity: can hold ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(held >= 10, "{msg}");
+    // Ten thousand million need ~60 TB: a warning that names the limit and the command.
+    let (level, msg) = capacity_line("10000000000");
+    assert_eq!(level, "WARN", "{msg}");
+    assert!(msg.contains(" of --max-conns 10000000000 ("), "{msg}");
+    assert!(
+        msg.ends_with(": redpacket-server check --connections 10000000000"),
+        "{msg}"
+    );
+    assert!(msg.len() < 160, "{} characters: {msg}", msg.len());
+}
+
 /// Runs `redpacket-server check ARGS`; returns (exit code, stdout, stderr).
 fn check(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN).arg("check").args(args).output().unwrap();
@@ -244,6 +307,7 @@ fn check_refuses_bad_flags_with_2() {
         &["--connections", "many"],
         &["--connections", "10", "--instances", "0"],
         &["--connections", "10", "--cores", "x"],
+        &["--connections", "10", "--cores", "99999"],
         &["--connections", "10", "--listen", "127.0.0.1:0"],
     ] {
         let (code, out, err) = check(args);
@@ -253,7 +317,13 @@ fn check_refuses_bad_flags_with_2() {
     }
     let (code, out, _) = check(&["--help"]);
     assert_eq!(code, Some(0));
-    for flag in ["--connections", "--instances", "--cores", "--json"] {
+    for flag in [
+        "--connections",
+        "--instances",
+        "--cores",
+        "--json",
+        "--strict",
+    ] {
         assert!(out.contains(flag), "check --help lacks {flag}");
     }
 }
@@ -269,41 +339,115 @@ fn check_json_is_one_object_and_its_verdict_is_the_exit_code() {
     assert_eq!(v["role"], "server");
     assert_eq!(v["asked"], 10_000_000_000u64);
     assert_eq!(v["ok"], false);
+    assert_eq!(v["strict"], false);
     assert!(v["can_hold"].as_u64().unwrap() < 10_000_000_000);
-    assert!(!v["first_to_raise"].as_str().unwrap().is_empty());
     let items = v["items"].as_array().unwrap();
     let get = |name: &str| items.iter().find(|i| i["name"] == name).unwrap();
+    // What to raise first is a limit, one that allows fewer than asked.
+    let first = v["first_to_raise"].as_str().unwrap();
+    let named = items
+        .iter()
+        .find(|i| first.starts_with(&format!("{}: ", i["name"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("first_to_raise names no item: {first}"));
+    assert_eq!(named["kind"], "limit", "{named}");
+    assert_eq!(named["ok"], false, "{named}");
     let mem = get("memory");
     assert_eq!(mem["ok"], false, "the short value is reported short: {mem}");
     assert_eq!(mem["judged"], true);
+    assert_eq!(mem["kind"], "limit");
     assert_eq!(get("rlimit.nofile.hard")["scope"], "process");
+    assert_eq!(get("rlimit.nofile.hard")["kind"], "limit");
+    assert_eq!(get("net.core.somaxconn")["kind"], "advice");
+    assert_eq!(get("fs.file-max")["kind"], "limit");
     // Every key of sysctl/server.conf is there.
     for key in ["net.core.somaxconn", "fs.file-max"] {
         let i = get(key);
         assert!(i["limits"].as_str().is_some_and(|s| !s.is_empty()), "{i}");
     }
     for i in items {
-        for field in ["name", "value", "wanted", "ok", "judged", "scope", "limits"] {
+        for field in [
+            "name", "value", "wanted", "ok", "judged", "scope", "limits", "kind",
+        ] {
             assert!(!i[field].is_null(), "{i} lacks {field}");
         }
+    }
+    // The advice lines are the advice items that are short, one string each.
+    let advice: Vec<&str> = v["advice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let short_advice: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["kind"] == "advice" && i["ok"] == false)
+        .collect();
+    assert_eq!(advice.len(), short_advice.len(), "{out}");
+    for (line, i) in advice.iter().zip(short_advice) {
+        let head = format!(
+            "{} is {}, wanted ",
+            i["name"].as_str().unwrap(),
+            i["value"].as_str().unwrap()
+        );
+        assert!(line.starts_with(&head), "{line}");
+        assert!(!line.contains('\n'));
     }
 }
 
 #[test]
-fn check_prints_one_line_per_item_then_the_verdict() {
+fn check_advice_fails_only_with_strict() {
+    // A thousand connections: the limits of any test host allow them.
+    let (code, out, err) = check(&["--connections", "1000", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert!(v["can_hold"].as_u64().unwrap() >= 1000, "{out}");
+    assert_eq!(
+        (code, &v["ok"]),
+        (Some(0), &serde_json::json!(true)),
+        "{out}"
+    );
+    assert_eq!(v["first_to_raise"], "");
+    let advice = v["advice"].as_array().unwrap().len();
+    let (code, out, _) = check(&["--connections", "1000", "--json", "--strict"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["strict"], true);
+    assert_eq!(s["can_hold"], v["can_hold"], "--strict changes no figure");
+    assert_eq!(s["advice"], v["advice"]);
+    assert_eq!(s["first_to_raise"], "");
+    // Fails exactly when there is advice (this host's tuning decides which case runs).
+    let want = if advice > 0 { 1 } else { 0 };
+    assert_eq!(code, Some(want), "{out}");
+    assert_eq!(s["ok"], advice == 0);
+}
+
+#[test]
+fn check_prints_the_verdict_then_limits_then_advice() {
     let (code, out, _) = check(&["--connections", "10000000000", "--instances", "2"]);
     assert_eq!(code, Some(1));
     let lines: Vec<&str> = out.lines().collect();
-    let verdict = lines
+    assert!(
+        lines[0].starts_with("SHORT: this host can hold "),
+        "the verdict first: {out}"
+    );
+    assert!(lines[0].contains("(asked 10000000000)"), "{out}");
+    assert!(lines[0].contains("raise first: "), "{out}");
+    let at = |title: &str| lines.iter().position(|l| l.starts_with(title));
+    let limits = at("limits (").expect(&out);
+    let advice = at("advice (").expect(&out);
+    assert!(limits < advice, "{out}");
+    let memory = lines
         .iter()
-        .position(|l| l.starts_with("SHORT: this host can hold "))
+        .position(|l| l.starts_with("SHORT") && l.contains("memory"))
         .expect(&out);
-    assert!(lines[verdict].contains("(asked 10000000000)"), "{out}");
-    assert!(lines[verdict].contains("raise first: "), "{out}");
-    assert!(lines[..verdict]
+    assert!(limits < memory && memory < advice, "{out}");
+    let somaxconn = lines
         .iter()
-        .any(|l| l.starts_with("SHORT") && l.contains("memory")));
-    assert!(lines[..verdict]
+        .position(|l| l.contains(" net.core.somaxconn "))
+        .expect(&out);
+    assert!(advice < somaxconn, "{out}");
+    let titles = ["limits (", "advice (", "shown, not judged:"];
+    assert!(lines[1..].iter().all(|l| ["ok ", "SHORT", "info", "  "]
         .iter()
-        .all(|l| ["ok ", "SHORT", "info"].iter().any(|s| l.starts_with(s))));
+        .chain(&titles)
+        .any(|s| l.starts_with(s))));
 }

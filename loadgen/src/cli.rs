@@ -32,8 +32,9 @@ pub enum Command {
     /// with its report (report.html, report.md, charts) and print the summary.
     Demo(DemoArgs),
     /// Can this host hold N users as it is? Reads open-files limits, memory, ephemeral
-    /// ports and every key of sysctl/client.conf; says what to raise first.
-    /// Exit 0: it can; 1: it cannot; 2: bad flag.
+    /// ports (the limits, which bound the count) and every key of sysctl/client.conf;
+    /// says what to raise first. Settings that do not bound the count are advice.
+    /// Exit 0: it can; 1: it cannot (or --strict and advice); 2: bad flag.
     Check(CheckArgs),
 }
 
@@ -357,6 +358,10 @@ pub struct CheckArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Fail (exit 1) also when advice is short (settings that do not bound the count,
+    /// such as tcp_tw_reuse), not only when a limit is.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl CheckArgs {
@@ -381,17 +386,14 @@ impl CheckArgs {
             procs: self.procs,
         };
         let conf = Conf::client();
-        let report = check::loadgen(&ask, Some(&conf), &check::HostView::read(Some(&conf)));
+        let report = check::loadgen(&ask, Some(&conf), &check::HostView::read(Some(&conf)))
+            .strict(self.strict);
         if self.json {
             println!("{}", report.json());
         } else {
             print!("{}", report.human());
         }
-        if report.ok {
-            0
-        } else {
-            1
-        }
+        report.exit_code()
     }
 }
 

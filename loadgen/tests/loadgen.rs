@@ -1014,14 +1014,42 @@ fn check_exit_codes_json_and_the_port_arithmetic() {
             .contains("x 2 source x 1 server"),
         "{ports}"
     );
-    assert!(v["items"]
+    assert_eq!(ports["kind"], "limit", "{ports}");
+    assert!(
+        v["first_to_raise"]
+            .as_str()
+            .unwrap()
+            .starts_with("ephemeral_ports: "),
+        "{v}"
+    );
+    let range = v["items"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|i| i["name"] == "net.ipv4.ip_local_port_range"));
+        .find(|i| i["name"] == "net.ipv4.ip_local_port_range")
+        .unwrap();
+    assert_eq!(
+        range["kind"], "advice",
+        "the count is the ports item's: {range}"
+    );
     let (code, out, _) = output(&["check", "--users", "100000", "--procs", "8"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("--source-addrs with"), "{out}");
+    // Ten users fit any test host: exit 0 whatever the advice; --strict fails exactly
+    // when there is some.
+    let (code, out, err) = output(&["check", "--users", "10", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["ok"], &v["strict"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    let advice = v["advice"].as_array().unwrap().len();
+    let (code, out, _) = output(&["check", "--users", "10", "--json", "--strict"]);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["strict"], true);
+    assert_eq!(s["can_hold"], v["can_hold"]);
+    assert_eq!(code, Some(if advice > 0 { 1 } else { 0 }), "{out}");
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! `redpacket-server`: see `redpacket-server --help`.
 
-/// jemalloc serves tokio's 128-byte-aligned task and I/O-registration allocations from
-/// exact size classes, where glibc's memalign pads each one: with 19 000 idle users it
-/// cut the server's memory from 985 to 658 bytes per user (README, Benchmarks).
+/// jemalloc serves 128-byte-aligned allocations from exact size classes, where glibc's
+/// memalign pads each one: when every connection was a tokio task it cut the server's
+/// memory from 985 to 658 bytes per idle user (README, "Where the bytes of an idle user
+/// go"). With a SET as an epoll set a user now takes 93-107 bytes, and `check` counts
+/// 107 (`host::check::assess::SERVER_USER_BYTES`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -342,11 +342,15 @@ impl Server {
         control_listener
             .set_nonblocking(true)
             .map_err(StartError::Spawn)?;
-        // Logged once both addresses are ours, so a bind error stays a single line.
-        tracing::info!(
-            "{}; holding at most {max_conns} connections",
-            crate::host::check::start_line(&cfg.cores)
-        );
+        // Logged once both addresses are ours, so a bind error stays a single line: what
+        // this host can hold of the connections this server will take, a warning only
+        // when it cannot hold them.
+        let capacity = crate::host::check::start_line(&cfg, max_conns);
+        if capacity.ok {
+            tracing::info!("{}", capacity.line);
+        } else {
+            tracing::warn!("{}", capacity.line);
+        }
 
         let n = cfg.cores.len();
         let even_budget = cfg.max_qps / n as u64;

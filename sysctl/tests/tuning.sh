@@ -176,8 +176,8 @@ run_check() { # role ns key: check before and after applying the role's netns ke
     [ "$rc" -eq 0 ] && want_ok=true
     check "$role check $when: \"ok\" agrees with its exit code $rc" \
       test "$(json_top "$TMP/check-$role-$when.json" ok)" = "$want_ok"
-    check "$role check $when: $key is judged, scope netns" \
-      test "$(json_item "$TMP/check-$role-$when.json" "$key" judged)/$(json_item "$TMP/check-$role-$when.json" "$key" scope)" = true/netns
+    check "$role check $when: $key is judged, scope netns, advice (not a limit)" \
+      test "$(json_item "$TMP/check-$role-$when.json" "$key" judged)/$(json_item "$TMP/check-$role-$when.json" "$key" scope)/$(json_item "$TMP/check-$role-$when.json" "$key" kind)" = true/netns/advice
     expect=false
     [ "$when" = after ] && expect=true
     check "$role check $when applying: $key ok=$expect" \

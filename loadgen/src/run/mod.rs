@@ -166,8 +166,8 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
     redpacket::host::rlimit::raise_nofile();
     let targets = Targets::new(&cfg.servers, cfg.all_users, cfg.users).map_err(|e| (2, e))?;
     if !cfg.child {
-        // The same arithmetic as `redpacket-loadgen check`, on what bounds the count only
-        // (open files, memory, ports): kernel settings are that command's business. Its
+        // The same arithmetic as `redpacket-loadgen check`, on its limits only (open
+        // files, memory, ports): the kernel settings it advises on never stop a run. Its
         // servers are the addresses this run's users connect to, as the fleet's plan
         // lists them for `check --servers`.
         let ask = check::LoadgenAsk {

@@ -1,5 +1,8 @@
 //! The items of each role's check, built from what was read of the host: open files,
-//! memory, ports, CPUs, then every key of the role's `sysctl/*.conf`.
+//! memory, ports, CPUs, then every key of the role's `sysctl/*.conf`. The first are
+//! limits (they count what the host allows); a key of the file is a limit when its
+//! value scales with the count (`scale=conn`), advice when it is judged but fixed, and
+//! info when it is only shown.
 //!
 //! Everything here is arithmetic on a [`HostView`], so each rule is tested with made-up
 //! hosts; [`HostView::read`] is the only part that touches the machine.
@@ -7,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::judge::judge;
-use super::{Item, Report, Role};
+use super::{Item, Kind, Report, Role};
 use crate::host::conf::{Check, Conf, Scope};
 use crate::host::rlimit::{conns_for_with, server_set_apart, FD_RESERVE};
 
@@ -83,6 +86,9 @@ pub struct ServerAsk {
     pub instances: u64,
     /// `--cores`, when given.
     pub cores: Option<Vec<usize>>,
+    /// The control server's connection cap (`--control-max-conns`), whose descriptors
+    /// each process sets apart.
+    pub control_max_conns: u64,
 }
 
 /// `redpacket-loadgen check` flags.
@@ -147,7 +153,7 @@ pub fn server(ask: &ServerAsk, conf: Option<&Conf>, host: &HostView) -> Report {
         .cores
         .as_ref()
         .map_or(host.allowed_cpus.len().max(1), |c| c.len());
-    let reserve = FD_RESERVE + server_set_apart(crate::config::DEFAULT_CONTROL_MAX_CONNS, workers);
+    let reserve = FD_RESERVE + server_set_apart(ask.control_max_conns, workers);
     let mut items = nofile_items(n, ask.instances.max(1), reserve, host, conf, &SERVER);
     items.extend(memory_item(n, host, &SERVER));
     items.push(server_cpus(ask, host));
@@ -171,6 +177,7 @@ pub fn loadgen(ask: &LoadgenAsk, conf: Option<&Conf>, host: &HostView) -> Report
             judged: false,
             scope: Scope::Process,
             limits: "request rate, not users".into(),
+            kind: Kind::Info,
             op: "",
             holds: None,
             fix: String::new(),
@@ -276,6 +283,7 @@ fn nofile_items(
             judged: false,
             scope: Scope::Process,
             limits: "open files now: the program raises it to the hard limit at start".into(),
+            kind: Kind::Info,
             op: "raised to",
             holds: None,
             fix: String::new(),
@@ -291,6 +299,7 @@ fn nofile_items(
                 "open files of one process: one per {}",
                 &w.what[..w.what.len() - 1]
             ),
+            kind: Kind::Limit,
             op: ">=",
             holds: Some(hard_holds),
             fix: format!(
@@ -315,6 +324,7 @@ fn nofile_items(
             judged: true,
             scope: Scope::Global,
             limits: "the highest open-files limit a process may be given".into(),
+            kind: Kind::Limit,
             op: ">=",
             holds: Some(holds),
             fix: match from_file {
@@ -357,6 +367,7 @@ fn file_max_item(
         judged: true,
         scope: Scope::Global,
         limits: limits.into(),
+        kind: Kind::Limit,
         op: ">=",
         holds: Some(holds),
         fix: format!("sudo sysctl -w fs.file-max={wanted}{fix_tail}"),
@@ -401,6 +412,7 @@ fn memory_need(
         judged: true,
         scope: Scope::Global,
         limits,
+        kind: Kind::Limit,
         op: ">=",
         holds: Some(holds),
         fix: fix(need >> 20, avail >> 20),
@@ -422,6 +434,7 @@ fn ports_item(ask: &LoadgenAsk, host: &HostView) -> Option<Item> {
         judged: true,
         scope: Scope::Netns,
         limits: "users: one port per user for each (source address, server address) pair".into(),
+        kind: Kind::Limit,
         op: ">=",
         holds: Some(cap),
         fix: format!(
@@ -456,7 +469,10 @@ fn server_cpus(ask: &ServerAsk, host: &HostView) -> Item {
                 ok: missing.is_empty(),
                 judged: true,
                 scope: Scope::Process,
-                limits: "one pinned worker per CPU of --cores".into(),
+                limits:
+                    "one pinned worker per CPU of --cores: the server does not start without them"
+                        .into(),
+                kind: Kind::Limit,
                 op: "has",
                 holds: (!missing.is_empty()).then_some(0),
                 fix: format!(
@@ -474,6 +490,7 @@ fn server_cpus(ask: &ServerAsk, host: &HostView) -> Item {
             judged: false,
             scope: Scope::Process,
             limits: "request rate, not connections".into(),
+            kind: Kind::Info,
             op: "",
             holds: None,
             fix: String::new(),
@@ -481,7 +498,8 @@ fn server_cpus(ask: &ServerAsk, host: &HostView) -> Item {
     }
 }
 
-/// Every key of the conf, judged (fs.nr_open is judged per process above).
+/// Every key of the conf, judged (fs.nr_open is judged per process above): a scaled key
+/// is a limit, a fixed one advice, a key shown only (or absent here) info.
 fn conf_items(n: u64, conf: Option<&Conf>, host: &HostView, w: &Words) -> Vec<Item> {
     let Some(conf) = conf else {
         return Vec::new();
@@ -500,6 +518,13 @@ fn conf_items(n: u64, conf: Option<&Conf>, host: &HostView, w: &Words) -> Vec<It
                 judged: v.judged,
                 scope: k.scope,
                 limits: k.limits.clone(),
+                kind: if !v.judged {
+                    Kind::Info
+                } else if v.holds.is_some() {
+                    Kind::Limit
+                } else {
+                    Kind::Advice
+                },
                 op: match k.check {
                     Check::AtLeast => ">=",
                     Check::AtMost => "<=",
@@ -551,6 +576,7 @@ mod tests {
             connections: n,
             instances: k,
             cores: None,
+            control_max_conns: crate::config::DEFAULT_CONTROL_MAX_CONNS,
         }
     }
 
@@ -656,35 +682,141 @@ mod tests {
         let r = server(&sask(10_000, 1), Some(&conf), &h);
         let som = item(&r, "net.core.somaxconn");
         assert!(!som.ok && som.judged);
+        assert_eq!(som.kind, Kind::Advice);
+        assert_eq!(som.holds, None, "a fixed setting does not bound the count");
         assert_eq!(som.fix, SERVER.apply());
         let fm = item(&r, "fs.file-max");
+        assert_eq!(fm.kind, Kind::Limit, "a scaled key bounds the count");
         assert_eq!(fm.wanted, "20000");
         assert!(fm.ok);
         assert_eq!(fm.holds, Some(15_000));
-        assert!(!item(&r, "net.core.busy_poll").judged);
+        let bp = item(&r, "net.core.busy_poll");
+        assert!(!bp.judged);
+        assert_eq!(bp.kind, Kind::Info);
         assert_eq!(r.items.iter().filter(|i| i.name == "fs.nr_open").count(), 1);
         assert_eq!(
             r.items.iter().filter(|i| i.name == "fs.file-max").count(),
             1
         );
-        // A fixed key that is short: no count is enough.
-        assert_eq!(r.can_hold, 0);
-        assert!(r.first_to_raise.starts_with("net.core.somaxconn: in the redpacket source folder: sudo cp sysctl/server.conf /etc/sysctl.d/60-redpacket-server.conf && sudo sysctl --system"), "{}", r.first_to_raise);
-        assert!(
-            r.summary().contains("its counted limits alone allow 15000"),
-            "{}",
-            r.summary()
+        // A fixed key that is short is advice: the counted limits set the verdict.
+        assert_eq!(r.can_hold, 15_000);
+        assert!(r.ok, "{}", r.human());
+        assert_eq!(
+            r.advice,
+            ["net.core.somaxconn is 4096, wanted >= 65535: bursts"]
         );
         h.sysctls
             .insert("net.core.somaxconn".into(), Some("65535".into()));
         let r = server(&sask(10_000, 1), Some(&conf), &h);
         assert!(r.ok, "{}", r.human());
+        assert!(r.advice.is_empty());
         assert_eq!(r.can_hold, 15_000);
         // Past the file's target the advice gives the scaled value to set.
         let r = server(&sask(2_000_000, 200), Some(&conf), &h);
         assert!(item(&r, "fs.file-max")
             .fix
             .contains("set fs.file-max = 4000000"));
+    }
+
+    /// The untuned VM: somaxconn 4096, the rest of `sysctl/server.conf` as the kernel
+    /// has it, 20 000 open files and 20 GiB free.
+    fn untuned() -> (Conf, HostView) {
+        let conf = Conf::server();
+        let mut h = host();
+        for k in &conf.keys {
+            h.sysctls.insert(k.key.clone(), Some(k.value.clone()));
+        }
+        h.sysctls
+            .insert("net.core.somaxconn".into(), Some("4096".into()));
+        h.sysctls
+            .insert("net.ipv4.tcp_max_syn_backlog".into(), Some("2048".into()));
+        h.sysctls
+            .insert("net.ipv4.tcp_fin_timeout".into(), Some("60".into()));
+        (conf, h)
+    }
+
+    #[test]
+    fn advice_never_lowers_what_the_host_can_hold() {
+        let (conf, h) = untuned();
+        let r = server(&sask(1000, 1), Some(&conf), &h);
+        assert!(r.ok, "{}", r.human());
+        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.can_hold, 20_000 - 154, "the open-files limit binds");
+        assert!(r.can_hold >= r.asked);
+        assert_eq!(r.first_to_raise, "");
+        assert_eq!(r.advice.len(), 3, "{:?}", r.advice);
+        assert!(
+            r.advice[0].starts_with("net.core.somaxconn is 4096, wanted >= 65535: "),
+            "{:?}",
+            r.advice
+        );
+        assert!(r.advice[2].starts_with("net.ipv4.tcp_fin_timeout is 60, wanted <= 15: "));
+        let h_ = r.human();
+        let lines: Vec<&str> = h_.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ok: this host can hold 19846 connections as it is (asked 1000); 3 advice \
+             items below (only --strict fails on advice)"
+        );
+        let at = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap();
+        let (limits, advice) = (at("limits ("), at("advice ("));
+        assert!(
+            limits < at("ok     rlimit.nofile.hard") && at("ok     rlimit.nofile.hard") < advice
+        );
+        assert!(advice < at("SHORT  net.core.somaxconn"), "{h_}");
+        assert!(advice < at("ok     net.core.netdev_max_backlog"), "{h_}");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("  fix ")).count(),
+            1,
+            "one file fixes the three keys: {h_}"
+        );
+        // --strict: the same figures, but the advice fails it.
+        let s = server(&sask(1000, 1), Some(&conf), &h).strict(true);
+        assert!(!s.ok);
+        assert_eq!(s.exit_code(), 1);
+        assert_eq!((s.can_hold, s.strict), (r.can_hold, true));
+        assert_eq!(s.first_to_raise, "", "no limit is short");
+        assert!(
+            s.summary()
+                .starts_with("SHORT (--strict): this host can hold 19846"),
+            "{}",
+            s.summary()
+        );
+        // Tuned, --strict passes.
+        let mut tuned = h.clone();
+        for k in &conf.keys {
+            tuned.sysctls.insert(k.key.clone(), Some(k.value.clone()));
+        }
+        let t = server(&sask(1000, 1), Some(&conf), &tuned).strict(true);
+        assert!(t.ok && t.advice.is_empty(), "{}", t.human());
+    }
+
+    #[test]
+    fn short_of_open_files_the_limit_is_raised_first_not_the_advice() {
+        let (conf, h) = untuned();
+        let r = server(&sask(50_000, 1), Some(&conf), &h);
+        assert!(!r.ok);
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.can_hold, 20_000 - 154);
+        assert!(
+            r.first_to_raise
+                .starts_with("rlimit.nofile.hard: raise the hard open-files limit"),
+            "{}",
+            r.first_to_raise
+        );
+        assert_eq!(r.advice.len(), 3, "the advice is still listed");
+        assert!(r
+            .summary()
+            .starts_with("SHORT: this host can hold 19846 connections as it is (asked 50000); raise first: rlimit.nofile.hard"));
+        // Every short item that is not advice is a limit that allows fewer than asked.
+        for i in r
+            .items
+            .iter()
+            .filter(|i| i.judged && !i.ok && i.kind != Kind::Advice)
+        {
+            assert_eq!(i.kind, Kind::Limit, "{}", i.name);
+            assert!(i.holds.is_some_and(|h| h < 50_000), "{}", i.name);
+        }
     }
 
     #[test]

@@ -12,9 +12,11 @@ pub struct Verdict {
     pub wanted: String,
     pub ok: bool,
     pub judged: bool,
-    /// The most connections this key allows as it is: `None` when it does not bound
-    /// the count (or is not judged); `Some(0)` for a fixed value that is short, which
-    /// no connection count satisfies.
+    /// The most connections this key allows as it is, for a key whose value scales with
+    /// the count (`scale=conn`, in a file with a target): `Some(0)` when its live value
+    /// cannot be read as the file's numbers. `None` for every other key: a fixed
+    /// setting does not bound the count, whatever its value (`check` shows it as
+    /// advice).
     pub holds: Option<u64>,
 }
 
@@ -84,7 +86,7 @@ pub fn judge(key: &ConfKey, live: Option<&str>, asked: u64, target: Option<u64>)
                 u64::try_from(n).unwrap_or(u64::MAX)
             })
             .min(),
-        _ if !v.ok => Some(0),
+        (true, Some(_), None) if v.judged => Some(0),
         _ => None,
     };
     v
@@ -118,9 +120,8 @@ mod tests {
         let short = j(Check::AtLeast, "65535", "4096");
         assert!(!short.ok && short.judged);
         assert_eq!(
-            short.holds,
-            Some(0),
-            "a fixed value that is short holds nothing"
+            short.holds, None,
+            "a fixed value that is short does not bound the count"
         );
         assert_eq!(j(Check::AtLeast, "65535", "70000").holds, None);
         assert!(j(Check::AtLeast, "1 2 3", "1\t2  3\n").ok);
@@ -175,6 +176,13 @@ mod tests {
         let v = judge(&k, Some("19999 30000"), 10_000, Some(1_000_000));
         assert!(!v.ok);
         assert_eq!(v.holds, Some(9_999), "the capacity agrees with the verdict");
+        let v = judge(&k, Some("lots"), 10_000, Some(1_000_000));
+        assert!(!v.ok);
+        assert_eq!(
+            v.holds,
+            Some(0),
+            "an unreadable counted value allows nothing"
+        );
         assert_eq!(scale(3, 1, 2), 2, "rounds up");
         assert_eq!(scale(i64::MAX, u64::MAX, 1), i64::MAX, "saturates");
         // Unscaled, the file's value stands whatever the count.
