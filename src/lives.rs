@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(fourth.lost.len(), 1);
         let starts = fs::read_to_string(d.join(STARTS_FILE)).unwrap();
         assert_eq!(starts.lines().count(), 4);
-        assert_eq!(parse_kept_summary_name("server-summary.life-2.json"), Some(2));
+        assert_eq!(
+            parse_kept_summary_name("server-summary.life-2.json"),
+            Some(2)
+        );
         assert_eq!(parse_kept_summary_name("server-summary.json"), None);
         let _ = fs::remove_dir_all(&d);
     }

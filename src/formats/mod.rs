@@ -39,13 +39,13 @@ pub use loadgen::{
 };
 pub use run::{HostEntry, HostInfo, PhasePlan, RunMeta, SCHEMA};
 
+/// `starts.jsonl`: one line per start of a server in its folder; an earlier life lost
+/// (killed before its final account) as the account and the starts record it.
+pub use crate::lives::{LostLife, Previous, StartLine, STARTS_FILE};
 /// `server-summary.json`: the server's final account.
 pub use crate::server::Summary as ServerSummary;
 /// `server.jsonl`: one line per second.
 pub use crate::stats::SecondLine as ServerLine;
-/// `starts.jsonl`: one line per start of a server in its folder; an earlier life lost
-/// (killed before its final account) as the account and the starts record it.
-pub use crate::lives::{LostLife, Previous, StartLine, STARTS_FILE};
 /// `net.jsonl`: one line per second.
 pub use crate::sysmon::NetLine;
 
