@@ -11,7 +11,8 @@
 //! Each start appends a [`StartLine`] to `starts.jsonl` beside `server.jsonl`. At a
 //! start, an earlier life is there when `starts.jsonl` or `server.jsonl` is: with its
 //! `server-summary.json` it ended cleanly (that account is moved aside to
-//! `server-summary.life-N.json`, N its life), without it the life was lost.
+//! `server-summary.life-N.json`, N its life), without it the life was lost (or, with
+//! no line since its recorded start, never served: a port taken, say).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
