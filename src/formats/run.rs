@@ -30,7 +30,10 @@ pub struct RunMeta {
     pub git_commit: String,
     /// Hosts that failed during the run, with the reason in words (`{host: reason}`; a
     /// list of names is read with empty reasons). Their folders may be absent or partial.
-    #[serde(deserialize_with = "names_with_reasons")]
+    #[serde(
+        deserialize_with = "names_with_reasons",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub failed_hosts: BTreeMap<String, String>,
     /// Anything else a writer records (the demo: users, plan, versions); kept as read.
     #[serde(flatten)]
