@@ -104,7 +104,8 @@ pub struct HostData {
     pub tuning: Vec<(String, String)>,
     /// Why the host failed during the run (`run.json` `failed_hosts`), if it did.
     pub failed: Option<String>,
-    role_hint: String,
+    /// The role `run.json` gives the host (empty: guessed from its files).
+    pub(crate) role_hint: String,
 }
 
 impl HostData {

@@ -227,3 +227,91 @@ pub fn check(run: &Run) -> Option<MoneyCheck> {
     }
     any.then_some(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{LoadgenSummary, ServerSummary};
+    use crate::report::load::{HostData, ServerLog};
+
+    fn account(won: u64) -> ServerSummary {
+        let mut a = ServerSummary {
+            shake_balanced: true,
+            send_balanced: true,
+            ..Default::default()
+        };
+        a.stats.shake.won_cents = won;
+        a
+    }
+
+    fn run(hosts: Vec<HostData>) -> Run {
+        Run {
+            dir: Default::default(),
+            id: "t".into(),
+            meta: Default::default(),
+            has_meta: false,
+            hosts,
+            problems: Vec::new(),
+        }
+    }
+
+    fn client(won: u64) -> HostData {
+        let mut s = LoadgenSummary::default();
+        s.money.client_won_cents = won;
+        s.money.note = "checked".into();
+        HostData {
+            name: "client1".into(),
+            summary: Some(s),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_earlier_clean_life_is_counted_and_reconciles() {
+        let mut last = account(30);
+        last.life = 2;
+        let server = HostData {
+            name: "server1".into(),
+            servers: vec![ServerLog {
+                instance: Some(1),
+                summary: Some(last),
+                earlier: vec![(1, account(70))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let m = check(&run(vec![server, client(100)])).unwrap();
+        assert_eq!((m.accounts, m.server_won_cents), (2, 100));
+        assert_eq!(m.agreement(), Agreement::Agree);
+        assert!(m.gaps().is_empty());
+    }
+
+    #[test]
+    fn a_missing_account_makes_the_comparison_not_reconcilable() {
+        let server = HostData {
+            name: "server1".into(),
+            servers: vec![
+                ServerLog {
+                    instance: Some(1),
+                    summary: Some(account(60)),
+                    ..Default::default()
+                },
+                ServerLog {
+                    instance: Some(2),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        // The clients saw exactly what the one account says: still not a match.
+        let m = check(&run(vec![server, client(60)])).unwrap();
+        assert!(m.servers_balanced);
+        assert_eq!(m.agreement(), Agreement::NotReconcilable);
+        assert_eq!(m.unreconciled_names, ["server1 instance 2"]);
+        assert!(
+            m.sentence().contains("not reconcilable"),
+            "{}",
+            m.sentence()
+        );
+    }
+}
