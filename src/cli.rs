@@ -132,6 +132,38 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
     if let Some(i) = instance {
         tracing::info!("instance {i} of this host");
     }
+    // A server restarted in its folder (systemd after a kill) keeps the earlier life's
+    // lines and says whether that life's ledger was lost.
+    let life = match &host_files {
+        Some(f) => match crate::lives::begin(
+            &f.dir,
+            &f.stats,
+            &f.summary,
+            crate::stats::unix_now_f64(),
+            std::process::id(),
+        ) {
+            Ok(life) => {
+                if !life.lost.is_empty() {
+                    tracing::warn!(
+                        "life {} in {}: {} earlier life(s) ended without a final account \
+                         (killed); their ledgers are lost",
+                        life.life,
+                        f.dir.display(),
+                        life.lost.len()
+                    );
+                }
+                Some(life)
+            }
+            Err(e) => {
+                eprintln!(
+                    "redpacket-server: cannot record this start in {}: {e}",
+                    f.dir.display()
+                );
+                return EXIT_FAILURE;
+            }
+        },
+        None => None,
+    };
     let handle = match Server::start(cfg) {
         Ok(h) => h,
         Err(e @ StartError::Bind { .. }) => {
@@ -160,7 +192,12 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
     }
     tracing::info!("shutting down: no new connections, draining");
     handle.shutdown();
-    let summary = handle.wait();
+    let mut summary = handle.wait();
+    if let Some(life) = life {
+        summary.life = life.life;
+        summary.lives_lost = life.lost.len() as u32;
+        summary.lost_lives = life.lost;
+    }
     if let Some(s) = sampler {
         let _ = s.stop();
     }

@@ -43,6 +43,9 @@ impl std::fmt::Display for CentsRange {
 pub enum StatsOut {
     Stdout,
     File(PathBuf),
+    /// The run folder's `server.jsonl` (`--host-dir`): appended to, so the lines of an
+    /// earlier life of the same server in the same folder are kept.
+    Append(PathBuf),
     Off,
 }
 
@@ -425,7 +428,7 @@ impl ServerArgs {
     /// Checks every flag against the others and this machine; the error is one line.
     pub fn validate(mut self) -> Result<Config, String> {
         if let Some(f) = self.host_files() {
-            self.stats_out = StatsOut::File(f.stats);
+            self.stats_out = StatsOut::Append(f.stats);
         }
         let allowed = cores::allowed_cpus();
         let cores = match &self.cores {
@@ -584,7 +587,7 @@ mod tests {
         assert_eq!(f.sample, None);
         let cfg = two.validate().unwrap();
         assert!(
-            matches!(cfg.stats_out, StatsOut::File(p) if p == h.join("instance-2/server.jsonl"))
+            matches!(cfg.stats_out, StatsOut::Append(p) if p == h.join("instance-2/server.jsonl"))
         );
         assert!(parse(&["--host-dir", "/r", "--instance", "0"]).is_err());
         // Without --host-dir an instance writes nothing of its own: it is only named.

@@ -17,7 +17,9 @@
 //! - [`sysmon`]: the once-a-second host sampler (network, TCP, sockets, CPU, memory)
 //!   and the tuning snapshot every run folder carries; [`report`]: turns a run folder
 //!   into tables, charts, `report.html` and `report.md` (`redpacket-report`).
-//! - [`formats`]: every file of a run folder as one type, written and read alike.
+//! - [`formats`]: every file of a run folder as one type, written and read alike;
+//!   [`lives`]: a server restarted in the same folder keeps its earlier life's lines
+//!   and says whether that life's ledger was lost.
 
 pub mod apportion;
 pub mod cli;
@@ -27,6 +29,7 @@ pub mod cores;
 pub mod formats;
 pub mod framefuzz;
 pub mod host;
+pub mod lives;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -451,3 +451,122 @@ fn check_prints_the_verdict_then_limits_then_advice() {
         .chain(&titles)
         .any(|s| l.starts_with(s))));
 }
+
+/// Waits until the last line of `path` (a `server.jsonl`) counts `shakes` shake
+/// requests; returns the file's text then.
+fn wait_shakes(path: &std::path::Path, shakes: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let last = text
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str::<redpacket::formats::ServerLine>(l).ok());
+        if last.is_some_and(|l| l.total.requests.shake == shakes) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no line with {shakes} shakes",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An instance killed with SIGKILL and started again with the same flags (as systemd
+/// does): the second life appends to the first life's `server.jsonl`, records both
+/// starts in `starts.jsonl`, says in its account that one life was lost, and the report
+/// names the instance as not reconcilable while the other instance still balances.
+#[test]
+fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
+    use redpacket::formats::{Previous, ServerLine, ServerSummary, StartLine};
+    use redpacket::protocol::Frame;
+    use std::io::{Read, Write};
+    let dir = tmpdir("restart");
+    let host = dir.join("server1");
+    let shake = |listen: std::net::SocketAddr, user: u32, n: usize| {
+        let mut s = std::net::TcpStream::connect(listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(Frame::LoginRequest { user }.encode(0).as_bytes())
+            .unwrap();
+        for _ in 0..n {
+            s.write_all(Frame::ShakeRequest { user }.encode(0).as_bytes())
+                .unwrap();
+        }
+        let mut b = vec![0u8; 24 + 24 * n];
+        s.read_exact(&mut b).unwrap();
+    };
+    let stats = host.join("instance-1/server.jsonl");
+    // Instance 2 runs through and stops cleanly.
+    let (mut other, listen2) = start_in(&host, &dir.join("ready-2.json"), &["--instance", "2"]);
+    shake(listen2, 2, 1);
+    // Instance 1's first life: two shakes, two lines, then SIGKILL.
+    let ready = dir.join("ready-1.json");
+    let (mut first, listen) = start_in(&host, &ready, &["--instance", "1"]);
+    let first_pid = first.0.id();
+    shake(listen, 1, 2);
+    let before = wait_shakes(&stats, 2);
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    assert!(!host.join("instance-1/server-summary.json").exists());
+    // The second life, same flags: one shake, a line, then a clean stop.
+    std::fs::remove_file(&ready).unwrap();
+    let (mut second, listen) = start_in(&host, &ready, &["--instance", "1"]);
+    shake(listen, 1, 1);
+    wait_shakes(&stats, 1);
+    for server in [&mut second, &mut other] {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+        assert_eq!(server.0.wait().unwrap().code(), Some(0));
+    }
+
+    let after = std::fs::read_to_string(&stats).unwrap();
+    assert!(
+        after.starts_with(&before),
+        "the first life's lines are kept"
+    );
+    let lines: Vec<ServerLine> = after
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last_of_first: ServerLine = serde_json::from_str(before.lines().last().unwrap()).unwrap();
+    assert_eq!(last_of_first.total.requests.shake, 2);
+    assert_eq!(lines.last().unwrap().total.requests.shake, 1);
+    let starts: Vec<StartLine> = std::fs::read_to_string(host.join("instance-1/starts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!((starts[0].life, starts[0].previous), (1, Previous::None));
+    assert_eq!(starts[0].pid, first_pid);
+    assert_eq!((starts[1].life, starts[1].previous), (2, Previous::Lost));
+    assert_ne!(starts[1].pid, first_pid);
+    let summary: ServerSummary = serde_json::from_str(
+        &std::fs::read_to_string(host.join("instance-1/server-summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((summary.life, summary.lives_lost), (2, 1));
+    assert_eq!(summary.lost_lives[0].life, 1);
+    assert!(summary.lost_lives[0].last_seen >= last_of_first.t);
+    assert!(summary.lost_lives[0].restarted > summary.lost_lives[0].last_seen);
+    assert_eq!(summary.stats.requests.shake, 1, "the second life's own");
+    assert!(summary.shake_balanced && summary.send_balanced);
+    // Instance 2 started once and lost nothing.
+    let other: ServerSummary = serde_json::from_str(
+        &std::fs::read_to_string(host.join("instance-2/server-summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((other.life, other.lives_lost), (1, 0));
+
+    let run = redpacket::report::load(&dir).unwrap();
+    let m = redpacket::report::money::check(&run).unwrap();
+    assert!(m.servers_balanced, "{m:?}");
+    assert_eq!(m.unreconciled_names, ["server1 instance 1"]);
+    assert!(
+        m.unreconciled[0].contains("(1 time(s)): the ledger of the earlier life is lost"),
+        "{m:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1207,3 +1207,280 @@ fn footprint_divides_growth_by_users_and_cpu_by_requests() {
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("## Footprint on client1"));
 }
+
+/// Three instances on one host: instance 2 was killed half-way and restarted by systemd
+/// (its first life's ledger lost), instance 3 was killed and not restarted. The report
+/// names both and why their money cannot be reconciled, still shows instance 1's
+/// ledger balanced, and calls the clients-against-servers comparison not reconcilable
+/// instead of a mismatch.
+#[test]
+fn a_killed_instance_cannot_be_reconciled_and_the_others_still_balance() {
+    use redpacket::formats::{LostLife, Previous, ServerLine, ServerSummary, StartLine};
+    use redpacket::report::money::{self, Agreement};
+    let dir = temp_dir("restarted");
+    write_run(&dir, "fixture-restarted", 1.0);
+    let srv = dir.join("server1");
+    let lines: Vec<ServerLine> = fs::read_to_string(srv.join("server.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let account: ServerSummary =
+        serde_json::from_str(&fs::read_to_string(srv.join("server-summary.json")).unwrap())
+            .unwrap();
+    let t0 = fixture::T0;
+    let killed = t0 + 90.013;
+    let restarted = t0 + 93.5;
+    for i in 1..=3 {
+        let d = srv.join(format!("instance-{i}"));
+        fs::create_dir_all(&d).unwrap();
+        let mut text = String::new();
+        for l in &lines {
+            // Instance 2 has no line between its kill and its restart; instance 3 none
+            // after its kill.
+            let gone = match i {
+                2 => l.t > killed && l.t < restarted,
+                3 => l.t > killed,
+                _ => false,
+            };
+            if !gone {
+                text.push_str(&serde_json::to_string(l).unwrap());
+                text.push('\n');
+            }
+        }
+        fs::write(d.join("server.jsonl"), text).unwrap();
+        let mut a = account.clone();
+        if i == 2 {
+            // The second life's account: its own money only, balanced.
+            a.stats.shake.won_cents /= 2;
+            a.stats.shake.issued_cents = a.stats.shake.won_cents + a.held.shake_cents;
+            a.life = 2;
+            a.lives_lost = 1;
+            a.lost_lives = vec![LostLife {
+                life: 1,
+                last_seen: killed,
+                restarted,
+            }];
+            let starts = [
+                StartLine {
+                    t: t0 - 1.0,
+                    pid: 100,
+                    life: 1,
+                    ..Default::default()
+                },
+                StartLine {
+                    t: restarted,
+                    pid: 200,
+                    life: 2,
+                    previous: Previous::Lost,
+                    previous_last_t: Some(killed),
+                },
+            ];
+            let s: Vec<String> = starts
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap())
+                .collect();
+            fs::write(d.join("starts.jsonl"), s.join("\n") + "\n").unwrap();
+        }
+        if i != 3 {
+            fs::write(
+                d.join("server-summary.json"),
+                serde_json::to_string(&a).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    for f in ["server.jsonl", "server-summary.json"] {
+        fs::remove_file(srv.join(f)).unwrap();
+    }
+    passed(&dir.join("client1"));
+
+    let run = redpacket::report::load(&dir).unwrap();
+    let m = money::check(&run).unwrap();
+    assert!(m.servers_balanced, "{m:?}");
+    assert_eq!(m.unbalanced, Vec::<String>::new());
+    assert_eq!(
+        m.unreconciled_names,
+        ["server1 instance 2", "server1 instance 3"]
+    );
+    assert_eq!(m.agreement(), Agreement::NotReconcilable);
+    assert_eq!(m.agree(), None);
+
+    let o = bin().arg(&dir).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = fs::read_to_string(dir.join("report.md")).unwrap();
+    // 12:28:10 UTC is T0 + 90 s.
+    assert!(
+        md.contains(
+            "server1 instance 2: restarted after being killed at 12:28:10 UTC (90 s into the \
+             run) (1 time(s)): the ledger of the earlier life is lost; its money cannot be \
+             reconciled"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "server1 instance 3: no final account (server-summary.json is missing; its lines \
+             run until 12:28:10 UTC (90 s into the run)): killed and not restarted, or not \
+             collected; its money cannot be reconciled"
+        ),
+        "{md}"
+    );
+    // The others' ledgers are still checked and shown.
+    assert!(
+        md.contains(
+            "server1/instance-1 final ledger: shake packets balanced, user-to-user packets balanced"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "server1/instance-2 final ledger (life 2 only): shake packets balanced, \
+             user-to-user packets balanced"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "every ledger balanced (cannot be reconciled: server1 instance 2, server1 instance 3)"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("clients against servers: not reconcilable, a server's ledger is lost"),
+        "{md}"
+    );
+    assert!(!md.contains("DIFFER") && !md.contains("they agree"), "{md}");
+    assert!(
+        md.contains(
+            "**Verdict: INCOMPLETE: money not reconcilable: server1 instance 2, server1 \
+             instance 3 lost a ledger (killed mid-run)**"
+        ),
+        "{md}"
+    );
+    // What is missing says it too, with the restart's time.
+    assert!(
+        md.contains(
+            "host server1: instance-2: life 1 was killed (last line at 12:28:10 UTC (90 s into \
+             the run)) and restarted at 12:28:14 UTC (94 s into the run)"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("host server1: instance-3: server-summary.json is missing"),
+        "{md}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Marks a fixture's load generator summary as passed, so the verdict is the money's.
+fn passed(host: &Path) {
+    let p = host.join("summary.json");
+    let mut s: redpacket::formats::LoadgenSummary =
+        serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+    s.verdict.passed = true;
+    fs::write(&p, serde_json::to_string(&s).unwrap()).unwrap();
+}
+
+/// A client host whose load generator was killed half-way: in `failed_hosts`, its
+/// folder holds a partial `loadgen.jsonl` and no `summary.json`. The report names it,
+/// says what is missing and until when its lines run, leaves it out of the totals that
+/// need a summary, and says the clients' money is incomplete by the gap to what the
+/// (still balanced) servers paid.
+#[test]
+fn a_killed_load_generator_leaves_the_clients_total_incomplete() {
+    use redpacket::formats::LoadgenSummary;
+    use redpacket::report::money::{self, Agreement};
+    let dir = temp_dir("killed-client");
+    write_run(&dir, "fixture-killed-client", 1.0);
+    let c1 = dir.join("client1");
+    let c2 = dir.join("client2");
+    fs::create_dir_all(&c2).unwrap();
+    // client2 ran the first 100 seconds only; client1 saw part of the money.
+    let text = fs::read_to_string(c1.join("loadgen.jsonl")).unwrap();
+    let part: Vec<&str> = text.lines().take(100).collect();
+    fs::write(c2.join("loadgen.jsonl"), part.join("\n") + "\n").unwrap();
+    for f in ["net.jsonl", "tuning.txt"] {
+        fs::copy(c1.join(f), c2.join(f)).unwrap();
+    }
+    let mut s1: LoadgenSummary =
+        serde_json::from_str(&fs::read_to_string(c1.join("summary.json")).unwrap()).unwrap();
+    let (won, grabbed) = (s1.money.client_won_cents, s1.money.client_grabbed_cents);
+    s1.money.client_won_cents = won - 700;
+    s1.money.client_grabbed_cents = grabbed - 4_200;
+    s1.verdict.passed = true;
+    fs::write(c1.join("summary.json"), serde_json::to_string(&s1).unwrap()).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    meta["hosts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
+    meta["failed_hosts"] = serde_json::json!({"client2": "redpacket-loadgen was killed"});
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+
+    let run = redpacket::report::load(&dir).unwrap();
+    let m = money::check(&run).unwrap();
+    assert!(m.servers_balanced);
+    assert_eq!(m.clients_missing, ["client2"]);
+    assert_eq!(m.agreement(), Agreement::ClientsIncomplete);
+    // One sentence for client2, not a line per missing file.
+    let c2_problems: Vec<&String> = run
+        .problems
+        .iter()
+        .filter(|p| p.starts_with("host client2"))
+        .collect();
+    assert_eq!(c2_problems.len(), 1, "{:?}", run.problems);
+
+    let o = bin().arg(&dir).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = fs::read_to_string(dir.join("report.md")).unwrap();
+    // Line 100 is stamped T0 + 100.013: 12:28:20 UTC.
+    assert!(
+        md.contains(
+            "host client2: the load generator stopped before its end (run.json failed_hosts: \
+             redpacket-loadgen was killed): summary.json and histograms.json are missing; its \
+             per-second records (loadgen.jsonl, 100 lines) run until 12:28:20 UTC (100 s into \
+             the run), phase 60k; it is left out of the totals that need a summary"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "Money over 1 server process(es): every ledger balanced; the clients' total is \
+             incomplete (no summary.json from client2): the remaining 1 load generator(s) saw"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("the gap of 700 cents won and 4200 grabbed is client2's."),
+        "{md}"
+    );
+    assert!(!md.contains("DIFFER") && !md.contains("they agree"), "{md}");
+    assert!(
+        md.contains(
+            "**Verdict: INCOMPLETE: clients' money incomplete: no summary.json from client2 \
+             (load generator stopped early)**"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("users connected at the end: 10000 (without client2: no summary.json"),
+        "{md}"
+    );
+    assert!(
+        md.contains("server1 final ledger: shake packets balanced"),
+        "{md}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -397,6 +397,8 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
             .chain(server_cmds)
             .collect(),
         git_commit: git_commit().unwrap_or_default(),
+        // One machine: a process that fails shows in its own files.
+        failed_hosts: Default::default(),
         extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     };
     let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;

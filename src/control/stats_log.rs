@@ -14,7 +14,13 @@ pub(super) async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let mut out: Option<Box<dyn std::io::Write + Send>> = match &shared.cfg.stats_out {
         StatsOut::Off => None,
         StatsOut::Stdout => Some(Box::new(std::io::stdout())),
-        StatsOut::File(p) => match std::fs::File::create(p) {
+        StatsOut::File(p) | StatsOut::Append(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(matches!(shared.cfg.stats_out, StatsOut::Append(_)))
+            .truncate(matches!(shared.cfg.stats_out, StatsOut::File(_)))
+            .open(p)
+        {
             Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
             Err(e) => {
                 tracing::error!("cannot write statistics to {}: {e}", p.display());

@@ -16,13 +16,15 @@
 //! | `<host>/histograms.json` | [`HistogramsFile`] | the load generator, at exit |
 //! | `<host>[/instance-I]/server.jsonl` | [`ServerLine`] | the server, once a second |
 //! | `<host>[/instance-I]/server-summary.json` | [`ServerSummary`] | the server, at exit |
+//! | `<host>[/instance-I]/server-summary.life-N.json` | [`ServerSummary`] | the server: life N's account, moved aside when a later life started in the folder |
+//! | `<host>[/instance-I]/starts.jsonl` | [`StartLine`] | the server (`--host-dir`), at each start |
 //! | `<host>/net.jsonl` | [`NetLine`] | the host sampler, once a second |
 //! | `<host>/footprint.jsonl` | [`FootprintLine`] | the demo (both sides on one host), once a second |
 //! | `<host>/tuning.txt` | `key = value` lines ([`crate::sysmon::tuning`]) | the host sampler, at start |
 //!
 //! The server's and the sampler's types live beside the code that fills them
-//! ([`crate::stats`], [`crate::server`], [`crate::sysmon`]) and are named here so this
-//! table is the one index of the formats.
+//! ([`crate::stats`], [`crate::server`], [`crate::lives`], [`crate::sysmon`]) and are
+//! named here so this table is the one index of the formats.
 
 pub mod footprint;
 pub mod histograms;
@@ -37,6 +39,9 @@ pub use loadgen::{
 };
 pub use run::{HostEntry, HostInfo, PhasePlan, RunMeta, SCHEMA};
 
+/// `starts.jsonl`: one line per start of a server in its folder; an earlier life lost
+/// (killed before its final account) as the account and the starts record it.
+pub use crate::lives::{LostLife, Previous, StartLine, STARTS_FILE};
 /// `server-summary.json`: the server's final account.
 pub use crate::server::Summary as ServerSummary;
 /// `server.jsonl`: one line per second.

@@ -28,6 +28,13 @@ pub struct RunMeta {
     /// Command lines as run, one string each (or `{"host", "command"}` objects).
     pub commands: Vec<Value>,
     pub git_commit: String,
+    /// Hosts that failed during the run, with the reason in words (`{host: reason}`; a
+    /// list of names is read with empty reasons). Their folders may be absent or partial.
+    #[serde(
+        deserialize_with = "names_with_reasons",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub failed_hosts: BTreeMap<String, String>,
     /// Anything else a writer records (the demo: users, plan, versions); kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -62,6 +69,30 @@ pub struct HostInfo {
     pub address: String,
 }
 
+/// `{name: reason}`, or a list of names (reasons empty), or null.
+fn names_with_reasons<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => m
+            .into_iter()
+            .map(|(k, v)| {
+                let why = match v {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    v => v.to_string(),
+                };
+                (k, why)
+            })
+            .collect(),
+        Value::Array(v) => v
+            .into_iter()
+            .filter_map(|n| n.as_str().map(|n| (n.to_string(), String::new())))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
 impl HostEntry {
     pub fn info(&self) -> HostInfo {
         match self {
@@ -92,5 +123,17 @@ mod tests {
         let back: RunMeta = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back.extra, m.extra);
         assert_eq!(back.phases, m.phases);
+        assert!(m.failed_hosts.is_empty());
+    }
+
+    #[test]
+    fn failed_hosts_are_a_map_of_reasons_or_a_list_of_names() {
+        let m: RunMeta =
+            serde_json::from_str(r#"{"failed_hosts":{"c2":"killed","c3":null}}"#).unwrap();
+        assert_eq!(m.failed_hosts["c2"], "killed");
+        assert_eq!(m.failed_hosts["c3"], "");
+        assert!(!m.extra.contains_key("failed_hosts"));
+        let m: RunMeta = serde_json::from_str(r#"{"failed_hosts":["c2"]}"#).unwrap();
+        assert_eq!(m.failed_hosts["c2"], "");
     }
 }

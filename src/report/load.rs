@@ -14,9 +14,10 @@ use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
 use crate::formats::{
-    self, histograms, HistogramsFile, LoadgenLine, LoadgenSummary, NetLine, RunMeta, ServerLine,
-    ServerSummary, SCHEMA,
+    self, histograms, HistogramsFile, LoadgenLine, LoadgenSummary, LostLife, NetLine, RunMeta,
+    ServerLine, ServerSummary, StartLine, SCHEMA, STARTS_FILE,
 };
+use crate::lives;
 use crate::sysmon::tuning;
 
 /// What a host did in the run, judged from its `run.json` entry or its files.
@@ -35,8 +36,12 @@ pub struct ServerLog {
     /// `None` for a server writing straight into the host folder.
     pub instance: Option<u32>,
     pub lines: Vec<ServerLine>,
-    /// The final account (`server-summary.json`).
+    /// The final account (`server-summary.json`): the last life's, after a restart.
     pub summary: Option<ServerSummary>,
+    /// Each start in the folder (`starts.jsonl`), when the server recorded them.
+    pub starts: Vec<StartLine>,
+    /// Earlier lives' clean final accounts (`server-summary.life-N.json`), by life.
+    pub earlier: Vec<(u32, ServerSummary)>,
 }
 
 impl ServerLog {
@@ -46,6 +51,41 @@ impl ServerLog {
             Some(i) => format!("{host}/{}", formats::instance_dir(i)),
             None => host.to_string(),
         }
+    }
+
+    /// `host` or `host instance I`: how money sentences name this server.
+    pub fn name(&self, host: &str) -> String {
+        match self.instance {
+            Some(i) => format!("{host} instance {i}"),
+            None => host.to_string(),
+        }
+    }
+
+    /// Earlier lives that ended without their final account (killed), from the starts
+    /// the server recorded, or else from its last account.
+    pub fn lost_lives(&self) -> Vec<LostLife> {
+        let lost = lives::lost_lives(&self.starts);
+        match &self.summary {
+            Some(s) if lost.is_empty() => s.lost_lives.clone(),
+            _ => lost,
+        }
+    }
+
+    /// The `t` of its last per-second line.
+    pub fn last_t(&self) -> Option<f64> {
+        self.lines.last().map(|l| l.t)
+    }
+}
+
+/// A unix time as a person reads it in a report: `HH:MM:SS UTC`, and how far into the
+/// run when `started` is known.
+pub fn when(t: f64, started: f64) -> String {
+    let s = t.max(0.0).round() as u64 % 86_400;
+    let clock = format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60);
+    if started > 0.0 && t >= started {
+        format!("{clock} ({:.0} s into the run)", t - started)
+    } else {
+        clock
     }
 }
 
@@ -62,7 +102,10 @@ pub struct HostData {
     /// `histograms.json`; `None` when the file is absent or unusable.
     pub histograms: Option<BTreeMap<String, Histogram<u64>>>,
     pub tuning: Vec<(String, String)>,
-    role_hint: String,
+    /// Why the host failed during the run (`run.json` `failed_hosts`), if it did.
+    pub failed: Option<String>,
+    /// The role `run.json` gives the host (empty: guessed from its files).
+    pub(crate) role_hint: String,
 }
 
 impl HostData {
@@ -84,6 +127,12 @@ impl HostData {
     /// Whether the host runs its servers as instances (`instance-I/` folders).
     pub fn has_instances(&self) -> bool {
         self.servers.iter().any(|s| s.instance.is_some())
+    }
+
+    /// A load generator that left per-second lines but no `summary.json`: it stopped
+    /// (was killed) before its end. Its figures are partial and it has no totals.
+    pub fn loadgen_cut_short(&self) -> bool {
+        self.role() == Role::Loadgen && self.summary.is_none()
     }
 }
 
@@ -184,11 +233,22 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
             continue;
         }
         hosts.push(HostData {
+            failed: meta.failed_hosts.get(&h.name).cloned(),
             name: h.name,
             address: h.address,
             role_hint: h.role,
             ..Default::default()
         });
+    }
+    // A failed host run.json does not list among its hosts is still named.
+    for (name, why) in &meta.failed_hosts {
+        if !name.is_empty() && !hosts.iter().any(|h| &h.name == name) {
+            hosts.push(HostData {
+                name: name.clone(),
+                failed: Some(why.clone()),
+                ..Default::default()
+            });
+        }
     }
     let mut extra: Vec<String> = fs::read_dir(dir)
         .map(|rd| {
@@ -228,7 +288,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     }
 
     for h in &mut hosts {
-        read_host(dir, h, &mut problems);
+        read_host(dir, h, meta.started, &mut problems);
     }
     let id = if meta.run_id.is_empty() {
         dir.file_name()
@@ -247,22 +307,28 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     })
 }
 
-fn read_host(run_dir: &Path, h: &mut HostData, problems: &mut Vec<String>) {
+/// `(run.json failed_hosts: REASON)`, or nothing for a host that did not fail.
+fn failed_note(h: &HostData) -> String {
+    match h.failed.as_deref() {
+        Some("") => " (run.json lists it in failed_hosts)".into(),
+        Some(why) => format!(" (run.json failed_hosts: {why})"),
+        None => String::new(),
+    }
+}
+
+fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<String>) {
     let dir = run_dir.join(&h.name);
     if !dir.is_dir() {
         problems.push(format!(
-            "host {}: no folder (the host died or its logs were not collected)",
-            h.name
+            "host {}: no folder (the host died or its logs were not collected){}",
+            h.name,
+            failed_note(h)
         ));
         return;
     }
     let name = h.name.clone();
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
-    let mut own = ServerLog {
-        instance: None,
-        lines: read_jsonl(&dir.join("server.jsonl"), &mut p),
-        summary: read_json(&dir.join("server-summary.json"), &mut p),
-    };
+    let mut own = read_server(&dir, None, &mut p);
     h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), &mut p);
     h.net = read_jsonl(&dir.join("net.jsonl"), &mut p);
     if let Ok(text) = fs::read_to_string(dir.join("summary.json")) {
@@ -289,22 +355,54 @@ fn read_host(run_dir: &Path, h: &mut HostData, problems: &mut Vec<String>) {
         h.tuning = tuning::parse(&text);
     }
     if !own.lines.is_empty() || own.summary.is_some() {
+        server_lives(&own, started, &mut p);
         h.servers.push(own);
     }
     for (i, idir) in instance_dirs(&dir) {
         let inst = formats::instance_dir(i);
         let mut p = |s: String| problems.push(format!("host {name}: {inst}: {s}"));
-        let log = ServerLog {
-            instance: Some(i),
-            lines: read_jsonl(&idir.join("server.jsonl"), &mut p),
-            summary: read_json(&idir.join("server-summary.json"), &mut p),
-        };
+        let log = read_server(&idir, Some(i), &mut p);
         if log.lines.is_empty() {
             p("server.jsonl is missing or empty".into());
+        } else if log.summary.is_none() {
+            p(format!(
+                "server-summary.json is missing: the server did not stop cleanly (killed \
+                 and not restarted, or still running when collected); its lines run until {}",
+                when(log.last_t().unwrap_or(0.0), started)
+            ));
         }
+        server_lives(&log, started, &mut p);
         h.servers.push(log);
     }
+    let failed = failed_note(h);
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
+    if h.loadgen_cut_short() && !h.loadgen.is_empty() {
+        // One sentence for what a killed load generator leaves, instead of a line per
+        // missing file.
+        let last = h.loadgen.last().map(|l| (l.t, l.phase.clone()));
+        let (t, phase) = last.unwrap_or_default();
+        let absent: Vec<&str> = ["summary.json", histograms::FILE, "net.jsonl", "tuning.txt"]
+            .into_iter()
+            .filter(|f| !dir.join(f).exists())
+            .collect();
+        p(format!(
+            "the load generator stopped before its end{failed}: {} missing; its per-second \
+             records (loadgen.jsonl, {} lines) run until {}{}; it is left out of the totals \
+             that need a summary (users at the end, rates held, client money)",
+            list_files(&absent),
+            h.loadgen.len(),
+            when(t, started),
+            if phase.is_empty() {
+                String::new()
+            } else {
+                format!(", phase {phase}")
+            }
+        ));
+        return;
+    }
+    if !failed.is_empty() {
+        p(format!("failed during the run{failed}"));
+    }
     let expected: &[&str] = match h.role() {
         // With instances, each instance's folder holds its server.jsonl (checked above).
         Role::Server if h.has_instances() => &["net.jsonl", "tuning.txt"],
@@ -316,6 +414,51 @@ fn read_host(run_dir: &Path, h: &mut HostData, problems: &mut Vec<String>) {
         if f.contains(" or ") || !dir.join(f).exists() {
             p(format!("{f} is missing"));
         }
+    }
+}
+
+/// `a is`, `a and b are`, `a, b and c are`.
+fn list_files(files: &[&str]) -> String {
+    match files {
+        [] => "no file is".into(),
+        [one] => format!("{one} is"),
+        [init @ .., last] => format!("{} and {last} are", init.join(", ")),
+    }
+}
+
+/// One server's files in `dir`: its lines, its account, its starts and the accounts of
+/// its earlier clean lives.
+fn read_server(dir: &Path, instance: Option<u32>, p: &mut impl FnMut(String)) -> ServerLog {
+    let mut earlier: Vec<(u32, ServerSummary)> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let n = lives::parse_kept_summary_name(&e.file_name().into_string().ok()?)?;
+                    Some((n, read_json(&e.path(), p)?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    earlier.sort_by_key(|(n, _)| *n);
+    ServerLog {
+        instance,
+        lines: read_jsonl(&dir.join("server.jsonl"), p),
+        summary: read_json(&dir.join("server-summary.json"), p),
+        starts: read_jsonl(&dir.join(STARTS_FILE), p),
+        earlier,
+    }
+}
+
+/// A server's restarts, said once among what is missing: each lost life's ledger.
+fn server_lives(log: &ServerLog, started: f64, p: &mut impl FnMut(String)) {
+    for l in log.lost_lives() {
+        p(format!(
+            "life {} was killed (last line at {}) and restarted at {}: its final account \
+             (server-summary.json) was never written",
+            l.life,
+            when(l.last_seen, started),
+            when(l.restarted, started)
+        ));
     }
 }
 

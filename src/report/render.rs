@@ -281,21 +281,29 @@ pub fn preamble(run: &Run) -> Vec<String> {
         }
         let many = sums.len() > MANY;
         for (log, sum) in sums {
-            if many && sum.shake_balanced && sum.send_balanced {
+            if many && sum.shake_balanced && sum.send_balanced && log.lost_lives().is_empty() {
                 continue;
             }
             let word = |b: bool| if b { "balanced" } else { "NOT BALANCED" };
+            // After a restart the account covers the last life only.
+            let life = if sum.life > 1 {
+                format!(" (life {} only)", sum.life)
+            } else {
+                String::new()
+            };
             v.push(format!(
-                "{} final ledger: shake packets {}, user-to-user packets {}",
+                "{} final ledger{life}: shake packets {}, user-to-user packets {}",
                 log.label(&h.name),
                 word(sum.shake_balanced),
                 word(sum.send_balanced)
             ));
         }
     }
-    // Over every server process, when there is more than one or clients to match.
+    // Over every server process, when there is more than one or clients to match; and
+    // every server whose money cannot be reconciled, by name.
     if let Some(m) = super::money::check(run) {
-        if m.accounts + m.missing.len() > 1 || m.clients > 0 {
+        v.extend(m.unreconciled.iter().cloned());
+        if m.accounts + m.missing.len() > 1 || m.clients > 0 || !m.clients_missing.is_empty() {
             v.push(m.sentence());
         }
     }
@@ -318,7 +326,8 @@ pub fn problems_text(run: &Run) -> String {
 }
 
 /// What a reader wants first: passed or failed (the load generators' thresholds, every
-/// ledger, client against server money), users, the highest rate held without an error
+/// ledger, client against server money; `INCOMPLETE` when nothing failed but money
+/// cannot be reconciled or the clients' total lacks a host), users, the highest rate held without an error
 /// or timeout, the p99 of each phase (the report's own figure, as in the table) and the
 /// money line. The first line starts `Verdict: `.
 pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
@@ -335,27 +344,51 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
     if fails.is_empty() && sums.iter().any(|s| !s.verdict.passed) {
         fails.push("a load generator did not pass".into());
     }
+    // What cannot be judged: money whose ledger or client total is missing.
+    let mut gaps = Vec::new();
     if let Some(m) = &money {
-        if !m.servers_balanced {
+        if !m.unbalanced.is_empty() {
             fails.push(format!(
                 "ledger NOT BALANCED on {}",
                 m.unbalanced.join(", ")
             ));
+        } else if !m.servers_balanced && m.unreconciled.is_empty() {
+            fails.push("no server left its final account".into());
         }
         if m.agree() == Some(false) {
             fails.push("client and server money DIFFER".into());
         }
+        gaps = m.gaps();
     }
+    // Load generators without a summary (killed, or their host lost): left out of the
+    // totals below, which only a summary gives.
+    let cut: Vec<&str> = run
+        .hosts
+        .iter()
+        .filter(|h| h.loadgen_cut_short())
+        .map(|h| h.name.as_str())
+        .collect();
+    let without = if cut.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (without {}: no summary.json, see what is missing)",
+            cut.join(", ")
+        )
+    };
     let mut v = vec![if sums.is_empty() && money.is_none() {
         "Verdict: none (no load generator summary and no server account)".to_string()
-    } else if fails.is_empty() {
+    } else if fails.is_empty() && gaps.is_empty() {
         "Verdict: PASSED".to_string()
+    } else if fails.is_empty() {
+        format!("Verdict: INCOMPLETE: {}", gaps.join("; "))
     } else {
+        fails.extend(gaps);
         format!("Verdict: FAILED: {}", fails.join("; "))
     }];
     if !sums.is_empty() {
         let users: u64 = sums.iter().map(|s| s.connections.connected).sum();
-        v.push(format!("users connected at the end: {users}"));
+        v.push(format!("users connected at the end: {users}{without}"));
         let mut best: Option<(String, f64)> = None;
         for p in &a.phases {
             let mine: Vec<&PhaseSummary> = sums
@@ -370,7 +403,7 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         }
         v.push(match best {
             Some((n, r)) => format!(
-                "highest rate held without an error or timeout: {} shakes/s (phase {n})",
+                "highest rate held without an error or timeout: {} shakes/s (phase {n}){without}",
                 fmt_num(r, 0)
             ),
             None => "no phase ran without an error or timeout".into(),

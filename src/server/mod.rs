@@ -193,6 +193,18 @@ pub struct Summary {
     pub shake_balanced: bool,
     /// created = grabbed + refunded + held, for user-to-user packets (cents).
     pub send_balanced: bool,
+    /// This life's number in its folder of a run (`--host-dir`), 1 for the first; 0
+    /// when not written there (and in files written before lives were counted).
+    #[serde(default)]
+    pub life: u32,
+    /// The earlier lives in the same folder that ended without their final account
+    /// (killed): their ledgers are lost, so this account covers only part of the
+    /// server's money ([`crate::lives`]).
+    #[serde(default)]
+    pub lives_lost: u32,
+    /// When each of those lives was last seen and restarted.
+    #[serde(default)]
+    pub lost_lives: Vec<crate::lives::LostLife>,
 }
 
 /// Why the server could not start.
@@ -477,6 +489,7 @@ impl ServerHandle {
             held,
             shake_balanced,
             send_balanced,
+            ..Default::default()
         }
     }
 }
