@@ -1,9 +1,10 @@
 //! The shell tests of the host tuning (`sysctl/tests/tuning.sh`) and of the Ansible fleet
-//! (`ansible/tests/fleet.sh`), run by `cargo test --workspace` so that one command runs
-//! every test of the project.
+//! (`ansible/tests/fleet.sh` on network-namespace hosts, `ansible/tests/systemd-fleet.sh`
+//! on Debian hosts that boot systemd), run by `cargo test --workspace` so that one
+//! command runs every test of the project.
 //!
-//! Both build network namespaces on this machine (root and CAP_NET_ADMIN needed) and tear
-//! them down; under `CI=true` a missing prerequisite fails them, elsewhere they say
+//! They build network namespaces or containers on this machine (root and CAP_NET_ADMIN
+//! needed) and tear them down; under `CI=true` a missing prerequisite fails them, elsewhere they say
 //! `SKIPPED`, which fails this test too unless `REDPACKET_ALLOW_SKIP=1` (then it passes
 //! and prints that line). They use the binaries this `cargo test`
 //! has just built (`target/<profile>/`), so nothing is built twice and no cargo runs
@@ -79,4 +80,10 @@ fn sysctl_files_apply_in_a_namespace_and_units_verify() {
 fn ansible_fleet_provisions_runs_and_survives_a_lost_host() {
     let bins = bin_dir();
     run_script("ansible/tests/fleet.sh", &[("FLEET_PREBUILT_DIR", &bins)]);
+}
+
+#[test]
+fn ansible_fleet_on_systemd_hosts_survives_killed_instances_clients_and_a_reboot() {
+    let bins = bin_dir();
+    run_script("ansible/tests/systemd-fleet.sh", &[("FLEET_PREBUILT_DIR", &bins)]);
 }

@@ -47,13 +47,8 @@ if [ "$clients" -lt 1 ] || [ "$clients" -gt 50 ] || [ "$instances" -lt 1 ] || [ 
 fi
 
 t0=$(date +%s)
-say() { printf '[fleet %3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
-fail() { say "FAIL: $*"; exit 1; }
-skip_or_fail() {
-  if [ "${CI:-}" = true ]; then fail "missing prerequisite: $*"; fi
-  say "SKIPPED (not a pass): missing prerequisite: $*"
-  exit 0
-}
+# shellcheck source=ansible/tests/common.sh
+. "$here/tests/common.sh"
 
 [ "$(id -u)" = 0 ] || skip_or_fail "root (network namespaces)"
 for cmd in ip /usr/sbin/sshd sudo ssh ssh-keygen /usr/bin/python3 cargo; do
@@ -64,16 +59,8 @@ sysctl_dir=${FLEET_SYSCTL_DIR:-$repo/sysctl}
 [ -f "$sysctl_dir/server.conf" ] && [ -f "$sysctl_dir/client.conf" ] \
   || skip_or_fail "$sysctl_dir/server.conf and client.conf"
 
-# --- Ansible from PyPI, in a virtualenv keyed on the requirements file ------------------
-req="$here/requirements.txt"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/redpacket-ansible-venv/$(sha256sum "$req" | cut -c1-16)"
-if [ ! -x "$venv/bin/ansible-playbook" ]; then
-  say "installing ansible into $venv"
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-fi
-export PATH="$venv/bin:$PATH"
+# --- Ansible from PyPI, in a cached virtualenv; then the linter ---------------------------
+ansible_venv
 say "ansible-lint (production profile)"
 (cd "$here" && ansible-lint -q) >"/tmp/redpacket-fleet-lint.$$" 2>&1 \
   || { cat "/tmp/redpacket-fleet-lint.$$"; rm -f "/tmp/redpacket-fleet-lint.$$"; fail "ansible-lint"; }
@@ -180,14 +167,6 @@ done
 # The inventory a user would write, with what the namespace fleet needs: one kernel and
 # one filesystem shared by every host.
 inv="$tmp/inventory.yml"
-# On every host: the hosts share this machine's kernel and filesystem. (Host entries
-# outrank group_vars/all.yml beside the playbooks; an inventory's group vars do not.)
-host_vars() {
-  echo "          redpacket_system_files: false"
-  echo "          redpacket_tuning_global: false"
-  echo "          redpacket_connect_rate: 2000"
-  echo "          redpacket_start_margin_s: 5"
-}
 {
   echo "all:"
   echo "  vars:"
@@ -195,15 +174,21 @@ host_vars() {
   echo "    ansible_ssh_private_key_file: $tmp/ssh/id"
   echo "    ansible_ssh_common_args: -o UserKnownHostsFile=$tmp/ssh/known_hosts -o StrictHostKeyChecking=yes"
   echo "    ansible_python_interpreter: /usr/bin/python3"
+  echo "    # The hosts share this machine's kernel and filesystem."
+  echo "    redpacket_system_files: false"
+  echo "    redpacket_tuning_global: false"
+  echo "    redpacket_connect_rate: 2000"
+  echo "    redpacket_start_margin_s: 5"
+  echo "    redpacket_results_dir: $results"
+  echo "    redpacket_sysctl_dir: $sysctl_dir"
+  echo "    redpacket_prebuilt_dir: ${FLEET_PREBUILT_DIR:-}"
   echo "  children:"
   echo "    servers:"
   echo "      hosts:"
   echo "        srv1:"
   echo "          ansible_host: ${addr[srv1]}"
   echo "          redpacket_home: $tmp/hosts/srv1/home"
-  echo "          redpacket_listen: ${addr[srv1]}"
   echo "          redpacket_server_instances: $instances"
-  host_vars
   echo "    clients:"
   echo "      hosts:"
   for i in $(seq 1 "$clients"); do
@@ -214,33 +199,21 @@ host_vars() {
     echo "          redpacket_source_addrs: [198.18.0.$((100 + 2 * i)), 198.18.0.$((101 + 2 * i))]"
     echo "          redpacket_source_alias: true"
     echo "          redpacket_source_iface: eth0"
-    host_vars
-  done
+    done
 } >"$inv"
 
 export ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_SSH_CONTROL_PATH_DIR="$tmp/cp" \
   ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOME="$tmp/ansible-home" \
   ANSIBLE_LOCAL_TEMP="$tmp/ansible-local"
-# Settings of the controller's side (read by the plays on localhost too) go as -e; so do,
-# once more, the two that keep this machine's /etc and global sysctls untouched.
-playbook() {
-  (cd "$here" && ansible-playbook -i "$inv" -e redpacket_results_dir="$results" \
-    -e redpacket_sysctl_dir="$sysctl_dir" -e redpacket_prebuilt_dir="${FLEET_PREBUILT_DIR:-}" \
-    -e '{"redpacket_system_files": false, "redpacket_tuning_global": false}' "$@")
-}
-
-# The PLAY RECAP of a log: "host changed" lines.
-recap_changed() { awk '/^PLAY RECAP/ {r = 1; next} r && /changed=/ {for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); print $1, a[2]}}' "$1"; }
+# Every setting is in the inventory (its all: vars, as a user writes them).
+playbook() { (cd "$here" && ansible-playbook -i "$inv" "$@"); }
 
 # --- 1. provision twice -------------------------------------------------------------------
 say "provision.yml (first run)"
 playbook provision.yml >"$tmp/provision1.log" 2>&1 || { tail -40 "$tmp/provision1.log"; fail "provision.yml failed"; }
 say "provision.yml (second run: must change nothing)"
 playbook provision.yml >"$tmp/provision2.log" 2>&1 || { tail -40 "$tmp/provision2.log"; fail "second provision.yml failed"; }
-recap_changed "$tmp/provision2.log" >"$tmp/recap2"
-for h in "${hosts[@]}"; do
-  grep -q "^$h 0$" "$tmp/recap2" || { sed -n '/PLAY RECAP/,$p' "$tmp/provision2.log"; grep -B2 -A8 'changed:' "$tmp/provision2.log" | head -60; fail "second provision changed something on $h"; }
-done
+expect_unchanged "$tmp/provision2.log" "${hosts[@]}"
 say "second provision: changed=0 on ${hosts[*]}"
 # Nothing of the fleet's may reach this machine's own /etc or its global sysctls.
 for f in /etc/sysctl.d/60-redpacket-server.conf /etc/sysctl.d/60-redpacket-client.conf \
@@ -251,12 +224,6 @@ done
 playbook provision.yml --check >"$tmp/provision-check.log" 2>&1 || { tail -30 "$tmp/provision-check.log"; fail "provision.yml --check failed"; }
 
 # Each host's per-namespace sysctls hold the file's values (the keys annotated netns).
-netns_keys() {
-  awk '/^# redpacket:/ {s = ""; if (match($0, /scope=[a-z]+/)) s = substr($0, RSTART + 6, RLENGTH - 6); next}
-       /^[ \t]*[#;]/ || /^[ \t]*$/ {next}
-       {split($0, kv, "="); k = kv[2]; v = substr($0, index($0, "=") + 1); gsub(/^[ \t-]+|[ \t]+$/, "", kv[1]);
-        gsub(/[ \t]+/, " ", v); gsub(/^ | $/, "", v); if (s == "netns") print kv[1] "\t" v; s = ""}' "$1"
-}
 checked=0
 for h in "${hosts[@]}"; do
   f="$sysctl_dir/$([ "$h" = srv1 ] && echo server || echo client).conf"
@@ -302,29 +269,8 @@ for h in "${hosts[@]}"; do [ -d "$d/$h" ] || fail "files of $h did not arrive"; 
 for i in $(seq 1 "$clients"); do
   for f in summary.json loadgen.jsonl; do [ -s "$d/cli$i/$f" ] || fail "cli$i/$f missing"; done
 done
-python3 - "$d" "$instances" "$clients" <<'EOF' || fail "money or files do not add up"
-import json, sys, pathlib
-d, k, n = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-won = grabbed = 0
-for i in range(1, k + 1):
-    s = json.loads((d / "srv1" / ("instance-%d" % i) / "server-summary.json").read_text())
-    assert s["shake_balanced"] and s["send_balanced"], "instance %d: ledger does not balance" % i
-    assert s["stats"]["shake"]["issued"] > 0, "instance %d issued no shake packet" % i
-    assert s["stats"]["connections"]["logins"] > 0, "instance %d saw no login" % i
-    won += s["stats"]["shake"]["won_cents"]
-    grabbed += s["stats"]["send"]["grabbed_cents"]
-cw = cg = 0
-for c in range(1, n + 1):
-    m = json.loads((d / ("cli%d" % c) / "summary.json").read_text())["money"]
-    cw += m["client_won_cents"]
-    cg += m["client_grabbed_cents"]
-assert won > 0, "nothing won"
-assert (cw, cg) == (won, grabbed), "clients won %d and grabbed %d cents, servers %d and %d" % (cw, cg, won, grabbed)
-run = json.loads((d / "run.json").read_text())
-assert [p["name"] for p in run["phases"]] == ["connect", "tiny"], run["phases"]
-assert not run["failed_hosts"], run["failed_hosts"]
-print("money: %d instances balanced; clients' won %d and grabbed %d cents equal the servers'" % (k, won, grabbed))
-EOF
+python3 "$here/tests/check_run.py" "$d" --servers "srv1:$instances" --clients "$(seq -s, -f "cli%g" 1 "$clients")" \
+  || fail "money or files do not add up"
 say "run 1: files of every host, report, ledgers balanced"
 
 # --- 4. a client host goes away -------------------------------------------------------------

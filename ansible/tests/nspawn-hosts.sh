@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Debian hosts that boot systemd as PID 1, for the fleet's tests: systemd-nspawn
 # containers with their own filesystem (an overlay on one cached debootstrap image) and
 # their own network (a veth into a bridge of this machine: /proc/sys/net is writable

@@ -1,0 +1,99 @@
+"""Checks a fleet run's collected folder: every host's files, each instance's money
+ledger, the clients' cents against the servers', run.json's failed hosts and restarts.
+
+    python3 check_run.py RUN_DIR --servers srv1:2,srv2:1 --clients cli1,cli2
+        [--killed-instance srv2:1] [--killed-client cli3] [--unreachable cli2]
+
+Without faults: every instance's ledger balances and issued packets, the clients won
+and grabbed exactly the cents the servers paid, run.json names no failed host.
+--killed-instance HOST:I: that instance was killed and restarted by systemd: its
+starts.jsonl records a lost life, run.json's restarts and failed_hosts name it, the
+report says its money cannot be reconciled; every other instance still balances.
+--killed-client HOST: that host's load generator was killed: its partial per-second
+records arrived without summary.json, failed_hosts names it, the report says so; the
+servers' ledgers still balance and the other clients' cents do not exceed theirs.
+Exit 0 when all holds, 1 with the first thing that does not.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    ap.add_argument("--servers", required=True, help="HOST:INSTANCES,...")
+    ap.add_argument("--clients", required=True, help="HOST,...")
+    ap.add_argument("--killed-instance", default="")
+    ap.add_argument("--killed-client", default="")
+    ap.add_argument("--unreachable", default="")
+    a = ap.parse_args()
+    d = pathlib.Path(a.run_dir)
+    servers = [(h, int(k)) for h, k in (s.split(":") for s in a.servers.split(","))]
+    clients = [c for c in a.clients.split(",") if c]
+    killed = tuple(a.killed_instance.split(":")) if a.killed_instance else None
+    run = json.loads((d / "run.json").read_text())
+    report = (d / "report.md").read_text()
+    assert (d / "report.html").is_file(), "no report.html"
+
+    won = grabbed = 0
+    for host, k in servers:
+        for i in range(1, k + 1):
+            inst = d / host / ("instance-%d" % i)
+            s = json.loads((inst / "server-summary.json").read_text())
+            assert s["shake_balanced"] and s["send_balanced"], "%s#%d: ledger does not balance" % (host, i)
+            if killed == (host, str(i)):
+                starts = [json.loads(x) for x in (inst / "starts.jsonl").read_text().splitlines() if x.strip()]
+                assert len(starts) >= 2 and starts[-1]["previous"] == "lost", "%s#%d starts: %s" % (host, i, starts)
+                assert s["lives_lost"] >= 1, "%s#%d: summary counts no lost life" % (host, i)
+                continue
+            assert s["stats"]["shake"]["issued"] > 0, "%s#%d issued no shake packet" % (host, i)
+            assert s["stats"]["connections"]["logins"] > 0, "%s#%d saw no login" % (host, i)
+            won += s["stats"]["shake"]["won_cents"]
+            grabbed += s["stats"]["send"]["grabbed_cents"]
+    cw = cg = 0
+    for c in clients:
+        if c in (a.killed_client, a.unreachable):
+            continue
+        m = json.loads((d / c / "summary.json").read_text())["money"]
+        cw += m["client_won_cents"]
+        cg += m["client_grabbed_cents"]
+    failed = run.get("failed_hosts") or {}
+    if killed:
+        host, i = killed
+        assert int(run.get("restarts", {}).get(host, {}).get(i, 0)) >= 1, "run.json restarts: %s" % run.get("restarts")
+        assert host in failed and "restarted by systemd" in failed[host], failed
+        assert "%s instance %s: restarted after being killed" % (host, i) in report, "report does not name the lost ledger"
+        assert "cannot be reconciled" in report
+        print("killed %s#%s: restarted by systemd, its lost life recorded and reported; the other instances balance" % (host, i))
+    elif a.killed_client:
+        c = a.killed_client
+        assert (d / c / "loadgen.jsonl").stat().st_size > 0, "%s: partial records not collected" % c
+        assert not (d / c / "summary.json").exists(), "%s has a summary although killed" % c
+        assert c in failed and "load generator failed" in failed[c], failed
+        assert "host %s: the load generator stopped before its end" % c in report, "report does not name %s" % c
+        assert 0 < cw <= won and cg <= grabbed, "clients %d/%d vs servers %d/%d" % (cw, cg, won, grabbed)
+        print("killed %s's load generator: partial files collected, named; servers balance; "
+              "the others won %d of the %d cents paid" % (c, cw, won))
+    else:
+        assert won > 0, "nothing won"
+        assert (cw, cg) == (won, grabbed), "clients won %d and grabbed %d cents, servers %d and %d" % (cw, cg, won, grabbed)
+        expect = [a.unreachable] if a.unreachable else []
+        assert sorted(failed) == expect, "failed hosts: %s" % failed
+        print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
+    for h, _ in servers:
+        assert (d / h).is_dir(), "files of %s did not arrive" % h
+    for c in clients:
+        if c != a.unreachable:
+            assert (d / c / "loadgen.jsonl").is_file(), "files of %s did not arrive" % c
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (AssertionError, OSError, KeyError, ValueError) as e:
+        print("check_run: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        sys.exit(1)
