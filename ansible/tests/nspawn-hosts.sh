@@ -87,7 +87,7 @@ nspawn_boot() {
   NSPAWN_PID[$h]=$!
 }
 
-# Waits until HOST's sshd answers as root (60 s at most).
+# Waits until HOST's sshd answers as root (60 s at most) and its boot is over.
 nspawn_wait_ssh() {
   local h=$1 n=0
   until nspawn_ssh "$h" true 2>/dev/null; do
@@ -96,6 +96,8 @@ nspawn_wait_ssh() {
     [ "$n" -lt 120 ] || { tail -20 "$NSPAWN_WORK/hosts/$h/console.log"; fail "$h: no sshd after 60 s"; }
     sleep 0.5
   done
+  # Until boot is over, pam_nologin refuses every user but root: wait for it.
+  nspawn_ssh "$h" 'systemctl is-system-running --wait >/dev/null' 2>/dev/null || true
 }
 
 # Runs a command on HOST as root over SSH (as Ansible reaches it).
@@ -103,7 +105,7 @@ nspawn_ssh() {
   local h=$1
   shift
   ssh -i "${NSPAWN_KEY%.pub}" -o UserKnownHostsFile="$NSPAWN_WORK/known_hosts" -o StrictHostKeyChecking=yes \
-    -o BatchMode=yes -o ConnectTimeout=3 "root@${NSPAWN_ADDR[$h]}" "$@"
+    -n -o BatchMode=yes -o ConnectTimeout=3 "root@${NSPAWN_ADDR[$h]}" "$@"
 }
 
 # `systemctl reboot` inside HOST: its systemd stops every unit and nspawn exits (a
