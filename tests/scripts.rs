@@ -85,5 +85,8 @@ fn ansible_fleet_provisions_runs_and_survives_a_lost_host() {
 #[test]
 fn ansible_fleet_on_systemd_hosts_survives_killed_instances_clients_and_a_reboot() {
     let bins = bin_dir();
-    run_script("ansible/tests/systemd-fleet.sh", &[("FLEET_PREBUILT_DIR", &bins)]);
+    run_script(
+        "ansible/tests/systemd-fleet.sh",
+        &[("FLEET_PREBUILT_DIR", &bins)],
+    );
 }
