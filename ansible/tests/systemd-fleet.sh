@@ -115,7 +115,7 @@ inventory() {
     echo "    redpacket_server_limit_nofile: 20000      # the hard limit these containers keep"
     echo "    redpacket_results_dir: $results"
     echo "    redpacket_prebuilt_dir: $bins"
-    echo "    redpacket_start_margin_s: 5"
+    echo "    redpacket_start_margin_s: 15            # nine hosts starting on two cores"
     echo "  children:"
     echo "    servers:"
     echo "      hosts:"
