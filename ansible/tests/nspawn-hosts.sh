@@ -97,7 +97,12 @@ nspawn_wait_ssh() {
     sleep 0.5
   done
   # Until boot is over, pam_nologin refuses every user but root: wait for it.
-  nspawn_ssh "$h" 'systemctl is-system-running --wait >/dev/null' 2>/dev/null || true
+  n=0
+  until nspawn_ssh "$h" 'test ! -e /run/nologin && systemctl is-system-running | grep -qxE "running|degraded"' 2>/dev/null; do
+    n=$((n + 1))
+    [ "$n" -lt 120 ] || fail "$h: boot not over after 60 s ($(nspawn_ssh "$h" systemctl is-system-running 2>&1))"
+    sleep 0.5
+  done
 }
 
 # Runs a command on HOST as root over SSH (as Ansible reaches it).
