@@ -10,22 +10,21 @@ once, on the controller, from the inventory alone.
 import ipaddress
 import math
 
-# What a setting is when the `settings` dict given to the plan does not hold it: the
-# documented defaults of group_vars/all.yml (redpacket_<key>).
-DEFAULT_SETTINGS = {
-    "users_per_server": 1000000,
-    "server_port": 1025,
-    "control_port": 8989,
-    "connect_rate": 5000,
-    "user_send_rate_per_server": 200,
-    "shake_campaign_rate_per_server": 200,
-    "send_campaign_rate_per_server": 200,
-    # Per-host knobs: a host's own redpacket_<key> wins over these.
-    "server_instances": 1,
-    "source_addrs": [],
-    # Empty: a server host's ansible_host, else its inventory name.
-    "listen": "",
-}
+# The fleet-wide settings the plan reads. run-phase.yml passes every one of them from the
+# fleet's role defaults (roles/redpacket/defaults/main.yml, redpacket_<key>): their one
+# home. The per-host ones (server_instances, connect_rate, source_addrs) are what a host
+# that does not set its own redpacket_<key> gets: role defaults do not show in hostvars.
+SETTINGS = (
+    "users_per_server",
+    "server_port",
+    "control_port",
+    "connect_rate",
+    "user_send_rate_per_server",
+    "shake_campaign_rate_per_server",
+    "send_campaign_rate_per_server",
+    "server_instances",
+    "source_addrs",
+)
 
 
 def _ranges(total, parts):
@@ -44,9 +43,8 @@ def _unset(value):
 
 
 def _setting(settings, key):
-    """A fleet-wide setting, or its documented default when not given."""
-    value = (settings or {}).get(key)
-    return DEFAULT_SETTINGS[key] if _unset(value) else value
+    """A fleet-wide setting (checked present by the plan before any is read)."""
+    return settings[key]
 
 
 def _host_knob(hv, settings, key):
@@ -55,7 +53,7 @@ def _host_knob(hv, settings, key):
     Role defaults do not show in hostvars, so the fleet's value arrives in `settings`.
     """
     value = hv.get("redpacket_" + key)
-    return _setting(settings, key) if _unset(value) else value
+    return settings[key] if _unset(value) else value
 
 
 def _hostvars(hostvars, host):
@@ -75,11 +73,11 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
 
     hostvars: Ansible's hostvars (plain dicts will do); servers, clients: inventory host
     names in order; phase_names: list of phase names run back to back; phases:
-    redpacket_phases; settings: fleet-wide knobs, keys as in DEFAULT_SETTINGS (a
-    missing key takes its default there). Per-host knobs (redpacket_server_instances,
+    redpacket_phases; settings: the fleet-wide knobs named in SETTINGS (a missing one is
+    an error: the plan has no second copy of the defaults). Per-host knobs (redpacket_server_instances,
     redpacket_listen, redpacket_connect_rate, redpacket_source_addrs) are read from the
-    host's hostvars, else from `settings`; a server's listen address, when neither
-    gives it, is its ansible_host, else its inventory name.
+    host's hostvars, else from `settings`; a server's listen address, when the host
+    does not set it, is its ansible_host, else its inventory name.
 
     Users 0..users_per_server x servers are cut into contiguous ranges: one per server,
     each split evenly over its instances; the clients take contiguous slices of all of
@@ -92,6 +90,11 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
     Returns a dict; its `errors` list says what makes the plan impossible and what would
     run instead (an empty list means it can run).
     """
+    settings = settings or {}
+    missing = [k for k in SETTINGS if _unset(settings.get(k)) and k != "source_addrs"]
+    if missing:
+        return {"errors": ["the plan needs the settings %s (run-phase.yml passes them from "
+                           "roles/redpacket/defaults/main.yml)" % ", ".join(missing)]}
     errors = []
     steps = []
     for name in phase_names:
@@ -138,7 +141,9 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
                 "at most %d instances there, or at least %d users per server"
                 % (host, k, users_per_server, users_per_server, k))
             k = users_per_server
-        listen = _host_knob(hv, settings, "listen")
+        # redpacket_listen's default is the host's own ansible_host (else its name): a rule
+        # of each host, which a role default seen from the controller cannot express.
+        listen = hv.get("redpacket_listen")
         listen = str(hv.get("ansible_host") or host) if _unset(listen) else str(listen)
         try:
             ipaddress.ip_address(listen)
@@ -175,7 +180,8 @@ def redpacket_fleet_plan(hostvars, servers, clients, phase_names, phases, settin
         connect_rate = float(_host_knob(hv, settings, "connect_rate"))
         addrs = _host_knob(hv, settings, "source_addrs") or []
         if isinstance(addrs, str):
-            addrs = [x.strip() for x in addrs.split(",") if x.strip()]
+            # "a,b" from -e, or a list that reached the filter as its text.
+            addrs = [x.strip(" '\"") for x in addrs.strip("[] ").split(",") if x.strip(" '\"")]
         client_plan[host] = {
             "users": [a, b],
             "user_count": b - a,

@@ -21,7 +21,8 @@ PHASES = {
     "30k": {"shake_rate_per_server": 30000, "duration_s": 60},
 }
 
-# The keys run-phase.yml passes today (no per-host defaults among them).
+# Every setting run-phase.yml passes (from roles/redpacket/defaults/main.yml), with
+# users_per_server small.
 SETTINGS = {
     "users_per_server": 4000,
     "server_port": 1025,
@@ -30,6 +31,8 @@ SETTINGS = {
     "user_send_rate_per_server": 200,
     "shake_campaign_rate_per_server": 200,
     "send_campaign_rate_per_server": 200,
+    "server_instances": 1,
+    "source_addrs": [],
 }
 
 
@@ -168,19 +171,23 @@ class Knobs(unittest.TestCase):
         self.assertEqual(c["source_addrs"], ["198.18.2.1", "198.18.2.2"])
         self.assertAlmostEqual(c["connect_s"], 10.0)
 
-    def test_missing_settings_take_the_documented_defaults(self):
-        # No settings at all: one instance per server, 1 000 000 users each, ports 1025/8989.
+    def test_missing_settings_are_named(self):
+        # The plan keeps no second copy of the defaults: run-phase.yml passes them all.
+        plan = redpacket_fleet_plan({"s": {}, "c": {}}, ["s"], ["c"], ["30k"], PHASES, {})
+        self.assertEqual(len(plan["errors"]), 1)
+        self.assertIn("users_per_server", plan["errors"][0])
+        self.assertIn("roles/redpacket/defaults/main.yml", plan["errors"][0])
+
+    def test_listen_defaults_to_ansible_host_then_the_name(self):
         plan = redpacket_fleet_plan({"s": {"ansible_host": "198.18.0.10"}, "c": {}}, ["s"], ["c"],
-                                    ["30k"], PHASES, {})
+                                    ["30k"], PHASES, SETTINGS)
         self.assertEqual(plan["errors"], [])
-        self.assertEqual(plan["users_total"], 1000000)
-        self.assertEqual(plan["clients"]["c"]["servers"], ["198.18.0.10:1025=0..1000000"])
+        self.assertEqual(plan["clients"]["c"]["servers"], ["198.18.0.10:1025=0..4000"])
         # Without redpacket_listen nor ansible_host: the inventory name.
-        plan = redpacket_fleet_plan({"10.0.0.1": {}, "c": {}}, ["10.0.0.1"], ["c"], ["30k"], PHASES, {})
+        plan = redpacket_fleet_plan({"10.0.0.1": {}, "c": {}}, ["10.0.0.1"], ["c"], ["30k"], PHASES, SETTINGS)
         self.assertEqual(plan["errors"], [])
-        self.assertEqual(plan["clients"]["c"]["servers"], ["10.0.0.1:1025=0..1000000"])
+        self.assertEqual(plan["clients"]["c"]["servers"], ["10.0.0.1:1025=0..4000"])
         self.assertEqual(plan["instances"][0]["control_port"], 8989)
-        self.assertAlmostEqual(plan["clients"]["c"]["connect_s"], 200.0)
 
     def test_ipv6_listen_is_bracketed(self):
         plan = redpacket_fleet_plan({"s": {"redpacket_listen": "fd00::1"}, "c": {}}, ["s"], ["c"],
