@@ -15,11 +15,11 @@
 # "server"), so a before/after comparison meets the same machine. SERVER_BIN=PATH
 # measures that binary instead of building target/release/redpacket-server.
 #
-# Needs gcc and the yardsticks floor.c and drive.c (BENCH_SRC, default ../shared/bench).
+# Needs gcc and the yardsticks floor.c and drive.c (BENCH_SRC, default bench/yardsticks).
 # Everything runs on 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SRC=${BENCH_SRC:-../shared/bench}
+SRC=${BENCH_SRC:-bench/yardsticks}
 OUT=${BENCH_OUT:-target/bench}
 PORT=${BENCH_PORT:-21025}
 CTL=${BENCH_CTL:-21989}

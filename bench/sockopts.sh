@@ -21,11 +21,11 @@
 # The server gets one worker on CPU 0 and the driver CPU 1 (as BENCH_PIN=1 in
 # compare.sh), except the steering variant, which needs two workers (CPUs 0,1).
 #
-# Needs gcc, curl and ../shared/bench/drive.c (BENCH_SRC). Everything runs on 127.0.0.1
+# Needs gcc, curl and bench/yardsticks/drive.c (BENCH_SRC). Everything runs on 127.0.0.1
 # and stops by itself; no sysctl is changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SRC=${BENCH_SRC:-../shared/bench}
+SRC=${BENCH_SRC:-bench/yardsticks}
 OUT=${BENCH_OUT:-target/bench/sockopts}
 PORT=${BENCH_PORT:-22025}
 CTL=${BENCH_CTL:-22989}

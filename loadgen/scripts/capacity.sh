@@ -9,11 +9,11 @@
 # worker per CPU) against `--threads 1` unpinned, at the first rate.
 #
 # usage: [USERS=10000] [RATES="20000 40000 60000"] [SECS=14] [SHARED=1] loadgen/scripts/capacity.sh [LOADGEN]
-# Needs gcc and floor.c in BENCH_SRC (default ../shared/bench). Everything runs on
+# Needs gcc and floor.c in BENCH_SRC (default bench/yardsticks). Everything runs on
 # 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SRC=${BENCH_SRC:-../shared/bench}
+SRC=${BENCH_SRC:-bench/yardsticks}
 USERS=${USERS:-10000}
 RATES=${RATES:-20000 40000 60000}
 SECS=${SECS:-14}

@@ -8,11 +8,11 @@
 # usage: [ROUNDS=3] [RATE=20000] [USERS=10000] [SECS=16] loadgen/scripts/vs_drive.sh [LOADGEN...]
 # Each LOADGEN (default target/release/redpacket-loadgen) is measured in every round,
 # so two builds (before / after a change) can be compared on the same machine.
-# Needs gcc and floor.c, drive.c in BENCH_SRC (default ../shared/bench). Everything runs
+# Needs gcc and floor.c, drive.c in BENCH_SRC (default bench/yardsticks). Everything runs
 # on 127.0.0.1, pinned, and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SRC=${BENCH_SRC:-../shared/bench}
+SRC=${BENCH_SRC:-bench/yardsticks}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-20000}
 USERS=${USERS:-10000}

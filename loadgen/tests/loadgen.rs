@@ -60,14 +60,14 @@ fn missing_prerequisite(test: &str, reason: &str) {
     eprintln!("SKIPPED: {test}: {reason}");
 }
 
-/// The yardstick `floor.c`: `$BENCH_SRC/floor.c`, else `../shared/bench/floor.c` beside
-/// the repository (README: "The yardsticks").
+/// The yardstick `floor.c`: `$BENCH_SRC/floor.c`, else the repository's
+/// `bench/yardsticks/floor.c` (README: "The yardsticks").
 fn floor_source() -> Result<PathBuf, String> {
     let (dir, how) = match std::env::var_os("BENCH_SRC") {
         Some(d) => (PathBuf::from(d), "BENCH_SRC"),
         None => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench"),
-            "the default ../shared/bench beside the repository; set BENCH_SRC to its folder",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/yardsticks"),
+            "the repository's bench/yardsticks; set BENCH_SRC to another folder",
         ),
     };
     let src = dir.join("floor.c");
