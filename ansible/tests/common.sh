@@ -54,3 +54,16 @@ netns_keys() {
        {split($0, kv, "="); v = substr($0, index($0, "=") + 1); gsub(/^[ \t-]+|[ \t]+$/, "", kv[1]);
         gsub(/[ \t]+/, " ", v); gsub(/^ | $/, "", v); if (s == "netns") print kv[1] "\t" v; s = ""}' "$1"
 }
+
+# One fleet of this kind at a time on this machine: each takes fixed addresses (a /24 of
+# 198.18.0.0/15 and its .1 on the controller), which a second run at once would take too.
+# Waits for the other run to end (fd 9 holds the lock until this shell exits).
+one_fleet_at_a_time() {
+  local lock="/run/lock/redpacket-$1.lock"
+  mkdir -p /run/lock
+  exec 9>"$lock"
+  if ! flock -n 9; then
+    say "another $1 test runs on this machine: waiting for it to end"
+    flock 9
+  fi
+}

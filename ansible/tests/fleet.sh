@@ -67,6 +67,7 @@ say "ansible-lint (production profile)"
 rm -f "/tmp/redpacket-fleet-lint.$$"
 
 # --- The fleet ----------------------------------------------------------------------------
+one_fleet_at_a_time namespace-fleet
 p="rf$$"                       # prefix of every namespace and link made here
 tmp=$(mktemp -d /tmp/redpacket-fleet.XXXXXX)
 chmod 755 "$tmp"

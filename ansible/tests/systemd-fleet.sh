@@ -61,6 +61,7 @@ if [ -z "$bins" ]; then
 fi
 
 ansible_venv
+one_fleet_at_a_time systemd-fleet
 
 tmp=$(mktemp -d /tmp/redpacket-systemd-fleet.XXXXXX)
 chmod 755 "$tmp"
@@ -192,7 +193,7 @@ check_sysctls "${hosts[@]}"
 run_ok() {
   local inv=$1 run=$2
   playbook -i "$inv" run-phase.yml -e phase=tiny -e run_id="$run" >"$tmp/$run.log" 2>&1 \
-    || { tail -60 "$tmp/$run.log"; fail "run-phase.yml ($run) failed"; }
+    || { failure_log "$run"; fail "run-phase.yml ($run) failed"; }
 }
 # Starts a run in the background (its pid in run_pid); the play is expected to fail.
 run_bg() {
@@ -200,13 +201,22 @@ run_bg() {
   playbook -i "$inv" run-phase.yml -e phase=tiny -e run_id="$run" >"$tmp/$run.log" 2>&1 &
   run_pid=$!
 }
+# What went wrong in a run: its first failed tasks, and each server's units' journal.
+failure_log() {
+  local run=$1 h
+  grep -m 5 -A 12 '^fatal:\|^failed:' "$tmp/$run.log" | cut -c1-400
+  for h in srv1 srv2; do
+    echo "--- $h: journal of its units"
+    nspawn_ssh "$h" journalctl -q -n 30 -u 'redpacket-server@*' -o short-monotonic 2>&1 | cut -c1-300
+  done
+}
 # Waits until HOST's load generator has written $2 seconds of the phase "tiny".
 wait_phase() {
   local h=$1 secs=$2 run=$3 f n=0
   f=$(host_file "$h" "/opt/redpacket/runs/$run/$h/loadgen.jsonl")
   until [ -f "$f" ] && [ "$(grep -c '"phase":"tiny"' "$f")" -ge "$secs" ]; do
     n=$((n + 1))
-    kill -0 "$run_pid" 2>/dev/null || { tail -40 "$tmp/$run.log"; fail "$run ended before its phase was half-way"; }
+    kill -0 "$run_pid" 2>/dev/null || { failure_log "$run"; fail "$run ended before its phase was half-way"; }
     [ "$n" -lt 1800 ] || fail "$run: no $secs s of phase tiny on $h within 180 s"
     sleep 0.1
   done
