@@ -36,6 +36,8 @@ const WALL_LIMIT: Duration = Duration::from_secs(180);
 
 /// Runs the report on `dir` as a child, waits for it with `wait4` (its own peak RSS,
 /// not any other test's child), and kills it after `timeout`.
+// The child is reaped by `wait4` (for its own rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_report(dir: &Path, timeout: Duration) -> Ran {
     let start = Instant::now();
     let mut child = report_bin()
