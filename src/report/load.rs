@@ -21,8 +21,8 @@ use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
 use super::safe_fs::{
-    self, Budget, HISTOGRAMS_CAP, LINE_CAP, PER_SECOND_CAP, RUN_JSON_CAP, RUN_READ_CAP,
-    SUMMARY_CAP, TUNING_CAP,
+    self, Budget, HISTOGRAMS_CAP, LINE_CAP, PER_SECOND_CAP, RUN_HEAP_CAP, RUN_JSON_CAP,
+    RUN_READ_CAP, SUMMARY_CAP, TUNING_CAP,
 };
 use crate::formats::{
     self, histograms, HistogramsFile, LoadgenLine, LoadgenSummary, LostLife, NetLine, RunMeta,
@@ -673,8 +673,9 @@ pub(crate) fn read_jsonl<T: DeserializeOwned>(
                 if !budget.take(record) {
                     budget.refuse();
                     problem(format!(
-                        "{file}: the lines from line {i} on are left out: the report reads at \
-                         most {RUN_READ_CAP} bytes from one run"
+                        "{file}: the lines from line {i} on are left out: the report keeps at \
+                         most {RUN_READ_CAP} bytes of files and {RUN_HEAP_CAP} bytes of memory \
+                         from one run"
                     ));
                     break;
                 }

@@ -13,6 +13,7 @@
 pub mod analyze;
 pub mod charts;
 pub mod footprint;
+pub mod heap;
 pub mod html;
 pub mod load;
 pub mod money;
