@@ -7,8 +7,8 @@
 //! [`render`] (text, Markdown), [`charts`] (PNG, SVG) and [`html`] present them.
 //!
 //! The hosts that wrote the folder are not trusted: [`safe_fs`] is the one way files
-//! are read from it and the report's own files written into it, and [`sanity`] names
-//! the figures no run can produce.
+//! are read from it and the report's own files written into it, [`heap`] counts what
+//! reading them costs in memory, and [`sanity`] names the figures no run can produce.
 
 pub mod analyze;
 pub mod charts;
