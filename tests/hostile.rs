@@ -237,7 +237,12 @@ fn a_host_folder_that_is_a_link_is_not_followed() {
     symlink(&outside, dir.join("client2")).unwrap();
     fs::remove_dir_all(dir.join("client1")).unwrap();
     symlink(&outside, dir.join("client1")).unwrap();
+    symlink(&outside, dir.join("server1/instance-2")).unwrap();
     let (md, _) = report_md(&dir);
+    assert!(
+        md.contains("host server1: instance-2 is a symbolic link: not followed"),
+        "{md}"
+    );
     assert!(!md.contains("SECRET"), "{md}");
     assert!(
         md.contains("host client1: its folder is a symbolic link: not followed"),

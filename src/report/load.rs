@@ -452,6 +452,22 @@ fn read_host(
         server_lives(&own, started, &mut p);
         h.servers.push(own);
     }
+    // An instance folder that is a link is not entered (`instance_dirs` skips it): named.
+    for e in fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let link = e.file_type().is_ok_and(|t| t.is_symlink());
+        if link && formats::parse_instance_dir(&name).is_some() {
+            budget.refuse();
+            problems.push(format!(
+                "host {}: {name} is a symbolic link: not followed",
+                h.name
+            ));
+        }
+    }
     for (i, idir) in instance_dirs(&dir) {
         let inst = formats::instance_dir(i);
         let mut p = |s: String| problems.push(format!("host {name}: {inst}: {s}"));
