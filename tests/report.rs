@@ -12,11 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use fixture::{temp_dir, write_run};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_redpacket-report"))
-}
+use fixture::{passed, report_bin as bin, temp_dir, write_run};
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
@@ -1376,15 +1372,6 @@ fn a_killed_instance_cannot_be_reconciled_and_the_others_still_balance() {
         "{md}"
     );
     fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Marks a fixture's load generator summary as passed, so the verdict is the money's.
-fn passed(host: &Path) {
-    let p = host.join("summary.json");
-    let mut s: redpacket::formats::LoadgenSummary =
-        serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
-    s.verdict.passed = true;
-    fs::write(&p, serde_json::to_string(&s).unwrap()).unwrap();
 }
 
 /// A client host whose load generator was killed half-way: in `failed_hosts`, its

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Counts the heap, so reading a hostile run folder stops at a bound in memory
+/// (`redpacket::report::heap`).
+#[global_allocator]
+static HEAP: redpacket::report::heap::Counting = redpacket::report::heap::Counting;
+
 #[derive(Parser)]
 #[command(
     name = "redpacket-report",

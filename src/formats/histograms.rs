@@ -14,8 +14,19 @@
 //!  "phases": [{"name": "30k", "start": 1764160020.0, "end": 1764160080.0,
 //!              "count": 1800000, "hdr": "HISTFAAAA..."}]}
 //! ```
+//!
+//! The file comes from a host the report does not trust, and HdrHistogram's reader
+//! believes its header: it allocates the payload length the header declares and a
+//! counts array as wide as the declared bounds, and inflates without limit. So
+//! [`decode`] inflates itself, up to [`MAX_DECODED`] bytes, and checks the V2 header
+//! (payload length against the bytes there, bounds, significant figures) before the
+//! library allocates anything.
+
+use std::borrow::Cow;
+use std::io::Read;
 
 use base64::Engine;
+use flate2::read::ZlibDecoder;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -28,6 +39,22 @@ pub const ENCODING: &str = "hdrhistogram-v2-deflate-base64";
 pub const MAX_LATENCY_US: u64 = 600_000_000;
 /// Significant figures every latency histogram keeps.
 pub const SIGFIG: u8 = 3;
+/// Largest V2 histogram accepted once inflated, bytes. A histogram at [`SIGFIG`] from 1
+/// us to [`MAX_HIGHEST_US`] has about 32 000 counts, at most 9 bytes each encoded; a
+/// real one is a few KB. Inflating stops here, so a deflate bomb costs no more.
+pub const MAX_DECODED: u64 = 1 << 20;
+/// Highest "highest trackable value" accepted, us: a week, a thousand times what the
+/// writer uses ([`MAX_LATENCY_US`]). With at most [`SIGFIG`] significant figures, a
+/// histogram's counts array stays under 300 KB; a header asking for 2^63 allocates
+/// gigabytes.
+pub const MAX_HIGHEST_US: u64 = 7 * 86_400 * 1_000_000;
+
+/// HdrHistogram's V2 cookies, plain and deflated.
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// The V2 header: cookie, payload length, normalizing offset, significant figures (4
+/// bytes each), lowest and highest trackable value, integer-to-double ratio (8 each).
+const V2_HEADER: usize = 40;
 
 /// A latency histogram: microseconds, 3 significant figures from 1 us to 10 minutes.
 pub fn new_latency_histogram() -> Histogram<u64> {
@@ -130,14 +157,80 @@ pub fn encode(h: &Histogram<u64>) -> Result<String, String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(buf))
 }
 
-/// Reads [`ENCODING`] (plain V2, without deflate, is accepted too).
+/// Reads [`ENCODING`] (plain V2, without deflate, is accepted too), refusing what would
+/// cost more than a real histogram: see the module's header.
 pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
         .map_err(|e| format!("not base64: {e}"))?;
+    let v2 = plain_v2(&bytes)?;
+    check_header(&v2)?;
     Deserializer::new()
-        .deserialize(&mut &bytes[..])
+        .deserialize(&mut &v2[..])
         .map_err(|e| format!("not an HdrHistogram V2 histogram: {e}"))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The plain V2 form: as it is, or inflated from the deflated form, at most
+/// [`MAX_DECODED`] bytes.
+fn plain_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    match be32(bytes, 0) {
+        Some(V2_COOKIE) => Ok(Cow::Borrowed(bytes)),
+        Some(V2_COMPRESSED_COOKIE) => {
+            let len = be32(bytes, 4).ok_or("the deflated histogram is cut short")? as usize;
+            let deflated = &bytes[8..];
+            let deflated = &deflated[..len.min(deflated.len())];
+            let mut out = Vec::new();
+            ZlibDecoder::new(deflated)
+                .take(MAX_DECODED + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("the deflated histogram does not inflate: {e}"))?;
+            if out.len() as u64 > MAX_DECODED {
+                return Err(format!(
+                    "the deflated histogram inflates past {MAX_DECODED} bytes (no real one \
+                     comes near): refused"
+                ));
+            }
+            Ok(Cow::Owned(out))
+        }
+        _ => Err("not an HdrHistogram V2 histogram (unknown cookie)".into()),
+    }
+}
+
+/// The V2 header's claims, checked before HdrHistogram allocates by them.
+fn check_header(v2: &[u8]) -> Result<(), String> {
+    let cut = || "the V2 histogram is cut short".to_string();
+    if be32(v2, 0) != Some(V2_COOKIE) {
+        return Err("not an HdrHistogram V2 histogram (unknown inner cookie)".into());
+    }
+    let payload = be32(v2, 4).ok_or_else(cut)? as usize;
+    let held = v2.len().saturating_sub(V2_HEADER);
+    if v2.len() < V2_HEADER || payload > held {
+        return Err(format!(
+            "the histogram declares a payload of {payload} bytes but holds {held}: refused"
+        ));
+    }
+    let sigfig = be32(v2, 12).ok_or_else(cut)?;
+    let (low, high) = (be64(v2, 16).ok_or_else(cut)?, be64(v2, 24).ok_or_else(cut)?);
+    if !(1..=u32::from(SIGFIG)).contains(&sigfig)
+        || low == 0
+        || high > MAX_HIGHEST_US
+        || high < low.saturating_mul(2)
+    {
+        return Err(format!(
+            "the histogram's bounds ({low} to {high} us at {sigfig} significant figures) \
+             are beyond any latency histogram (1 to at most {MAX_HIGHEST_US} us, at most \
+             {SIGFIG} figures): refused"
+        ));
+    }
+    Ok(())
 }
 
 /// The sum of histograms: the histogram of every value any of them recorded. It grows to
@@ -176,6 +269,61 @@ mod tests {
         let f: HistogramsFile = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(f.phase("a").unwrap().count, 5);
         assert!(HistogramsFile::default().check().is_err());
+    }
+
+    /// A V2 header as HdrHistogram writes it, with any claims.
+    fn header(payload: u32, sigfig: u32, low: u64, high: u64) -> Vec<u8> {
+        let mut b = V2_COOKIE.to_be_bytes().to_vec();
+        for w in [payload, 0, sigfig] {
+            b.extend(w.to_be_bytes());
+        }
+        b.extend(low.to_be_bytes());
+        b.extend(high.to_be_bytes());
+        b.extend(1.0f64.to_be_bytes());
+        b
+    }
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    #[test]
+    fn headers_that_would_allocate_too_much_are_refused() {
+        let huge_payload = decode(&b64(&header(u32::MAX, 3, 1, MAX_LATENCY_US))).unwrap_err();
+        assert!(
+            huge_payload.contains("declares a payload of 4294967295"),
+            "{huge_payload}"
+        );
+        let wide = decode(&b64(&header(0, 3, 1, 1 << 62))).unwrap_err();
+        assert!(wide.contains("bounds"), "{wide}");
+        assert!(decode(&b64(&header(0, 5, 1, MAX_LATENCY_US)))
+            .unwrap_err()
+            .contains("bounds"));
+        // Within the bounds, an empty histogram reads.
+        assert_eq!(
+            decode(&b64(&header(0, 3, 1, MAX_LATENCY_US)))
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_deflate_bomb_stops_at_the_cap() {
+        use flate2::{write::ZlibEncoder, Compression};
+        use std::io::Write;
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+        z.write_all(&header(u32::MAX, 3, 1, MAX_LATENCY_US))
+            .unwrap();
+        for _ in 0..4 {
+            z.write_all(&[0u8; 1 << 20]).unwrap();
+        }
+        let deflated = z.finish().unwrap();
+        let mut b = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+        b.extend((deflated.len() as u32).to_be_bytes());
+        b.extend(deflated);
+        let e = decode(&b64(&b)).unwrap_err();
+        assert!(e.contains("inflates past"), "{e}");
     }
 
     #[test]

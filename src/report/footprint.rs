@@ -120,12 +120,16 @@ impl Footprint {
     }
 }
 
-fn read_lines(path: &Path) -> Vec<FootprintLine> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+/// A host's `footprint.jsonl`, read as every run-folder file is ([`super::safe_fs`]):
+/// nothing through a link (the host folder included), at most a per-second file's cap.
+/// It is read when a report is drawn, not kept with the run, so it has a budget of its
+/// own; what cannot be read is left out here (the footprint is then absent).
+fn read_lines(host_dir: &Path) -> Vec<FootprintLine> {
+    if !super::safe_fs::real_dir(host_dir) {
+        return Vec::new();
+    }
+    let budget = super::safe_fs::Budget::default();
+    super::load::read_jsonl(&host_dir.join("footprint.jsonl"), &budget, &mut |_| {})
 }
 
 /// The sample at or just before `t` (linear in the samples: a run has a few hundred).
@@ -138,7 +142,7 @@ pub fn footprints(run: &Run) -> Vec<Footprint> {
     run.hosts
         .iter()
         .filter_map(|h| {
-            let lines = read_lines(&run.dir.join(&h.name).join("footprint.jsonl"));
+            let lines = read_lines(&run.dir.join(&h.name));
             one(&h.name, &lines, &run.meta.phases, h)
         })
         .collect()

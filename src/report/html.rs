@@ -5,13 +5,14 @@
 //! A few lines of inline script check on load that every chart rendered and say so in
 //! the page (`#selfcheck`), which is what the browser test reads.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use super::analyze::{Analysis, HOST_NOTE};
 use super::charts::Drawn;
 use super::footprint::{cpu_table, footprints, memory_table, note as footprint_note};
 use super::load::Run;
-use super::render::{host_tables, phase_table, preamble, to_markdown, verdict, Table};
+use super::render::{host_tables, md_escape, phase_table, preamble, to_markdown, verdict, Table};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -53,28 +54,30 @@ fn tuning_table(run: &Run) -> Option<Table> {
     if hosts.is_empty() {
         return None;
     }
-    let mut keys: Vec<String> = Vec::new();
-    for h in &hosts {
-        for (k, _) in &h.tuning {
-            if !keys.contains(k) {
-                keys.push(k.clone());
+    // Keys in the order hosts first give them; looked up by hash (a host's file can
+    // hold many keys: no pass over the keys per key).
+    let mut keys: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let values: Vec<HashMap<&str, &str>> = hosts
+        .iter()
+        .map(|h| {
+            let mut m = HashMap::new();
+            for (k, v) in &h.tuning {
+                if seen.insert(k) {
+                    keys.push(k);
+                }
+                m.entry(k.as_str()).or_insert(v.as_str());
             }
-        }
-    }
+            m
+        })
+        .collect();
     let mut header = vec!["setting".to_string()];
     header.extend(hosts.iter().map(|h| h.name.clone()));
     let rows = keys
         .iter()
         .map(|k| {
-            let mut r = vec![k.clone()];
-            for h in &hosts {
-                let v = h
-                    .tuning
-                    .iter()
-                    .find(|(x, _)| x == k)
-                    .map(|(_, v)| v.clone());
-                r.push(v.unwrap_or_else(|| "-".into()));
-            }
+            let mut r = vec![k.to_string()];
+            r.extend(values.iter().map(|m| m.get(k).unwrap_or(&"-").to_string()));
             r
         })
         .collect();
@@ -207,20 +210,23 @@ pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
 }
 
 /// The same order as the page, charts as links to their PNGs with the caption below.
+/// Every string that comes from the data goes through [`md_escape`], as every one in
+/// the page goes through `esc`.
 pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
-    let mut s = format!("# Red packet run {}\n\n", run.id);
+    let e = md_escape;
+    let mut s = format!("# Red packet run {}\n\n", e(&run.id));
     for (i, l) in verdict(run, a).iter().enumerate() {
         if i == 0 {
-            let _ = writeln!(s, "**{l}**  ");
+            let _ = writeln!(s, "**{}**  ", e(l));
         } else {
-            let _ = writeln!(s, "{l}  ");
+            let _ = writeln!(s, "{}  ", e(l));
         }
     }
     s.push('\n');
     if !run.problems.is_empty() {
         s.push_str("**Missing or damaged:**\n\n");
         for p in &run.problems {
-            let _ = writeln!(s, "- {p}");
+            let _ = writeln!(s, "- {}", e(p));
         }
         s.push('\n');
     }
@@ -228,7 +234,9 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         let _ = writeln!(
             s,
             "![{}](charts/{}.png)\n\n*{}*\n",
-            c.title, c.name, c.caption
+            e(&c.title),
+            c.name,
+            e(&c.caption)
         );
     };
     let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
@@ -244,15 +252,15 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
         let _ = writeln!(s, "\n## Hosts\n\n{HOST_NOTE}");
     }
     for (title, t) in hosts {
-        let _ = write!(s, "\n### {title}\n\n{}", to_markdown(&t));
+        let _ = write!(s, "\n### {}\n\n{}", e(&title), to_markdown(&t));
     }
     if let Some(c) = &a.capacity {
-        let _ = writeln!(s, "\n{}", c.sentence());
+        let _ = writeln!(s, "\n{}", e(&c.sentence()));
     }
     for f in footprints(run) {
-        let _ = writeln!(s, "\n## Footprint on {}\n", f.host);
+        let _ = writeln!(s, "\n## Footprint on {}\n", e(&f.host));
         if let Some(h) = &f.held {
-            let _ = writeln!(s, "{}\n", h.sentence());
+            let _ = writeln!(s, "{}\n", e(&h.sentence()));
         }
         s.push_str(&to_markdown(&memory_table(&f)));
         s.push('\n');
@@ -267,7 +275,7 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     }
     s.push_str("\n## The run\n\n");
     for l in preamble(run).iter().skip(1) {
-        let _ = writeln!(s, "{l}  ");
+        let _ = writeln!(s, "{}  ", e(l));
     }
     if let Some(t) = tuning_table(run) {
         s.push_str("\n## Host tuning during the run\n\n");
@@ -277,7 +285,7 @@ pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
     if !cmds.is_empty() {
         s.push_str("\n## Commands\n\n");
         for c in cmds {
-            let _ = writeln!(s, "- `{c}`");
+            let _ = writeln!(s, "- {}", e(&c));
         }
     }
     s

@@ -4,15 +4,26 @@
 //! can be missing. None of that should hide what was collected: every such finding goes
 //! into [`Run::problems`] in words, and the report prints them first. Only a folder that
 //! holds no run at all is an error.
+//!
+//! Hosts are not trusted either: every file is opened through [`safe_fs`] (regular files
+//! only, never through a link, each kind under its cap, the whole run under one budget),
+//! a host name must be one plain folder name, and a host folder that is a link is not
+//! entered. What is refused is named among the problems and counted in
+//! [`Run::refused`], which fails the verdict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
+use super::safe_fs::{
+    self, Budget, HISTOGRAMS_CAP, LINE_CAP, PER_SECOND_CAP, RUN_HEAP_CAP, RUN_JSON_CAP,
+    RUN_READ_CAP, SUMMARY_CAP, TUNING_CAP,
+};
 use crate::formats::{
     self, histograms, HistogramsFile, LoadgenLine, LoadgenSummary, LostLife, NetLine, RunMeta,
     ServerLine, ServerSummary, StartLine, SCHEMA, STARTS_FILE,
@@ -145,6 +156,13 @@ pub struct Run {
     pub hosts: Vec<HostData>,
     /// What is missing or damaged, one sentence each.
     pub problems: Vec<String>,
+    /// Files and host names refused as unsafe (links, FIFOs, over their caps, names that
+    /// are paths, histograms that claim too much): each is among the problems too, and
+    /// any fails the verdict.
+    pub refused: usize,
+    /// Figures no run can produce ([`super::sanity`]): among the problems too, and any
+    /// fails the verdict.
+    pub implausible: Vec<String>,
 }
 
 /// The folder is not a run: nothing to report on.
@@ -169,12 +187,13 @@ const HOST_FILES: &[&str] = &[
     "tuning.txt",
 ];
 
-/// A host folder's server instances: `(number, folder)`, in instance order.
+/// A host folder's server instances: `(number, folder)`, in instance order (links to
+/// folders are not instances: not entered).
 fn instance_dirs(dir: &Path) -> Vec<(u32, PathBuf)> {
     let mut v: Vec<(u32, PathBuf)> = fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| {
                     let name = e.file_name().into_string().ok()?;
                     Some((formats::parse_instance_dir(&name)?, e.path()))
@@ -186,12 +205,29 @@ fn instance_dirs(dir: &Path) -> Vec<(u32, PathBuf)> {
     v
 }
 
+/// Whether `path` names anything, a link included (without following it).
+fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
 /// Whether `dir` holds any file of a host (or of one of its server instances).
 fn is_host_dir(dir: &Path) -> bool {
-    HOST_FILES.iter().any(|f| dir.join(f).exists())
+    HOST_FILES.iter().any(|f| present(&dir.join(f)))
         || instance_dirs(dir)
             .iter()
-            .any(|(_, d)| HOST_FILES.iter().any(|f| d.join(f).exists()))
+            .any(|(_, d)| HOST_FILES.iter().any(|f| present(&d.join(f))))
+}
+
+/// The files the report itself writes into a run folder (a link there is replaced).
+const OUTPUTS: &[&str] = &["report.html", "report.md", "report.json", "charts"];
+
+/// A name from the data, shown in a problem: quoted, escapes visible, cut to 64 chars.
+fn shown(name: &str) -> String {
+    let q = format!("{name:?}");
+    match q.char_indices().nth(64) {
+        Some((i, _)) => format!("{}...\"", &q[..i]),
+        None => q,
+    }
 }
 
 /// Reads a run folder. Fails only when `dir` is not a run (no `run.json` and no host
@@ -204,10 +240,11 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
         )));
     }
     let mut problems = Vec::new();
+    let budget = Budget::default();
     let meta_path = dir.join("run.json");
     let mut has_meta = false;
-    let meta = match fs::read_to_string(&meta_path) {
-        Ok(text) => match serde_json::from_str::<RunMeta>(&text) {
+    let meta = match safe_fs::read(&meta_path, RUN_JSON_CAP, &budget) {
+        Ok(text) => match serde_json::from_slice::<RunMeta>(&text) {
             Ok(m) => {
                 has_meta = true;
                 m
@@ -217,7 +254,11 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
                 RunMeta::default()
             }
         },
-        Err(_) => RunMeta::default(),
+        Err(r) if r.is_absent() => RunMeta::default(),
+        Err(r) => {
+            problems.push(format!("run.json {r}"));
+            RunMeta::default()
+        }
     };
     if has_meta && meta.schema != SCHEMA {
         problems.push(format!(
@@ -226,10 +267,26 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
         ));
     }
 
-    // Hosts: those run.json names, then any other folder holding host files.
+    // Hosts: those run.json names, then any other folder holding host files. A name
+    // that is not one plain folder name is named and skipped, never joined to a path.
     let mut hosts: Vec<HostData> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let plain = |name: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>| {
+        match safe_fs::plain_name(name) {
+            _ if name.is_empty() => false,
+            Ok(()) => seen.insert(name.to_string()),
+            Err(why) => {
+                budget.refuse();
+                problems.push(format!(
+                    "host name {} {why}: not a folder of the run, skipped",
+                    shown(name)
+                ));
+                false
+            }
+        }
+    };
     for h in meta.hosts.iter().map(|h| h.info()) {
-        if h.name.is_empty() || hosts.iter().any(|x| x.name == h.name) {
+        if !plain(&h.name, &mut seen, &mut problems) {
             continue;
         }
         hosts.push(HostData {
@@ -242,7 +299,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     }
     // A failed host run.json does not list among its hosts is still named.
     for (name, why) in &meta.failed_hosts {
-        if !name.is_empty() && !hosts.iter().any(|h| &h.name == name) {
+        if plain(name, &mut seen, &mut problems) {
             hosts.push(HostData {
                 name: name.clone(),
                 failed: Some(why.clone()),
@@ -250,18 +307,35 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
             });
         }
     }
-    let mut extra: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
-                .filter(|e| is_host_dir(&e.path()))
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut extra: Vec<String> = Vec::new();
+    for e in fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Ok(t) = e.file_type() else { continue };
+        let ours = OUTPUTS.contains(&name.as_str()) || name == "run.json";
+        if t.is_symlink() && !ours && !seen.contains(&name) {
+            // A listed host's folder that is a link is named with the host, run.json
+            // when it is read, an output when it is replaced.
+            budget.refuse();
+            problems.push(format!(
+                "{} in the run folder is a symbolic link: not followed",
+                shown(&name)
+            ));
+        } else if t.is_dir() && is_host_dir(&e.path()) {
+            extra.push(name);
+        }
+    }
     extra.sort();
     for name in extra {
-        if !hosts.iter().any(|h| h.name == name) {
+        if !seen.contains(&name) {
+            if !plain(&name, &mut seen, &mut problems) {
+                continue;
+            }
             if has_meta {
                 problems.push(format!(
                     "host {name}: has a folder but run.json does not list it"
@@ -275,7 +349,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     }
     if !has_meta && hosts.is_empty() {
         let why = match problems.first() {
-            Some(p) if meta_path.exists() => p.clone(),
+            Some(p) if present(&meta_path) => p.clone(),
             _ => "no run.json and no host folders".into(),
         };
         return Err(NotARun(format!(
@@ -288,7 +362,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     }
 
     for h in &mut hosts {
-        read_host(dir, h, meta.started, &mut problems);
+        read_host(dir, h, meta.started, &budget, &mut problems);
     }
     let id = if meta.run_id.is_empty() {
         dir.file_name()
@@ -297,14 +371,19 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     } else {
         meta.run_id.clone()
     };
-    Ok(Run {
+    let mut run = Run {
         dir: dir.to_path_buf(),
         id,
         meta,
         has_meta,
         hosts,
         problems,
-    })
+        refused: budget.refused(),
+        implausible: Vec::new(),
+    };
+    run.implausible = super::sanity::check(&run);
+    run.problems.extend(run.implausible.iter().cloned());
+    Ok(run)
 }
 
 /// `(run.json failed_hosts: REASON)`, or nothing for a host that did not fail.
@@ -316,9 +395,23 @@ fn failed_note(h: &HostData) -> String {
     }
 }
 
-fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<String>) {
+fn read_host(
+    run_dir: &Path,
+    h: &mut HostData,
+    started: f64,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) {
     let dir = run_dir.join(&h.name);
-    if !dir.is_dir() {
+    if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        budget.refuse();
+        problems.push(format!(
+            "host {}: its folder is a symbolic link: not followed, nothing of it is read",
+            h.name
+        ));
+        return;
+    }
+    if !safe_fs::real_dir(&dir) {
         problems.push(format!(
             "host {}: no folder (the host died or its logs were not collected){}",
             h.name,
@@ -328,11 +421,11 @@ fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<
     }
     let name = h.name.clone();
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
-    let mut own = read_server(&dir, None, &mut p);
-    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), &mut p);
-    h.net = read_jsonl(&dir.join("net.jsonl"), &mut p);
-    if let Ok(text) = fs::read_to_string(dir.join("summary.json")) {
-        match serde_json::from_str::<serde_json::Value>(&text) {
+    let mut own = read_server(&dir, None, budget, &mut p);
+    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), budget, &mut p);
+    h.net = read_jsonl(&dir.join("net.jsonl"), budget, &mut p);
+    if let Some(text) = read_file(&dir.join("summary.json"), SUMMARY_CAP, budget, &mut p) {
+        match serde_json::from_slice::<serde_json::Value>(&text) {
             // A server's account written under the load generator's name: keep it apart.
             Ok(v) if v.get("shake_balanced").is_some() => match serde_json::from_value(v) {
                 Ok(s) => {
@@ -349,19 +442,36 @@ fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<
             Err(e) => p(format!("summary.json cannot be read ({e})")),
         }
     }
-    h.histograms = read_json::<HistogramsFile>(&dir.join(histograms::FILE), &mut p)
-        .and_then(|f| decode_histograms(&f, &mut p));
-    if let Ok(text) = fs::read_to_string(dir.join("tuning.txt")) {
-        h.tuning = tuning::parse(&text);
+    h.histograms =
+        read_json::<HistogramsFile>(&dir.join(histograms::FILE), HISTOGRAMS_CAP, budget, &mut p)
+            .and_then(|f| decode_histograms(&f, budget, &mut p));
+    if let Some(text) = read_file(&dir.join("tuning.txt"), TUNING_CAP, budget, &mut p) {
+        h.tuning = tuning::parse(&String::from_utf8_lossy(&text));
     }
     if !own.lines.is_empty() || own.summary.is_some() {
         server_lives(&own, started, &mut p);
         h.servers.push(own);
     }
+    // An instance folder that is a link is not entered (`instance_dirs` skips it): named.
+    for e in fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let link = e.file_type().is_ok_and(|t| t.is_symlink());
+        if link && formats::parse_instance_dir(&name).is_some() {
+            budget.refuse();
+            problems.push(format!(
+                "host {}: {name} is a symbolic link: not followed",
+                h.name
+            ));
+        }
+    }
     for (i, idir) in instance_dirs(&dir) {
         let inst = formats::instance_dir(i);
         let mut p = |s: String| problems.push(format!("host {name}: {inst}: {s}"));
-        let log = read_server(&idir, Some(i), &mut p);
+        let log = read_server(&idir, Some(i), budget, &mut p);
         if log.lines.is_empty() {
             p("server.jsonl is missing or empty".into());
         } else if log.summary.is_none() {
@@ -383,7 +493,7 @@ fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<
         let (t, phase) = last.unwrap_or_default();
         let absent: Vec<&str> = ["summary.json", histograms::FILE, "net.jsonl", "tuning.txt"]
             .into_iter()
-            .filter(|f| !dir.join(f).exists())
+            .filter(|f| !present(&dir.join(f)))
             .collect();
         p(format!(
             "the load generator stopped before its end{failed}: {} missing; its per-second \
@@ -411,7 +521,7 @@ fn read_host(run_dir: &Path, h: &mut HostData, started: f64, problems: &mut Vec<
         Role::Unknown => &["server.jsonl or loadgen.jsonl"],
     };
     for f in expected {
-        if f.contains(" or ") || !dir.join(f).exists() {
+        if f.contains(" or ") || !present(&dir.join(f)) {
             p(format!("{f} is missing"));
         }
     }
@@ -428,13 +538,18 @@ fn list_files(files: &[&str]) -> String {
 
 /// One server's files in `dir`: its lines, its account, its starts and the accounts of
 /// its earlier clean lives.
-fn read_server(dir: &Path, instance: Option<u32>, p: &mut impl FnMut(String)) -> ServerLog {
+fn read_server(
+    dir: &Path,
+    instance: Option<u32>,
+    budget: &Budget,
+    p: &mut impl FnMut(String),
+) -> ServerLog {
     let mut earlier: Vec<(u32, ServerSummary)> = fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter_map(|e| {
                     let n = lives::parse_kept_summary_name(&e.file_name().into_string().ok()?)?;
-                    Some((n, read_json(&e.path(), p)?))
+                    Some((n, read_json(&e.path(), SUMMARY_CAP, budget, p)?))
                 })
                 .collect()
         })
@@ -442,9 +557,9 @@ fn read_server(dir: &Path, instance: Option<u32>, p: &mut impl FnMut(String)) ->
     earlier.sort_by_key(|(n, _)| *n);
     ServerLog {
         instance,
-        lines: read_jsonl(&dir.join("server.jsonl"), p),
-        summary: read_json(&dir.join("server-summary.json"), p),
-        starts: read_jsonl(&dir.join(STARTS_FILE), p),
+        lines: read_jsonl(&dir.join("server.jsonl"), budget, p),
+        summary: read_json(&dir.join("server-summary.json"), SUMMARY_CAP, budget, p),
+        starts: read_jsonl(&dir.join(STARTS_FILE), budget, p),
         earlier,
     }
 }
@@ -464,59 +579,130 @@ fn server_lives(log: &ServerLog, started: f64, p: &mut impl FnMut(String)) {
 
 /// Every phase's histogram of a `histograms.json`; `None` (and a problem) if any
 /// cannot be used, so a phase is never merged from part of a host's data.
+///
+/// Each decoded histogram's counts are taken from the run's budget (the header checks in
+/// [`histograms::decode`] keep one under 300 KB, the budget keeps them all bounded). A
+/// file that cannot be used counts as refused: a real writer never makes one.
 fn decode_histograms(
     f: &HistogramsFile,
+    budget: &Budget,
     problem: &mut impl FnMut(String),
 ) -> Option<BTreeMap<String, Histogram<u64>>> {
     let decoded = f.check().and_then(|()| {
         f.phases
             .iter()
-            .map(|p| Ok((p.name.clone(), p.histogram()?)))
+            .map(|p| {
+                let h = p.histogram()?;
+                if !budget.take(8 * h.distinct_values() as u64) {
+                    return Err(format!(
+                        "past what the report reads from one run ({RUN_READ_CAP} bytes)"
+                    ));
+                }
+                Ok((p.name.clone(), h))
+            })
             .collect::<Result<BTreeMap<_, _>, String>>()
     });
     decoded
-        .map_err(|e| problem(format!("{} is not usable: {e}", histograms::FILE)))
+        .map_err(|e| {
+            budget.refuse();
+            problem(format!("{} is not usable: {e}", histograms::FILE))
+        })
         .ok()
 }
 
-/// Reads one JSON file; absent is `None` without a word, unreadable is a problem.
-fn read_json<T: DeserializeOwned>(path: &Path, problem: &mut impl FnMut(String)) -> Option<T> {
-    let text = fs::read_to_string(path).ok()?;
+/// A whole run-folder file ([`safe_fs::read`]); absent is `None` without a word, refused
+/// is a problem.
+fn read_file(
+    path: &Path,
+    cap: u64,
+    budget: &Budget,
+    problem: &mut impl FnMut(String),
+) -> Option<Vec<u8>> {
     let file = path.file_name().unwrap_or_default().to_string_lossy();
-    serde_json::from_str(&text)
+    match safe_fs::read(path, cap, budget) {
+        Ok(bytes) => Some(bytes),
+        Err(r) if r.is_absent() => None,
+        Err(r) => {
+            problem(format!("{file} {r}"));
+            None
+        }
+    }
+}
+
+/// Reads one JSON file; absent is `None` without a word, unreadable is a problem.
+fn read_json<T: DeserializeOwned>(
+    path: &Path,
+    cap: u64,
+    budget: &Budget,
+    problem: &mut impl FnMut(String),
+) -> Option<T> {
+    let text = read_file(path, cap, budget, problem)?;
+    let file = path.file_name().unwrap_or_default().to_string_lossy();
+    serde_json::from_slice(&text)
         .map_err(|e| problem(format!("{file} cannot be read ({e})")))
         .ok()
 }
 
 /// Reads JSON Lines, keeping every line that parses. A last line without its newline
-/// that does not parse is a cut file; other bad lines are counted.
-fn read_jsonl<T: DeserializeOwned>(path: &Path, problem: &mut impl FnMut(String)) -> Vec<T> {
-    let Ok(bytes) = fs::read(path) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
+/// that does not parse is a cut file; other bad lines are counted, lines over
+/// [`LINE_CAP`] too (skipped without being held). The file is read a line at a time
+/// ([`PER_SECOND_CAP`] at most); each line kept takes its record's size from the run's
+/// budget, and when that is spent the rest of the file is left out and named.
+pub(crate) fn read_jsonl<T: DeserializeOwned>(
+    path: &Path,
+    budget: &Budget,
+    problem: &mut impl FnMut(String),
+) -> Vec<T> {
     let file = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut r = match safe_fs::open(path, PER_SECOND_CAP, budget) {
+        Ok(f) => BufReader::new(f),
+        Err(e) if e.is_absent() => return Vec::new(),
+        Err(e) => {
+            problem(format!("{file} {e}"));
+            return Vec::new();
+        }
+    };
+    let record = std::mem::size_of::<T>() as u64;
     let mut out = Vec::new();
     let mut bad = 0usize;
     let mut first_bad = None;
-    let n_lines = text.lines().count();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    let mut buf = Vec::new();
+    for i in 1usize.. {
+        let line = match next_line(&mut r, &mut buf) {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                problem(format!("{file} cannot be read past line {i} ({e})"));
+                break;
+            }
+        };
+        let Some(text) = line else {
+            bad += 1;
+            first_bad.get_or_insert((i, format!("longer than {LINE_CAP} bytes")));
+            continue;
+        };
+        if text.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<T>(line) {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                let last = i + 1 == n_lines && !text.ends_with('\n');
-                if last {
+        match serde_json::from_slice::<T>(text) {
+            Ok(v) => {
+                if !budget.take(record) {
+                    budget.refuse();
                     problem(format!(
-                        "{file} is cut mid-line at line {} (the writer stopped)",
-                        i + 1
+                        "{file}: the lines from line {i} on are left out: the report keeps at \
+                         most {RUN_READ_CAP} bytes of files and {RUN_HEAP_CAP} bytes of memory \
+                         from one run"
                     ));
-                } else {
-                    bad += 1;
-                    first_bad.get_or_insert((i + 1, e.to_string()));
+                    break;
                 }
+                out.push(v);
+            }
+            Err(_) if !text.ends_with(b"\n") => problem(format!(
+                "{file} is cut mid-line at line {i} (the writer stopped)"
+            )),
+            Err(e) => {
+                bad += 1;
+                first_bad.get_or_insert((i, e.to_string()));
             }
         }
     }
@@ -526,4 +712,41 @@ fn read_jsonl<T: DeserializeOwned>(path: &Path, problem: &mut impl FnMut(String)
         ));
     }
     out
+}
+
+/// The next line of `r` in `buf`, its newline kept: `Some(None)` for a line over
+/// [`LINE_CAP`], skipped without being held; `None` at the end.
+fn next_line<'b>(
+    r: &mut impl BufRead,
+    buf: &'b mut Vec<u8>,
+) -> io::Result<Option<Option<&'b [u8]>>> {
+    buf.clear();
+    let n = r
+        .by_ref()
+        .take(LINE_CAP as u64 + 1)
+        .read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.len() <= LINE_CAP || buf.ends_with(b"\n") {
+        return Ok(Some(Some(buf)));
+    }
+    buf.clear();
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = chunk.len();
+                r.consume(n);
+            }
+        }
+    }
+    Ok(Some(None))
 }

@@ -5,18 +5,24 @@
 //! [`load`] reads and lists what is missing, [`series`] aligns every host's per-second
 //! lines on whole seconds, [`analyze`] turns them into per-phase figures, then
 //! [`render`] (text, Markdown), [`charts`] (PNG, SVG) and [`html`] present them.
+//!
+//! The hosts that wrote the folder are not trusted: [`safe_fs`] is the one way files
+//! are read from it and the report's own files written into it, [`heap`] counts what
+//! reading them costs in memory, and [`sanity`] names the figures no run can produce.
 
 pub mod analyze;
 pub mod charts;
 pub mod footprint;
+pub mod heap;
 pub mod html;
 pub mod load;
 pub mod money;
 pub mod render;
+pub mod safe_fs;
+pub mod sanity;
 pub mod series;
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -64,15 +70,17 @@ pub struct Outputs {
 pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     let run = load(dir).map_err(ReportError::NotARun)?;
     let a = analyze::analyze(&run);
+    // Every output is written under a fresh name and renamed into place: a link planted
+    // under an output's name is replaced, never written through (see `safe_fs`).
     let chart_dir = dir.join("charts");
-    let drawn = charts::draw_all(&run, &a, &chart_dir)
+    let drawn = safe_fs::replace_dir(dir, "charts", |tmp| charts::draw_all(&run, &a, tmp))
         .map_err(|e| ReportError::Io(chart_dir.clone(), e))?;
-    let html_path = dir.join("report.html");
-    fs::write(&html_path, html::html(&run, &a, &drawn))
-        .map_err(|e| ReportError::Io(html_path.clone(), e))?;
-    let md_path = dir.join("report.md");
-    fs::write(&md_path, html::markdown(&run, &a, &drawn))
-        .map_err(|e| ReportError::Io(md_path.clone(), e))?;
+    let write = |name: &str, text: String| {
+        safe_fs::write_file(dir, name, text.as_bytes())
+            .map_err(|e| ReportError::Io(dir.join(name), e))
+    };
+    let html_path = write("report.html", html::html(&run, &a, &drawn))?;
+    let md_path = write("report.md", html::markdown(&run, &a, &drawn))?;
     let mut text = render::terminal(&run, &a);
     for f in footprint::footprints(&run) {
         text.push_str(&format!("\nFootprint on {}\n", f.host));

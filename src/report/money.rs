@@ -187,8 +187,10 @@ pub fn check(run: &Run) -> Option<MoneyCheck> {
                     m.servers_balanced = false;
                     m.unbalanced.push(format!("{label} (life {life})"));
                 }
-                m.server_won_cents += a.stats.shake.won_cents;
-                m.server_grabbed_cents += a.stats.send.grabbed_cents;
+                m.server_won_cents = m.server_won_cents.saturating_add(a.stats.shake.won_cents);
+                m.server_grabbed_cents = m
+                    .server_grabbed_cents
+                    .saturating_add(a.stats.send.grabbed_cents);
             }
             let Some(a) = &log.summary else {
                 if lost.is_empty() {
@@ -208,14 +210,18 @@ pub fn check(run: &Run) -> Option<MoneyCheck> {
                 m.servers_balanced = false;
                 m.unbalanced.push(label);
             }
-            m.server_won_cents += a.stats.shake.won_cents;
-            m.server_grabbed_cents += a.stats.send.grabbed_cents;
+            m.server_won_cents = m.server_won_cents.saturating_add(a.stats.shake.won_cents);
+            m.server_grabbed_cents = m
+                .server_grabbed_cents
+                .saturating_add(a.stats.send.grabbed_cents);
         }
         match h.summary.as_ref() {
             Some(s) if !s.money.is_empty() => {
                 m.clients += 1;
-                m.client_won_cents += s.money.client_won_cents;
-                m.client_grabbed_cents += s.money.client_grabbed_cents;
+                m.client_won_cents = m.client_won_cents.saturating_add(s.money.client_won_cents);
+                m.client_grabbed_cents = m
+                    .client_grabbed_cents
+                    .saturating_add(s.money.client_grabbed_cents);
             }
             Some(_) => {}
             None if h.role() == Role::Loadgen => m.clients_missing.push(h.name.clone()),
@@ -252,6 +258,8 @@ mod tests {
             has_meta: false,
             hosts,
             problems: Vec::new(),
+            refused: 0,
+            implausible: Vec::new(),
         }
     }
 

@@ -175,8 +175,36 @@ pub fn to_text(t: &Table) -> String {
     s
 }
 
+/// Text from the data (host and phase names, reasons, anything a host wrote) made inert
+/// in Markdown, the one escaping function for report.md: every data-derived string goes
+/// through it. What could become markup is escaped with a backslash: HTML (`<`, `>`),
+/// links and images (`[`, `]`), code (`` ` ``), emphasis (`*`), table cells (`|`), the
+/// backslash itself, and a heading's `#` at the start; line breaks
+/// and control characters become spaces, so the text cannot open a new block. (`_`,
+/// `&`, `~` and a leading `-` only restyle text, never make a tag, a link or a heading:
+/// left as written, so names such as `failed_hosts` and empty cells `-` read as they
+/// are.)
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let body = s.trim_start();
+    if body.starts_with('#') {
+        out.push('\\');
+    }
+    for c in body.chars() {
+        match c {
+            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn to_markdown(t: &Table) -> String {
-    let esc = |c: &str| c.replace('|', "\\|");
+    let esc = md_escape;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -341,6 +369,20 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         .iter()
         .flat_map(|s| s.verdict.failures.iter().cloned())
         .collect();
+    // Untrusted input the report refused, or figures no run produces: never a pass.
+    if run.refused > 0 {
+        fails.push(format!(
+            "{} file(s) or name(s) of the run folder refused as unsafe (see what is missing \
+             or damaged)",
+            run.refused
+        ));
+    }
+    if !run.implausible.is_empty() {
+        fails.push(format!(
+            "{} figure(s) no run can produce (see what is missing or damaged)",
+            run.implausible.len()
+        ));
+    }
     if fails.is_empty() && sums.iter().any(|s| !s.verdict.passed) {
         fails.push("a load generator did not pass".into());
     }
@@ -376,7 +418,7 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
             cut.join(", ")
         )
     };
-    let mut v = vec![if sums.is_empty() && money.is_none() {
+    let mut v = vec![if sums.is_empty() && money.is_none() && fails.is_empty() {
         "Verdict: none (no load generator summary and no server account)".to_string()
     } else if fails.is_empty() && gaps.is_empty() {
         "Verdict: PASSED".to_string()
@@ -387,9 +429,12 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         format!("Verdict: FAILED: {}", fails.join("; "))
     }];
     if !sums.is_empty() {
-        let users: u64 = sums.iter().map(|s| s.connections.connected).sum();
+        let users = sums
+            .iter()
+            .fold(0u64, |n, s| n.saturating_add(s.connections.connected));
         v.push(format!("users connected at the end: {users}{without}"));
         let mut best: Option<(String, f64)> = None;
+        let limit = super::sanity::rate_limit(run);
         for p in &a.phases {
             let mine: Vec<&PhaseSummary> = sums
                 .iter()
@@ -397,7 +442,8 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
                 .collect();
             let clean = mine.iter().all(|q| q.errors == 0 && q.timeouts == 0);
             let rate: f64 = mine.iter().map(|q| q.achieved_qps).sum();
-            if !mine.is_empty() && clean && best.as_ref().is_none_or(|b| rate > b.1) {
+            let plausible = super::sanity::plausible_rate(rate, limit);
+            if !mine.is_empty() && clean && plausible && best.as_ref().is_none_or(|b| rate > b.1) {
                 best = Some((p.name.clone(), rate));
             }
         }
