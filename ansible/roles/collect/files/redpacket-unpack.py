@@ -52,6 +52,8 @@ MAX_EXTENDED = 16 * 1024
 OVERHEAD_PER_MEMBER = 4096
 OVERHEAD = 1024 * 1024
 CHUNK = 1024 * 1024
+# tarfile's read size from the stream (its default is 10 KiB).
+STREAM_BUFFER = 64 * 1024
 NAMES = {"file": "redpacket_collect_max_file_mb", "host": "redpacket_collect_max_host_mb",
          "members": "redpacket_collect_max_members"}
 TYPES = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link",
@@ -150,7 +152,7 @@ def members(path, host, caps):
             raise Rejected("the archive is not a regular file")
         stream = Counted(raw, caps.stream_bytes)
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedInfo)
+            tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedInfo, bufsize=STREAM_BUFFER)
         except (tarfile.TarError, RecursionError, ValueError, UnicodeError) as e:
             raise Rejected("not a tar archive: %s" % e) from None
         files, folders, parents = set(), set(), set()
