@@ -102,8 +102,8 @@ class Counted:
             raise Rejected("not a whole gzip archive: %s" % e) from None
         self.count += len(data)
         if self.count > self.limit:
-            raise Rejected("the archive inflates to more than %s, more than files within the caps need "
-                           "(a gzip bomb?)" % mib(self.limit))
+            raise Rejected("the archive inflates to more than %d MiB, more than files within the caps need "
+                           "(a gzip bomb?)" % (self.limit >> 20))
         return data
 
     def drain(self):
