@@ -227,6 +227,14 @@ class Unpack(unittest.TestCase):
                 raw = gzip.compress(head.tobuf(tarfile.GNU_FORMAT) + bytes(64 * KIB))
                 self.assert_rejected("an extended header of 1099511627776 bytes", raw=raw)
 
+    def test_global_pax_header(self):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                          pax_headers={"comment": "x" * 1000}) as tf:
+            for ti, data in good_members():
+                tf.addfile(ti, io.BytesIO(data) if ti.isreg() else None)
+        self.assert_rejected("a global pax header", raw=gzip.compress(buf.getvalue()))
+
     def test_pax_archive_with_long_names_passes(self):
         deep = HOST + "/" + "/".join(["d" * 60] * 5) + "/f"
         self.write(good_members() + [info(deep, data=b"deep\n")], fmt=tarfile.PAX_FORMAT)

@@ -114,9 +114,14 @@ class Counted:
 
 class BoundedInfo(tarfile.TarInfo):
     """tarfile reads a long name's or a pax header's data into memory whole: refuse a
-    large one before it is read (the hook tarfile documents for subclasses)."""
+    large one before it is read, and any global one (the hook tarfile documents for
+    subclasses)."""
 
     def _proc_member(self, tarfile_):
+        # A global pax header's records would pile up for every later member: tar -czf
+        # writes none.
+        if self.type == tarfile.XGLTYPE:
+            raise Rejected("a global pax header")
         if self.type in EXTENDED and self.size > MAX_EXTENDED:
             raise Rejected("an extended header of %d bytes (more than %d)" % (self.size, MAX_EXTENDED))
         return super()._proc_member(tarfile_)
