@@ -16,8 +16,13 @@
 #      before anything starts, naming the host;
 #   3. run-phase.yml -e phase=tiny: every host's files arrived, the report was made,
 #      every instance's money ledger balances and the clients' cents equal the servers';
-#   4. kills one client host's sshd and runs the phase again: the play finishes, exits
-#      non-zero naming that host, and the others are collected and reported.
+#   4. plants a symbolic link (-> /etc/hostname) and a FIFO in one client host's folder
+#      of that run and collects it again into a fresh folder: that host's archive is
+#      rejected and named, the others arrive whole, nothing else changes;
+#   5. kills one client host's sshd and runs the phase again, with a symbolic link planted
+#      beforehand in another client's folder of the new run: the play finishes, exits
+#      non-zero naming both (the second with "results rejected"), and the others are
+#      collected and reported.
 # Results go to a temporary folder, never into the repository's results/. Everything it
 # makes (namespaces, links, processes, files) is removed on exit, failure or interrupt.
 # Needs root, ip, sshd, sudo and python3-venv; under CI=true a missing one fails the test.
@@ -274,7 +279,33 @@ python3 "$here/tests/check_run.py" "$d" --servers "srv1:$instances" --clients "$
   || fail "money or files do not add up"
 say "run 1: files of every host, report, ledgers balanced"
 
-# --- 4. a client host goes away -------------------------------------------------------------
+# --- 4. a client host that is not clean: its files are untrusted input -------------------
+bad=cli1
+say "planting a symlink and a FIFO in $bad's folder of $run1, then collect.yml into a fresh folder"
+ln -s /etc/hostname "$tmp/hosts/$bad/home/runs/$run1/$bad/evil"
+mkfifo "$tmp/hosts/$bad/home/runs/$run1/$bad/pipe"
+hostile="$tmp/results-hostile"
+etc_before=$(stat -c '%Y %s' /etc/hostname; sha256sum /etc/hostname)
+touch "$tmp/before-hostile"
+set +e
+playbook collect.yml -e run_id="$run1" -e redpacket_results_dir="$hostile" >"$tmp/collect-hostile.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || { tail -30 "$tmp/collect-hostile.log"; fail "collect.yml took $bad's symlink and FIFO without a word"; }
+grep -Eq "results rejected: .*$bad.*member '$bad/(evil|pipe)' is a (symbolic link|FIFO)" "$tmp/collect-hostile.log" \
+  || { tail -30 "$tmp/collect-hostile.log"; fail "collect.yml did not name $bad and why"; }
+[ ! -e "$hostile/$run1/$bad" ] || fail "$bad's rejected archive wrote $hostile/$run1/$bad"
+for h in "${hosts[@]}"; do
+  [ "$h" = "$bad" ] || diff -r "$results/$run1/$h" "$hostile/$run1/$h" >/dev/null \
+    || fail "$h's files did not arrive whole beside the rejected $bad"
+done
+odd=$(find "$hostile" ! -type f ! -type d -o -type f ! -perm 0644 -o -type d ! -perm 0755 -o -name '.*')
+[ -z "$odd" ] || fail "the results folder holds what it should not: $odd"
+[ "$(stat -c '%Y %s' /etc/hostname; sha256sum /etc/hostname)" = "$etc_before" ] || fail "/etc/hostname changed"
+[ -z "$(find "$results" -newer "$tmp/before-hostile")" ] || fail "collecting into $hostile changed $results"
+say "$bad rejected: $(grep -Eo "member '$bad/[a-z]+' is a [a-zA-Z ]+" "$tmp/collect-hostile.log" | head -1); the others arrived"
+
+# --- 5. a client host goes away -------------------------------------------------------------
 dead=cli$clients
 say "killing $dead's sshd, then run-phase.yml again"
 for pid in $(ip netns pids "${ns[$dead]}"); do
@@ -282,6 +313,13 @@ for pid in $(ip netns pids "${ns[$dead]}"); do
 done
 for s in "$tmp"/cp/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1; done
 run2="fleet-test-2"
+# The host that is not clean again (when it is not the dead one): its files of run 2 hold
+# a symbolic link from the start, so run-phase.yml must name it among the failed.
+[ "$bad" != "$dead" ] || bad=""
+if [ -n "$bad" ]; then
+  mkdir -p "$tmp/hosts/$bad/home/runs/$run2/$bad"
+  ln -s /etc/hostname "$tmp/hosts/$bad/home/runs/$run2/$bad/evil"
+fi
 set +e
 playbook run-phase.yml -e phase=tiny -e run_id="$run2" >"$tmp/run2.log" 2>&1
 rc=$?
@@ -293,12 +331,16 @@ d="$results/$run2"
 [ ! -e "$d/$dead" ] || fail "$dead has a folder although it was unreachable"
 grep -q "host $dead" "$d/report.md" || fail "the report does not name $dead"
 for h in "${hosts[@]}"; do
-  [ "$h" = "$dead" ] || [ -d "$d/$h" ] || fail "run 2: files of $h did not arrive"
+  [ "$h" = "$dead" ] || [ "$h" = "$bad" ] || [ -d "$d/$h" ] || fail "run 2: files of $h did not arrive"
 done
-python3 - "$d" "$dead" <<'EOF' || fail "run 2's run.json does not name $dead"
+[ -z "$bad" ] || [ ! -e "$d/$bad" ] || fail "run 2: $bad's rejected archive wrote $d/$bad"
+python3 - "$d" "$dead" "$bad" <<'EOF' || fail "run 2's run.json does not name $dead and $bad"
 import json, sys
-run = json.load(open(sys.argv[1] + "/run.json"))
-assert list(run["failed_hosts"]) == [sys.argv[2]], run["failed_hosts"]
+failed = json.load(open(sys.argv[1] + "/run.json"))["failed_hosts"]
+assert sorted(failed) == sorted(h for h in sys.argv[2:] if h), failed
+if sys.argv[3]:
+    why = "results rejected: member '%s/evil' is a symbolic link (-> '/etc/hostname')" % sys.argv[3]
+    assert failed[sys.argv[3]].startswith(why), failed
 EOF
-say "run 2: exit $rc naming $dead; the others collected and reported"
-say "PASS (provision x2, two runs) in $(($(date +%s) - t0)) s"
+say "run 2: exit $rc naming $dead${bad:+ and $bad (results rejected)}; the others collected and reported"
+say "PASS (provision x2, two runs, a rejected host) in $(($(date +%s) - t0)) s"

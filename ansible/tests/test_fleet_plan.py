@@ -3,7 +3,7 @@ for hostvars. Run from the repository's root:
 
     python3 -m unittest ansible/tests/test_fleet_plan.py -v
 
-(`cargo test --test fleet_plan` runs it too, with `python3 -B -E -S`: where Ansible is
+(`cargo test --test ansible_units` runs it too, with `python3 -B -E -S`: where Ansible is
 installed, its `ansible` package would otherwise shadow this folder's name.)
 """
 
