@@ -99,7 +99,7 @@ pub(super) async fn fahongbao(
     let (Some(min), Some(max)) = (q.min, q.max) else {
         return bad("missing min and max (the user id range of recipients)");
     };
-    let k = crate::protocol::MAX_RECIPIENTS as u64;
+    let k = redpacket_protocol::MAX_RECIPIENTS as u64;
     if min > max || u64::from(max) - u64::from(min) + 1 < k {
         return bad(format!(
             "min..max must hold at least {k} users (each packet goes to {k} distinct users); got {min}..{max}"

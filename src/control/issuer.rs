@@ -11,11 +11,11 @@
 
 use crate::apportion::apportion;
 use crate::config::CentsRange;
-use crate::protocol::MAX_RECIPIENTS;
 use crate::server::{Held, Msg, ShakePacket, Shared};
-use crate::stats::Counters;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use redpacket_formats::server::Counters;
+use redpacket_protocol::MAX_RECIPIENTS;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;

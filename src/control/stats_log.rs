@@ -3,7 +3,7 @@
 
 use crate::config::StatsOut;
 use crate::server::Shared;
-use crate::stats::SecondLine;
+use redpacket_formats::server::SecondLine;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub(super) async fn stats_loop(shared: Arc<Shared>, stop: CancellationToken) {
         let now = Instant::now();
         let total = shared.snapshot();
         let line = SecondLine {
-            t: crate::stats::unix_now_f64(),
+            t: redpacket_formats::server::unix_now_f64(),
             interval_s: now.duration_since(prev_at).as_secs_f64(),
             per_second: total.minus(&prev),
             total: total.clone(),
