@@ -343,7 +343,7 @@ fn html_opens_in_headless_chromium() {
 /// `children_cpu_s` for its `ethtool` runs), and this test prints the cost per sample.
 /// It asserts the accounting, not a time budget: a shared 2-core machine makes any CPU
 /// limit flaky. The figure is measured by the benchmark
-/// `cargo run --release --example sysmon_cost`; `SYSMON_COST_SECS=60` makes this test
+/// `cargo run --release -p redpacket-host --example sysmon_cost`; `SYSMON_COST_SECS=60` makes this test
 /// sample at the real 1 s interval for that long.
 #[test]
 fn sampler_accounts_for_its_own_cpu() {

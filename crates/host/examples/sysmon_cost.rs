@@ -1,4 +1,4 @@
-//! CPU cost of one `net.jsonl` sample: `cargo run --release --example sysmon_cost -- [SAMPLES] [GAP_MS]`.
+//! CPU cost of one `net.jsonl` sample: `cargo run --release -p redpacket-host --example sysmon_cost -- [SAMPLES] [GAP_MS]`.
 //!
 //! Times [`Collector::sample`] with the calling thread's CPU clock (getrusage
 //! RUSAGE_THREAD), excluding the gaps. The gap defaults to 210 ms because the CPU figures
