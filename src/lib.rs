@@ -12,8 +12,10 @@
 //! - [`config`], [`cores`]: flags checked before anything binds, and which CPUs get
 //!   workers; [`host`]: what this host allows and does (limits, sysctls, memory, CPUs,
 //!   `/proc/net` counters) and the `check` of both programs.
-//! - [`server`]: workers, SETs, connections, the issuer; [`control`]: HTTP control and
-//!   metrics on their own thread; [`cli`]: the `redpacket-server` entry point.
+//! - [`server`]: workers, SETs, connections, the issuer and the per-second statistics
+//!   line; [`control`]: HTTP control and metrics, given a narrow handle to the server
+//!   (its [`control::Plane`]); [`spare`]: the descriptor both keep for refusing
+//!   connections when out of files; [`cli`]: the `redpacket-server` entry point.
 //! - [`sysmon`]: the once-a-second host sampler (network, TCP, sockets, CPU, memory)
 //!   and the tuning snapshot every run folder carries; [`report`]: turns a run folder
 //!   into tables, charts, `report.html` and `report.md` (`redpacket-report`).
@@ -33,6 +35,7 @@ pub mod lives;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod spare;
 pub mod split;
 pub mod stats;
 pub mod sysmon;

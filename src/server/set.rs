@@ -63,7 +63,7 @@ pub trait Answer {
         &mut self,
         key: ConnKey,
         conn: &mut Slot,
-        share: &mut Share,
+        shakes: &mut SetShakes,
         frame: Frame,
     ) -> Result<Option<Frame>, CloseReason>;
     /// A connection closed: count it, and tell its user's home worker if it was logged in.
@@ -98,9 +98,10 @@ pub struct Slot {
     out: Option<Box<Vec<u8>>>,
 }
 
-/// A SET's share of shake packets and the demand that decides the next share.
+/// A SET's shake packets (its share of the worker's pool) and the demand that decides
+/// the next share.
 #[derive(Debug, Default)]
-pub struct Share {
+pub struct SetShakes {
     pub pool: VecDeque<ShakePacket>,
     /// Shake requests seen since the last tick.
     pub demand: u64,
@@ -116,7 +117,7 @@ pub struct Set {
     live: usize,
     /// `--write-queue`.
     write_cap: usize,
-    pub share: Share,
+    pub shakes: SetShakes,
     /// `--epoll-busy-poll` microseconds (0 = off).
     busy_poll_usecs: u32,
     /// The read and answer buffers of a round, reused (not zeroed again) for every
@@ -173,7 +174,7 @@ impl Set {
             free: Vec::new(),
             live: 0,
             write_cap,
-            share: Share::default(),
+            shakes: SetShakes::default(),
             scratch: Some(Box::default()),
             busy_poll_usecs: busy_poll.map_or(0, |p| p.usecs),
         })
@@ -344,7 +345,7 @@ impl Set {
         let mut close = None;
         let now = a.now_unix();
         let drained = {
-            let Set { slots, share, .. } = self;
+            let Set { slots, shakes, .. } = self;
             let Some(slot) = slots.get_mut(key.slot as usize) else {
                 return Ok(true);
             };
@@ -370,7 +371,7 @@ impl Set {
             };
             let total = carried + n;
             let decoded = decode_stream(&buf[..total], &mut partial, |d| {
-                match a.answer(key, slot, share, d.frame) {
+                match a.answer(key, slot, shakes, d.frame) {
                     Ok(Some(answer)) => {
                         let e = answer.encode(now);
                         let b = e.as_bytes();
@@ -573,7 +574,7 @@ mod tests {
             &mut self,
             _key: ConnKey,
             conn: &mut Slot,
-            _share: &mut Share,
+            _shakes: &mut SetShakes,
             frame: Frame,
         ) -> Result<Option<Frame>, CloseReason> {
             self.frames += 1;

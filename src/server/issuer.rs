@@ -1,54 +1,44 @@
 //! Campaigns: shake packets issued at a fixed rate, user-to-user packets sent at a rate.
 //!
-//! Runs on the control thread, never on a worker. Each tick it creates the packets the
+//! Runs on the control thread, never on a worker; the control plane starts, lists and
+//! cancels campaigns through its [`crate::control::Plane`]. Each tick it creates the packets the
 //! campaigns owe, then hands shake packets to workers in proportion to the shake
 //! requests each saw (so a request's chance does not depend on its core), each worker
 //! up to about two ticks of its demand. What no worker needs yet stays here, in the
 //! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
 //! divided among workers by demand the same way. A send campaign first reserves each
-//! packet's place on a worker ([`crate::server::SendSlots`]), then counts it as issued and asks
+//! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
 //! that worker to make it: at the cap it waits, it never overshoots or drops.
 
+use super::{Held, Msg, ServerState, ShakePacket};
 use crate::apportion::apportion;
 use crate::config::CentsRange;
+use crate::control::{Campaign, CampaignKind, CampaignOrder, NotStarted};
 use crate::protocol::MAX_RECIPIENTS;
-use crate::server::{Held, Msg, ShakePacket, Shared};
 use crate::stats::Counters;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-/// Most packets one campaign may ask for, and the fastest rate.
-pub const MAX_SUM: u64 = 1_000_000_000;
-pub const MAX_RATE: f64 = 10_000_000.0;
 /// How often campaigns issue and packets are handed out.
-pub const TICK: std::time::Duration = std::time::Duration::from_millis(10);
+pub const ISSUE_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 /// A worker is granted at least this many packets of headroom even with no demand yet.
 const MIN_HEADROOM: u64 = 4;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Campaign {
-    pub id: u64,
-    /// `shake` or `send`.
-    pub kind: &'static str,
-    pub rate: f64,
-    pub total: u64,
-    /// Packets made so far (for a send campaign: made or reserved and on their way).
-    pub issued: u64,
-    pub remaining: u64,
-    /// For send campaigns: recipients drawn from this user range (inclusive).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users: Option<(u32, u32)>,
-    #[serde(skip)]
+/// A running campaign: what `/campaigns` shows of it, and the packets it may issue but
+/// has not yet (at most one second's worth banks up).
+struct Running {
+    shown: Campaign,
     credit: f64,
 }
 
 pub struct Issuer {
-    shared: Arc<Shared>,
-    campaigns: Vec<Campaign>,
+    state: Arc<ServerState>,
+    campaigns: Vec<Running>,
     next_campaign: u64,
     central: VecDeque<ShakePacket>,
     next_packet: u32,
@@ -63,10 +53,10 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    pub fn new(shared: Arc<Shared>) -> Issuer {
-        let n = shared.workers.len();
+    pub fn new(state: Arc<ServerState>) -> Issuer {
+        let n = state.workers.len();
         Issuer {
-            shared,
+            state,
             campaigns: Vec::new(),
             next_campaign: 1,
             central: VecDeque::new(),
@@ -81,82 +71,84 @@ impl Issuer {
     }
 
     fn counters(&self) -> &Counters {
-        &self.shared.issuer_counters
+        &self.state.control_counters
     }
 
-    /// `/yaohongbao`: issue `sum` shake packets at `rate` per second. `None` when
-    /// `--max-campaigns` are already running.
-    pub fn start_shake(&mut self, rate: f64, sum: u64) -> Option<Campaign> {
-        self.add(Campaign {
-            id: 0,
-            kind: "shake",
-            rate,
-            total: sum,
-            issued: 0,
-            remaining: sum,
-            users: None,
-            credit: 0.0,
-        })
-    }
-
-    /// `/fahongbao`: `sum` user-to-user packets at `rate` per second, each for
-    /// [`MAX_RECIPIENTS`] distinct random users in `min..=max`.
-    pub fn start_send(&mut self, rate: f64, sum: u64, min: u32, max: u32) -> Option<Campaign> {
-        self.add(Campaign {
-            id: 0,
-            kind: "send",
-            rate,
-            total: sum,
-            issued: 0,
-            remaining: sum,
-            users: Some((min, max)),
-            credit: 0.0,
-        })
-    }
-
-    fn add(&mut self, mut c: Campaign) -> Option<Campaign> {
-        if self.campaigns.len() >= self.shared.cfg.max_campaigns {
-            return None;
+    /// Starts a campaign: `/yaohongbao`, `sum` shake packets at `rate` per second, or
+    /// `/fahongbao`, `sum` user-to-user packets at `rate` per second, each for
+    /// [`MAX_RECIPIENTS`] distinct random users in `min..=max`. Refused when the range
+    /// holds too few users, or when `--max-campaigns` are already running.
+    pub fn start(&mut self, order: CampaignOrder) -> Result<Campaign, NotStarted> {
+        let (kind, rate, total, users) = match order {
+            CampaignOrder::Shake { rate, sum } => (CampaignKind::Shake, rate, sum, None),
+            CampaignOrder::Send {
+                rate,
+                sum,
+                min,
+                max,
+            } => {
+                let need = MAX_RECIPIENTS as u64;
+                if min > max || u64::from(max) - u64::from(min) + 1 < need {
+                    return Err(NotStarted::TooFewUsers { need, min, max });
+                }
+                (CampaignKind::Send, rate, sum, Some((min, max)))
+            }
+        };
+        let max = self.state.cfg.max_campaigns;
+        if self.campaigns.len() >= max {
+            return Err(NotStarted::TooMany { max });
         }
-        c.id = self.next_campaign;
+        let shown = Campaign {
+            id: self.next_campaign,
+            kind,
+            rate,
+            total,
+            issued: 0,
+            remaining: total,
+            users,
+        };
         self.next_campaign += 1;
-        self.campaigns.push(c.clone());
-        Some(c)
+        self.campaigns.push(Running {
+            shown: shown.clone(),
+            credit: 0.0,
+        });
+        Ok(shown)
     }
 
     /// Stops campaign `id` and returns its last state; `None` if no such campaign is
     /// running. Packets it issued stay in play (to be won, grabbed or refunded, as
     /// money); the packets it had not issued were never money and are simply not made.
     pub fn cancel(&mut self, id: u64) -> Option<Campaign> {
-        let at = self.campaigns.iter().position(|c| c.id == id)?;
-        Some(self.campaigns.remove(at))
+        let at = self.campaigns.iter().position(|r| r.shown.id == id)?;
+        Some(self.campaigns.remove(at).shown)
     }
 
-    pub fn campaigns(&self) -> &[Campaign] {
-        &self.campaigns
+    /// The campaigns still running, oldest first.
+    pub fn campaigns(&self) -> Vec<Campaign> {
+        self.campaigns.iter().map(|r| r.shown.clone()).collect()
     }
 
     /// Creates what the campaigns owe for `dt` seconds and hands packets out.
     pub fn tick(&mut self, dt: f64) {
-        let amounts = self.shared.cfg.shake_amount;
-        let send_amounts = self.shared.cfg.send_amount;
+        let amounts = self.state.cfg.shake_amount;
+        let send_amounts = self.state.cfg.send_amount;
         let won: u64 = self
-            .shared
+            .state
             .workers
             .iter()
             .map(|w| w.counters.won.load(Relaxed))
             .sum();
         let issued = self.counters().issued.load(Relaxed);
         let mut shake_room = self
-            .shared
+            .state
             .cfg
             .max_outstanding_shakes
             .saturating_sub(issued.saturating_sub(won));
         let mut campaigns = std::mem::take(&mut self.campaigns);
-        for c in &mut campaigns {
+        for Running { shown: c, credit } in &mut campaigns {
             // At most one second of credit banks up, so a stalled tick cannot burst.
-            c.credit = (c.credit + c.rate * dt).min(c.rate.max(1.0));
-            let want = (c.credit as u64).min(c.remaining);
+            *credit = (*credit + c.rate * dt).min(c.rate.max(1.0));
+            let want = (*credit as u64).min(c.remaining);
             // Only what fits is issued and counted; the rest waits for room.
             let n = match c.users {
                 None => {
@@ -171,11 +163,11 @@ impl Issuer {
                     n
                 }
             };
-            c.credit -= n as f64;
+            *credit -= n as f64;
             c.remaining -= n;
             c.issued += n;
         }
-        campaigns.retain(|c| c.remaining > 0);
+        campaigns.retain(|r| r.shown.remaining > 0);
         self.campaigns = campaigns;
         self.distribute();
     }
@@ -196,7 +188,7 @@ impl Issuer {
     /// Reserves room for up to `want` packets, spread evenly over the workers that have
     /// some (starting where the last tick stopped); fills `owed`, returns the total.
     fn reserve_sends(&mut self, want: u64) -> u64 {
-        let workers = self.shared.workers.len();
+        let workers = self.state.workers.len();
         self.owed.iter_mut().for_each(|o| *o = 0);
         let mut left = want;
         // First an even share each, then whatever the others could not take.
@@ -211,7 +203,7 @@ impl Issuer {
                 } else {
                     left
                 };
-                let got = self.shared.workers[i].send_slots.reserve(ask);
+                let got = self.state.workers[i].send_slots.reserve(ask);
                 self.owed[i] += got;
                 left -= got;
             }
@@ -241,19 +233,19 @@ impl Issuer {
             }
         }
         let amount = self.rng.random_range(amounts.min..=amounts.max);
-        if self.shared.workers[owner]
+        if self.state.workers[owner]
             .inbox
             .send(Msg::CreateSend { amount, recipients })
             .is_err()
         {
             // That worker has stopped (shutdown): the promise is void, no money made.
-            self.shared.workers[owner].send_slots.release(1);
+            self.state.workers[owner].send_slots.release(1);
         }
     }
 
     /// Demand-proportional grants of shake packets and of the overload budget.
     fn distribute(&mut self) {
-        let workers = &self.shared.workers;
+        let workers = &self.state.workers;
         let (weights, caps, parts) = &mut self.scratch;
         weights.clear();
         caps.clear();
@@ -268,7 +260,7 @@ impl Issuer {
             caps.push(want.saturating_sub(w.held.load(Relaxed)));
         }
         // The overload budget: 90% by demand, 10% evenly so an idle worker can start.
-        let max_qps = self.shared.cfg.max_qps;
+        let max_qps = self.state.cfg.max_qps;
         let even = max_qps / workers.len() as u64 / 10;
         let uncapped = vec![u64::MAX; workers.len()];
         let offset = self.rng.random();
@@ -310,4 +302,29 @@ impl Issuer {
             send_cents: 0,
         }
     }
+}
+
+/// Ticks the issuer every [`ISSUE_TICK`] until aborted; while the server shuts down it
+/// issues nothing.
+pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: CancellationToken) {
+    let mut iv = tokio::time::interval(ISSUE_TICK);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        iv.tick().await;
+        if shutdown.is_cancelled() {
+            // Shutting down: campaigns stop issuing; what was issued stays counted.
+            continue;
+        }
+        let now = Instant::now();
+        lock(&issuer).tick(now.duration_since(last).as_secs_f64());
+        last = now;
+    }
+}
+
+/// The issuer, locked. Only the control thread takes the lock, never across an await; a
+/// poisoned lock can only follow a panic in the issuer, whose state is still consistent
+/// counts.
+pub fn lock(issuer: &Mutex<Issuer>) -> std::sync::MutexGuard<'_, Issuer> {
+    issuer.lock().unwrap_or_else(|p| p.into_inner())
 }
