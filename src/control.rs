@@ -172,3 +172,218 @@ async fn help() -> &'static str {
 fn bad(msg: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, format!("{}\n", msg.into())).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The routes against a plane with nothing behind it: the control plane needs no
+    //! server to be tested.
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct FakePlane {
+        draining: AtomicBool,
+        refusal: Mutex<Option<NotStarted>>,
+        orders: Mutex<Vec<CampaignOrder>>,
+        counters: Arc<Counters>,
+    }
+
+    fn running() -> Vec<Campaign> {
+        vec![
+            Campaign {
+                id: 1,
+                kind: CampaignKind::Send,
+                rate: 2.5,
+                total: 3,
+                issued: 1,
+                remaining: 2,
+                users: Some((4, 9)),
+            },
+            Campaign {
+                id: 2,
+                kind: CampaignKind::Shake,
+                rate: 1.0,
+                total: 1,
+                issued: 0,
+                remaining: 1,
+                users: None,
+            },
+        ]
+    }
+
+    impl Plane for FakePlane {
+        fn snapshot(&self) -> Snapshot {
+            Snapshot::default()
+        }
+        fn worker_snapshots(&self) -> Vec<Snapshot> {
+            vec![Snapshot::default(); 2]
+        }
+        fn draining(&self) -> bool {
+            self.draining.load(Relaxed)
+        }
+        fn start_campaign(&self, order: CampaignOrder) -> Result<Campaign, NotStarted> {
+            self.orders.lock().unwrap().push(order);
+            match *self.refusal.lock().unwrap() {
+                Some(why) => Err(why),
+                None => Ok(running().remove(1)),
+            }
+        }
+        fn campaigns(&self) -> Vec<Campaign> {
+            running()
+        }
+        fn cancel_campaign(&self, id: u64) -> Option<Campaign> {
+            running().into_iter().find(|c| c.id == id)
+        }
+        fn counters(&self) -> Arc<Counters> {
+            self.counters.clone()
+        }
+    }
+
+    /// Serves `plane` on a port of its own until the returned closure is called.
+    fn serve_on_a_thread(plane: Arc<FakePlane>) -> (std::net::SocketAddr, impl FnOnce()) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cfg = ControlConfig {
+            limits: ControlLimits {
+                max_conns: 8,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(5),
+            },
+            token: None,
+            metrics_open: false,
+            min_campaign_qps: 0.5,
+        };
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let t = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(plane, cfg, listener, token));
+        });
+        (addr, move || {
+            stop.cancel();
+            t.join().unwrap();
+        })
+    }
+
+    /// One request; the status code and the body of its answer.
+    fn ask(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        (status, body.to_string())
+    }
+
+    #[test]
+    fn the_routes_answer_from_the_plane_byte_for_byte() {
+        let plane = Arc::new(FakePlane::default());
+        let (addr, stop) = serve_on_a_thread(plane.clone());
+
+        assert_eq!(
+            ask(addr, "GET", "/campaigns"),
+            (
+                200,
+                r#"[{"id":1,"kind":"send","rate":2.5,"total":3,"issued":1,"remaining":2,"users":[4,9]},{"id":2,"kind":"shake","rate":1.0,"total":1,"issued":0,"remaining":1}]"#.to_string()
+            )
+        );
+        assert_eq!(
+            ask(addr, "GET", "/yaohongbao?qps=1&sum=1"),
+            (
+                200,
+                r#"{"id":2,"kind":"shake","rate":1.0,"total":1,"issued":0,"remaining":1}"#
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            ask(addr, "GET", "/fahongbao?qps=3&sum=4&min=5&max=90").0,
+            200
+        );
+        assert_eq!(
+            *plane.orders.lock().unwrap(),
+            vec![
+                CampaignOrder::Shake { rate: 1.0, sum: 1 },
+                CampaignOrder::Send {
+                    rate: 3.0,
+                    sum: 4,
+                    min: 5,
+                    max: 90
+                }
+            ]
+        );
+
+        // Checked here, never asked of the plane.
+        let (code, body) = ask(addr, "GET", "/yaohongbao?qps=0.1&sum=1");
+        assert_eq!(code, 400);
+        assert!(
+            body.starts_with("qps must be a number in [0.5, 10000000]"),
+            "{body}"
+        );
+        assert_eq!(
+            ask(addr, "GET", "/fahongbao?qps=1&sum=1"),
+            (
+                400,
+                "missing min and max (the user id range of recipients)\n".to_string()
+            )
+        );
+        assert_eq!(plane.orders.lock().unwrap().len(), 2);
+
+        // The plane's refusals, in words.
+        *plane.refusal.lock().unwrap() = Some(NotStarted::TooFewUsers {
+            need: 3,
+            min: 5,
+            max: 6,
+        });
+        assert_eq!(
+            ask(addr, "GET", "/fahongbao?qps=1&sum=1&min=5&max=6"),
+            (
+                400,
+                "min..max must hold at least 3 users (each packet goes to 3 distinct users); got 5..6\n"
+                    .to_string()
+            )
+        );
+        *plane.refusal.lock().unwrap() = Some(NotStarted::TooMany { max: 7 });
+        assert_eq!(
+            ask(addr, "GET", "/yaohongbao?qps=1&sum=1"),
+            (
+                429,
+                "7 campaigns are running (--max-campaigns): wait for one to finish or \
+                 cancel one with DELETE /campaigns/ID\n"
+                    .to_string()
+            )
+        );
+
+        assert_eq!(ask(addr, "DELETE", "/campaigns/1").0, 200);
+        assert_eq!(
+            ask(addr, "DELETE", "/campaigns/7"),
+            (
+                404,
+                "no running campaign 7 (finished, cancelled or never started)\n".to_string()
+            )
+        );
+        assert_eq!(ask(addr, "GET", "/stats/workers").0, 200);
+
+        plane.draining.store(true, Relaxed);
+        assert_eq!(
+            ask(addr, "GET", "/yaohongbao?qps=1&sum=1"),
+            (503, "shutting down\n".to_string())
+        );
+        assert_eq!(
+            plane.counters.conns.load(Relaxed),
+            11,
+            "every connection counted"
+        );
+        stop();
+    }
+}

@@ -328,3 +328,101 @@ pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: Cancellation
 pub fn lock(issuer: &Mutex<Issuer>) -> std::sync::MutexGuard<'_, Issuer> {
     issuer.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    fn issuer(workers: usize, max_campaigns: usize) -> (Issuer, Vec<UnboundedReceiver<Msg>>) {
+        let mut cfg = Config::for_tests();
+        cfg.cores = vec![0; workers];
+        cfg.max_campaigns = max_campaigns;
+        let (state, inboxes) = ServerState::new(cfg, 100);
+        (Issuer::new(state), inboxes)
+    }
+
+    #[test]
+    fn campaigns_are_numbered_capped_and_cancelled() {
+        let (mut iss, _inboxes) = issuer(1, 2);
+        let shake = CampaignOrder::Shake { rate: 5.0, sum: 7 };
+        let a = iss.start(shake).unwrap();
+        assert_eq!(
+            (a.id, a.kind, a.total, a.remaining, a.users),
+            (1, CampaignKind::Shake, 7, 7, None)
+        );
+        let send = CampaignOrder::Send {
+            rate: 5.0,
+            sum: 7,
+            min: 10,
+            max: 12,
+        };
+        let b = iss.start(send).unwrap();
+        assert_eq!((b.id, b.users), (2, Some((10, 12))));
+        assert_eq!(iss.start(shake), Err(NotStarted::TooMany { max: 2 }));
+        assert_eq!(iss.cancel(1).map(|c| c.id), Some(1));
+        assert_eq!(iss.cancel(1), None, "already gone");
+        assert_eq!(iss.campaigns(), vec![b]);
+        assert_eq!(iss.start(shake).unwrap().id, 3, "ids are never reused");
+    }
+
+    #[test]
+    fn a_send_campaign_needs_room_for_its_recipients() {
+        let (mut iss, _inboxes) = issuer(1, 10);
+        let order = |min, max| CampaignOrder::Send {
+            rate: 1.0,
+            sum: 1,
+            min,
+            max,
+        };
+        let need = MAX_RECIPIENTS as u64;
+        assert_eq!(
+            iss.start(order(5, 6)),
+            Err(NotStarted::TooFewUsers {
+                need,
+                min: 5,
+                max: 6
+            })
+        );
+        assert_eq!(
+            iss.start(order(6, 5)),
+            Err(NotStarted::TooFewUsers {
+                need,
+                min: 6,
+                max: 5
+            })
+        );
+        assert!(iss.start(order(5, 7)).is_ok());
+        assert_eq!(iss.campaigns().len(), 1, "a refused order is not counted");
+    }
+
+    /// A shake campaign issues at its rate, counts what it issues, and every packet is
+    /// either granted to a worker or still held here.
+    #[test]
+    fn a_shake_campaign_issues_at_its_rate_and_every_packet_is_accounted() {
+        let (mut iss, mut inboxes) = issuer(2, 10);
+        iss.start(CampaignOrder::Shake {
+            rate: 100.0,
+            sum: 10,
+        })
+        .unwrap();
+        iss.tick(0.05);
+        assert_eq!(iss.counters().issued.load(Relaxed), 5, "0.05 s at 100/s");
+        assert_eq!(iss.campaigns()[0].remaining, 5);
+        iss.tick(1.0);
+        assert_eq!(iss.counters().issued.load(Relaxed), 10);
+        assert!(iss.campaigns().is_empty(), "a finished campaign is gone");
+        let (mut granted, mut cents) = (iss.held().shake, iss.held().shake_cents);
+        for inbox in &mut inboxes {
+            while let Ok(m) = inbox.try_recv() {
+                if let Msg::Grant(p) = m {
+                    granted += p.len() as u64;
+                    cents += p.iter().map(|p| u64::from(p.amount)).sum::<u64>();
+                }
+            }
+        }
+        assert_eq!(granted, 10);
+        assert_eq!(cents, iss.counters().issued_cents.load(Relaxed));
+    }
+}

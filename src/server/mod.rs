@@ -266,6 +266,37 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// The state of a server with one worker per configured core, and each worker's
+    /// inbox, in worker order: the budget and the send cap split evenly to begin with.
+    fn new(cfg: Config, max_conns: u64) -> (Arc<ServerState>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+        let n = cfg.cores.len();
+        let even_budget = cfg.max_qps / n as u64;
+        let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
+        let mut inboxes = Vec::with_capacity(n);
+        let workers: Box<[WorkerState]> = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                inboxes.push(rx);
+                WorkerState {
+                    counters: Counters::default(),
+                    held: AtomicU64::new(0),
+                    open_sends: AtomicU64::new(0),
+                    send_slots: SendSlots::new(send_cap),
+                    budget: AtomicU64::new(even_budget),
+                    inbox: tx,
+                }
+            })
+            .collect();
+        let state = Arc::new(ServerState {
+            cfg,
+            workers,
+            control_counters: Arc::new(Counters::default()),
+            max_conns,
+            started: Instant::now(),
+        });
+        (state, inboxes)
+    }
+
     /// One consistent read of every counter block.
     pub fn snapshot(&self) -> Snapshot {
         let blocks = self.workers.iter().map(|w| &w.counters);
@@ -366,31 +397,8 @@ impl Server {
             tracing::warn!("{}", capacity.line);
         }
 
-        let n = cfg.cores.len();
-        let even_budget = cfg.max_qps / n as u64;
-        let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
-        let mut inboxes = Vec::with_capacity(n);
-        let workers: Box<[WorkerState]> = (0..n)
-            .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                inboxes.push(rx);
-                WorkerState {
-                    counters: Counters::default(),
-                    held: AtomicU64::new(0),
-                    open_sends: AtomicU64::new(0),
-                    send_slots: SendSlots::new(send_cap),
-                    budget: AtomicU64::new(even_budget),
-                    inbox: tx,
-                }
-            })
-            .collect();
-        let state = Arc::new(ServerState {
-            cfg,
-            workers,
-            control_counters: Arc::new(Counters::default()),
-            max_conns,
-            started: Instant::now(),
-        });
+        let (state, inboxes) = ServerState::new(cfg, max_conns);
+        let n = state.workers.len();
 
         let shutdown = CancellationToken::new();
         let stop_control = CancellationToken::new();
