@@ -5,7 +5,7 @@
 //! snapshots of the counters, and asks for campaigns to be started, listed and
 //! cancelled. What a campaign issues, and to which worker, is the server's business;
 //! so is the thread and runtime this runs on, and the per-second
-//! statistics line. The only way in is [`serve`].
+//! statistics line. The only way in is [`serve()`].
 //!
 //! - this file: the handle, its plain request and answer types, the settings, the routes;
 //! - `campaigns`: `GET /yaohongbao?qps=R&sum=N` and `GET /fahongbao?qps=R&sum=N&min=A&max=B`
