@@ -74,7 +74,9 @@ fn main() {
     }
     let started = Instant::now();
     // Every packet made and each of its three notifications kept for a later login.
-    let done = |s: &redpacket::stats::Snapshot| s.outstanding.send >= n && s.send.deferred >= 3 * n;
+    let done = |s: &redpacket_formats::server::Snapshot| {
+        s.outstanding.send >= n && s.send.deferred >= 3 * n
+    };
     while !done(&server.snapshot()) {
         if started.elapsed() > Duration::from_secs(120) {
             let s = server.snapshot();

@@ -5,7 +5,7 @@
 //! come from readings at least 200 ms apart (closer ones are not re-read, which would make
 //! a tight loop look cheaper than the sampler is at its one-second interval).
 
-use redpacket::sysmon::Collector;
+use redpacket_host::sampler::Collector;
 use std::time::Duration;
 
 fn thread_cpu_s() -> f64 {

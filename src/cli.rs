@@ -55,7 +55,7 @@ pub struct CheckArgs {
 
 /// Runs `redpacket-server check` (`args` without the word `check`); returns the exit code.
 pub fn check_main(args: Vec<OsString>) -> i32 {
-    use crate::host::check;
+    use redpacket_host::check;
     let args = match CheckArgs::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {
@@ -66,8 +66,8 @@ pub fn check_main(args: Vec<OsString>) -> i32 {
     };
     // CPUs this host does not have are a bad flag, as they are for the server.
     let cores = match args.cores.as_deref().map(|list| {
-        let want = crate::cores::parse_list(list)?;
-        crate::cores::check_allowed(&want, &crate::cores::allowed_cpus())?;
+        let want = redpacket_sys::cores::parse_list(list)?;
+        redpacket_sys::cores::check_allowed(&want, &redpacket_sys::cores::allowed_cpus())?;
         Ok::<_, String>(want)
     }) {
         Some(Ok(c)) => Some(c),
@@ -83,7 +83,7 @@ pub fn check_main(args: Vec<OsString>) -> i32 {
         cores,
         control_max_conns: crate::config::DEFAULT_CONTROL_MAX_CONNS,
     };
-    let conf = crate::host::conf::Conf::server();
+    let conf = redpacket_host::conf::Conf::server();
     let report =
         check::server(&ask, Some(&conf), &check::HostView::read(Some(&conf))).strict(args.strict);
     if args.json {
@@ -139,7 +139,7 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
             &f.dir,
             &f.stats,
             &f.summary,
-            crate::stats::unix_now_f64(),
+            redpacket_formats::server::unix_now_f64(),
             std::process::id(),
         ) {
             Ok(life) => {
@@ -178,7 +178,7 @@ pub fn server_main(mut args: Vec<OsString>) -> i32 {
     // The host sampler runs beside the server for the length of the run (one per host:
     // instance 1 of several samples for all of them).
     let sampler = match host_files.as_ref().and_then(|f| f.sample.as_ref()) {
-        Some(dir) => match crate::sysmon::record_host(dir) {
+        Some(dir) => match redpacket_host::sampler::record_host(dir) {
             Ok(h) => Some(h),
             Err(e) => {
                 tracing::warn!("cannot sample this host into {}: {e}", dir.display());

@@ -4,8 +4,8 @@
 //! or a one-line reason. Nothing here opens a socket: a bad flag costs no port.
 
 use crate::control::{ControlConfig, ControlLimits, Token};
-use crate::cores;
 use clap::Parser;
+use redpacket_sys::cores;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,8 +85,8 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 /// [--strict]` says whether this host can hold N connections as it is, and what to
 /// raise first; settings that do not bound the count are advice (fail only --strict).
 /// The control server's default connection cap (`--control-max-conns`); `check` counts
-/// its descriptors too.
-pub const DEFAULT_CONTROL_MAX_CONNS: u64 = 64;
+/// its descriptors too, so it lives with the other reserved descriptors.
+pub use redpacket_host::reserve::DEFAULT_CONTROL_MAX_CONNS;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "redpacket-server", version, verbatim_doc_comment)]
@@ -382,7 +382,7 @@ pub struct HostFiles {
 impl HostFiles {
     pub fn new(host_dir: &Path, instance: Option<u32>) -> HostFiles {
         let dir = match instance {
-            Some(i) => host_dir.join(crate::formats::instance_dir(i)),
+            Some(i) => host_dir.join(redpacket_formats::instance_dir(i)),
             None => host_dir.to_path_buf(),
         };
         HostFiles {
@@ -422,18 +422,18 @@ impl ServerArgs {
         if self.set_size == 0 || self.set_size > 1 << 20 {
             return Err(format!("--set-size {} outside 1..=1048576", self.set_size));
         }
-        if self.send_amount.min < crate::protocol::MAX_RECIPIENTS as u32 {
+        if self.send_amount.min < redpacket_protocol::MAX_RECIPIENTS as u32 {
             return Err(format!(
                 "--send-amount {}: MIN must be at least {} (a cent for each recipient)",
                 self.send_amount,
-                crate::protocol::MAX_RECIPIENTS
+                redpacket_protocol::MAX_RECIPIENTS
             ));
         }
-        if self.write_queue < crate::protocol::MAX_FRAME_LEN {
+        if self.write_queue < redpacket_protocol::MAX_FRAME_LEN {
             return Err(format!(
                 "--write-queue {} is below one frame ({} bytes)",
                 self.write_queue,
-                crate::protocol::MAX_FRAME_LEN
+                redpacket_protocol::MAX_FRAME_LEN
             ));
         }
         if self.backlog <= 0 {

@@ -24,11 +24,11 @@ pub use auth::Token;
 pub use metrics::prometheus_text;
 pub use serve::{ControlLimits, EVICT_BURST};
 
-use crate::stats::{Counters, Snapshot};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::Router;
+use redpacket_formats::server::{Counters, Snapshot};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -5,8 +5,8 @@
 //! distinct cut points drawn from `1..amount`, so every share is at least one cent and
 //! the shares add up to `amount` exactly, by construction.
 
-use crate::protocol::MAX_RECIPIENTS;
 use rand::Rng;
+use redpacket_protocol::MAX_RECIPIENTS;
 
 /// Shares of one packet, in the order recipients will grab them.
 pub type Shares = [u32; MAX_RECIPIENTS];

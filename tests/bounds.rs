@@ -2,7 +2,7 @@
 //! port, a process out of descriptors, a client that never reads, and the control token
 //! on an address that is not loopback (in a network namespace this test makes).
 
-use redpacket::protocol::{decode, unix_now, Frame};
+use redpacket_protocol::{decode, unix_now, Frame};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -120,7 +120,7 @@ fn get(addr: SocketAddr, path: &str, headers: &str) -> std::io::Result<(u16, Str
     Ok((status, body.unwrap_or_default()))
 }
 
-fn stats(addr: SocketAddr) -> redpacket::stats::Snapshot {
+fn stats(addr: SocketAddr) -> redpacket_formats::server::Snapshot {
     let (code, body) = get(addr, "/stats", "").expect("/stats answers");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap()
@@ -534,7 +534,7 @@ fn off_loopback_the_control_port_needs_the_token() {
         )
         .unwrap()
     });
-    let st: redpacket::stats::Snapshot = serde_json::from_str(&st.1).unwrap();
+    let st: redpacket_formats::server::Snapshot = serde_json::from_str(&st.1).unwrap();
     assert_eq!(st.control.unauthorized, 5, "{:?}", st.control);
 }
 

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use redpacket::host::conf::{Conf, Scope};
+use redpacket_host::conf::{Conf, Scope};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redpacket-server");
 

@@ -98,7 +98,7 @@ fn sigterm_drains_and_writes_the_host_folder() {
     let listen: std::net::SocketAddr = info["listen"].as_str().unwrap().parse().unwrap();
     // One user logs in and shakes, so there is something to account for.
     {
-        use redpacket::protocol::Frame;
+        use redpacket_protocol::Frame;
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(listen).unwrap();
         s.write_all(Frame::LoginRequest { user: 1 }.encode(0).as_bytes())
@@ -121,7 +121,7 @@ fn sigterm_drains_and_writes_the_host_folder() {
     assert_eq!(summary["send_balanced"], true);
     assert_eq!(summary["stats"]["requests"]["shake"], 1);
     let lines = std::fs::read_to_string(host.join("server.jsonl")).unwrap();
-    let last: redpacket::stats::SecondLine =
+    let last: redpacket_formats::server::SecondLine =
         serde_json::from_str(lines.lines().last().unwrap()).unwrap();
     assert_eq!(last.total.requests.shake, 1);
     assert!(host.join("tuning.txt").exists());
@@ -173,7 +173,7 @@ fn start_in(
 /// host, and the report reads the folder as one host with two instances.
 #[test]
 fn instances_share_a_host_folder() {
-    use redpacket::protocol::Frame;
+    use redpacket_protocol::Frame;
     use std::io::{Read, Write};
     let dir = tmpdir("instances");
     let host = dir.join("server1");
@@ -202,7 +202,7 @@ fn instances_share_a_host_folder() {
     }
     for i in 1..=2u64 {
         let d = host.join(format!("instance-{i}"));
-        let summary: redpacket::formats::ServerSummary =
+        let summary: redpacket_formats::ServerSummary =
             serde_json::from_str(&std::fs::read_to_string(d.join("server-summary.json")).unwrap())
                 .unwrap();
         assert_eq!(summary.stats.requests.shake, i, "instance {i}");
@@ -211,7 +211,7 @@ fn instances_share_a_host_folder() {
     }
     assert!(host.join("net.jsonl").exists() && host.join("tuning.txt").exists());
     assert!(!host.join("server.jsonl").exists());
-    let run = redpacket::report::load(&dir).unwrap();
+    let run = redpacket_report::load(&dir).unwrap();
     assert_eq!(run.hosts.len(), 1);
     let h = &run.hosts[0];
     let instances: Vec<Option<u32>> = h.servers.iter().map(|s| s.instance).collect();
@@ -221,7 +221,7 @@ fn instances_share_a_host_folder() {
         run.problems,
         ["run.json is missing: no phases, one phase spans the whole run"]
     );
-    let m = redpacket::report::money::check(&run).unwrap();
+    let m = redpacket_report::money::check(&run).unwrap();
     assert_eq!((m.accounts, m.servers_balanced), (2, true), "{m:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -461,7 +461,7 @@ fn wait_shakes(path: &std::path::Path, shakes: u64) -> String {
         let last = text
             .lines()
             .last()
-            .and_then(|l| serde_json::from_str::<redpacket::formats::ServerLine>(l).ok());
+            .and_then(|l| serde_json::from_str::<redpacket_formats::ServerLine>(l).ok());
         if last.is_some_and(|l| l.total.requests.shake == shakes) {
             return text;
         }
@@ -480,8 +480,8 @@ fn wait_shakes(path: &std::path::Path, shakes: u64) -> String {
 /// names the instance as not reconcilable while the other instance still balances.
 #[test]
 fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
-    use redpacket::formats::{Previous, ServerLine, ServerSummary, StartLine};
-    use redpacket::protocol::Frame;
+    use redpacket_formats::{Previous, ServerLine, ServerSummary, StartLine};
+    use redpacket_protocol::Frame;
     use std::io::{Read, Write};
     let dir = tmpdir("restart");
     let host = dir.join("server1");
@@ -560,8 +560,8 @@ fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
     .unwrap();
     assert_eq!((other.life, other.lives_lost), (1, 0));
 
-    let run = redpacket::report::load(&dir).unwrap();
-    let m = redpacket::report::money::check(&run).unwrap();
+    let run = redpacket_report::load(&dir).unwrap();
+    let m = redpacket_report::money::check(&run).unwrap();
     assert!(m.servers_balanced, "{m:?}");
     assert_eq!(m.unreconciled_names, ["server1 instance 1"]);
     assert!(

@@ -367,8 +367,8 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// Reads this host and prints the check; returns the exit code.
     pub fn run(&self) -> i32 {
-        use redpacket::host::check;
-        use redpacket::host::conf::Conf;
+        use redpacket_host::check;
+        use redpacket_host::conf::Conf;
         let sources = match &self.source_addrs {
             Some(s) => match parse_source_addrs(s) {
                 Ok(a) => a.len() as u64,

@@ -4,7 +4,7 @@
 //! 100 MiB here. No heap buffer: a frame is at most 44 bytes, so a partial one waits in
 //! the inline `rbuf`; the scheduled times of unanswered shakes sit in a 4-slot ring.
 
-use redpacket::protocol::MAX_FRAME_LEN;
+use redpacket_protocol::MAX_FRAME_LEN;
 use std::os::fd::OwnedFd;
 
 /// Shakes one user may have unanswered at once; a further one expires the oldest.

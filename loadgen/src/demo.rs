@@ -7,7 +7,7 @@
 //! process's threads; past it, as many server instances and load-generator processes
 //! as the limit requires (a million users: about 51 of each), with source addresses in
 //! 127.0.1.0/24. It refuses at once, with the figures, when the host cannot hold the
-//! users ([`redpacket::host::check::one_host`]). It drives the servers with the
+//! users ([`redpacket_host::check::one_host`]). It drives the servers with the
 //! ordinary `run` machinery, samples what the run costs the host
 //! ([`crate::footprint`]), stops every server with SIGTERM (also on Ctrl-C or failure:
 //! they are stopped when dropped), lays the results out as the report expects
@@ -22,8 +22,8 @@ use crate::instances::{Instances, Layout};
 use crate::plan::{Phase, DEFAULT_CAMPAIGN_QPS};
 use crate::run::{self, RunConfig};
 use crate::users::{ServerTarget, UserRange};
-use redpacket::formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
-use redpacket::host::check;
+use redpacket_formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
+use redpacket_host::check;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -157,7 +157,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
         return Err("--users must be at least 4".into());
     }
     // Children (servers and load-generator processes) inherit the raised limit.
-    let (_, nofile) = redpacket::host::rlimit::raise_nofile();
+    let (_, nofile) = redpacket_sys::rlimit::raise_nofile();
     let layout = match Layout::for_users(u64::from(a.users), nofile, 1) {
         Ok(l) => l,
         Err(e) => {
@@ -169,7 +169,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let workers = if many {
         1
     } else {
-        redpacket::cores::allowed_cpus().len().max(1)
+        redpacket_sys::cores::allowed_cpus().len().max(1)
     };
     let ask = check::OneHostAsk {
         users: u64::from(a.users),
@@ -404,7 +404,7 @@ fn demo_inner(a: &DemoArgs) -> Result<i32, String> {
     let text = serde_json::to_string_pretty(&run_json).map_err(|e| e.to_string())?;
     std::fs::write(run_dir.join("run.json"), text + "\n")
         .map_err(|e| format!("cannot write run.json: {e}"))?;
-    let report = match redpacket::report::report(&run_dir) {
+    let report = match redpacket_report::report(&run_dir) {
         Ok(r) => r,
         Err(e) => {
             if let Some(s) = &outcome.summary {

@@ -1,5 +1,5 @@
 //! The footprint sampler: once a second, what the run's own processes and their sockets
-//! cost this host (`footprint.jsonl`, [`redpacket::formats::FootprintLine`]).
+//! cost this host (`footprint.jsonl`, [`redpacket_formats::FootprintLine`]).
 //!
 //! Host-wide counters (memory in use, established sockets) also count whatever else runs
 //! on the machine; the processes' own figures do not. So the sampler reads the resident
@@ -8,10 +8,10 @@
 //! and the slab caches that grow with connections. Memory per user in the report is the
 //! difference between a sample with every user idle and the first sample, taken before
 //! any server started, divided by the users held. All of it is read through
-//! [`redpacket::host::procfs`], the one place the programs read `/proc`.
+//! [`redpacket_sys::procfs`], the one place the programs read `/proc`.
 
-use redpacket::formats::{FootprintLine, ProcessGroup};
-use redpacket::host::procfs;
+use redpacket_formats::{FootprintLine, ProcessGroup};
+use redpacket_sys::procfs;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

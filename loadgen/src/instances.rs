@@ -11,7 +11,7 @@
 //! and `--instance I`, and stops them all (SIGTERM, then SIGKILL) when dropped, so no
 //! server outlives the run, whatever ends it.
 
-use redpacket::host::rlimit::{conns_for, conns_for_with, server_set_apart, FD_RESERVE};
+use redpacket_host::reserve::{conns_for, conns_for_with, server_set_apart, FD_RESERVE};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
@@ -45,8 +45,8 @@ impl Layout {
     /// (each program raises its soft limit to it; children inherit it), each server
     /// instance running `workers` workers. Errors when even 254 of each cannot.
     pub fn for_users(users: u64, nofile: u64, workers: usize) -> Result<Layout, String> {
-        let reserve =
-            FD_RESERVE + server_set_apart(redpacket::config::DEFAULT_CONTROL_MAX_CONNS, workers);
+        let reserve = FD_RESERVE
+            + server_set_apart(redpacket_host::reserve::DEFAULT_CONTROL_MAX_CONNS, workers);
         let per_instance = conns_for_with(nofile, reserve);
         let per_proc = conns_for(nofile);
         let instances = users.div_ceil(per_instance).max(1);
@@ -238,7 +238,7 @@ impl Instances {
     ) -> Result<Instances, String> {
         let mut servers = Vec::with_capacity(count);
         let base = if count > 1 { free_ports(2 * count)? } else { 0 };
-        let cpus = redpacket::cores::allowed_cpus();
+        let cpus = redpacket_sys::cores::allowed_cpus();
         for i in 1..=count {
             let mut args: Vec<String> = Vec::new();
             let (listen, control) = if count > 1 {
@@ -267,7 +267,7 @@ impl Instances {
             args.extend(extra.iter().cloned());
             let ready = work.join(format!("server-ready-{i}.json"));
             let log = (count > 1).then(|| {
-                logs.join(redpacket::formats::instance_dir(i as u32))
+                logs.join(redpacket_formats::instance_dir(i as u32))
                     .join("server.log")
             });
             servers.push(ServerChild::spawn(program, args, ready, log)?);

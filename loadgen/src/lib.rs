@@ -3,19 +3,19 @@
 //! Reading order:
 //! - [`cli`]: flags, checked and turned into a [`run::RunConfig`]; `main` is one call.
 //! - [`run`]: the coordinator (limits, plan, per-second lines, drain, money, summary);
-//!   the limits are [`redpacket::host::check`]'s, the code behind `check` too.
+//!   the limits are [`redpacket_host::check`]'s, the code behind `check` too.
 //! - [`engine`]: worker threads, one epoll set each, open-loop shakes with latency from
 //!   the scheduled time; [`conn`] the 96-byte state per user; [`shared`] what the
 //!   coordinator and the workers share.
 //! - [`metrics`] (counters and HdrHistograms), [`report`] (the output formats).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
-//!   addresses), [`net`] (socket syscalls),
+//!   addresses); socket and epoll calls are `redpacket_sys`'s, shared with the server,
 //!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`).
 //! - [`demo`] (the one-command local run), [`instances`] (its server instances, laid
 //!   out by the open-files limit), [`footprint`] (what the run costs the host) and
 //!   [`server_bin`] (the server it starts).
 //!
-//! The wire format is the server's own [`redpacket::protocol`]; there is no second codec.
+//! The wire format is the server's own [`redpacket_protocol`]; there is no second codec.
 
 pub mod addrs;
 pub mod cli;
@@ -26,7 +26,6 @@ pub mod footprint;
 pub mod http;
 pub mod instances;
 pub mod metrics;
-pub mod net;
 pub mod plan;
 pub mod procs;
 pub mod report;

@@ -9,8 +9,8 @@
 //! answer, so a stalled server shows up as latency, not as fewer requests.
 
 use hdrhistogram::Histogram;
-use redpacket::formats::histograms::new_latency_histogram;
-use redpacket::formats::{Answered, Errors, Packets};
+use redpacket_formats::histograms::new_latency_histogram;
+use redpacket_formats::{Answered, Errors, Packets};
 use serde::{Deserialize, Serialize};
 
 /// Connection failure reasons, as counted and printed.
@@ -28,6 +28,18 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The connection failure an error of a socket call means, as counted and printed.
+    pub fn of(e: &std::io::Error) -> Failure {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => Failure::Refused,
+            Some(libc::ETIMEDOUT) => Failure::Timeout,
+            Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => Failure::Reset,
+            Some(libc::EADDRNOTAVAIL | libc::EADDRINUSE) => Failure::NoPorts,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Failure::NoFiles,
+            _ => Failure::Other,
+        }
+    }
+
     pub const ALL: [Failure; 7] = [
         Failure::Refused,
         Failure::Timeout,
@@ -52,7 +64,7 @@ impl Failure {
 
 /// Declares [`Counts`] and its `add` from one list: the load generator's own scalar
 /// counters, then the sections it shares with the file format
-/// ([`redpacket::formats::loadgen`]), which add themselves. A counter is named once.
+/// ([`redpacket_formats::loadgen`]), which add themselves. A counter is named once.
 macro_rules! counts {
     (
         scalars { $( $(#[$doc:meta])* $field:ident, )* }

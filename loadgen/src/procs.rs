@@ -13,7 +13,7 @@ use crate::engine::{Shared, MODE_STOP};
 use crate::metrics::{Counts, Tally};
 use crate::run::RunConfig;
 use crate::users::UserRange;
-use redpacket::formats::histograms;
+use redpacket_formats::histograms;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,11 +1,11 @@
 //! What a run writes: one JSON line per second, the summary, the histograms, and the
 //! table on stdout.
 //!
-//! The file formats are the `redpacket` crate's ([`redpacket::formats`]), the very
+//! The file formats are the `redpacket` crate's ([`redpacket_formats`]), the very
 //! types the report reads; this module fills them from the load generator's counters.
 
 use crate::metrics::{Counts, Tally};
-use redpacket::formats::{
+use redpacket_formats::{
     histograms, ConnEvents, Connections, HistogramsFile, Latency, LoadgenLine, LoadgenSummary,
     Packets, PhaseHistogram, PhaseSummary, Verdict,
 };
@@ -273,7 +273,7 @@ mod tests {
 #[cfg(test)]
 mod format_tests {
     use super::*;
-    use redpacket::formats::Money;
+    use redpacket_formats::Money;
     use serde_json::Value;
 
     /// A tally whose counters are all different and non-zero.
@@ -354,7 +354,7 @@ mod format_tests {
         write_summary(&dir, &summary).unwrap();
         write_histograms(&dir, &[("p1".into(), 1.0, 2.0, &t)]).unwrap();
 
-        let back = redpacket::report::load(&run).unwrap();
+        let back = redpacket_report::load(&run).unwrap();
         let h = &back.hosts[0];
         assert_eq!(h.loadgen, std::slice::from_ref(&line));
         assert_eq!(h.summary.as_ref(), Some(&summary));

@@ -30,7 +30,7 @@ fn tag(name: &str) -> String {
     format!(
         "{name}-{}-{}",
         std::process::id(),
-        redpacket::protocol::unix_now()
+        redpacket_protocol::unix_now()
     )
 }
 

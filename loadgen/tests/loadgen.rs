@@ -676,7 +676,7 @@ fn the_rate_changes_live_and_source_addresses_are_used() {
 /// A wrong server: logs users in, then answers every shake for another user, or with
 /// money on a "none left" answer.
 fn start_lying_server() -> u16 {
-    use redpacket::protocol::{decode, result, Frame};
+    use redpacket_protocol::{decode, result, Frame};
     use std::io::{Read, Write};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

@@ -4,11 +4,11 @@
 //!
 //! Without a token the port is open, which the configuration allows only on loopback.
 
-use crate::stats::Counters;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use redpacket_formats::server::Counters;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 

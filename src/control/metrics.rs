@@ -2,10 +2,10 @@
 //! (Prometheus text).
 
 use super::Ctl;
-use crate::stats::Snapshot;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use redpacket_formats::server::Snapshot;
 use std::fmt::Write as _;
 
 pub(super) async fn stats(State(ctl): State<Ctl>) -> Response {

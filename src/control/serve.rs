@@ -15,11 +15,11 @@
 //! descriptors, and the server sets that many apart from the clients' cap.
 
 use crate::spare::{out_of_files, Refusal, Spare};
-use crate::stats::Counters;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use redpacket_formats::server::Counters;
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
@@ -42,10 +42,8 @@ pub struct ControlLimits {
     pub idle_timeout: Duration,
 }
 
-/// Connections accepted in a row before the accept loop lets the connections run. An
-/// evicted connection's descriptor is closed when its task is next polled, so this is
-/// also how far over the cap the descriptors may briefly go.
-pub const EVICT_BURST: usize = 16;
+/// How many connections the accept loop takes in a row (its home says why).
+pub use redpacket_host::reserve::EVICT_BURST;
 
 /// Live connections, oldest first (ids grow with each accept).
 type Table = Arc<Mutex<BTreeMap<u64, AbortHandle>>>;

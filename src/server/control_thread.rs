@@ -5,7 +5,7 @@
 use super::issuer::{self, Issuer};
 use super::{stats_log, Held, ServerState};
 use crate::control::{Campaign, CampaignOrder, NotStarted, Plane};
-use crate::stats::{Counters, Snapshot};
+use redpacket_formats::server::{Counters, Snapshot};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 

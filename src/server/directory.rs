@@ -26,7 +26,7 @@ const NIL: u32 = u32::MAX;
 struct Kept {
     packet: u32,
     amount: u32,
-    users: [u32; crate::protocol::MAX_RECIPIENTS],
+    users: [u32; redpacket_protocol::MAX_RECIPIENTS],
     /// Unix seconds (a `u32` holds them until 2106).
     expires: u32,
     next: u32,

@@ -5,7 +5,7 @@
 //! port, the rest join it).
 
 use crate::config::Config;
-use crate::cores;
+use redpacket_sys::cores;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener};

@@ -8,11 +8,11 @@
 //!   It owns its connections (grouped into SETs), the user-to-user packets whose id
 //!   maps to it (`sends`) and the directory of users whose id maps to it
 //!   (`directory`). Workers talk only by messages ([`Msg`]).
-//! - The request path, in three files: `socket` (the system calls: epoll, read, send),
-//!   `set` (a SET: one epoll instance holding its connections, one task serving the
-//!   ready ones in rounds: read, decode, answer, write) and `requests` (the answers:
-//!   login, shake, grab, send). No task and no buffer per connection: a connection is a
-//!   40-byte slot in its SET.
+//! - The request path: `set` (a SET: one epoll instance holding its connections, one
+//!   task serving the ready ones in rounds: read, decode with `redpacket_protocol`,
+//!   answer, write; the system calls are `redpacket_sys::{epoll, socket}`'s) and
+//!   `requests` (the answers: login, shake, grab, send). No task and no buffer per
+//!   connection: a connection is a 40-byte slot in its SET.
 //! - `control_thread`: the thread that keeps off the workers everything that is not a
 //!   request: `issuer` (campaigns: shake packets at campaign rates, handed to workers in
 //!   proportion to their demand, so every request has the same chance; user-to-user
@@ -27,13 +27,11 @@ mod listener;
 mod requests;
 mod sends;
 mod set;
-mod socket;
 mod stats_log;
 mod worker;
 
 use crate::config::Config;
-use crate::stats::{Counters, Snapshot, Totals};
-use serde::{Deserialize, Serialize};
+use redpacket_formats::server::{Counters, Snapshot, Totals};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -63,7 +61,7 @@ pub struct Note {
     pub packet: u32,
     pub amount: u32,
     pub shares: u8,
-    pub users: [u32; crate::protocol::MAX_RECIPIENTS],
+    pub users: [u32; redpacket_protocol::MAX_RECIPIENTS],
     /// Unix seconds after which the packet is gone (a kept note is then dropped).
     pub expires: u64,
 }
@@ -100,7 +98,7 @@ pub enum Msg {
     /// To a packet's future owner: a `/fahongbao` campaign packet.
     CreateSend {
         amount: u32,
-        recipients: [u32; crate::protocol::MAX_RECIPIENTS],
+        recipients: [u32; redpacket_protocol::MAX_RECIPIENTS],
     },
     /// From the issuer: shake packets for this worker's pool.
     Grant(Vec<ShakePacket>),
@@ -163,53 +161,7 @@ pub struct WorkerState {
     pub inbox: mpsc::UnboundedSender<Msg>,
 }
 
-/// Money a thread still held when it stopped: the ledger's "outstanding", counted from
-/// the pools and packets themselves rather than derived from counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Held {
-    pub shake: u64,
-    pub shake_cents: u64,
-    pub send: u64,
-    pub send_cents: u64,
-}
-
-impl std::ops::AddAssign for Held {
-    fn add_assign(&mut self, o: Held) {
-        self.shake += o.shake;
-        self.shake_cents += o.shake_cents;
-        self.send += o.send;
-        self.send_cents += o.send_cents;
-    }
-}
-
-/// The final account written at shutdown, also the file `server-summary.json` (the
-/// report reads it back with this type: the two verdicts are required, the rest may be
-/// absent).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Summary {
-    #[serde(default)]
-    pub stats: Snapshot,
-    /// Counted from what the pools and packets actually held at the end.
-    #[serde(default)]
-    pub held: Held,
-    /// issued = won + held, for shake packets (cents).
-    pub shake_balanced: bool,
-    /// created = grabbed + refunded + held, for user-to-user packets (cents).
-    pub send_balanced: bool,
-    /// This life's number in its folder of a run (`--host-dir`), 1 for the first; 0
-    /// when not written there (and in files written before lives were counted).
-    #[serde(default)]
-    pub life: u32,
-    /// The earlier lives in the same folder that ended without their final account
-    /// (killed): their ledgers are lost, so this account covers only part of the
-    /// server's money ([`crate::lives`]).
-    #[serde(default)]
-    pub lives_lost: u32,
-    /// When each of those lives was last seen and restarted.
-    #[serde(default)]
-    pub lost_lives: Vec<crate::lives::LostLife>,
-}
+pub use redpacket_formats::server::{Held, Summary};
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -344,7 +296,7 @@ impl ServerState {
 /// each worker's own (runtime, listener, spare), beyond the fixed reserve: so a flood of
 /// control connections can never take a descriptor a client would need.
 pub fn descriptors_set_apart(cfg: &Config) -> u64 {
-    crate::host::rlimit::server_set_apart(cfg.control_limits.max_conns as u64, cfg.cores.len())
+    redpacket_host::reserve::server_set_apart(cfg.control_limits.max_conns as u64, cfg.cores.len())
 }
 
 /// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
@@ -365,9 +317,9 @@ impl Server {
     /// Reads limits, binds every socket, then starts the workers and the control thread.
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         worker::probe_busy_poll(cfg.epoll_busy_poll).map_err(StartError::BusyPoll)?;
-        let (nofile, _) = crate::host::rlimit::raise_nofile();
+        let (nofile, _) = redpacket_sys::rlimit::raise_nofile();
         let max_conns = cfg.max_conns.unwrap_or_else(|| {
-            crate::host::rlimit::conns_for(nofile)
+            redpacket_host::reserve::conns_for(nofile)
                 .saturating_sub(descriptors_set_apart(&cfg))
                 .max(1)
         });
@@ -390,7 +342,12 @@ impl Server {
         // Logged once both addresses are ours, so a bind error stays a single line: what
         // this host can hold of the connections this server will take, a warning only
         // when it cannot hold them.
-        let capacity = crate::host::check::start_line(&cfg, max_conns);
+        let capacity = redpacket_host::check::start_line(&redpacket_host::check::StartAsk {
+            cores: cfg.cores.clone(),
+            control_max_conns: cfg.control_limits.max_conns as u64,
+            max_conns,
+            given: cfg.max_conns.is_some(),
+        });
         if capacity.ok {
             tracing::info!("{}", capacity.line);
         } else {

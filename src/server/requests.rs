@@ -1,8 +1,8 @@
 //! The answers: what a worker does with each request frame (login, shake, grab, send),
 //! and the packets it makes for user-to-user sends.
 //!
-//! The last step of the request path: socket ([`super::socket`]) -> frame
-//! ([`crate::protocol`]) -> SET ([`super::set`]) -> answer (here). [`Requests`] is the
+//! The last step of the request path: socket ([`redpacket_sys::socket`]) -> frame
+//! ([`redpacket_protocol`]) -> SET ([`super::set`]) -> answer (here). [`Requests`] is the
 //! part of a worker's state the answers need; the SET hands it each decoded frame
 //! through [`Answer`]. Nothing here touches a socket: an answer is a returned frame, and
 //! what goes to another connection or worker goes as a message.
@@ -11,10 +11,10 @@ use super::directory::Directory;
 use super::sends::{Grab, Sends};
 use super::set::{Answer, SetShakes, Slot};
 use super::{ConnKey, Loc, Msg, Note, ServerState, ShakePacket, WorkerState};
-use crate::protocol::{result, Frame, MAX_RECIPIENTS};
-use crate::stats::{CloseReason, Counters};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use redpacket_formats::server::{CloseReason, Counters};
+use redpacket_protocol::{result, Frame, MAX_RECIPIENTS};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl Requests {
             tokens,
             sends: Sends::new(index, n, cfg.send_ttl),
             rng: SmallRng::from_os_rng(),
-            now_unix: crate::protocol::unix_now(),
+            now_unix: redpacket_protocol::unix_now(),
             remote_grabs: 0,
             send_rate: SendRate::new(cfg.send_rate),
             epoch,

@@ -5,8 +5,8 @@
 //! is made ([`crate::split`]), so the money is fixed from the start: every cent is later
 //! grabbed, or returned to the sender when the time-to-live runs out.
 
-use crate::protocol::MAX_RECIPIENTS;
 use crate::split::Shares;
+use redpacket_protocol::MAX_RECIPIENTS;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! A SET: a group of a few thousand connections inside one worker, and one epoll
 //! instance holding their sockets.
 //!
-//! This is the middle of the request path: socket ([`super::socket`]) -> frame
-//! ([`crate::protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
+//! This is the middle of the request path: socket ([`redpacket_sys::socket`]) -> frame
+//! ([`redpacket_protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
 //! The worker's runtime watches the SET's epoll descriptor; one task per SET calls
 //! [`Set::serve_ready`], which takes the connections the kernel reports ready, at most
 //! [`BATCH`] of them, and for each reads once, decodes every whole frame, asks the
@@ -32,10 +32,11 @@
 //! [`ConnKey`] held in a message (or in an event of the same round) can never reach the
 //! connection that took the slot later.
 
-use super::socket::{self, BusyPoll, Epoll, Event, NO_EVENT};
 use super::{ConnKey, ShakePacket};
-use crate::protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
-use crate::stats::CloseReason;
+use redpacket_formats::server::CloseReason;
+use redpacket_protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
+use redpacket_sys::epoll::{self, BusyPoll, Epoll, Event, NO_EVENT};
+use redpacket_sys::socket;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -210,7 +211,7 @@ impl Set {
         if self
             .epoll
             .get_ref()
-            .add(fd.as_fd(), socket::WANT_READ, data(key))
+            .add(fd.as_fd(), epoll::WANT_READ, data(key))
             .is_err()
         {
             self.free.push(slot);
@@ -276,7 +277,7 @@ impl Set {
             // here up to the flag's microseconds, the kernel polling the device queue
             // of these sockets meanwhile; what arrives is served without an interrupt.
             let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
-            if let Ok(m) = self.epoll.get_ref().ready_within(&mut sc.events, wait) {
+            if let Ok(m) = self.epoll.get_ref().wait(&mut sc.events, wait) {
                 if m > 0 {
                     self.serve_events(m, a, sc);
                     idle = false;
@@ -300,7 +301,7 @@ impl Set {
             let Some(s) = self.get_mut(key) else {
                 continue; // closed earlier in this round
             };
-            if s.out.is_some() && socket::writable(bits) {
+            if s.out.is_some() && epoll::writable(bits) {
                 match self.flush(key) {
                     Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
                         self.close(key, CloseReason::Shutdown, a);
@@ -314,7 +315,7 @@ impl Set {
                 }
             }
             let draining = self.get_mut(key).is_none_or(|s| s.draining);
-            if draining || !socket::readable(bits) {
+            if draining || !epoll::readable(bits) {
                 continue;
             }
             match self.read_and_answer_in(key, a, sc) {
@@ -458,9 +459,9 @@ impl Set {
         if started {
             // It lags: be woken when it can take more.
             let want = if slot.draining {
-                socket::WANT_WRITE_ONLY
+                epoll::WANT_WRITE_ONLY
             } else {
-                socket::WANT_WRITE
+                epoll::WANT_WRITE
             };
             if let Some(fd) = &slot.fd {
                 if epoll.get_ref().modify(fd.as_fd(), want, data(key)).is_err() {
@@ -496,7 +497,7 @@ impl Set {
         if !slot.draining
             && epoll
                 .get_ref()
-                .modify(fd.as_fd(), socket::WANT_READ, data(key))
+                .modify(fd.as_fd(), epoll::WANT_READ, data(key))
                 .is_err()
         {
             return Err(CloseReason::Reset);
@@ -525,7 +526,7 @@ impl Set {
             } else if let Some(fd) = &s.fd {
                 let _ = epoll
                     .get_ref()
-                    .modify(fd.as_fd(), socket::WANT_WRITE_ONLY, data(key));
+                    .modify(fd.as_fd(), epoll::WANT_WRITE_ONLY, data(key));
             }
         }
     }
@@ -674,7 +675,7 @@ mod tests {
         assert!(slot.partial.is_none(), "freed once whole");
         let mut answer = [0u8; 20];
         good.read_exact(&mut answer).unwrap();
-        let d = crate::protocol::decode(&answer).unwrap().unwrap();
+        let d = redpacket_protocol::decode(&answer).unwrap().unwrap();
         assert_eq!(
             d.frame,
             Frame::LoginResponse {

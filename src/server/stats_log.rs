@@ -4,7 +4,7 @@
 
 use super::ServerState;
 use crate::config::StatsOut;
-use crate::stats::SecondLine;
+use redpacket_formats::server::SecondLine;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ pub(super) async fn write_every_second(state: Arc<ServerState>, stop: Cancellati
         let now = Instant::now();
         let total = state.snapshot();
         let line = SecondLine {
-            t: crate::stats::unix_now_f64(),
+            t: redpacket_formats::server::unix_now_f64(),
             interval_s: now.duration_since(prev_at).as_secs_f64(),
             per_second: total.minus(&prev),
             total: total.clone(),

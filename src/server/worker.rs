@@ -12,13 +12,13 @@
 use super::directory::{Action, Directory};
 use super::requests::{Requests, BUDGET_BURST};
 use super::set::Set;
-use super::socket::{BusyPoll, Epoll};
 use super::{ConnKey, Held, Msg, Note, ServerState};
 use crate::apportion::apportion;
-use crate::protocol::{Frame, MAX_RECIPIENTS};
 use crate::spare::Refusal;
-use crate::stats::{CloseReason, Counters};
 use rand::Rng;
+use redpacket_formats::server::{CloseReason, Counters};
+use redpacket_protocol::{Frame, MAX_RECIPIENTS};
+use redpacket_sys::epoll::{BusyPoll, Epoll};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -246,7 +246,7 @@ impl Worker {
     /// Periodic work: budget, packet shares, login deadlines, expiry.
     fn tick(&mut self, now: Instant, dt: f64) {
         let req = &mut self.req;
-        req.now_unix = crate::protocol::unix_now();
+        req.now_unix = redpacket_protocol::unix_now();
         let rate = req.me().budget.load(Relaxed) as f64;
         req.tokens = (req.tokens + rate * dt).min((rate * BUDGET_BURST).max(1.0));
 

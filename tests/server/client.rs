@@ -1,6 +1,6 @@
 //! A blocking test client that speaks through the crate's own codec.
 
-use redpacket::protocol::{decode, unix_now, Frame};
+use redpacket_protocol::{decode, unix_now, Frame};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-pub fn stats(addr: SocketAddr) -> redpacket::stats::Snapshot {
+pub fn stats(addr: SocketAddr) -> redpacket_formats::server::Snapshot {
     let (code, body) = http_get(addr, "/stats");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("stats JSON")
@@ -138,8 +138,8 @@ pub fn stats(addr: SocketAddr) -> redpacket::stats::Snapshot {
 pub fn wait_stats(
     addr: SocketAddr,
     what: &str,
-    pred: impl Fn(&redpacket::stats::Snapshot) -> bool,
-) -> redpacket::stats::Snapshot {
+    pred: impl Fn(&redpacket_formats::server::Snapshot) -> bool,
+) -> redpacket_formats::server::Snapshot {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = stats(addr);

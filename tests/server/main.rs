@@ -4,8 +4,8 @@ mod client;
 
 use client::{http, http_get, stats, wait_stats, Client};
 use redpacket::config::Config;
-use redpacket::protocol::{cmd, result, Frame};
 use redpacket::server::{Server, ServerHandle};
+use redpacket_protocol::{cmd, result, Frame};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -495,7 +495,7 @@ fn control_rejects_bad_parameters_with_400() {
 /// worker on that CPU.
 #[test]
 fn win_rates_are_fair_across_workers_with_uneven_demand() {
-    let cpus = redpacket::cores::allowed_cpus();
+    let cpus = redpacket_sys::cores::allowed_cpus();
     if cpus.len() < 2 {
         eprintln!("skipped: needs two CPUs, this process may use {cpus:?}");
         return;
@@ -540,7 +540,7 @@ fn win_rates_are_fair_across_workers_with_uneven_demand() {
     let (sb, wb) = b.join().unwrap();
     let (code, body) = http_get(control, "/stats/workers");
     assert_eq!(code, 200, "{body}");
-    let workers: Vec<redpacket::stats::Snapshot> = serde_json::from_str(&body).unwrap();
+    let workers: Vec<redpacket_formats::server::Snapshot> = serde_json::from_str(&body).unwrap();
     let per_worker: Vec<u64> = workers.iter().map(|w| w.requests.shake).collect();
     let won: Vec<u64> = workers.iter().map(|w| w.shake.won).collect();
     assert_eq!(
@@ -926,7 +926,7 @@ fn connections_in_many_sets_are_all_served_while_one_pipelines_without_pause() {
             .take_while(|_| matches!(reader.recv(), Some(Frame::ShakeResponse { .. })))
             .count()
     });
-    let shake = Frame::ShakeRequest { user: 1000 }.encode(redpacket::protocol::unix_now());
+    let shake = Frame::ShakeRequest { user: 1000 }.encode(redpacket_protocol::unix_now());
     let many: Vec<u8> = (0..n).flat_map(|_| shake.as_bytes().to_vec()).collect();
     let writer = std::thread::spawn(move || busy.send_raw(&many).is_ok());
     // Meanwhile every other user shakes, one at a time, and is answered promptly.

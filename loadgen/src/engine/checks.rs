@@ -13,7 +13,7 @@
 
 use crate::conn::{Conn, LOGGING_IN, READY};
 use crate::metrics::{Failure, Tally};
-use redpacket::protocol::{result, Frame, MAX_RECIPIENTS};
+use redpacket_protocol::{result, Frame, MAX_RECIPIENTS};
 use std::collections::{HashMap, VecDeque};
 
 /// What a checked frame asks of the engine.

@@ -9,9 +9,10 @@ use super::checks::Seen;
 use super::{Worker, MODE_LOAD};
 use crate::conn::{CONNECTING, DOWN, LOGGING_IN, READY};
 use crate::metrics::Failure;
-use crate::net::{self, Interest};
 use rand::Rng;
-use redpacket::protocol::{decode, Frame};
+use redpacket_protocol::{decode, Frame};
+use redpacket_sys::epoll::{self, WANT_CONNECT, WANT_READ_HANGUP};
+use redpacket_sys::socket;
 use std::cmp::Reverse;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
@@ -69,10 +70,10 @@ impl Worker {
             0 => None,
             n => Some(self.cfg.source_addrs[(user as usize) % n]),
         };
-        match net::start_connect(dst, src) {
+        match socket::start_connect(dst, src) {
             Ok(fd) => {
-                if let Err(e) = self.ep.add(fd.as_fd(), Interest::Connect, u64::from(idx)) {
-                    self.failed(idx, e.failure());
+                if let Err(e) = self.ep.add(fd.as_fd(), WANT_CONNECT, u64::from(idx)) {
+                    self.failed(idx, Failure::of(&e));
                     return;
                 }
                 let c = &mut self.conns[idx as usize];
@@ -82,7 +83,7 @@ impl Worker {
                 c.rlen = 0;
                 self.in_connect += 1;
             }
-            Err(e) => self.failed(idx, e.failure()),
+            Err(e) => self.failed(idx, Failure::of(&e)),
         }
     }
 
@@ -131,17 +132,17 @@ impl Worker {
 
     pub(super) fn send_frame(&mut self, idx: u32, f: Frame) -> bool {
         let written = match &self.conns[idx as usize].fd {
-            Some(fd) => net::write_all(fd.as_fd(), f.encode(self.unix).as_bytes()),
+            Some(fd) => socket::write_all(fd.as_fd(), f.encode(self.unix).as_bytes()),
             None => return false,
         };
         match written {
             Ok(()) => true,
             Err(e) => {
                 self.tally.counts.error_kinds.write_failed += 1;
-                let why = if e.would_block() {
+                let why = if socket::would_block(&e) {
                     Failure::Other
                 } else {
-                    e.failure()
+                    Failure::of(&e)
                 };
                 self.drop_conn(idx, why);
                 false
@@ -175,7 +176,7 @@ impl Worker {
         }
     }
 
-    pub(super) fn on_event(&mut self, idx: u32, ev: net::Ready) {
+    pub(super) fn on_event(&mut self, idx: u32, bits: u32) {
         let Some(c) = self.conns.get(idx as usize) else {
             return;
         };
@@ -184,18 +185,18 @@ impl Worker {
         };
         match c.state {
             CONNECTING => {
-                if let Some(e) = net::so_error(fd.as_fd()) {
-                    self.drop_conn(idx, e.failure());
+                if let Some(e) = socket::so_error(fd.as_fd()) {
+                    self.drop_conn(idx, Failure::of(&e));
                     return;
                 }
-                if !ev.writable {
-                    if ev.hangup {
+                if !epoll::can_write(bits) {
+                    if epoll::hung_up(bits) {
                         self.drop_conn(idx, Failure::Reset);
                     }
                     return;
                 }
-                if let Err(e) = self.ep.modify(fd.as_fd(), Interest::Read, u64::from(idx)) {
-                    self.drop_conn(idx, e.failure());
+                if let Err(e) = self.ep.modify(fd.as_fd(), WANT_READ_HANGUP, u64::from(idx)) {
+                    self.drop_conn(idx, Failure::of(&e));
                     return;
                 }
                 self.conns[idx as usize].state = LOGGING_IN;
@@ -215,7 +216,7 @@ impl Worker {
         let Some(fd) = c.fd.as_ref() else {
             return;
         };
-        let got = match net::read_stamped(fd.as_fd(), &mut self.scratch[have..]) {
+        let got = match socket::read_stamped(fd.as_fd(), &mut self.scratch[have..]) {
             Ok((0, _)) => {
                 self.drop_conn(idx, Failure::Reset);
                 return;
@@ -224,9 +225,11 @@ impl Worker {
                 self.answered_at = self.arrival(stamp);
                 n
             }
-            Err(e) if e.would_block() || e.interrupted() => return,
+            Err(e) if socket::would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
+                return
+            }
             Err(e) => {
-                self.drop_conn(idx, e.failure());
+                self.drop_conn(idx, Failure::of(&e));
                 return;
             }
         };

@@ -23,14 +23,14 @@ mod schedule;
 
 use crate::conn::Conn;
 use crate::metrics::Tally;
-use crate::net::{self, Epoll, Events};
 pub use crate::shared::{Shared, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP};
 pub use crate::users::Targets;
 use crate::users::UserRange;
 use checks::Answers;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use redpacket::protocol::unix_now;
+use redpacket_protocol::unix_now;
+use redpacket_sys::epoll::{self, Epoll, NO_EVENT};
 use schedule::Schedule;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -73,7 +73,7 @@ pub fn spawn(
                 core_affinity::set_for_current(core);
             }
             // Sleep to the tick, not 50 us (the default timer slack) past it.
-            net::tight_timer_slack();
+            redpacket_sys::cores::tight_timer_slack();
             match Worker::new(shared.clone(), cfg) {
                 Ok(mut w) => w.run(),
                 Err(e) => eprintln!("loadgen: worker cannot start: {e}"),
@@ -190,7 +190,7 @@ impl Worker {
     }
 
     fn run(&mut self) {
-        let mut events = Events::with_capacity(1024);
+        let mut events = vec![NO_EVENT; 1024];
         loop {
             self.clock();
             let mode = self.shared.mode.load(Relaxed);
@@ -233,12 +233,16 @@ impl Worker {
                 wait = 0;
             }
             loop {
-                let n = self.ep.wait(&mut events, wait);
+                // The worker's own set: a wait can fail only on a bug, never on input.
+                let n = self
+                    .ep
+                    .wait(&mut events, Duration::from_nanos(wait))
+                    .unwrap_or_else(|e| panic!("epoll wait on a worker's own set: {e}"));
                 self.clock();
-                for ev in events.ready(n) {
-                    self.on_event(ev.key as u32, ev);
+                for ev in &events[..n] {
+                    self.on_event(epoll::key(ev) as u32, epoll::bits(ev));
                 }
-                if n < events.capacity() {
+                if n < events.len() {
                     break;
                 }
                 wait = 0;

@@ -10,7 +10,7 @@
 use super::Worker;
 use crate::conn::{PEND, READY};
 use rand::Rng;
-use redpacket::protocol::{Frame, MAX_RECIPIENTS};
+use redpacket_protocol::{Frame, MAX_RECIPIENTS};
 use std::cmp::Reverse;
 
 /// Scheduled send times at a steady rate: the `k`-th falls one period after the

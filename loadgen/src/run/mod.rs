@@ -19,8 +19,8 @@ use crate::plan::Phase;
 use crate::procs::{self, Children};
 use crate::report;
 use crate::users::{split_even, ServerTarget, UserRange};
-use redpacket::formats::{LoadgenSummary, Money, PhaseSummary};
-use redpacket::host::check;
+use redpacket_formats::{LoadgenSummary, Money, PhaseSummary};
+use redpacket_host::check;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -163,7 +163,7 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
     } else {
         install_signal_handlers();
     }
-    redpacket::host::rlimit::raise_nofile();
+    redpacket_sys::rlimit::raise_nofile();
     let targets = Targets::new(&cfg.servers, cfg.all_users, cfg.users).map_err(|e| (2, e))?;
     if !cfg.child {
         // The same arithmetic as `redpacket-loadgen check`, on its limits only (open
@@ -197,7 +197,7 @@ struct Coordinator {
     children: Option<Children>,
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
     /// This host's sampler (net.jsonl); stops when the coordinator is dropped.
-    _sampler: Option<redpacket::sysmon::SamplerHandle>,
+    _sampler: Option<redpacket_host::sampler::SamplerHandle>,
     phase_name: String,
     /// When each phase began (unix s), to label each second by the phase at its middle.
     phase_log: Vec<(f64, String)>,
@@ -254,7 +254,7 @@ impl Coordinator {
         // dropping the handle at the end of the run stops it.
         let sampler = match &cfg.out {
             Some(dir) if !cfg.child && cfg.sample_host => {
-                match redpacket::sysmon::record_host(dir) {
+                match redpacket_host::sampler::record_host(dir) {
                     Ok(h) => Some(h),
                     Err(e) => {
                         note!(

@@ -1,7 +1,7 @@
 //! The terminal progress: one live status line per phase on a terminal (a line a
 //! second when stderr is not one), and notes that keep off that line.
 
-use redpacket::formats::LoadgenLine;
+use redpacket_formats::LoadgenLine;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 

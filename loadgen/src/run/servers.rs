@@ -5,12 +5,12 @@ use super::RunConfig;
 use crate::http;
 use crate::plan::Phase;
 use crate::users::Targets;
-use redpacket::formats::{Money, Packets};
+use redpacket_formats::{Money, Packets};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// `GET /stats` of one server.
-pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket::stats::Snapshot, String> {
+pub fn fetch_stats(addr: SocketAddr) -> Result<redpacket_formats::server::Snapshot, String> {
     let (status, body) = http::get(addr, "/stats", Duration::from_secs(5))?;
     if status != 200 {
         return Err(format!("{addr}/stats answered {status}"));

@@ -1,0 +1,786 @@
+//! From aligned series to the numbers a person asks about, per phase.
+//!
+//! Each phase becomes a column of labelled cells; the terminal table, Markdown, HTML and
+//! `--compare` all render the same cells, so the four never disagree. A cell keeps its
+//! number beside its text so a comparison can subtract.
+
+use super::load::{HostData, Role, Run};
+use super::series::{self, Series};
+use redpacket_formats::{histograms, Latency, PhasePlan};
+
+/// The old article's question: 10 billion shake requests.
+pub const SHAKES_TOTAL: f64 = 1.0e10;
+/// Servers in the 2015 fleet the old article sized against.
+pub const FLEET_2015: f64 = 638.0;
+/// The window the capacity line asks to finish in.
+pub const TARGET_MINUTES: f64 = 5.0;
+
+/// Distribution of one per-second series over a phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Dist {
+    pub n: usize,
+    pub mean: f64,
+    pub min: f64,
+    pub p5: f64,
+    pub max: f64,
+    /// Coefficient of variation: standard deviation / mean.
+    pub cv: f64,
+}
+
+pub fn dist(values: &[f64]) -> Option<Dist> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Nearest-rank percentile.
+    let rank = ((0.05 * n as f64).ceil() as usize).clamp(1, n);
+    Some(Dist {
+        n,
+        mean,
+        min: sorted[0],
+        p5: sorted[rank - 1],
+        max: sorted[n - 1],
+        cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
+    })
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub text: String,
+    pub value: Option<f64>,
+    /// Decimals the value is shown with (differences use the same).
+    pub decimals: usize,
+}
+
+impl Cell {
+    pub fn num(v: f64, decimals: usize) -> Cell {
+        Cell {
+            text: fmt_num(v, decimals),
+            value: Some(v),
+            decimals,
+        }
+    }
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell {
+            text: s.into(),
+            value: None,
+            decimals: 0,
+        }
+    }
+    pub fn none() -> Cell {
+        Cell::text("-")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseStats {
+    pub name: String,
+    pub target_qps: f64,
+    pub start: f64,
+    pub end: f64,
+    pub client_qps: Option<Dist>,
+    pub server_qps: Option<Dist>,
+    /// Labelled cells in display order; a label may start with a `## ` section marker.
+    pub rows: Vec<(String, Cell)>,
+    /// The per-host table: the fleet's totals, then each host (and each server
+    /// instance), with cells under [`HOST_COLUMNS`].
+    pub hosts: Vec<HostRow>,
+}
+
+/// The columns of the per-host table. CPU, drops and retransmits are the host's
+/// `/proc` counters (every process of the host); connections are the run's own (users
+/// logged in, or server connections open).
+pub const HOST_COLUMNS: [&str; 11] = [
+    "role",
+    "rate/s (mean)",
+    "errors",
+    "timeouts",
+    "p99 ms",
+    "host CPU % (mean)",
+    "host busiest core % (max)",
+    "run's connections (peak)",
+    "host drops",
+    "host retransmits",
+    "counts from",
+];
+
+/// What the per-host table's figures cover, printed under its title.
+pub const HOST_NOTE: &str = "Each figure covers the phase between its own boundaries. A \
+load generator's rate, errors and timeouts are its summary.json's per-phase totals (exact) \
+when it has the phase; every other count is cut from the per-second lines at the phase's \
+start and end (column \"counts from\": summary.json, or lines, cut). Peaks (busiest core, \
+connections) are over the whole seconds in the phase. The host columns are host-wide: \
+they count every process of the host. Connections are the run's own: users logged in \
+(load generator) or connections open (server).";
+
+/// One row of the per-host table. The rate is shakes sent for a load generator and
+/// shakes served for a server; drops are listen drops and overflows plus interface
+/// drops; CPU, drops and retransmits are the host's (its instances share them).
+#[derive(Clone, Debug)]
+pub struct HostRow {
+    pub name: String,
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    pub phase: String,
+    pub per_server_qps: f64,
+    pub servers: usize,
+    pub server_seconds: f64,
+    pub minutes_with_2015_fleet: f64,
+    pub servers_for_target: f64,
+}
+
+impl Capacity {
+    pub fn sentence(&self) -> String {
+        format!(
+            "Capacity: at {} shakes/s per server (phase {}, mean over {} server(s)), 10 billion \
+             shake requests take {} server-seconds: {} minutes on the {} servers of 2015, or {} \
+             servers to finish in {} minutes.",
+            fmt_num(self.per_server_qps, 0),
+            self.phase,
+            self.servers,
+            fmt_num(self.server_seconds, 0),
+            fmt_num(self.minutes_with_2015_fleet, 1),
+            FLEET_2015,
+            fmt_num(self.servers_for_target.ceil(), 0),
+            TARGET_MINUTES,
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Analysis {
+    /// Unix seconds that charts count from.
+    pub t0: f64,
+    pub series: Series,
+    pub phases: Vec<PhaseStats>,
+    pub capacity: Option<Capacity>,
+}
+
+pub fn analyze(run: &Run) -> Analysis {
+    let series = series::build(run);
+    let span = series.span();
+    // Charts count from `started`, unless it is absent or a day away from the data.
+    let t0 = match span {
+        Some((lo, hi))
+            if run.meta.started > lo as f64 - 86_400.0 && run.meta.started < hi as f64 =>
+        {
+            run.meta.started
+        }
+        Some((lo, _)) => lo as f64 - 1.0,
+        None => run.meta.started,
+    };
+    let mut plans = run.meta.phases.clone();
+    if plans.is_empty() {
+        if let Some((lo, hi)) = span {
+            plans.push(PhasePlan {
+                name: "all".into(),
+                target_qps: 0.0,
+                start: lo as f64 - 1.0,
+                end: hi as f64,
+            });
+        }
+    }
+    let phases: Vec<PhaseStats> = plans.iter().map(|p| phase(run, &series, p)).collect();
+    let servers = run
+        .hosts
+        .iter()
+        .filter(|h| h.role() == Role::Server && h.has_server())
+        .count();
+    let capacity = phases
+        .iter()
+        .filter_map(|p| Some((p, series.cut_rate("server.served", p.start, p.end)?)))
+        .filter(|(_, m)| *m > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|_| servers > 0)
+        .map(|(p, mean)| {
+            let per_server = mean / servers as f64;
+            let server_seconds = SHAKES_TOTAL / per_server;
+            Capacity {
+                phase: p.name.clone(),
+                per_server_qps: per_server,
+                servers,
+                server_seconds,
+                minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
+                servers_for_target: server_seconds / (TARGET_MINUTES * 60.0),
+            }
+        });
+    Analysis {
+        t0,
+        series,
+        phases,
+        capacity,
+    }
+}
+
+/// Per-second values of a phase for the stability figures: the first and last second
+/// are dropped when the phase is long enough, as they straddle a change of rate.
+fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
+    let vals: Vec<f64> = v.into_iter().map(|(_, x)| x).collect();
+    if vals.len() > 4 {
+        vals[1..vals.len() - 1].to_vec()
+    } else {
+        vals
+    }
+}
+
+fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
+    let (a, b) = (p.start, p.end);
+    let w = |name: &str| s.window(name, a, b);
+    // Counts and means are cut at the phase's own boundaries, client and server alike
+    // (see `Series::cut`); peaks and the stability figures use the whole seconds whose
+    // centre the phase holds, and say so.
+    let sum = |name: &str| s.cut(name, a, b);
+    let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
+    let mean = |name: &str| match name.strip_suffix("/s") {
+        Some(count) => s.cut_rate(count, a, b),
+        None => s.cut_mean(name, a, b),
+    };
+    let last = |name: &str| -> Option<f64> { w(name).last().map(|x| x.1) };
+    let client_qps = dist(&steady(w("client.served/s")));
+    let server_qps = dist(&steady(w("server.served/s")));
+    let mut rows: Vec<(String, Cell)> = Vec::new();
+    let mut row = |label: &str, c: Cell| rows.push((label.to_string(), c));
+    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
+
+    row("## Rate", Cell::text(""));
+    row("seconds", Cell::num(b - a, 0));
+    row("target QPS", Cell::num(p.target_qps, 0));
+    row("client sent QPS (mean)", n(mean("client.sent/s"), 0));
+    row(
+        "client achieved QPS (summary)",
+        n(summary_achieved(run, &p.name), 0),
+    );
+    row(
+        "client answered QPS (mean)",
+        n(mean("client.answered/s"), 0),
+    );
+    row("server shake QPS (mean)", n(mean("server.shake/s"), 0));
+    for (side, d) in [("client", client_qps), ("server", server_qps)] {
+        let label = |what: &str| format!("{side} {what}");
+        row(
+            &label("served QPS (mean)"),
+            n(mean(&format!("{side}.served/s")), 0),
+        );
+        row(&label("QPS min (inner seconds)"), n(d.map(|d| d.min), 0));
+        row(&label("QPS p5 (inner seconds)"), n(d.map(|d| d.p5), 0));
+        row(
+            &label("QPS CV % (inner seconds)"),
+            n(d.map(|d| d.cv * 100.0), 2),
+        );
+    }
+
+    row("## Latency (ms, client)", Cell::text(""));
+    let merged = phase_latency(run, &p.name);
+    let lat = merged.as_ref().map(|m| m.latency);
+    let lat_or = |k: &str, from_summary: Option<f64>| {
+        from_summary.or_else(|| max(&format!("client.lat.{k}")))
+    };
+    row("p50", n(lat_or("p50", lat.and_then(|l| l.p50)), 2));
+    row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
+    row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));
+    row("max", n(lat_or("max", lat.and_then(|l| l.max)), 2));
+    let source = match &merged {
+        Some(m) => m.source.clone(),
+        None if max("client.lat.p50").is_some() => "worst second".into(),
+        None => "-".into(),
+    };
+    row("latency source", Cell::text(source));
+    row("errors", n(sum("client.errors"), 0));
+    row("timeouts", n(sum("client.timeouts"), 0));
+
+    row("## Shake and send (server)", Cell::text(""));
+    row("shake won", n(sum("server.won"), 0));
+    row("shake none", n(sum("server.none"), 0));
+    row("shake overloaded", n(sum("server.overloaded"), 0));
+    row("packets issued", n(sum("server.issued"), 0));
+    row("packets won", n(sum("server.won"), 0));
+    row("client got (vs won)", n(sum("client.got"), 0));
+    row("sends created", n(sum("server.created"), 0));
+    row("sends grabbed", n(sum("server.grabbed"), 0));
+
+    row(
+        "## Money at phase end (yuan, last server line in the phase)",
+        Cell::text(""),
+    );
+    let yuan = |k: &str| last(&format!("server.total.{k}")).map(|c| c / 100.0);
+    row("shake issued", n(yuan("issued_cents"), 2));
+    row("shake won", n(yuan("won_cents"), 2));
+    row("shake outstanding", n(yuan("shake_outstanding_cents"), 2));
+    row("send created", n(yuan("created_cents"), 2));
+    row("send grabbed", n(yuan("grabbed_cents"), 2));
+    row("send refunded", n(yuan("refunded_cents"), 2));
+    row("send outstanding", n(yuan("send_outstanding_cents"), 2));
+    let balance = match (
+        yuan("issued_cents"),
+        yuan("won_cents"),
+        yuan("shake_outstanding_cents"),
+        yuan("created_cents"),
+        yuan("grabbed_cents"),
+        yuan("refunded_cents"),
+        yuan("send_outstanding_cents"),
+    ) {
+        (Some(i), Some(w), Some(o), Some(c), Some(g), Some(r), Some(so)) => {
+            let ok = (i - w - o).abs() < 0.005 && (c - g - r - so).abs() < 0.005;
+            Cell::text(if ok { "balanced" } else { "NOT balanced" })
+        }
+        _ => Cell::none(),
+    };
+    row("money balance", balance);
+
+    row(
+        "## Connections (peak of the whole seconds in the phase)",
+        Cell::text(""),
+    );
+    // The run's own sockets, from the programs' own gauges, then per host beside the
+    // kernel's count of every established TCP connection of the host.
+    row(
+        "users logged in (load generators, loadgen.jsonl)",
+        n(max("client.connections"), 0),
+    );
+    row(
+        "connections open (servers, server.jsonl)",
+        n(max("server.open"), 0),
+    );
+    let mut addrs: Vec<&String> = s
+        .names()
+        .filter(|k| k.starts_with("client.conn_addr."))
+        .collect();
+    addrs.sort();
+    if addrs.len() > super::render::MANY {
+        // Many source addresses: the least and the most any one of them carried.
+        let peaks: Vec<f64> = addrs.iter().filter_map(|a| max(a)).collect();
+        let lo = peaks.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = peaks.iter().copied().fold(0.0, f64::max);
+        row(
+            &format!("per source address, least (of {})", addrs.len()),
+            n(lo.is_finite().then_some(lo), 0),
+        );
+        row(
+            &format!("per source address, most (of {})", addrs.len()),
+            n((!peaks.is_empty()).then_some(hi), 0),
+        );
+    } else {
+        for a in addrs {
+            let label = format!("from {}", &a["client.conn_addr.".len()..]);
+            row(&label, n(max(a), 0));
+        }
+    }
+    for h in &run.hosts {
+        let k = |m: &str| format!("host.{}.{m}", h.name);
+        if s.get(&k("own_sockets")).is_some() {
+            row(
+                &format!("{}: the run's own (open + logged in)", h.name),
+                n(max(&k("own_sockets")), 0),
+            );
+        }
+        if s.get(&k("estab")).is_some() {
+            row(
+                &format!("{}: TCP established, host-wide", h.name),
+                n(max(&k("estab")), 0),
+            );
+        }
+    }
+
+    for h in &run.hosts {
+        let k = |m: &str| format!("host.{}.{m}", h.name);
+        if s.get(&k("cpu")).is_none() {
+            continue;
+        }
+        let iface = series::main_iface(&h.net).unwrap_or_else(|| "-".into());
+        // /proc counters cover every process of the host, not only this run's sockets.
+        row(
+            &format!("## Host {} ({iface}): host-wide, every process", h.name),
+            Cell::text(""),
+        );
+        row("PPS in (mean)", n(mean(&k("rx_packets/s")), 0));
+        row("PPS out (mean)", n(mean(&k("tx_packets/s")), 0));
+        row("PPS in (peak)", n(max(&k("rx_packets/s")), 0));
+        row("PPS out (peak)", n(max(&k("tx_packets/s")), 0));
+        row("TCP retransmits", n(sum(&k("retrans")), 0));
+        row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
+        row("interface drops", n(sum(&k("if_drops")), 0));
+        row("TCP resets sent", n(sum(&k("resets")), 0));
+        row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
+        row("CPU all cores % (max)", n(max(&k("cpu")), 1));
+        row("CPU busiest core % (max)", n(max(&k("core_max")), 1));
+        row("process CPU % of a core", n(mean(&k("proc_cpu")), 1));
+        row("process RSS MiB (max)", n(max(&k("rss_mib")), 1));
+    }
+
+    let hosts = host_rows(run, s, p, merged.map(|m| m.latency));
+    PhaseStats {
+        name: p.name.clone(),
+        target_qps: p.target_qps,
+        start: a,
+        end: b,
+        client_qps,
+        server_qps,
+        rows,
+        hosts,
+    }
+}
+
+/// The per-host table of one phase: all clients, all servers, then every host (a host
+/// that runs both is a row for each role) and every server instance.
+///
+/// Counts and means are cut at the phase's own boundaries, as in the phase table
+/// ([`Series::cut`]); a load generator's rate, errors and timeouts come from its
+/// `summary.json` when it has the phase (exact, over the phase as that host ran it), and
+/// the `counts from` column says which. Peaks (busiest core, connections) take the whole
+/// seconds whose centre the phase holds.
+fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency>) -> Vec<HostRow> {
+    let (a, b) = (p.start, p.end);
+    let sum = |name: &str| s.cut(name, a, b);
+    let rate = |name: &str| s.cut_rate(name, a, b);
+    let mean = |name: &str| s.cut_mean(name, a, b);
+    let max = |name: &str| -> Option<f64> {
+        s.window(name, a, b)
+            .into_iter()
+            .map(|x| x.1)
+            .reduce(f64::max)
+    };
+    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
+    let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    // The host's own figures, shared by every row of the host.
+    let host_cells = |h: &str| -> [Cell; 5] {
+        let k = |m: &str| format!("host.{h}.{m}");
+        [
+            n(mean(&k("cpu")), 1),
+            n(max(&k("core_max")), 1),
+            Cell::none(),
+            n(add(sum(&k("listen_drops")), sum(&k("if_drops"))), 0),
+            n(sum(&k("retrans")), 0),
+        ]
+    };
+    let is_client = |h: &HostData| !h.loadgen.is_empty() || h.summary.is_some();
+    let is_server = |h: &HostData| h.has_server() || h.role() == Role::Server;
+    // A group's CPU: the mean of its hosts' means, the busiest core of any; its drops
+    // and retransmits: sums.
+    let group = |hosts: &[&HostData]| -> [Cell; 5] {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let cpus: Vec<f64> = names
+            .iter()
+            .filter_map(|h| mean(&format!("host.{h}.cpu")))
+            .collect();
+        let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
+        let core = names
+            .iter()
+            .filter_map(|h| max(&format!("host.{h}.core_max")))
+            .reduce(f64::max);
+        let total = |m: &str| {
+            names
+                .iter()
+                .map(|h| sum(&format!("host.{h}.{m}")))
+                .fold(None, add)
+        };
+        [
+            n(cpu, 1),
+            n(core, 1),
+            Cell::none(),
+            n(add(total("listen_drops"), total("if_drops")), 0),
+            n(total("retrans"), 0),
+        ]
+    };
+    let row =
+        |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell, source: &str| {
+            let mut cells = vec![Cell::text(role)];
+            cells.extend(lead);
+            cells.extend(tail);
+            cells[7] = conns;
+            cells.push(Cell::text(source));
+            HostRow { name, cells }
+        };
+    let ms = |l: Option<Latency>| n(l.and_then(|l| l.p99), 2);
+    // A load generator's (rate, errors, timeouts) in the phase, and where they come from.
+    let client_counts = |h: &HostData| -> ([Option<f64>; 3], &'static str) {
+        let own = h
+            .summary
+            .as_ref()
+            .and_then(|sm| sm.phases.iter().find(|sp| sp.name == p.name));
+        match own {
+            Some(sp) => (
+                [
+                    Some(sp.achieved_qps),
+                    Some(sp.errors as f64),
+                    Some(sp.timeouts as f64),
+                ],
+                SOURCE_SUMMARY,
+            ),
+            None => {
+                let k = |m: &str| format!("host.{}.client.{m}", h.name);
+                (
+                    [rate(&k("sent")), sum(&k("errors")), sum(&k("timeouts"))],
+                    SOURCE_CUT,
+                )
+            }
+        }
+    };
+    let mut rows = Vec::new();
+    let clients: Vec<&HostData> = run.hosts.iter().filter(|h| is_client(h)).collect();
+    let servers: Vec<&HostData> = run.hosts.iter().filter(|h| is_server(h)).collect();
+    if !clients.is_empty() {
+        // The hosts' own figures added up, so the group agrees with its rows.
+        let mut total = [None; 3];
+        let mut sources: Vec<&str> = Vec::new();
+        for h in &clients {
+            let (v, src) = client_counts(h);
+            for (t, x) in total.iter_mut().zip(v) {
+                *t = add(*t, x);
+            }
+            if !sources.contains(&src) {
+                sources.push(src);
+            }
+        }
+        rows.push(row(
+            format!("all {} load generator(s)", clients.len()),
+            "loadgen",
+            [
+                n(total[0], 0),
+                n(total[1], 0),
+                n(total[2], 0),
+                ms(fleet_latency),
+            ],
+            group(&clients),
+            n(max("client.connections"), 0),
+            &sources.join(" + "),
+        ));
+    }
+    if !servers.is_empty() {
+        let instances: usize = servers.iter().map(|h| h.servers.len().max(1)).sum();
+        let name = if instances > servers.len() {
+            format!("all {} server(s), {instances} instances", servers.len())
+        } else {
+            format!("all {} server(s)", servers.len())
+        };
+        rows.push(row(
+            name,
+            "server",
+            [
+                n(rate("server.served"), 0),
+                Cell::none(),
+                Cell::none(),
+                Cell::none(),
+            ],
+            group(&servers),
+            n(max("server.open"), 0),
+            SOURCE_CUT,
+        ));
+    }
+    for h in &run.hosts {
+        let name = &h.name;
+        let k = |m: &str| format!("host.{name}.{m}");
+        if is_server(h) {
+            rows.push(row(
+                name.clone(),
+                "server",
+                [
+                    n(rate(&k("served")), 0),
+                    Cell::none(),
+                    Cell::none(),
+                    Cell::none(),
+                ],
+                host_cells(name),
+                n(max(&k("server.open")), 0),
+                SOURCE_CUT,
+            ));
+            for log in h.servers.iter().filter(|l| l.instance.is_some()) {
+                let unit = log.label(name);
+                let k = |m: &str| format!("host.{unit}.{m}");
+                let blank = || std::array::from_fn(|_| Cell::none());
+                rows.push(row(
+                    unit.clone(),
+                    "server instance",
+                    [
+                        n(rate(&k("served")), 0),
+                        Cell::none(),
+                        Cell::none(),
+                        Cell::none(),
+                    ],
+                    blank(),
+                    n(max(&k("server.open")), 0),
+                    SOURCE_CUT,
+                ));
+            }
+        }
+        if is_client(h) {
+            let p99 = host_latency(h, &p.name).map(|(l, _)| l);
+            let ([sent, errors, timeouts], src) = client_counts(h);
+            rows.push(row(
+                name.clone(),
+                "loadgen",
+                [n(sent, 0), n(errors, 0), n(timeouts, 0), ms(p99)],
+                host_cells(name),
+                n(max(&k("client.connections")), 0),
+                src,
+            ));
+        }
+    }
+    rows
+}
+
+/// `counts from` of a per-host row: the load generator's own per-phase totals.
+pub const SOURCE_SUMMARY: &str = "summary.json";
+/// `counts from` of a per-host row: per-second lines cut at the phase's boundaries.
+pub const SOURCE_CUT: &str = "lines, cut";
+
+/// The load generators' own whole-phase `achieved_qps`, summed over hosts.
+fn summary_achieved(run: &Run, phase: &str) -> Option<f64> {
+    let v: Vec<f64> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .flat_map(|s| s.phases.iter())
+        .filter(|sp| sp.name == phase)
+        .map(|sp| sp.achieved_qps)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+/// A phase's whole-phase latency over every load generator, and where it came from.
+#[derive(Clone, Debug)]
+struct MergedLatency {
+    latency: Latency,
+    source: String,
+}
+
+/// One host's whole-phase latency: from its histogram when it wrote one (exact), else
+/// from its summary; the flag says which.
+fn host_latency(h: &HostData, phase: &str) -> Option<(Latency, bool)> {
+    if let Some(hist) = h.histograms.as_ref().and_then(|m| m.get(phase)) {
+        return Some((Latency::of(hist), true));
+    }
+    h.summary
+        .as_ref()
+        .and_then(|s| s.phases.iter().find(|sp| sp.name == phase))
+        .map(|sp| (sp.latency_ms, false))
+}
+
+/// Whole-phase latency of all load generators together. Exact when every load
+/// generator that ran the phase left its histogram: the histograms are added and the
+/// percentiles read from the sum. Otherwise (older runs) the worst host's value for
+/// each percentile, from the summaries, and the source says so.
+fn phase_latency(run: &Run, phase: &str) -> Option<MergedLatency> {
+    let ran: Vec<&HostData> = run
+        .hosts
+        .iter()
+        .filter(|h| {
+            h.histograms.as_ref().is_some_and(|m| m.contains_key(phase))
+                || h.summary
+                    .as_ref()
+                    .is_some_and(|s| s.phases.iter().any(|sp| sp.name == phase))
+        })
+        .collect();
+    if ran.is_empty() {
+        return None;
+    }
+    let hists: Vec<_> = ran
+        .iter()
+        .filter_map(|h| h.histograms.as_ref().and_then(|m| m.get(phase)))
+        .collect();
+    if hists.len() == ran.len() {
+        let merged = histograms::merge(hists);
+        let source = if ran.len() == 1 {
+            "histogram (exact)".to_string()
+        } else {
+            format!("histograms of {} hosts added (exact)", ran.len())
+        };
+        return Some(MergedLatency {
+            latency: Latency::of(&merged),
+            source,
+        });
+    }
+    let mut out = Latency::default();
+    for h in &ran {
+        let Some((l, _)) = host_latency(h, phase) else {
+            continue;
+        };
+        let m = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        out.p50 = m(out.p50, l.p50);
+        out.p90 = m(out.p90, l.p90);
+        out.p99 = m(out.p99, l.p99);
+        out.p999 = m(out.p999, l.p999);
+        out.max = m(out.max, l.max);
+    }
+    let source = if ran.len() == 1 {
+        "summary.json".to_string()
+    } else {
+        let missing: Vec<&str> = ran
+            .iter()
+            .filter(|h| !h.histograms.as_ref().is_some_and(|m| m.contains_key(phase)))
+            .map(|h| h.name.as_str())
+            .collect();
+        format!(
+            "worst host per percentile (not exact: no histogram from {})",
+            missing.join(", ")
+        )
+    };
+    Some(MergedLatency {
+        latency: out,
+        source,
+    })
+}
+
+/// `1234567.891` with 2 decimals is `1,234,567.89`.
+pub fn fmt_num(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(i, f)| (i, f));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let sign = if v < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_of_a_steady_series() {
+        let d = dist(&[100.0; 20]).unwrap();
+        assert_eq!((d.mean, d.min, d.p5, d.cv), (100.0, 100.0, 100.0, 0.0));
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let d = dist(&v).unwrap();
+        assert_eq!(d.p5, 5.0);
+        assert_eq!(d.min, 1.0);
+        assert!((d.cv - 0.5716).abs() < 1e-3);
+        assert!(dist(&[]).is_none());
+    }
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(fmt_num(1234567.891, 2), "1,234,567.89");
+        assert_eq!(fmt_num(999.0, 0), "999");
+        assert_eq!(fmt_num(-1000.0, 0), "-1,000");
+        assert_eq!(fmt_num(-0.001, 1), "0.0");
+        assert_eq!(fmt_num(f64::NAN, 1), "-");
+    }
+}
