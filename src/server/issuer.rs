@@ -1,8 +1,8 @@
 //! Campaigns: shake packets issued at a fixed rate, user-to-user packets sent at a rate.
 //!
 //! Runs on the control thread, never on a worker; the control plane starts, lists and
-//! cancels campaigns through its [`crate::control::Plane`]. Each tick it creates the packets the
-//! campaigns owe, then hands shake packets to workers in proportion to the shake
+//! cancels campaigns through its [`crate::control::Plane`]. Each tick it creates the
+//! packets the campaigns owe, then hands shake packets to workers in proportion to the shake
 //! requests each saw (so a request's chance does not depend on its core), each worker
 //! up to about two ticks of its demand. What no worker needs yet stays here, in the
 //! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
