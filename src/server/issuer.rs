@@ -2,14 +2,13 @@
 //!
 //! Runs on the control thread, never on a worker; the control plane starts, lists and
 //! cancels campaigns through its [`crate::control::Plane`]. Each tick it creates the
-//! packets the campaigns owe, then hands shake packets to workers in proportion to the shake
-//! requests each saw (so a request's chance does not depend on its core), each worker
-//! up to about two ticks of its demand. What no worker needs yet stays here, in the
-//! central pool, and still counts as outstanding. The overload budget (`--max-qps`) is
-//! divided among workers by demand the same way. A send campaign first reserves each
+//! packets the campaigns owe, then hands shake packets to workers in proportion to the
+//! shake requests each saw (so a request's chance does not depend on its core), each
+//! worker up to about two ticks of its demand. What no worker needs yet stays here, in
+//! the central pool, and still counts as outstanding. The overload budget (`--max-qps`)
+//! is divided among workers by demand the same way. A send campaign first reserves each
 //! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
 //! that worker to make it: at the cap it waits, it never overshoots or drops.
-
 use super::{Held, Msg, ServerState, ShakePacket};
 use crate::apportion::apportion;
 use crate::config::CentsRange;
