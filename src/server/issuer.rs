@@ -9,6 +9,7 @@
 //! is divided among workers by demand the same way. A send campaign first reserves each
 //! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
 //! that worker to make it: at the cap it waits, it never overshoots or drops.
+
 use super::{Held, Msg, ServerState, ShakePacket};
 use crate::apportion::apportion;
 use crate::config::CentsRange;
