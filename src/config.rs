@@ -3,6 +3,7 @@
 //! `ServerArgs` is what clap parses; [`ServerArgs::validate`] turns it into a [`Config`]
 //! or a one-line reason. Nothing here opens a socket: a bad flag costs no port.
 
+use crate::control::{ControlConfig, ControlLimits, Token};
 use clap::Parser;
 use redpacket_sys::cores;
 use std::net::SocketAddr;
@@ -334,53 +335,29 @@ pub struct Config {
     pub max_campaigns: usize,
 }
 
-/// The control server's connection cap and timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ControlLimits {
-    pub max_conns: usize,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-}
-
 /// Shortest control token accepted.
 pub const MIN_TOKEN_LEN: usize = 16;
 
-/// A control token; its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(Vec<u8>);
-
-impl Token {
-    /// Reads a token file: its content without surrounding whitespace, at least
-    /// [`MIN_TOKEN_LEN`] bytes.
-    pub fn read(path: &Path) -> Result<Token, String> {
-        let raw = std::fs::read(path)
-            .map_err(|e| format!("--control-token-file {}: {e}", path.display()))?;
-        let t = raw.trim_ascii();
-        if t.len() < MIN_TOKEN_LEN {
-            return Err(format!(
-                "--control-token-file {}: the token has {} bytes, need at least {MIN_TOKEN_LEN}",
-                path.display(),
-                t.len()
-            ));
-        }
-        if t.iter().any(|b| !b.is_ascii_graphic()) {
-            return Err(format!(
-                "--control-token-file {}: the token must be printable ASCII without spaces",
-                path.display()
-            ));
-        }
-        Ok(Token(t.to_vec()))
+/// Reads a token file (`--control-token-file`): its content without surrounding
+/// whitespace, at least [`MIN_TOKEN_LEN`] printable bytes.
+pub fn read_token(path: &Path) -> Result<Token, String> {
+    let raw =
+        std::fs::read(path).map_err(|e| format!("--control-token-file {}: {e}", path.display()))?;
+    let t = raw.trim_ascii();
+    if t.len() < MIN_TOKEN_LEN {
+        return Err(format!(
+            "--control-token-file {}: the token has {} bytes, need at least {MIN_TOKEN_LEN}",
+            path.display(),
+            t.len()
+        ));
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+    if t.iter().any(|b| !b.is_ascii_graphic()) {
+        return Err(format!(
+            "--control-token-file {}: the token must be printable ASCII without spaces",
+            path.display()
+        ));
     }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
-    }
+    Ok(Token::new(t.to_vec()))
 }
 
 /// Whether an address only this host can reach (127.0.0.0/8, ::1, or ::ffff:127.x).
@@ -474,7 +451,7 @@ impl ServerArgs {
         let control_token = self
             .control_token_file
             .as_deref()
-            .map(Token::read)
+            .map(read_token)
             .transpose()?;
         if control_token.is_none() && !is_loopback(&self.control) {
             return Err(format!(
@@ -537,6 +514,16 @@ impl ServerArgs {
 }
 
 impl Config {
+    /// The control plane's part of the configuration.
+    pub fn control_config(&self) -> ControlConfig {
+        ControlConfig {
+            limits: self.control_limits,
+            token: self.control_token.clone(),
+            metrics_open: self.control_metrics_open,
+            min_campaign_qps: self.min_campaign_qps,
+        }
+    }
+
     /// A configuration for tests and embedding: loopback, port 0 for both listeners,
     /// statistics off, every other value at its command-line default.
     pub fn for_tests() -> Config {
@@ -667,13 +654,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("t");
         std::fs::write(&f, "  0123456789abcdef-xyz\n").unwrap();
-        let t = Token::read(&f).unwrap();
+        let t = read_token(&f).unwrap();
         assert_eq!(t.as_bytes(), b"0123456789abcdef-xyz");
         assert_eq!(format!("{t:?}"), "Token(..)", "never printed");
         std::fs::write(&f, "short\n").unwrap();
-        assert!(Token::read(&f).unwrap_err().contains("at least 16"));
+        assert!(read_token(&f).unwrap_err().contains("at least 16"));
         std::fs::write(&f, "0123456789 abcdef").unwrap();
-        assert!(Token::read(&f).unwrap_err().contains("printable"));
+        assert!(read_token(&f).unwrap_err().contains("printable"));
         std::fs::write(&f, "0123456789abcdefgh").unwrap();
         let args = ServerArgs::try_parse_from([
             "x",

@@ -7,8 +7,10 @@
 //!   user-to-user packet is split, and how shake packets (and the overload budget) are
 //!   divided among workers and SETs in proportion to demand.
 //! - [`config`]: flags checked before anything binds, and which CPUs get workers.
-//! - [`server`]: workers, SETs, connections, the issuer; [`control`]: HTTP control and
-//!   metrics on their own thread; [`cli`]: the `redpacket-server` entry point.
+//! - [`server`]: workers, SETs, connections, the issuer and the per-second statistics
+//!   line; [`control`]: HTTP control and metrics, given a narrow handle to the server
+//!   (its [`control::Plane`]); [`spare`]: the descriptor both keep for refusing
+//!   connections when out of files; [`cli`]: the `redpacket-server` entry point.
 //! - [`lives`]: a server restarted in the same folder keeps its earlier life's lines
 //!   and says whether that life's ledger was lost.
 
@@ -18,4 +20,5 @@ pub mod config;
 pub mod control;
 pub mod lives;
 pub mod server;
+pub mod spare;
 pub mod split;

@@ -4,7 +4,6 @@
 //!
 //! Without a token the port is open, which the configuration allows only on loopback.
 
-use crate::config::Token;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -13,7 +12,28 @@ use redpacket_formats::server::Counters;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// What the middleware checks against, and where it counts refusals.
+/// A control token; its `Debug` never shows it. Which tokens are acceptable (length,
+/// characters) is the command line's rule (`crate::config`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    pub fn new(bytes: Vec<u8>) -> Token {
+        Token(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// What the middleware compares against, and where it counts refusals.
 pub struct Gate {
     pub token: Option<Token>,
     pub metrics_open: bool,
@@ -37,7 +57,7 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// The middleware: passes the request on, or answers 401.
-pub async fn check(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+pub async fn require_token(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
     let Some(token) = &gate.token else {
         return next.run(req).await;
     };
@@ -62,11 +82,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn token(s: &str) -> Token {
-        let dir = std::env::temp_dir().join(format!("redpacket-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join(s.len().to_string());
-        std::fs::write(&f, s).unwrap();
-        Token::read(&f).unwrap()
+        Token::new(s.as_bytes().to_vec())
     }
 
     #[test]
@@ -84,6 +100,7 @@ mod tests {
         assert!(!token_matches(b"0123456789abcdefXY", &t), "a prefix");
         assert!(!token_matches(b"0123456789abcdefXYZZ", &t), "longer");
         assert!(!token_matches(b"", &t));
+        assert_eq!(format!("{t:?}"), "Token(..)", "never printed");
     }
 
     #[test]

@@ -1,31 +1,16 @@
 //! Campaigns over HTTP: `/yaohongbao` (shake packets at a rate), `/fahongbao`
-//! (user-to-user packets at a rate), `GET /campaigns`, `DELETE /campaigns/ID`, and the
-//! loop that ticks the issuer every [`super::issuer::TICK`].
+//! (user-to-user packets at a rate), `GET /campaigns`, `DELETE /campaigns/ID`. The
+//! queries are checked here; what a campaign issues is the [`super::Plane`]'s.
 
-use super::issuer::{Campaign, MAX_RATE, MAX_SUM};
-use super::{bad, Ctl};
+use super::{bad, CampaignOrder, Ctl, NotStarted};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::time::Instant;
 
-/// Ticks the issuer until the thread stops; while shutting down it issues nothing.
-pub(super) async fn issue_loop(ctl: Ctl) {
-    let mut iv = tokio::time::interval(super::issuer::TICK);
-    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = Instant::now();
-    loop {
-        iv.tick().await;
-        if ctl.shutdown.is_cancelled() {
-            // Shutting down: campaigns stop issuing; what was issued stays counted.
-            continue;
-        }
-        let now = Instant::now();
-        ctl.issuer().tick(now.duration_since(last).as_secs_f64());
-        last = now;
-    }
-}
+/// Most packets one campaign may ask for, and the fastest rate.
+pub const MAX_SUM: u64 = 1_000_000_000;
+pub const MAX_RATE: f64 = 10_000_000.0;
 
 #[derive(Deserialize)]
 pub(super) struct CampaignQuery {
@@ -50,10 +35,11 @@ fn rate_and_sum(q: &CampaignQuery, min_rate: f64) -> Result<(f64, u64), String> 
     Ok((qps, sum))
 }
 
-fn started(c: Option<Campaign>, max: usize) -> Response {
-    match c {
-        Some(c) => (StatusCode::OK, axum::Json(c)).into_response(),
-        None => (
+/// Asks the plane for the campaign and answers with it, or with why it was refused.
+fn start(ctl: &Ctl, order: CampaignOrder) -> Response {
+    match ctl.plane.start_campaign(order) {
+        Ok(c) => (StatusCode::OK, axum::Json(c)).into_response(),
+        Err(NotStarted::TooMany { max }) => (
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "{max} campaigns are running (--max-campaigns): wait for one to finish or \
@@ -61,7 +47,14 @@ fn started(c: Option<Campaign>, max: usize) -> Response {
             ),
         )
             .into_response(),
+        Err(NotStarted::TooFewUsers { need, min, max }) => bad(format!(
+            "min..max must hold at least {need} users (each packet goes to {need} distinct users); got {min}..{max}"
+        )),
     }
+}
+
+fn shutting_down() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
 }
 
 pub(super) async fn yaohongbao(
@@ -71,12 +64,11 @@ pub(super) async fn yaohongbao(
     let Ok(Query(q)) = q else {
         return bad("bad query: expected qps=R&sum=N with numbers");
     };
-    if ctl.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    if ctl.plane.draining() {
+        return shutting_down();
     }
-    let cfg = &ctl.shared.cfg;
-    match rate_and_sum(&q, cfg.min_campaign_qps) {
-        Ok((qps, sum)) => started(ctl.issuer().start_shake(qps, sum), cfg.max_campaigns),
+    match rate_and_sum(&q, ctl.cfg.min_campaign_qps) {
+        Ok((rate, sum)) => start(&ctl, CampaignOrder::Shake { rate, sum }),
         Err(m) => bad(m),
     }
 }
@@ -88,31 +80,29 @@ pub(super) async fn fahongbao(
     let Ok(Query(q)) = q else {
         return bad("bad query: expected qps=R&sum=N&min=A&max=B with numbers");
     };
-    if ctl.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    if ctl.plane.draining() {
+        return shutting_down();
     }
-    let cfg = &ctl.shared.cfg;
-    let (qps, sum) = match rate_and_sum(&q, cfg.min_campaign_qps) {
+    let (rate, sum) = match rate_and_sum(&q, ctl.cfg.min_campaign_qps) {
         Ok(v) => v,
         Err(m) => return bad(m),
     };
     let (Some(min), Some(max)) = (q.min, q.max) else {
         return bad("missing min and max (the user id range of recipients)");
     };
-    let k = redpacket_protocol::MAX_RECIPIENTS as u64;
-    if min > max || u64::from(max) - u64::from(min) + 1 < k {
-        return bad(format!(
-            "min..max must hold at least {k} users (each packet goes to {k} distinct users); got {min}..{max}"
-        ));
-    }
-    started(
-        ctl.issuer().start_send(qps, sum, min, max),
-        cfg.max_campaigns,
+    start(
+        &ctl,
+        CampaignOrder::Send {
+            rate,
+            sum,
+            min,
+            max,
+        },
     )
 }
 
 pub(super) async fn campaigns(State(ctl): State<Ctl>) -> Response {
-    axum::Json(ctl.issuer().campaigns().to_vec()).into_response()
+    axum::Json(ctl.plane.campaigns()).into_response()
 }
 
 /// `DELETE /campaigns/ID`: 200 with the campaign's last state, 404 if it is not running.
@@ -123,7 +113,7 @@ pub(super) async fn cancel_campaign(
     let Ok(Path(id)) = id else {
         return bad("bad campaign id: expected a number, as in /campaigns");
     };
-    match ctl.issuer().cancel(id) {
+    match ctl.plane.cancel_campaign(id) {
         Some(c) => {
             tracing::info!(
                 "campaign {id} cancelled: {} of {} packets issued",

@@ -9,15 +9,15 @@ use redpacket_formats::server::Snapshot;
 use std::fmt::Write as _;
 
 pub(super) async fn stats(State(ctl): State<Ctl>) -> Response {
-    axum::Json(ctl.shared.snapshot()).into_response()
+    axum::Json(ctl.plane.snapshot()).into_response()
 }
 
 pub(super) async fn stats_workers(State(ctl): State<Ctl>) -> Response {
-    axum::Json(ctl.shared.worker_snapshots()).into_response()
+    axum::Json(ctl.plane.worker_snapshots()).into_response()
 }
 
 pub(super) async fn metrics(State(ctl): State<Ctl>) -> Response {
-    let body = prometheus_text(&ctl.shared.snapshot());
+    let body = prometheus_text(&ctl.plane.snapshot());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

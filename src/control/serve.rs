@@ -8,14 +8,13 @@
 //!   the previous answer) to a whole request head. Extra header lines do not extend it.
 //! - An idle timeout, `--control-idle-timeout`: no byte read or written for that long
 //!   (a body sent slowly, an answer never read) closes the connection.
-//! - A spare descriptor ([`crate::server::spare`]): when the process is out of them, a
+//! - A spare descriptor ([`crate::spare`]): when the process is out of them, a
 //!   pending connection is accepted and closed at once instead of spinning on EMFILE.
 //!
 //! The control thread thus holds at most `max_conns + EVICT_BURST` connection
 //! descriptors, and the server sets that many apart from the clients' cap.
 
-use crate::config::ControlLimits;
-use crate::server::spare::{out_of_files, Refusal, Spare};
+use crate::spare::{out_of_files, Refusal, Spare};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,6 +32,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// The control server's connection cap and timeouts (`--control-max-conns`,
+/// `--control-header-timeout`, `--control-idle-timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlLimits {
+    pub max_conns: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
 
 /// How many connections the accept loop takes in a row (its home says why).
 pub use redpacket_host::reserve::EVICT_BURST;

@@ -11,19 +11,23 @@
 //! - The request path: `set` (a SET: one epoll instance holding its connections, one
 //!   task serving the ready ones in rounds: read, decode with `redpacket_protocol`,
 //!   answer, write; the system calls are `redpacket_sys::{epoll, socket}`'s) and
-//!   `requests` (the answers: login, shake, grab, send). No task and no buffer per connection: a connection is a
-//!   40-byte slot in its SET.
-//! - [`crate::control`]: the control plane, on a thread of its own: HTTP control,
-//!   campaign issuing (shake packets at campaign rates, handed to workers in proportion
-//!   to their demand, so every request has the same chance), metrics and the
-//!   per-second statistics log.
+//!   `requests` (the answers: login, shake, grab, send). No task and no buffer per
+//!   connection: a connection is a 40-byte slot in its SET.
+//! - `control_thread`: the thread that keeps off the workers everything that is not a
+//!   request: `issuer` (campaigns: shake packets at campaign rates, handed to workers in
+//!   proportion to their demand, so every request has the same chance; user-to-user
+//!   packets at a rate), `stats_log` (the per-second statistics line) and
+//!   [`crate::control`] (HTTP control and metrics), which it hands a narrow
+//!   [`crate::control::Plane`] of this server.
 
+mod control_thread;
 mod directory;
+mod issuer;
 mod listener;
 mod requests;
 mod sends;
 mod set;
-pub(crate) mod spare;
+mod stats_log;
 mod worker;
 
 use crate::config::Config;
@@ -141,10 +145,10 @@ impl SendSlots {
     }
 }
 
-/// What one worker shares with the other threads: its counters, a few gauges the
-/// issuer reads, and its inbox. Written by its worker only (the issuer writes `budget`).
+/// The part of a worker the other threads see: its counters, a few gauges the issuer
+/// reads, and its inbox. Written by its worker only (the issuer writes `budget`).
 #[derive(Debug)]
-pub struct WorkerShared {
+pub struct WorkerState {
     pub counters: Counters,
     /// Shake packets the worker holds (its pool and its SETs'), published each tick.
     pub held: AtomicU64,
@@ -199,29 +203,79 @@ pub struct ServerHandle {
     stop_control: CancellationToken,
     workers: Vec<JoinHandle<Held>>,
     control_thread: Option<JoinHandle<Held>>,
-    shared: Arc<[WorkerShared]>,
-    issuer_counters: Arc<Counters>,
-    started: Instant,
+    state: Arc<ServerState>,
 }
 
 /// Everything the threads of one server share, read-only after start.
-pub struct Shared {
+pub struct ServerState {
     pub cfg: Config,
-    pub workers: Arc<[WorkerShared]>,
-    pub issuer_counters: Arc<Counters>,
+    pub workers: Box<[WorkerState]>,
+    /// The control thread's counter block: the packets campaigns issue and the control
+    /// plane's own connections.
+    pub control_counters: Arc<Counters>,
     pub max_conns: u64,
     pub started: Instant,
 }
 
-impl Shared {
-    /// One consistent read of every counter block.
-    pub fn snapshot(&self) -> Snapshot {
-        snapshot(&self.workers, &self.issuer_counters, self.started)
+impl ServerState {
+    /// The state of a server with one worker per configured core, and each worker's
+    /// inbox, in worker order: the budget and the send cap split evenly to begin with.
+    fn new(cfg: Config, max_conns: u64) -> (Arc<ServerState>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+        let n = cfg.cores.len();
+        let even_budget = cfg.max_qps / n as u64;
+        let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
+        let mut inboxes = Vec::with_capacity(n);
+        let workers: Box<[WorkerState]> = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                inboxes.push(rx);
+                WorkerState {
+                    counters: Counters::default(),
+                    held: AtomicU64::new(0),
+                    open_sends: AtomicU64::new(0),
+                    send_slots: SendSlots::new(send_cap),
+                    budget: AtomicU64::new(even_budget),
+                    inbox: tx,
+                }
+            })
+            .collect();
+        let state = Arc::new(ServerState {
+            cfg,
+            workers,
+            control_counters: Arc::new(Counters::default()),
+            max_conns,
+            started: Instant::now(),
+        });
+        (state, inboxes)
     }
 
-    /// Each worker's own snapshot, in worker order.
+    /// One consistent read of every counter block.
+    pub fn snapshot(&self) -> Snapshot {
+        let blocks = self.workers.iter().map(|w| &w.counters);
+        let t = Totals::sum(blocks.chain([&*self.control_counters]));
+        let uptime = self.started.elapsed().as_secs_f64();
+        let mut s = Snapshot::from_totals(&t, self.workers.len(), uptime);
+        s.outstanding.send = self
+            .workers
+            .iter()
+            .map(|w| w.open_sends.load(Relaxed))
+            .sum();
+        s
+    }
+
+    /// Each worker's own counters and gauges, in worker order: how evenly the kernel
+    /// spread connections and demand, and each worker's win rate (the control thread's
+    /// counters are in none of them).
     pub fn worker_snapshots(&self) -> Vec<Snapshot> {
-        worker_snapshots(&self.workers, self.started)
+        let uptime = self.started.elapsed().as_secs_f64();
+        self.workers
+            .iter()
+            .map(|w| {
+                let mut s = Snapshot::from_totals(&Totals::sum([&w.counters]), 1, uptime);
+                s.outstanding.send = w.open_sends.load(Relaxed);
+                s
+            })
+            .collect()
     }
 
     /// Connections open now, server-wide.
@@ -246,7 +300,7 @@ pub fn descriptors_set_apart(cfg: &Config) -> u64 {
 }
 
 /// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
-pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
+fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,31 +313,10 @@ pub(crate) fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// Each worker's own counters and gauges: how evenly the kernel spread connections and
-/// demand, and each worker's win rate (the issuer's counters are in none of them).
-fn worker_snapshots(workers: &[WorkerShared], started: Instant) -> Vec<Snapshot> {
-    let uptime = started.elapsed().as_secs_f64();
-    workers
-        .iter()
-        .map(|w| {
-            let mut s = Snapshot::from_totals(&Totals::sum([&w.counters]), 1, uptime);
-            s.outstanding.send = w.open_sends.load(Relaxed);
-            s
-        })
-        .collect()
-}
-
-fn snapshot(workers: &[WorkerShared], issuer: &Counters, started: Instant) -> Snapshot {
-    let t = Totals::sum(workers.iter().map(|w| &w.counters).chain([issuer]));
-    let mut s = Snapshot::from_totals(&t, workers.len(), started.elapsed().as_secs_f64());
-    s.outstanding.send = workers.iter().map(|w| w.open_sends.load(Relaxed)).sum();
-    s
-}
-
 impl Server {
     /// Reads limits, binds every socket, then starts the workers and the control thread.
     pub fn start(cfg: Config) -> Result<ServerHandle, StartError> {
-        worker::check_busy_poll(cfg.epoll_busy_poll).map_err(StartError::BusyPoll)?;
+        worker::probe_busy_poll(cfg.epoll_busy_poll).map_err(StartError::BusyPoll)?;
         let (nofile, _) = redpacket_sys::rlimit::raise_nofile();
         let max_conns = cfg.max_conns.unwrap_or_else(|| {
             redpacket_host::reserve::conns_for(nofile)
@@ -321,56 +354,32 @@ impl Server {
             tracing::warn!("{}", capacity.line);
         }
 
-        let n = cfg.cores.len();
-        let even_budget = cfg.max_qps / n as u64;
-        let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
-        let mut inboxes = Vec::with_capacity(n);
-        let workers: Arc<[WorkerShared]> = (0..n)
-            .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                inboxes.push(rx);
-                WorkerShared {
-                    counters: Counters::default(),
-                    held: AtomicU64::new(0),
-                    open_sends: AtomicU64::new(0),
-                    send_slots: SendSlots::new(send_cap),
-                    budget: AtomicU64::new(even_budget),
-                    inbox: tx,
-                }
-            })
-            .collect();
-        let started = Instant::now();
-        let shared = Arc::new(Shared {
-            cfg,
-            workers: workers.clone(),
-            issuer_counters: Arc::new(Counters::default()),
-            max_conns,
-            started,
-        });
+        let (state, inboxes) = ServerState::new(cfg, max_conns);
+        let n = state.workers.len();
 
         let shutdown = CancellationToken::new();
         let stop_control = CancellationToken::new();
         let mut threads = Vec::with_capacity(n);
         for (index, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
-            let (shared, token) = (shared.clone(), shutdown.clone());
+            let (state, token) = (state.clone(), shutdown.clone());
             let t = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || worker::run(index, shared, listener, inbox, token))
+                .spawn(move || worker::run(index, state, listener, inbox, token))
                 .map_err(StartError::Spawn)?;
             threads.push(t);
         }
         let control_thread = {
-            let (shared, shutdown, stop) = (shared.clone(), shutdown.clone(), stop_control.clone());
+            let (state, shutdown, stop) = (state.clone(), shutdown.clone(), stop_control.clone());
             std::thread::Builder::new()
                 .name("control".into())
-                .spawn(move || crate::control::run(shared, control_listener, shutdown, stop))
+                .spawn(move || control_thread::run(state, control_listener, shutdown, stop))
                 .map_err(StartError::Spawn)?
         };
         tracing::info!(
             "listening on {listen} with {n} workers on CPUs {:?}; control on http://{control}",
-            shared.cfg.cores
+            state.cfg.cores
         );
-        if let Some(path) = &shared.cfg.ready_file {
+        if let Some(path) = &state.cfg.ready_file {
             let body = serde_json::json!({
                 "listen": listen.to_string(),
                 "control": control.to_string(),
@@ -388,9 +397,7 @@ impl Server {
             stop_control,
             workers: threads,
             control_thread: Some(control_thread),
-            shared: workers,
-            issuer_counters: shared.issuer_counters.clone(),
-            started,
+            state,
         })
     }
 }
@@ -409,13 +416,14 @@ impl ServerHandle {
         self.shutdown.clone()
     }
 
+    /// One consistent read of every counter block.
     pub fn snapshot(&self) -> Snapshot {
-        snapshot(&self.shared, &self.issuer_counters, self.started)
+        self.state.snapshot()
     }
 
-    /// Each worker's own counters (the issuer's are not in any of them).
+    /// Each worker's own counters (the control thread's are not in any of them).
     pub fn worker_snapshots(&self) -> Vec<Snapshot> {
-        worker_snapshots(&self.shared, self.started)
+        self.state.worker_snapshots()
     }
 
     /// Shuts down, drains, and returns the final account.

@@ -1,7 +1,7 @@
 //! The answers: what a worker does with each request frame (login, shake, grab, send),
 //! and the packets it makes for user-to-user sends.
 //!
-//! The last step of the request path: socket ([`super::socket`]) -> frame
+//! The last step of the request path: socket ([`redpacket_sys::socket`]) -> frame
 //! ([`redpacket_protocol`]) -> SET ([`super::set`]) -> answer (here). [`Requests`] is the
 //! part of a worker's state the answers need; the SET hands it each decoded frame
 //! through [`Answer`]. Nothing here touches a socket: an answer is a returned frame, and
@@ -9,8 +9,8 @@
 
 use super::directory::Directory;
 use super::sends::{Grab, Sends};
-use super::set::{Answer, Share, Slot};
-use super::{ConnKey, Loc, Msg, Note, ShakePacket, Shared, WorkerShared};
+use super::set::{Answer, SetShakes, Slot};
+use super::{ConnKey, Loc, Msg, Note, ServerState, ShakePacket, WorkerState};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use redpacket_formats::server::{CloseReason, Counters};
@@ -29,7 +29,7 @@ pub const BUDGET_BURST: f64 = 0.1;
 /// packets it owns, and the way to its peers.
 pub struct Requests {
     pub index: usize,
-    pub shared: Arc<Shared>,
+    pub state: Arc<ServerState>,
     /// Shake packets granted to this worker and not yet handed to a SET.
     pub pool: VecDeque<ShakePacket>,
     /// Shake answers this worker may still give before shedding (refilled each tick).
@@ -45,11 +45,11 @@ pub struct Requests {
 }
 
 impl Requests {
-    pub fn new(index: usize, shared: Arc<Shared>, epoch: Instant) -> Requests {
-        let n = shared.workers.len();
-        let cfg = &shared.cfg;
+    pub fn new(index: usize, state: Arc<ServerState>, epoch: Instant) -> Requests {
+        let n = state.workers.len();
+        let cfg = &state.cfg;
         // Start with a full burst allowance, so the first requests are not shed.
-        let tokens = shared.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
+        let tokens = state.workers[index].budget.load(Relaxed) as f64 * BUDGET_BURST;
         Requests {
             index,
             pool: VecDeque::new(),
@@ -60,12 +60,12 @@ impl Requests {
             remote_grabs: 0,
             send_rate: SendRate::new(cfg.send_rate),
             epoch,
-            shared,
+            state,
         }
     }
 
-    pub fn me(&self) -> &WorkerShared {
-        &self.shared.workers[self.index]
+    pub fn me(&self) -> &WorkerState {
+        &self.state.workers[self.index]
     }
 
     pub fn counters(&self) -> &Counters {
@@ -73,12 +73,12 @@ impl Requests {
     }
 
     pub fn workers(&self) -> usize {
-        self.shared.workers.len()
+        self.state.workers.len()
     }
 
     /// Sends a message to a worker; false if that worker has stopped.
     pub fn post(&self, worker: usize, msg: Msg) -> bool {
-        self.shared.workers[worker].inbox.send(msg).is_ok()
+        self.state.workers[worker].inbox.send(msg).is_ok()
     }
 
     pub fn here(&self, conn: ConnKey) -> Loc {
@@ -93,8 +93,8 @@ impl Requests {
         self.epoch.elapsed().as_micros() as u32
     }
 
-    fn shake(&mut self, share: &mut Share, user: u32) -> Frame {
-        let c = &self.shared.workers[self.index].counters;
+    fn shake(&mut self, shakes: &mut SetShakes, user: u32) -> Frame {
+        let c = &self.state.workers[self.index].counters;
         Counters::inc(&c.shake);
         let answer = |result, p: ShakePacket| Frame::ShakeResponse {
             user,
@@ -103,13 +103,13 @@ impl Requests {
             amount: p.amount,
         };
         let nothing = ShakePacket { id: 0, amount: 0 };
-        share.demand += 1;
+        shakes.demand += 1;
         if self.tokens < 1.0 {
             Counters::inc(&c.overloaded);
             return answer(result::OVERLOADED, nothing);
         }
         self.tokens -= 1.0;
-        match share.pool.pop_front().or_else(|| self.pool.pop_front()) {
+        match shakes.pool.pop_front().or_else(|| self.pool.pop_front()) {
             Some(p) => {
                 Counters::inc(&c.won);
                 Counters::add(&c.won_cents, u64::from(p.amount));
@@ -150,11 +150,11 @@ impl Requests {
 
     /// A grab of a packet this worker owns, from a connection here or on another worker.
     pub fn grab_local(&mut self, user: u32, packet: u32) -> u32 {
-        let c = &self.shared.workers[self.index].counters;
+        let c = &self.state.workers[self.index].counters;
         match self.sends.grab(packet, user) {
             Grab::Share { cents, last } => {
                 if last {
-                    self.shared.workers[self.index].send_slots.release(1);
+                    self.state.workers[self.index].send_slots.release(1);
                 }
                 Counters::inc(&c.grabbed);
                 Counters::add(&c.grabbed_cents, u64::from(cents));
@@ -195,7 +195,7 @@ impl Requests {
         if (amount as usize) < k {
             return Err(result::SEND_BAD_AMOUNT);
         }
-        let per_user = self.shared.cfg.max_sends_per_user;
+        let per_user = self.state.cfg.max_sends_per_user;
         if per_user > 0 && self.sends.sent_by(sender) >= per_user {
             return Err(result::SEND_USER_LIMIT);
         }
@@ -231,7 +231,7 @@ impl Requests {
             amount,
             shares: k as u8,
             users,
-            expires: self.now_unix + self.shared.cfg.send_ttl.as_secs(),
+            expires: self.now_unix + self.state.cfg.send_ttl.as_secs(),
         };
         for &user in &recipients[..k] {
             let home = Directory::home(user, self.workers());
@@ -246,7 +246,7 @@ impl Answer for Requests {
         &mut self,
         key: ConnKey,
         conn: &mut Slot,
-        share: &mut Share,
+        shakes: &mut SetShakes,
         frame: Frame,
     ) -> Result<Option<Frame>, CloseReason> {
         let user = match (conn.user, frame) {
@@ -281,7 +281,7 @@ impl Answer for Requests {
                     result: result::LOGIN_OK,
                 }))
             }
-            Frame::ShakeRequest { .. } => Ok(Some(self.shake(share, user))),
+            Frame::ShakeRequest { .. } => Ok(Some(self.shake(shakes, user))),
             Frame::GrabRequest { packet, .. } => Ok(self.grab(key, user, packet)),
             Frame::SendRequest {
                 amount,

@@ -1,7 +1,7 @@
 //! A SET: a group of a few thousand connections inside one worker, and one epoll
 //! instance holding their sockets.
 //!
-//! This is the middle of the request path: socket ([`super::socket`]) -> frame
+//! This is the middle of the request path: socket ([`redpacket_sys::socket`]) -> frame
 //! ([`redpacket_protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
 //! The worker's runtime watches the SET's epoll descriptor; one task per SET calls
 //! [`Set::serve_ready`], which takes the connections the kernel reports ready, at most
@@ -64,7 +64,7 @@ pub trait Answer {
         &mut self,
         key: ConnKey,
         conn: &mut Slot,
-        share: &mut Share,
+        shakes: &mut SetShakes,
         frame: Frame,
     ) -> Result<Option<Frame>, CloseReason>;
     /// A connection closed: count it, and tell its user's home worker if it was logged in.
@@ -99,9 +99,10 @@ pub struct Slot {
     out: Option<Box<Vec<u8>>>,
 }
 
-/// A SET's share of shake packets and the demand that decides the next share.
+/// A SET's shake packets (its share of the worker's pool) and the demand that decides
+/// the next share.
 #[derive(Debug, Default)]
-pub struct Share {
+pub struct SetShakes {
     pub pool: VecDeque<ShakePacket>,
     /// Shake requests seen since the last tick.
     pub demand: u64,
@@ -117,7 +118,7 @@ pub struct Set {
     live: usize,
     /// `--write-queue`.
     write_cap: usize,
-    pub share: Share,
+    pub shakes: SetShakes,
     /// `--epoll-busy-poll` microseconds (0 = off).
     busy_poll_usecs: u32,
     /// The read and answer buffers of a round, reused (not zeroed again) for every
@@ -174,7 +175,7 @@ impl Set {
             free: Vec::new(),
             live: 0,
             write_cap,
-            share: Share::default(),
+            shakes: SetShakes::default(),
             scratch: Some(Box::default()),
             busy_poll_usecs: busy_poll.map_or(0, |p| p.usecs),
         })
@@ -345,7 +346,7 @@ impl Set {
         let mut close = None;
         let now = a.now_unix();
         let drained = {
-            let Set { slots, share, .. } = self;
+            let Set { slots, shakes, .. } = self;
             let Some(slot) = slots.get_mut(key.slot as usize) else {
                 return Ok(true);
             };
@@ -371,7 +372,7 @@ impl Set {
             };
             let total = carried + n;
             let decoded = decode_stream(&buf[..total], &mut partial, |d| {
-                match a.answer(key, slot, share, d.frame) {
+                match a.answer(key, slot, shakes, d.frame) {
                     Ok(Some(answer)) => {
                         let e = answer.encode(now);
                         let b = e.as_bytes();
@@ -574,7 +575,7 @@ mod tests {
             &mut self,
             _key: ConnKey,
             conn: &mut Slot,
-            _share: &mut Share,
+            _shakes: &mut SetShakes,
             frame: Frame,
         ) -> Result<Option<Frame>, CloseReason> {
             self.frames += 1;

@@ -12,9 +12,9 @@
 use super::directory::{Action, Directory};
 use super::requests::{Requests, BUDGET_BURST};
 use super::set::Set;
-use super::spare::Refusal;
-use super::{ConnKey, Held, Msg, Note, Shared};
+use super::{ConnKey, Held, Msg, Note, ServerState};
 use crate::apportion::apportion;
+use crate::spare::Refusal;
 use rand::Rng;
 use redpacket_formats::server::{CloseReason, Counters};
 use redpacket_protocol::{Frame, MAX_RECIPIENTS};
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a worker refills its budget, hands packets to SETs, enforces login
 /// deadlines and expires packets.
-pub const TICK: Duration = Duration::from_millis(10);
+pub const WORKER_TICK: Duration = Duration::from_millis(10);
 
 pub type WorkerRef = Rc<RefCell<Worker>>;
 
@@ -51,10 +51,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn new(index: usize, shared: Arc<Shared>) -> Worker {
+    fn new(index: usize, state: Arc<ServerState>) -> Worker {
         let epoch = Instant::now();
         Worker {
-            req: Requests::new(index, shared, epoch),
+            req: Requests::new(index, state, epoch),
             sets: Vec::new(),
             fill: 0,
             directory: Directory::default(),
@@ -66,8 +66,8 @@ impl Worker {
         }
     }
 
-    fn shared(&self) -> &Shared {
-        &self.req.shared
+    fn state(&self) -> &ServerState {
+        &self.req.state
     }
 
     fn counters(&self) -> &Counters {
@@ -82,7 +82,7 @@ impl Worker {
     /// Places a new connection in a SET with room (a new SET when all are full). The
     /// second value is the new SET's number when one was made (its task must start).
     fn add_conn(&mut self, fd: OwnedFd) -> (Option<ConnKey>, Option<usize>) {
-        let size = self.shared().cfg.set_size;
+        let size = self.state().cfg.set_size;
         let n = self.sets.len();
         let mut fd = fd;
         for i in (0..n).map(|k| (self.fill + k) % n) {
@@ -95,7 +95,7 @@ impl Worker {
                 Err(None) => return (None, None),
             }
         }
-        let cfg = &self.shared().cfg;
+        let cfg = &self.state().cfg;
         let set = match Set::new(n as u32, cfg.write_queue, busy_poll(cfg.epoll_busy_poll)) {
             Ok(s) => s,
             Err(e) => {
@@ -112,7 +112,7 @@ impl Worker {
     }
 
     fn opened(&mut self, key: ConnKey) -> ConnKey {
-        let at = (Instant::now() + self.shared().cfg.login_timeout).duration_since(self.epoch);
+        let at = (Instant::now() + self.state().cfg.login_timeout).duration_since(self.epoch);
         // Truncated to 32 bits on purpose; compared with wrapping arithmetic.
         self.deadlines.push_back((at.as_millis() as u32, key));
         key
@@ -284,7 +284,7 @@ impl Worker {
         }
 
         self.share_packets();
-        let pools = self.sets.iter().map(|s| s.share.pool.len()).sum::<usize>();
+        let pools = self.sets.iter().map(|s| s.shakes.pool.len()).sum::<usize>();
         let req = &self.req;
         req.me()
             .held
@@ -302,19 +302,19 @@ impl Worker {
         weights.clear();
         caps.clear();
         for s in &self.sets {
-            weights.push(s.share.demand);
-            caps.push((s.share.demand * 2).saturating_sub(s.share.pool.len() as u64));
+            weights.push(s.shakes.demand);
+            caps.push((s.shakes.demand * 2).saturating_sub(s.shakes.pool.len() as u64));
         }
         let req = &mut self.req;
         if !req.pool.is_empty() {
             let offset = req.rng.random();
             apportion(req.pool.len() as u64, weights, caps, offset, parts);
             for (set, &n) in self.sets.iter_mut().zip(parts.iter()) {
-                set.share.pool.extend(req.pool.drain(..n as usize));
+                set.shakes.pool.extend(req.pool.drain(..n as usize));
             }
         }
         for s in &mut self.sets {
-            s.share.demand = 0;
+            s.shakes.demand = 0;
         }
     }
 
@@ -324,7 +324,7 @@ impl Worker {
             .req
             .pool
             .iter()
-            .chain(self.sets.iter().flat_map(|s| s.share.pool.iter()));
+            .chain(self.sets.iter().flat_map(|s| s.shakes.pool.iter()));
         let (mut n, mut cents) = (0, 0);
         for p in shake {
             n += 1;
@@ -371,7 +371,7 @@ const BUSY_POLL_BUDGET: u16 = 8;
 
 /// Checks before anything is bound that this kernel takes the epoll busy polling asked
 /// for: refused, the server does not start, and the error says why.
-pub fn check_busy_poll(usecs: u32) -> std::io::Result<()> {
+pub fn probe_busy_poll(usecs: u32) -> std::io::Result<()> {
     match busy_poll(usecs) {
         Some(p) => Epoll::new()?.set_busy_poll(p),
         None => Ok(()),
@@ -381,27 +381,27 @@ pub fn check_busy_poll(usecs: u32) -> std::io::Result<()> {
 /// The worker thread: pin, build the runtime, serve until shutdown, drain, report.
 pub fn run(
     index: usize,
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     listener: std::net::TcpListener,
     mut inbox: mpsc::UnboundedReceiver<Msg>,
     shutdown: CancellationToken,
 ) -> Held {
-    let core = shared.cfg.cores[index];
+    let core = state.cfg.cores[index];
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!("worker {index}: could not pin to CPU {core}");
     }
     let Some(rt) = super::thread_runtime(&format!("worker {index}")) else {
         return Held::default();
     };
-    let grace = shared.cfg.grace;
-    let worker: WorkerRef = Rc::new(RefCell::new(Worker::new(index, shared)));
+    let grace = state.cfg.grace;
+    let worker: WorkerRef = Rc::new(RefCell::new(Worker::new(index, state)));
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let accept = tokio::task::spawn_local(accept_loop(worker.clone(), listener));
         let ticker = {
             let w = worker.clone();
             tokio::task::spawn_local(async move {
-                let mut iv = tokio::time::interval(TICK);
+                let mut iv = tokio::time::interval(WORKER_TICK);
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut last = Instant::now();
                 loop {
@@ -467,7 +467,7 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
         }
     };
     let mut backoff = Duration::from_millis(5);
-    let mut spare = super::spare::Spare::new();
+    let mut spare = crate::spare::Spare::new();
     loop {
         let mut guard = match listener.readable().await {
             Ok(g) => g,
@@ -488,12 +488,12 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let (shared, index) = {
+                    let (state, index) = {
                         let wk = w.borrow();
-                        (wk.req.shared.clone(), wk.req.index)
+                        (wk.req.state.clone(), wk.req.index)
                     };
-                    let counters = &shared.workers[index].counters;
-                    if super::spare::out_of_files(&e) {
+                    let counters = &state.workers[index].counters;
+                    if crate::spare::out_of_files(&e) {
                         // Out of descriptors: the client gets a clean close instead of
                         // waiting in the queue, and the loop goes on.
                         match spare.refuse_one(listener.get_ref()) {
@@ -523,17 +523,17 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
 
 /// Takes in one accepted connection, or closes it at once when over capacity.
 fn admit(w: &WorkerRef, stream: std::net::TcpStream) {
-    let (shared, index) = {
+    let (state, index) = {
         let wk = w.borrow();
-        (wk.req.shared.clone(), wk.req.index)
+        (wk.req.state.clone(), wk.req.index)
     };
-    let counters = &shared.workers[index].counters;
+    let counters = &state.workers[index].counters;
     Counters::inc(&counters.accepted);
-    if shared.open_conns() > shared.max_conns {
+    if state.open_conns() > state.max_conns {
         counters.close(CloseReason::OverCapacity);
         return;
     }
-    super::listener::tune_client(&stream, &shared.cfg);
+    super::listener::tune_client(&stream, &state.cfg);
     if stream.set_nonblocking(true).is_err() {
         counters.close(CloseReason::Reset);
         return;

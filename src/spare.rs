@@ -4,7 +4,8 @@
 //! the listener stays readable: a loop that only retries spins, and the client hangs
 //! until it gives up. Closing the spare frees one descriptor, so the pending connection
 //! can be accepted and closed at once (the client sees a clean close), then the spare is
-//! taken back. Each accepting thread (every worker, and the control thread) keeps one.
+//! taken back. Each accepting thread (every worker, and the control thread) keeps one:
+//! the server and the control plane both use it, so it belongs to neither.
 
 use std::fs::File;
 use std::io;
@@ -41,6 +42,12 @@ impl Spare {
         };
         self.0 = File::open("/dev/null").ok();
         r
+    }
+}
+
+impl Default for Spare {
+    fn default() -> Spare {
+        Spare::new()
     }
 }
 
