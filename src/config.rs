@@ -3,8 +3,8 @@
 //! `ServerArgs` is what clap parses; [`ServerArgs::validate`] turns it into a [`Config`]
 //! or a one-line reason. Nothing here opens a socket: a bad flag costs no port.
 
-use crate::control::{ControlConfig, ControlLimits, Token};
 use clap::Parser;
+use redpacket_control::{ControlConfig, ControlLimits, Token};
 use redpacket_sys::cores;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

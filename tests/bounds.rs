@@ -239,7 +239,7 @@ fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
         "/stats took {worst_stats:?}"
     );
     assert!(
-        most_fds <= fds_at_start + 64 + redpacket::control::EVICT_BURST + 8,
+        most_fds <= fds_at_start + 64 + redpacket_control::EVICT_BURST + 8,
         "the control thread held {most_fds} descriptors (start {fds_at_start})"
     );
     // Every slow connection is closed by the header timeout (evicted ones sooner).

@@ -1,10 +1,10 @@
 //! The control thread: one thread and runtime of its own, off the workers, running what
 //! is not a request: the issuer's tick, the per-second statistics line, and the control
-//! plane ([`crate::control`]), which sees this server only through [`ServerPlane`].
+//! plane ([`redpacket_control`]), which sees this server only through [`ServerPlane`].
 
 use super::issuer::{self, Issuer};
 use super::{stats_log, Held, ServerState};
-use crate::control::{Campaign, CampaignOrder, NotStarted, Plane};
+use redpacket_control::{Campaign, CampaignOrder, NotStarted, Plane};
 use redpacket_formats::server::{Counters, Snapshot};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,7 @@ pub fn run(
     rt.block_on(async {
         let ticker = tokio::spawn(issuer::issue_every_tick(issuer.clone(), shutdown));
         let writer = tokio::spawn(stats_log::write_every_second(state, stop.clone()));
-        crate::control::serve(plane, cfg, listener, stop).await;
+        redpacket_control::serve(plane, cfg, listener, stop).await;
         ticker.abort();
         let _ = writer.await;
     });

@@ -1,7 +1,7 @@
 //! Campaigns: shake packets issued at a fixed rate, user-to-user packets sent at a rate.
 //!
 //! Runs on the control thread, never on a worker; the control plane starts, lists and
-//! cancels campaigns through its [`crate::control::Plane`]. Each tick it creates the
+//! cancels campaigns through its [`redpacket_control::Plane`]. Each tick it creates the
 //! packets the campaigns owe, then hands shake packets to workers in proportion to the
 //! shake requests each saw (so a request's chance does not depend on its core), each
 //! worker up to about two ticks of its demand. What no worker needs yet stays here, in
@@ -13,9 +13,9 @@
 use super::{Held, Msg, ServerState, ShakePacket};
 use crate::apportion::apportion;
 use crate::config::CentsRange;
-use crate::control::{Campaign, CampaignKind, CampaignOrder, NotStarted};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use redpacket_control::{Campaign, CampaignKind, CampaignOrder, NotStarted};
 use redpacket_formats::server::Counters;
 use redpacket_protocol::MAX_RECIPIENTS;
 use std::collections::VecDeque;

@@ -17,8 +17,8 @@
 //!   request: `issuer` (campaigns: shake packets at campaign rates, handed to workers in
 //!   proportion to their demand, so every request has the same chance; user-to-user
 //!   packets at a rate), `stats_log` (the per-second statistics line) and
-//!   [`crate::control`] (HTTP control and metrics), which it hands a narrow
-//!   [`crate::control::Plane`] of this server.
+//!   [`redpacket_control`] (HTTP control and metrics), which it hands a narrow
+//!   [`redpacket_control::Plane`] of this server.
 
 mod control_thread;
 mod directory;

@@ -14,11 +14,11 @@ use super::requests::{Requests, BUDGET_BURST};
 use super::set::Set;
 use super::{ConnKey, Held, Msg, Note, ServerState};
 use crate::apportion::apportion;
-use crate::spare::Refusal;
 use rand::Rng;
 use redpacket_formats::server::{CloseReason, Counters};
 use redpacket_protocol::{Frame, MAX_RECIPIENTS};
 use redpacket_sys::epoll::{BusyPoll, Epoll};
+use redpacket_sys::spare::Refusal;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -467,7 +467,7 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
         }
     };
     let mut backoff = Duration::from_millis(5);
-    let mut spare = crate::spare::Spare::new();
+    let mut spare = redpacket_sys::spare::Spare::new();
     loop {
         let mut guard = match listener.readable().await {
             Ok(g) => g,
@@ -493,7 +493,7 @@ async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
                         (wk.req.state.clone(), wk.req.index)
                     };
                     let counters = &state.workers[index].counters;
-                    if crate::spare::out_of_files(&e) {
+                    if redpacket_sys::spare::out_of_files(&e) {
                         // Out of descriptors: the client gets a clean close instead of
                         // waiting in the queue, and the loop goes on.
                         match spare.refuse_one(listener.get_ref()) {

@@ -21,5 +21,6 @@ pub mod epoll;
 pub mod procfs;
 pub mod rlimit;
 pub mod socket;
+pub mod spare;
 pub mod sysctl;
 pub mod system;

@@ -8,18 +8,18 @@
 //!   the previous answer) to a whole request head. Extra header lines do not extend it.
 //! - An idle timeout, `--control-idle-timeout`: no byte read or written for that long
 //!   (a body sent slowly, an answer never read) closes the connection.
-//! - A spare descriptor ([`crate::spare`]): when the process is out of them, a
+//! - A spare descriptor ([`redpacket_sys::spare`]): when the process is out of them, a
 //!   pending connection is accepted and closed at once instead of spinning on EMFILE.
 //!
 //! The control thread thus holds at most `max_conns + EVICT_BURST` connection
 //! descriptors, and the server sets that many apart from the clients' cap.
 
-use crate::spare::{out_of_files, Refusal, Spare};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use redpacket_formats::server::Counters;
+use redpacket_sys::spare::{out_of_files, Refusal, Spare};
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
