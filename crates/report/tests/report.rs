@@ -427,7 +427,7 @@ fn many_hosts_fit_the_charts() {
 /// (Only read here: the test does not rewrite the committed reports.)
 #[test]
 fn committed_example_runs_still_report() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples");
     let mut seen = 0;
     for e in fs::read_dir(&root).unwrap() {
         let dir = e.unwrap().path();
@@ -477,7 +477,8 @@ fn committed_example_runs_still_report() {
 /// it: every user held, money exact over 51 instances, the footprint per user.
 #[test]
 fn the_million_user_run_reports_its_headline() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/20261126-232259-demo");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261126-232259-demo");
     let run = redpacket_report::load(&dir).unwrap();
     assert!(run.problems.is_empty(), "{:?}", run.problems);
     let a = redpacket_report::analyze::analyze(&run);
@@ -697,7 +698,7 @@ fn report_help_and_version() {
 /// edge lines between them, losing and doubling nothing.
 #[test]
 fn committed_runs_cut_client_and_server_on_the_same_boundaries() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples");
     let mut checked = 0;
     for e in fs::read_dir(&root).unwrap() {
         let dir = e.unwrap().path();
@@ -758,7 +759,7 @@ fn committed_runs_cut_client_and_server_on_the_same_boundaries() {
 #[test]
 fn committed_runs_host_tables_agree_with_summary_json() {
     use redpacket_report::analyze::{HostRow, SOURCE_CUT, SOURCE_SUMMARY};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples");
     let mut checked = 0;
     for e in fs::read_dir(&root).unwrap() {
         let dir = e.unwrap().path();

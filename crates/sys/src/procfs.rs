@@ -7,7 +7,7 @@
 //! footprint needs: `/proc/PID/{stat,statm}` (a process's RSS, CPU time and parent: the
 //! demo finds its children by their parent, one small file each), `/proc/meminfo`
 //! (`Slab`, which sysinfo does not give) and `/proc/slabinfo`. They take the whole file
-//! as a string so they can be tested on captured text (see `tests/fixtures/proc/`), and
+//! as a string so they can be tested on captured text (see `crates/sys/fixtures/proc/`), and
 //! they skip what they do not understand instead of failing: a kernel that adds a column
 //! must not stop the sampler.
 
