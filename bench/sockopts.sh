@@ -11,7 +11,7 @@
 #          socket buffer memory per connection (both loopback ends): growth of
 #          /proc/net/sockstat TCP "mem" pages, divided by the users. That is the part of
 #          the kernel's cost a socket option can change; the socket objects themselves
-#          (about 4.8 KB of slab per socket, sysctl/README.md) are the same for every
+#          (a few KB of slab per socket, bench/README.md) are the same for every
 #          variant, and slab deltas are blurred by objects freed and reused across runs;
 #   storm  STORM_USERS users connecting as fast as the load generator can
 #          (--connect-rate 1e6): seconds until all are logged in, and the growth of

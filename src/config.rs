@@ -234,7 +234,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = false)]
     pub steer_incoming_cpu: bool,
 
-    // The control plane's own limits and access (see the README, "The control port").
+    // The control plane's own limits and access (docs/server.md, "The control port").
     /// Most connections the control server holds at once. When full, the oldest is
     /// closed to make room, so a flood of slow connections cannot lock out an operator.
     /// Its descriptors are set apart from the clients' (see --max-conns).

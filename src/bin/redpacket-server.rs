@@ -2,16 +2,16 @@
 
 /// jemalloc serves 128-byte-aligned allocations from exact size classes, where glibc's
 /// memalign pads each one: when every connection was a tokio task it cut the server's
-/// memory from 985 to 658 bytes per idle user (README, "Where the bytes of an idle user
-/// go"). With a SET as an epoll set a user now takes 93-107 bytes, and `check` counts
-/// 107 (`host::check::assess::SERVER_USER_BYTES`).
+/// memory per idle user by a third (bench/README.md, "Where the bytes of an idle user
+/// go", has the figures). `check` counts a user at
+/// `redpacket_host::check::assess::SERVER_USER_BYTES`.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read at its start: a background thread returns freed pages to
 /// the kernel about a second after they are freed, so memory a burst took (a million
 /// outstanding packets, a login storm) leaves the RSS once it is released instead of
-/// staying with the process (README, "Memory per outstanding packet"). A thin pointer
+/// staying with the process (bench/README.md, "Memory per outstanding packet"). A thin pointer
 /// to a C string, as jemalloc reads it.
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]

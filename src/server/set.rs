@@ -611,7 +611,7 @@ mod tests {
 
     #[test]
     fn a_slot_stays_small() {
-        // Per idle user: the README's memory figure counts this slot.
+        // Per idle user: bench/README.md's memory figure counts this slot.
         assert!(
             std::mem::size_of::<Slot>() <= 40,
             "{}",

@@ -14,7 +14,7 @@
 //! a stream that just stops, no error and exactly the unfinished frame carried.
 //!
 //! The unit tests run a few 10^5 frames; `cargo run --release -p redpacket-protocol --features fuzz --example frame_fuzz`
-//! runs 10^8 or more (README, "The server").
+//! runs 10^8 or more (bench/README.md, "Randomised frame run").
 
 use crate::{self as protocol, Decoded, Frame, FrameError, Partial, MAX_FRAME_LEN};
 use rand::rngs::SmallRng;

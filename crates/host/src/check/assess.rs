@@ -14,9 +14,9 @@ use super::{Item, Kind, Report, Role};
 use crate::conf::{Check, Conf, Scope};
 use crate::reserve::{conns_for_with, server_set_apart, FD_RESERVE};
 
-/// Server memory per idle logged-in user, user space, bytes: the upper end of the 93-107
-/// measured with 19 000 idle users since a SET is an epoll set (README, "Where the
-/// bytes of an idle user go", `BENCH_PIN=1 bench/compare.sh memory`).
+/// Server memory per idle logged-in user, user space, bytes: the upper end of what
+/// `BENCH_PIN=1 bench/compare.sh memory` measured with 19 000 idle users since a SET is
+/// an epoll set (bench/README.md, "The figures", has the measured values).
 pub const SERVER_USER_BYTES: u64 = 107;
 /// Load generator memory per user, user space, bytes: the upper end of the 100-113
 /// measured by `loadgen/scripts/cost.sh` (loadgen/README.md, "Cost").
