@@ -61,7 +61,7 @@ fn missing_prerequisite(test: &str, reason: &str) {
 }
 
 /// The yardstick `floor.c`: `$BENCH_SRC/floor.c`, else the repository's
-/// `bench/yardsticks/floor.c` (bench/yardsticks/README.md).
+/// `bench/yardsticks/floor.c` (README: "The yardsticks").
 fn floor_source() -> Result<PathBuf, String> {
     let (dir, how) = match std::env::var_os("BENCH_SRC") {
         Some(d) => (PathBuf::from(d), "BENCH_SRC"),
