@@ -18,16 +18,14 @@ use crate::reserve::{conns_for_with, server_set_apart, FD_RESERVE};
 /// `BENCH_PIN=1 bench/compare.sh memory` measured with 19 000 idle users since a SET is
 /// an epoll set (bench/README.md, "The figures", has the measured values).
 pub const SERVER_USER_BYTES: u64 = 107;
-/// Load generator memory per user, user space, bytes: the upper end of the 100-113
-/// measured by `loadgen/scripts/cost.sh` (loadgen/README.md, "Cost").
+/// Load generator memory per user, user space, bytes: the upper end of what
+/// `loadgen/scripts/cost.sh` measured (loadgen/README.md, "Cost (measured)").
 pub const LOADGEN_USER_BYTES: u64 = 113;
-/// Kernel memory per TCP socket that has exchanged data, bytes: the project's figure
-/// of about 5.7 KB per socket on loopback (two sockets per loopback user; one per user
-/// on a server, or on a client host, of a real fleet). Re-measured on Linux 6.18 with
-/// 10 000 loopback connections that each exchanged a 16- and a 20-byte frame, nothing
-/// left unread: slab +4.4 to +4.8 KB per socket (TCP 2.3 KB, sock_inode_cache 0.8 KB,
-/// dentry, filp, proc inodes) and no TCP buffer pages in `/proc/net/sockstat`. The
-/// larger figure is kept: sockets with data in flight also hold buffer pages.
+/// Kernel memory per TCP socket that has exchanged data, bytes (two sockets per loopback
+/// user; one per user on a server, or on a client host, of a real fleet): the larger,
+/// earlier of the project's measurements with the server and the load generator, kept
+/// because sockets with data in flight also hold buffer pages. The measured values and
+/// their commands: bench/README.md, "The figures" and "Kernel memory per socket".
 pub const KERNEL_SOCKET_BYTES: u64 = 5_700;
 
 /// What was read of this host, for one check.
