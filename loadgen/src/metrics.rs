@@ -199,4 +199,18 @@ mod tests {
             assert_eq!(*f as usize, i);
         }
     }
+
+    #[test]
+    fn socket_errors_name_the_failure() {
+        let of = |errno| Failure::of(&std::io::Error::from_raw_os_error(errno));
+        assert_eq!(of(libc::ECONNREFUSED), Failure::Refused);
+        assert_eq!(of(libc::ETIMEDOUT), Failure::Timeout);
+        assert_eq!(of(libc::EPIPE), Failure::Reset);
+        assert_eq!(of(libc::EADDRNOTAVAIL), Failure::NoPorts);
+        assert_eq!(of(libc::EMFILE), Failure::NoFiles);
+        assert_eq!(of(libc::EINVAL), Failure::Other);
+        // An error that carries no errno (a short read, say) is no socket failure we name.
+        let plain = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short");
+        assert_eq!(Failure::of(&plain), Failure::Other);
+    }
 }
