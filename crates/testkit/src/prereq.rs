@@ -15,6 +15,7 @@ fn env_set(k: &str) -> bool {
 
 /// A prerequisite of `test` is missing: panics, or returns when the skip is allowed
 /// (the caller then returns at once).
+#[track_caller]
 pub fn missing_prerequisite(test: &str, reason: &str) {
     if env_set("CI") {
         panic!("{test}: {reason} (CI=true: a test that cannot run fails)");
@@ -27,6 +28,7 @@ pub fn missing_prerequisite(test: &str, reason: &str) {
 
 /// The prerequisite `found`, or `None` when it is missing and the skip is allowed
 /// (see [`missing_prerequisite`]): `let Some(x) = require(test, find()) else { return };`.
+#[track_caller]
 pub fn require<T>(test: &str, found: Result<T, String>) -> Option<T> {
     match found {
         Ok(v) => Some(v),
