@@ -990,7 +990,7 @@ fn run_refuses_what_this_host_cannot_hold_before_connecting() {
         "127.0.0.1:1",
         "--quiet",
         "--out",
-        std::env::temp_dir().join("rp-refuse").to_str().unwrap(),
+        scratch!("refuse").join("out").to_str().unwrap(),
     ]);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(err.contains("cannot hold 4000000000 users"), "{err}");
