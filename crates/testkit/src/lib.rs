@@ -11,7 +11,8 @@
 //!
 //! - [`prereq`]: the one rule for a test whose prerequisite is missing (fail with the
 //!   reason; skip only when asked, never under CI);
-//! - [`scratch`]: a fresh, clearly named folder per test ([`scratch!`]);
+//! - [`scratch`](mod@scratch): a fresh, clearly named folder per test
+//!   ([`scratch!`](macro@scratch));
 //! - [`serial`]: the lock that makes tests of one binary run one at a time;
 //! - [`wait`]: polling until a condition holds or a deadline passes;
 //! - [`process`]: child processes killed on drop, waited for within a limit, and the
