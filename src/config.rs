@@ -650,8 +650,7 @@ mod tests {
 
     #[test]
     fn a_token_file_is_trimmed_and_checked() {
-        let dir = std::env::temp_dir().join(format!("redpacket-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "redpacket", "token");
         let f = dir.join("t");
         std::fs::write(&f, "  0123456789abcdef-xyz\n").unwrap();
         let t = read_token(&f).unwrap();

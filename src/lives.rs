@@ -132,11 +132,9 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// A fresh folder (unit tests have no target temporary folder: the system's).
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("redpacket-lives-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "redpacket-lives", name)
     }
 
     #[test]

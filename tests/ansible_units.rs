@@ -8,11 +8,9 @@
 //! names begin with `ansible`, which an installed Ansible would otherwise take over; and
 //! with `-B`, so that no `__pycache__` lands in the repository.
 //! Without python3 the test fails under `CI=true`, and elsewhere unless skips are
-//! allowed (`tests/fixtures/prereq.rs`).
+//! allowed (`redpacket_testkit::prereq`).
 
-#[path = "fixtures/prereq.rs"]
-mod prereq;
-
+use redpacket_testkit::prereq;
 use std::path::Path;
 use std::process::Command;
 

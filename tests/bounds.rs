@@ -1,40 +1,25 @@
 //! The server's bounds under abuse, against the real binary: a slowloris on the control
 //! port, a process out of descriptors, a client that never reads, and the control token
-//! on an address that is not loopback (in a network namespace this test makes).
+//! on an address that is not loopback (in a network namespace this test makes; where none
+//! can be made, that test follows the kit's prereq rule).
 
 use redpacket_protocol::{decode, unix_now, Frame};
+use redpacket_testkit::netns::Netns;
+use redpacket_testkit::process::Proc;
+use redpacket_testkit::{prereq, scratch, wait};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redpacket-server");
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("redpacket-bounds-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A server child process, stopped (SIGKILL) when dropped, whatever happened.
 struct Server {
-    child: Child,
+    child: Proc,
     listen: SocketAddr,
     control: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -64,26 +49,12 @@ impl Server {
                 });
             }
         }
-        let child = cmd.spawn().expect("start the server");
-        let mut s = Server {
+        let mut child = Proc::spawn(&mut cmd);
+        let v = child.ready_json(&ready, Duration::from_secs(10));
+        Server {
             child,
-            listen: "0.0.0.0:0".parse().unwrap(),
-            control: "0.0.0.0:0".parse().unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    s.listen = v["listen"].as_str().unwrap().parse().unwrap();
-                    s.control = v["control"].as_str().unwrap().parse().unwrap();
-                    return s;
-                }
-            }
-            if let Ok(Some(st)) = s.child.try_wait() {
-                panic!("server exited at start: {st}");
-            }
-            assert!(Instant::now() < deadline, "server not ready in 10 s");
-            std::thread::sleep(Duration::from_millis(20));
+            listen: v["listen"].as_str().unwrap().parse().unwrap(),
+            control: v["control"].as_str().unwrap().parse().unwrap(),
         }
     }
 
@@ -173,7 +144,7 @@ fn closed_by(s: &mut TcpStream, deadline: Instant) -> bool {
 /// thread must hold no more than its cap, and every slow connection must be closed by the header timeout.
 #[test]
 fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
-    let dir = tmpdir("slowloris");
+    let dir = scratch!("slowloris");
     let header_timeout = 2.0;
     let s = Server::start(
         server_cmd(&[
@@ -278,7 +249,7 @@ fn a_slowloris_on_the_control_port_takes_nothing_from_anyone_else() {
 /// and once players leave, new ones get in.
 #[test]
 fn out_of_descriptors_the_game_port_refuses_cleanly_and_recovers() {
-    let dir = tmpdir("emfile");
+    let dir = scratch!("emfile");
     let s = Server::start(
         server_cmd(&["--cores", "0", "--max-conns", "100000"]),
         &dir,
@@ -334,7 +305,7 @@ fn out_of_descriptors_the_game_port_refuses_cleanly_and_recovers() {
 /// a normal client at the same time is not disturbed.
 #[test]
 fn a_client_that_never_reads_is_reset_after_a_bounded_number_of_bytes() {
-    let dir = tmpdir("deaf");
+    let dir = scratch!("deaf");
     let queue = 4096u64;
     let s = Server::start(
         server_cmd(&["--cores", "0", "--write-queue", &queue.to_string()]),
@@ -367,16 +338,11 @@ fn a_client_that_never_reads_is_reset_after_a_bounded_number_of_bytes() {
             break;
         }
     }
-    let st = {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let st = stats(s.control);
-            if st.closes["slow_reader"] >= 1 || Instant::now() > deadline {
-                break st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let st = wait::poll(Duration::from_secs(10), wait::EVERY, || {
+        let st = stats(s.control);
+        (st.closes["slow_reader"] >= 1).then_some(st)
+    })
+    .unwrap_or_else(|| stats(s.control));
     assert_eq!(st.closes["slow_reader"], 1, "{st:?}");
     // What reached the client before the reset.
     let mut got = 0u64;
@@ -413,68 +379,17 @@ fn a_client_that_never_reads_is_reset_after_a_bounded_number_of_bytes() {
         .expect("the normal client is answered");
 }
 
-/// Creates a network namespace with a veth pair inside it (198.18.0.1/30 and .2/30) and
-/// deletes it when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Result<Netns, String> {
-        let name = format!("rpctl-{}", std::process::id());
-        let ip = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("ip")
-                .args(args)
-                .output()
-                .map_err(|e| format!("cannot run `ip` (apt-get install -y iproute2): {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        ip(&["netns", "add", &name])?;
-        let ns = Netns(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n", &name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-        ])?;
-        ip(&["-n", &name, "addr", "add", "198.18.0.1/30", "dev", "va"])?;
-        ip(&["-n", &name, "addr", "add", "198.18.0.2/30", "dev", "vb"])?;
-        ip(&["-n", &name, "link", "set", "va", "up"])?;
-        ip(&["-n", &name, "link", "set", "vb", "up"])?;
-        Ok(ns)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, BIN]).args(args);
-        c
-    }
-
-    /// Runs `f` on a thread that has joined the namespace (only that thread), so its
-    /// sockets live there.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("open the namespace");
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns only changes this thread's network namespace.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("the thread in the namespace")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A network namespace with a veth pair inside it (198.18.0.1/30 and .2/30), deleted
+/// when dropped.
+fn veth_netns() -> Result<Netns, String> {
+    let ns = Netns::create("rpctl")?;
+    ns.ip(&["link", "set", "lo", "up"])?;
+    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"])?;
+    ns.ip(&["addr", "add", "198.18.0.1/30", "dev", "va"])?;
+    ns.ip(&["addr", "add", "198.18.0.2/30", "dev", "vb"])?;
+    ns.ip(&["link", "set", "va", "up"])?;
+    ns.ip(&["link", "set", "vb", "up"])?;
+    Ok(ns)
 }
 
 /// On 198.18.0.1 (not loopback) the server refuses to start without a token (exit 2,
@@ -482,16 +397,16 @@ impl Drop for Netns {
 /// one 200, and `/metrics` is open only with --control-metrics-open.
 #[test]
 fn off_loopback_the_control_port_needs_the_token() {
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(why) if in_ci() => panic!("CI is set but no network namespace can be made: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED off_loopback_the_control_port_needs_the_token: {why}");
-            return;
-        }
+    let test = "off_loopback_the_control_port_needs_the_token";
+    let Some(ns) = prereq::require(test, veth_netns()) else {
+        return;
     };
-    let out = ns
-        .cmd(&["--listen", "198.18.0.1:0", "--control", "198.18.0.1:0"])
+    let server = |args: &[&str]| {
+        let mut c = ns.command(BIN);
+        c.args(args);
+        c
+    };
+    let out = server(&["--listen", "198.18.0.1:0", "--control", "198.18.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -499,17 +414,17 @@ fn off_loopback_the_control_port_needs_the_token() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains("--control-token-file"), "{err}");
 
-    let dir = tmpdir("token");
+    let dir = scratch!("token");
     let token = "s3cret-token-0123456789";
     let file = dir.join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
-    let mut cmd = ns.cmd(&["--listen", "198.18.0.1:0", "--control", "198.18.0.1:0"]);
+    let mut cmd = server(&["--listen", "198.18.0.1:0", "--control", "198.18.0.1:0"]);
     cmd.arg("--control-token-file").arg(&file);
     cmd.arg("--control-metrics-open");
     let s = Server::start(cmd, &dir, None);
     assert!(!s.control.ip().is_loopback());
     let control = s.control;
-    let answers = ns.run(move || {
+    let answers = ns.enter(move || {
         let ask = |path: &str, h: &str| get(control, path, h).map(|r| r.0).unwrap_or(0);
         [
             ask("/stats", ""),
@@ -526,7 +441,7 @@ fn off_loopback_the_control_port_needs_the_token() {
         ]
     });
     assert_eq!(answers, [401, 401, 401, 401, 200, 401, 200, 200]);
-    let st = ns.run(move || {
+    let st = ns.enter(move || {
         get(
             control,
             "/stats",
@@ -542,7 +457,7 @@ fn off_loopback_the_control_port_needs_the_token() {
 /// is closed after the idle timeout (no byte moved), not held forever.
 #[test]
 fn a_control_connection_without_a_byte_for_the_idle_timeout_is_closed() {
-    let dir = tmpdir("idle");
+    let dir = scratch!("idle");
     let s = Server::start(
         server_cmd(&[
             "--cores",
@@ -562,14 +477,11 @@ fn a_control_connection_without_a_byte_for_the_idle_timeout_is_closed() {
     let asks = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(500);
     c.write_all(asks.as_bytes()).unwrap();
     // Not reading: the answers fill both buffers and the server's writes stall.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let st = loop {
+    let st = wait::poll(Duration::from_secs(5), Duration::from_millis(100), || {
         let st = stats(s.control);
-        if st.control.idle_timeouts >= 1 || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (st.control.idle_timeouts >= 1).then_some(st)
+    })
+    .unwrap_or_else(|| stats(s.control));
     assert_eq!(st.control.idle_timeouts, 1, "{:?}", st.control);
     assert_eq!(st.control.header_timeouts, 0, "{:?}", st.control);
     assert!(

@@ -1,80 +1,47 @@
 //! `redpacket-server check` in a network namespace this test makes: a per-namespace key
 //! set low there is reported short, as advice (failing only `--strict`), then, with the
 //! namespace keys of sysctl/server.conf applied, fine. Only per-namespace keys are ever
-//! written; the namespace is deleted when the test ends, also when it fails.
-
-use std::process::Command;
+//! written; the namespace is deleted when the test ends, also when it fails. Where no
+//! namespace can be made (no `ip`, not root) the test follows the kit's prereq rule.
 
 use redpacket_host::conf::{Conf, Scope};
+use redpacket_testkit::netns::Netns;
+use redpacket_testkit::prereq;
 
 const BIN: &str = env!("CARGO_BIN_EXE_redpacket-server");
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+/// `ARGS` run inside the namespace.
+fn exec(ns: &Netns, args: &[&str]) -> std::process::Output {
+    ns.command(args[0]).args(&args[1..]).output().unwrap()
 }
 
-/// Deletes the namespace on drop, whatever happened.
-struct Netns(String);
+/// `sysctl -w KEY=VALUE` inside the namespace; only per-namespace keys.
+fn sysctl(ns: &Netns, key: &str, value: &str) {
+    let out = exec(ns, &["sysctl", "-w", &format!("{key}={value}")]);
+    assert!(
+        out.status.success(),
+        "sysctl -w {key}={value} in {}: {}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
-impl Netns {
-    /// Creates a namespace, or says why it cannot (no `ip`, no CAP_NET_ADMIN).
-    fn create() -> Result<Netns, String> {
-        let name = format!("rpchk-{}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .map_err(|e| format!("cannot run `ip` (apt-get install -y iproute2): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ip netns add {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Netns(name))
+/// `redpacket-server check --connections N --json [--strict]` inside the namespace.
+fn check(ns: &Netns, n: u64, strict: bool) -> (i32, serde_json::Value) {
+    let n = n.to_string();
+    let mut args = vec![BIN, "check", "--connections", &n, "--json"];
+    if strict {
+        args.push("--strict");
     }
-
-    fn exec(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `sysctl -w KEY=VALUE` inside the namespace; only per-namespace keys.
-    fn sysctl(&self, key: &str, value: &str) {
-        let out = self.exec(&["sysctl", "-w", &format!("{key}={value}")]);
-        assert!(
-            out.status.success(),
-            "sysctl -w {key}={value} in {}: {}",
-            self.0,
+    let out = exec(ns, &args);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `redpacket-server check --connections N --json [--strict]` inside the namespace.
-    fn check(&self, n: u64, strict: bool) -> (i32, serde_json::Value) {
-        let n = n.to_string();
-        let mut args = vec![BIN, "check", "--connections", &n, "--json"];
-        if strict {
-            args.push("--strict");
-        }
-        let out = self.exec(&args);
-        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), v)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
 }
 
 fn item<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -98,18 +65,14 @@ fn short(report: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn check_reports_a_low_namespace_key_short_then_fine() {
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(why) if in_ci() => panic!("CI is set but no network namespace can be made: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED check_reports_a_low_namespace_key_short_then_fine: {why}");
-            return;
-        }
+    let test = "check_reports_a_low_namespace_key_short_then_fine";
+    let Some(ns) = prereq::require(test, Netns::create("rpchk")) else {
+        return;
     };
     let n = 1000;
 
-    ns.sysctl("net.core.somaxconn", "128");
-    let (code, before) = ns.check(n, false);
+    sysctl(&ns, "net.core.somaxconn", "128");
+    let (code, before) = check(&ns, n, false);
     let som = item(&before, "net.core.somaxconn");
     assert_eq!(som["value"], "128", "{som}");
     assert_eq!(som["ok"], false, "{som}");
@@ -144,7 +107,7 @@ fn check_reports_a_low_namespace_key_short_then_fine() {
         "advice is never raised first: {before}"
     );
     // With --strict, the short advice fails it.
-    let (code, strict) = ns.check(n, true);
+    let (code, strict) = check(&ns, n, true);
     assert_eq!(code, 1, "a short key fails --strict: {strict}");
     assert_eq!(strict["ok"], false);
     assert_eq!(strict["can_hold"], before["can_hold"]);
@@ -152,9 +115,9 @@ fn check_reports_a_low_namespace_key_short_then_fine() {
     // Apply every per-namespace key of the file, as a tuned namespace would have them.
     let conf = Conf::server();
     for k in conf.keys.iter().filter(|k| k.scope == Scope::Netns) {
-        ns.sysctl(&k.key, &k.value);
+        sysctl(&ns, &k.key, &k.value);
     }
-    let (code, after) = ns.check(n, true);
+    let (code, after) = check(&ns, n, true);
     assert_eq!(item(&after, "net.core.somaxconn")["ok"], true, "{after}");
     for k in conf.keys.iter().filter(|k| k.scope == Scope::Netns) {
         assert_eq!(

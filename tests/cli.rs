@@ -1,17 +1,11 @@
 //! The `redpacket-server` binary as a user meets it: flags, exit codes, signals, files.
 
-use std::path::PathBuf;
+use redpacket_testkit::process::Proc;
+use redpacket_testkit::{scratch, wait};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_redpacket-server");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("redpacket-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn help_is_usable_and_exits_0() {
@@ -72,29 +66,19 @@ fn a_taken_port_exits_3() {
 
 #[test]
 fn sigterm_drains_and_writes_the_host_folder() {
-    let dir = tmpdir("term");
+    let dir = scratch!("term");
     let ready = dir.join("ready.json");
     let host = dir.join("host");
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--host-dir")
-        .arg(&host)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready.exists()
-        || std::fs::read_to_string(&ready)
-            .unwrap_or_default()
-            .is_empty()
-    {
-        assert!(Instant::now() < deadline, "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let mut child = Proc::spawn(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--host-dir")
+            .arg(&host)
+            .stderr(Stdio::null()),
+    );
+    let info = child.ready_json(&ready, Duration::from_secs(10));
     let listen: std::net::SocketAddr = info["listen"].as_str().unwrap().parse().unwrap();
     // One user logs in and shakes, so there is something to account for.
     {
@@ -110,8 +94,7 @@ fn sigterm_drains_and_writes_the_host_folder() {
         s.read_exact(&mut b).unwrap();
     }
     std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.signal(libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let summary: serde_json::Value =
@@ -128,25 +111,13 @@ fn sigterm_drains_and_writes_the_host_folder() {
     assert!(host.join("net.jsonl").exists());
 }
 
-/// A server child, killed if the test fails before it stops it.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts the server with `--host-dir host` and `extra`; returns it and its listen address.
 fn start_in(
     host: &std::path::Path,
     ready: &std::path::Path,
     extra: &[&str],
-) -> (Server, std::net::SocketAddr) {
-    let child = Server(
+) -> (Proc, std::net::SocketAddr) {
+    let mut child = Proc::spawn(
         Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .arg("--ready-file")
@@ -154,19 +125,10 @@ fn start_in(
             .arg("--host-dir")
             .arg(host)
             .args(extra)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(ready).unwrap_or_default();
-        if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
-            return (child, info["listen"].as_str().unwrap().parse().unwrap());
-        }
-        assert!(Instant::now() < deadline, "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let info = child.ready_json(ready, Duration::from_secs(10));
+    (child, info["listen"].as_str().unwrap().parse().unwrap())
 }
 
 /// Two instances on one host: each writes its own folder, only the first samples the
@@ -175,7 +137,7 @@ fn start_in(
 fn instances_share_a_host_folder() {
     use redpacket_protocol::Frame;
     use std::io::{Read, Write};
-    let dir = tmpdir("instances");
+    let dir = scratch!("instances");
     let host = dir.join("server1");
     let mut servers = Vec::new();
     for i in 1..=2u32 {
@@ -196,9 +158,8 @@ fn instances_share_a_host_folder() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     for mut server in servers {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
-        assert_eq!(server.0.wait().unwrap().code(), Some(0));
+        server.signal(libc::SIGTERM);
+        assert_eq!(server.wait().unwrap().code(), Some(0));
     }
     for i in 1..=2u64 {
         let d = host.join(format!("instance-{i}"));
@@ -228,29 +189,19 @@ fn instances_share_a_host_folder() {
 
 /// The start-up log line about capacity, with `--max-conns N`: (level, message).
 fn capacity_line(max_conns: &str) -> (String, String) {
-    let dir = tmpdir(&format!("cap-{max_conns}"));
+    let dir = scratch!(&format!("cap-{max_conns}"));
     let (ready, log) = (dir.join("ready.json"), dir.join("stderr.log"));
-    let mut child = Server(
+    let mut child = Proc::spawn(
         Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(["--max-conns", max_conns, "--ready-file"])
             .arg(&ready)
             .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+            .stderr(std::fs::File::create(&log).unwrap()),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&ready)
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "no ready file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+    child.ready_json(&ready, Duration::from_secs(10));
+    child.signal(libc::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let line = text
@@ -455,23 +406,17 @@ fn check_prints_the_verdict_then_limits_then_advice() {
 /// Waits until the last line of `path` (a `server.jsonl`) counts `shakes` shake
 /// requests; returns the file's text then.
 fn wait_shakes(path: &std::path::Path, shakes: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("a line with {shakes} shakes in {}", path.display());
+    wait::poll(Duration::from_secs(10), Duration::from_millis(50), || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let last = text
             .lines()
             .last()
             .and_then(|l| serde_json::from_str::<redpacket_formats::ServerLine>(l).ok());
-        if last.is_some_and(|l| l.total.requests.shake == shakes) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no line with {shakes} shakes",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        last.is_some_and(|l| l.total.requests.shake == shakes)
+            .then_some(text)
+    })
+    .unwrap_or_else(|| panic!("waited 10 s for {what}"))
 }
 
 /// An instance killed with SIGKILL and started again with the same flags (as systemd
@@ -483,7 +428,7 @@ fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
     use redpacket_formats::{Previous, ServerLine, ServerSummary, StartLine};
     use redpacket_protocol::Frame;
     use std::io::{Read, Write};
-    let dir = tmpdir("restart");
+    let dir = scratch!("restart");
     let host = dir.join("server1");
     let shake = |listen: std::net::SocketAddr, user: u32, n: usize| {
         let mut s = std::net::TcpStream::connect(listen).unwrap();
@@ -504,11 +449,11 @@ fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
     // Instance 1's first life: two shakes, two lines, then SIGKILL.
     let ready = dir.join("ready-1.json");
     let (mut first, listen) = start_in(&host, &ready, &["--instance", "1"]);
-    let first_pid = first.0.id();
+    let first_pid = first.id();
     shake(listen, 1, 2);
     let before = wait_shakes(&stats, 2);
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
     assert!(!host.join("instance-1/server-summary.json").exists());
     // The second life, same flags: one shake, a line, then a clean stop.
     std::fs::remove_file(&ready).unwrap();
@@ -516,9 +461,8 @@ fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
     shake(listen, 1, 1);
     wait_shakes(&stats, 1);
     for server in [&mut second, &mut other] {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
-        assert_eq!(server.0.wait().unwrap().code(), Some(0));
+        server.signal(libc::SIGTERM);
+        assert_eq!(server.wait().unwrap().code(), Some(0));
     }
 
     let after = std::fs::read_to_string(&stats).unwrap();

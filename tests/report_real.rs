@@ -6,18 +6,13 @@ use std::fs;
 #[path = "fixtures/real.rs"]
 mod real;
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("redpacket-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use redpacket_testkit::scratch;
 
 /// A run folder made by a real short run of the server; the report's numbers agree
 /// with the server's own final account.
 #[test]
 fn real_short_run_of_the_server() {
-    let dir = temp_dir("real");
+    let dir = scratch!("real");
     real::real_run(&dir);
     let out = redpacket_report::report(&dir).unwrap();
     let t = &out.text;

@@ -10,35 +10,25 @@
 //! has just built (`target/<profile>/`), so nothing is built twice and no cargo runs
 //! inside a test. They run one at a time: each loads both cores for a while.
 
-#[path = "fixtures/prereq.rs"]
-mod prereq;
-
+use redpacket_testkit::{prereq, process, serial};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The folder holding the workspace's binaries of this build: `redpacket-server` is this
-/// package's own; `redpacket-loadgen` (another package) is built beside it by
-/// `cargo test --workspace`.
+/// package's own; `redpacket-loadgen` and `redpacket-report` (other packages) are built
+/// beside it by `cargo test --workspace`.
 fn bin_dir() -> PathBuf {
-    let server = Path::new(env!("CARGO_BIN_EXE_redpacket-server"));
-    let dir = server.parent().expect("binary has a folder").to_path_buf();
     for bin in ["redpacket-loadgen", "redpacket-report"] {
-        assert!(
-            dir.join(bin).is_file(),
-            "{} is missing: run `cargo test --workspace` (it builds every binary first)",
-            dir.join(bin).display()
-        );
+        process::workspace_bin(bin).unwrap_or_else(|e| panic!("{e}"));
     }
-    dir
+    let server = Path::new(env!("CARGO_BIN_EXE_redpacket-server"));
+    server.parent().expect("binary has a folder").to_path_buf()
 }
 
 /// Runs `bash SCRIPT` from the workspace root with `env`, and fails with its output
 /// when it fails.
 fn run_script(script: &str, env: &[(&str, &Path)]) {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = serial::lock();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("bash");
     cmd.arg(root.join(script)).current_dir(root);
@@ -62,7 +52,7 @@ fn run_script(script: &str, env: &[(&str, &Path)]) {
             tail(&stderr)
         );
     }
-    // A skip is not a pass: it fails the test unless skips are allowed (fixtures/prereq.rs).
+    // A skip is not a pass: it fails the test unless skips are allowed (the kit's prereq).
     for line in stdout.lines().chain(stderr.lines()) {
         if line.contains("SKIPPED") {
             prereq::missing_prerequisite(script, line);

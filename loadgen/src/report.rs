@@ -319,9 +319,8 @@ mod format_tests {
 
     #[test]
     fn written_files_read_back_field_for_field() {
-        let run = std::env::temp_dir().join(format!("loadgen-formats-{}", std::process::id()));
+        let run = redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "loadgen", "formats");
         let dir = run.join("client1");
-        let _ = std::fs::remove_dir_all(&run);
         std::fs::create_dir_all(&dir).unwrap();
         let t = distinct_tally();
         let by_addr: BTreeMap<String, u64> = [("127.0.0.2".into(), 11), ("127.0.0.3".into(), 12)]

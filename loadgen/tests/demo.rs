@@ -5,25 +5,15 @@
 //! footprint must be sampled, and no process may outlive the demo, also on Ctrl-C; a
 //! host that cannot hold the users is refused before anything starts.
 
+use redpacket_testkit::process::Proc;
+use redpacket_testkit::{scratch, serial, wait};
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_redpacket-loadgen");
-
-/// The demos here take most of the machine: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn scratch(name: &str) -> PathBuf {
-    let d =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// An environment variable every process the demo starts inherits, to find them all.
 fn tag(name: &str) -> String {
@@ -58,7 +48,7 @@ fn tagged(tag: &str) -> Vec<u32> {
 
 /// Starts `demo --users USERS --results RESULTS EXTRA...` with the open-files limit
 /// lowered to `nofile`.
-fn start_demo(users: &str, results: &Path, extra: &[&str], nofile: u64, tag: &str) -> Child {
+fn start_demo(users: &str, results: &Path, extra: &[&str], nofile: u64, tag: &str) -> Proc {
     let mut cmd = Command::new(LOADGEN);
     cmd.arg("demo")
         .args(["--users", users, "--results"])
@@ -80,60 +70,36 @@ fn start_demo(users: &str, results: &Path, extra: &[&str], nofile: u64, tag: &st
             Ok(())
         });
     }
-    cmd.spawn().expect("start the demo")
+    Proc::spawn(&mut cmd)
 }
 
 /// Waits for `child` (killing it and every tagged process after `limit`); returns the
 /// exit code and its standard output and error.
-fn finish(mut child: Child, limit: Duration, tag: &str) -> (i32, String, String) {
-    use std::io::Read;
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let until = Instant::now() + limit;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
+fn finish(mut child: Proc, limit: Duration, tag: &str) -> (i32, String, String) {
+    let Some(done) = child.output_within(limit) else {
+        for pid in tagged(tag) {
+            // SAFETY: kill(2) on a process this test's demo started (it carries the tag).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            for pid in tagged(tag) {
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-            panic!("the demo still ran after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        panic!("the demo still ran after {limit:?}");
     };
-    let (out, err) = (t_out.join().unwrap(), t_err.join().unwrap());
-    print!("{out}");
-    eprint!("{err}");
-    (code, out, err)
+    print!("{}", done.stdout);
+    eprint!("{}", done.stderr);
+    (done.code, done.stdout, done.stderr)
 }
 
 /// Waits up to 5 s for every tagged process to be gone; fails naming those left.
 fn assert_all_gone(tag: &str) {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
+    let gone = wait::poll(Duration::from_secs(5), Duration::from_millis(100), || {
+        tagged(tag).is_empty().then_some(())
+    });
+    if gone.is_none() {
         let left = tagged(tag);
-        if left.is_empty() {
-            return;
+        for pid in &left {
+            // SAFETY: kill(2) on a process this test's demo started (it carries the tag).
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
-        if Instant::now() > until {
-            for pid in &left {
-                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-            }
-            panic!("processes outlived the demo: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        panic!("processes outlived the demo: {left:?}");
     }
 }
 
@@ -144,8 +110,8 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let results = scratch("instances");
+    let _g = serial::lock();
+    let results = scratch!("instances");
     let tag = tag("instances");
     let extra = ["--run-id", "t", "--time-scale", "0.15", "--scale", "0.1"];
     let child = start_demo("5000", &results, &extra, 2000, &tag);
@@ -198,8 +164,8 @@ fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent()
 
 #[test]
 fn ctrl_c_stops_every_process_the_demo_started() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let results = scratch("ctrl-c");
+    let _g = serial::lock();
+    let results = scratch!("ctrl-c");
     let tag = tag("ctrlc");
     let child = start_demo(
         "5000",
@@ -208,11 +174,9 @@ fn ctrl_c_stops_every_process_the_demo_started() {
         2000,
         &tag,
     );
-    let pid = child.id();
     // Wait until every user is in (the load generator's log says so), then Ctrl-C.
     let log = results.join("t");
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait::poll(Duration::from_secs(60), Duration::from_millis(100), || {
         let connected = std::fs::read_dir(&log)
             .ok()
             .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_dir())))
@@ -221,18 +185,14 @@ fn ctrl_c_stops_every_process_the_demo_started() {
             .and_then(|l| serde_json::from_str::<Value>(&l).ok())
             .and_then(|v| v["connections"].as_u64())
             .unwrap_or(0);
-        if connected == 5000 {
-            break;
-        }
-        assert!(Instant::now() < until, "users did not connect within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (connected == 5000).then_some(())
+    })
+    .expect("users did not connect within 60 s");
     assert!(
         tagged(&tag).len() >= 7,
         "3 servers, 3 children and the demo"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    child.signal(libc::SIGINT);
     let (code, out, err) = finish(child, Duration::from_secs(90), &tag);
     assert_all_gone(&tag);
     assert_eq!(code, 1, "an interrupted run fails\n{out}\n{err}");
@@ -241,7 +201,7 @@ fn ctrl_c_stops_every_process_the_demo_started() {
 
 #[test]
 fn a_host_that_cannot_hold_the_users_is_refused_before_anything_starts() {
-    let results = scratch("refused");
+    let results = scratch!("refused");
     let tag = tag("refused");
     let t0 = Instant::now();
     // Three million users: two files each exceed fs.file-max here, and their memory

@@ -4,30 +4,15 @@
 //! Tests run one at a time (a lock): they measure rates and latencies, and this machine
 //! has two cores.
 
+use redpacket_testkit::process::Proc;
+use redpacket_testkit::{prereq, scratch, serial, wait};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 const LOADGEN: &str = env!("CARGO_BIN_EXE_redpacket-loadgen");
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A child process killed when the test ends, whatever happens.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -35,29 +20,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("loadgen-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A prerequisite of `test` is missing. Under `CI=true` that fails the test; elsewhere
-/// too, unless `REDPACKET_ALLOW_SKIP=1`, when the test passes and says `SKIPPED` on
-/// stderr (stable libtest has no "skipped" outcome, and a silent pass would hide it).
-/// Returns only when the skip is allowed.
-fn missing_prerequisite(test: &str, reason: &str) {
-    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    if set("CI") {
-        panic!("{test}: {reason} (CI=true: a test that cannot run fails)");
-    }
-    if !set("REDPACKET_ALLOW_SKIP") {
-        panic!("{test}: {reason} (set REDPACKET_ALLOW_SKIP=1 to skip it outside CI)");
-    }
-    eprintln!("SKIPPED: {test}: {reason}");
 }
 
 /// The yardstick `floor.c`: `$BENCH_SRC/floor.c`, else the repository's
@@ -80,7 +42,7 @@ fn floor_source() -> Result<PathBuf, String> {
 
 /// Builds floor.c with gcc, once per version of its source (the binary is named after
 /// a hash of the source, so an edited floor.c is rebuilt), or says why it cannot. `None`
-/// only when [`missing_prerequisite`] allows the skip.
+/// only when the skip is allowed ([`prereq`]).
 fn floor_bin(test: &str) -> Option<PathBuf> {
     use std::hash::{Hash, Hasher};
     let built = floor_source().and_then(|src| {
@@ -107,13 +69,7 @@ fn floor_bin(test: &str) -> Option<PathBuf> {
             Err(e) => Err(format!("cannot run gcc to build floor.c: {e}")),
         }
     });
-    match built {
-        Ok(p) => Some(p),
-        Err(reason) => {
-            missing_prerequisite(test, &reason);
-            None
-        }
-    }
+    prereq::require(test, built)
 }
 
 /// Starts floor on a free port with one thread; returns it and the port.
@@ -126,42 +82,25 @@ fn start_floor(bin: &Path, port: u16, stall: Option<&str>) -> Proc {
     if let Some(s) = stall {
         c.env("FLOOR_STALL", s);
     }
-    let p = Proc(c.spawn().expect("start floor"));
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "floor did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let p = Proc::spawn(&mut c);
+    wait::until("floor to listen", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     p
 }
 
 /// Runs the load generator; panics if it does not finish within `limit`.
 fn loadgen(args: &[&str], limit: Duration) -> (i32, String) {
-    let mut c = Proc(
+    let done = Proc::spawn(
         Command::new(LOADGEN)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start loadgen"),
-    );
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(st) = c.0.try_wait().unwrap() {
-            let mut out = String::new();
-            use std::io::Read;
-            if let Some(mut o) = c.0.stdout.take() {
-                let _ = o.read_to_string(&mut out);
-            }
-            print!("{out}");
-            return (st.code().unwrap_or(-1), out);
-        }
-        assert!(
-            Instant::now() < until,
-            "loadgen hung: still running after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .stderr(Stdio::inherit()),
+    )
+    .output_within(limit)
+    .unwrap_or_else(|| panic!("loadgen hung: still running after {limit:?}"));
+    print!("{}", done.stdout);
+    (done.code, done.stdout)
 }
 
 fn summary(dir: &Path) -> Value {
@@ -176,14 +115,14 @@ fn f(v: &Value) -> f64 {
 // one JSON line per second; and a p99 threshold that cannot be met fails the run.
 #[test]
 fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
-    let _g = serial();
+    let _g = serial::lock();
     let Some(floor) = floor_bin("thousands_of_users_hold_the_target_rate_and_thresholds_gate")
     else {
         return;
     };
     let port = free_port();
     let _floor = start_floor(&floor, port, None);
-    let out = scratch("rate");
+    let out = scratch!("rate");
     let server = format!("127.0.0.1:{port}");
     // The phase comes from a TOML plan file.
     let plan = out.join("plan.toml");
@@ -242,7 +181,7 @@ fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
     assert!(table.contains("steady"), "no table on stdout");
 
     // The same load with an impossible p99 bound must fail.
-    let out2 = scratch("threshold");
+    let out2 = scratch!("threshold");
     let (code, table) = loadgen(
         &[
             "run",
@@ -273,14 +212,14 @@ fn thousands_of_users_hold_the_target_rate_and_thresholds_gate() {
 // runs from the scheduled send time, so requests due during the stall are not omitted.
 #[test]
 fn a_server_stall_shows_in_p99_and_max() {
-    let _g = serial();
+    let _g = serial::lock();
     let Some(floor) = floor_bin("a_server_stall_shows_in_p99_and_max") else {
         return;
     };
     let port = free_port();
     // floor stops answering 3 s after its start, for 1.5 s; the phase covers it.
     let _floor = start_floor(&floor, port, Some("3:1500"));
-    let out = scratch("stall");
+    let out = scratch!("stall");
     let (code, table) = loadgen(
         &[
             "run",
@@ -331,7 +270,7 @@ fn start_server_with_control(port: u16, dir: &Path) -> (Proc, String) {
         Instant::now().elapsed().as_nanos()
     ));
     let _ = std::fs::remove_file(&ready);
-    let p = Proc(
+    let mut p = Proc::spawn(
         Command::new(server_program())
             .args([
                 "--listen",
@@ -342,20 +281,11 @@ fn start_server_with_control(port: u16, dir: &Path) -> (Proc, String) {
             .args(["--stats-out", "off", "--ready-file"])
             .arg(&ready)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start server"),
+            .stderr(Stdio::null()),
     );
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                return (p, v["control"].as_str().unwrap().to_string());
-            }
-        }
-        assert!(Instant::now() < until, "the server was not ready in 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let v = p.ready_json(&ready, Duration::from_secs(20));
+    let control = v["control"].as_str().unwrap().to_string();
+    (p, control)
 }
 
 // The real server dies mid-run (SIGKILL): the load generator counts the lost
@@ -363,11 +293,11 @@ fn start_server_with_control(port: u16, dir: &Path) -> (Proc, String) {
 // port, and finishes on time either way.
 #[test]
 fn a_killed_server_is_reported_and_reconnected_when_asked() {
-    let _g = serial();
+    let _g = serial::lock();
     let port = free_port();
     let server = format!("127.0.0.1:{port}");
     for reconnect in [true, false] {
-        let out = scratch(if reconnect { "kill-reconnect" } else { "kill" });
+        let out = scratch!(if reconnect { "kill-reconnect" } else { "kill" });
         let mut first = start_server(port, &out);
         let out_s = out.to_str().unwrap().to_string();
         let server_c = server.clone();
@@ -398,8 +328,8 @@ fn a_killed_server_is_reported_and_reconnected_when_asked() {
             loadgen(&args, Duration::from_secs(60))
         });
         std::thread::sleep(Duration::from_millis(3000));
-        let _ = first.0.kill();
-        let _ = first.0.wait();
+        let _ = first.kill();
+        let _ = first.wait();
         std::thread::sleep(Duration::from_millis(1000));
         let _second = start_server(port, &out);
         let (code, table) = runner.join().unwrap();
@@ -430,8 +360,8 @@ fn a_killed_server_is_reported_and_reconnected_when_asked() {
 // results/<run-id>/ is the one the report reads.
 #[test]
 fn demo_against_the_real_server_reconciles_money_exactly() {
-    let _g = serial();
-    let results = scratch("demo");
+    let _g = serial::lock();
+    let results = scratch!("demo");
     let (code, table) = loadgen(
         &[
             "demo",
@@ -508,8 +438,8 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
 // money of both children reconciled exactly with the server.
 #[test]
 fn procs_split_users_and_merge_figures() {
-    let _g = serial();
-    let out = scratch("procs");
+    let _g = serial::lock();
+    let out = scratch!("procs");
     let port = free_port();
     let (_server, control) = start_server_with_control(port, &out);
     let (code, table) = loadgen(
@@ -550,8 +480,8 @@ fn procs_split_users_and_merge_figures() {
 // log in to the first instance and two thirds to the second, as each one's /stats says.
 #[test]
 fn ranged_servers_get_the_users_of_their_ranges() {
-    let _g = serial();
-    let out = scratch("ranged");
+    let _g = serial::lock();
+    let out = scratch!("ranged");
     let (a, b) = (free_port(), free_port());
     let (_sa, control_a) = start_server_with_control(a, &out);
     let (_sb, control_b) = start_server_with_control(b, &out);
@@ -589,14 +519,14 @@ fn ranged_servers_get_the_users_of_their_ranges() {
 // connect from a list of source addresses.
 #[test]
 fn the_rate_changes_live_and_source_addresses_are_used() {
-    let _g = serial();
+    let _g = serial::lock();
     let Some(floor) = floor_bin("the_rate_changes_live_and_source_addresses_are_used") else {
         return;
     };
     let port = free_port();
     let _floor = start_floor(&floor, port, None);
     let control = free_port();
-    let out = scratch("live");
+    let out = scratch!("live");
     let out_s = out.to_str().unwrap().to_string();
     let server = format!("127.0.0.1:{port}");
     let ctl = format!("127.0.0.1:{control}");
@@ -626,21 +556,17 @@ fn the_rate_changes_live_and_source_addresses_are_used() {
         )
     });
     // Wait for the phase, then raise the rate.
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < until, "no load phase within 20 s");
+    // Each try waits first, as the phase starts after the ramp.
+    wait::poll(Duration::from_secs(20), Duration::ZERO, || {
         std::thread::sleep(Duration::from_millis(200));
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", control)) else {
-            continue;
-        };
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", control)).ok()?;
         use std::io::{Read, Write};
         let _ = write!(s, "GET /qps?qps=1200 HTTP/1.1\r\nHost: x\r\n\r\n");
         let mut answer = String::new();
         let _ = s.read_to_string(&mut answer);
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-    }
+        answer.starts_with("HTTP/1.1 200").then_some(())
+    })
+    .expect("no load phase within 20 s");
     let (code, table) = runner.join().unwrap();
     assert_eq!(code, 0, "{table}");
     let lines: Vec<Value> = std::fs::read_to_string(out.join("loadgen.jsonl"))
@@ -733,9 +659,9 @@ fn start_lying_server() -> u16 {
 // bad answers (not as served requests) and fail the error-rate threshold.
 #[test]
 fn wrong_answers_are_caught() {
-    let _g = serial();
+    let _g = serial::lock();
     let port = start_lying_server();
-    let out = scratch("lies");
+    let out = scratch!("lies");
     let (code, table) = loadgen(
         &[
             "run",
@@ -768,9 +694,9 @@ fn wrong_answers_are_caught() {
 // No server at all: the ramp gives up at its deadline with one line saying why.
 #[test]
 fn no_server_fails_with_the_reason() {
-    let _g = serial();
+    let _g = serial::lock();
     let port = free_port();
-    let out = scratch("none");
+    let out = scratch!("none");
     let started = Instant::now();
     let mut c = Command::new(LOADGEN)
         .args([
@@ -825,8 +751,8 @@ fn jsonl(path: &Path) -> Vec<Value> {
 // durations before them, as a fleet's run.json computes them.
 #[test]
 fn start_at_begins_the_load_at_the_instant() {
-    let _g = serial();
-    let out = scratch("start-at");
+    let _g = serial::lock();
+    let out = scratch!("start-at");
     let port = free_port();
     let (_server, control) = start_server_with_control(port, &out);
     let at = (unix_now() + 3.0).floor() + 0.5;
@@ -905,8 +831,8 @@ fn start_at_begins_the_load_at_the_instant() {
 // usage error.
 #[test]
 fn start_at_does_not_wait_for_a_slow_ramp_and_refuses_bad_instants() {
-    let _g = serial();
-    let out = scratch("start-at-ramp");
+    let _g = serial::lock();
+    let out = scratch!("start-at-ramp");
     let port = free_port();
     let _server = start_server(port, &out);
     let at = unix_now() + 1.5;
@@ -1064,7 +990,7 @@ fn run_refuses_what_this_host_cannot_hold_before_connecting() {
         "127.0.0.1:1",
         "--quiet",
         "--out",
-        std::env::temp_dir().join("rp-refuse").to_str().unwrap(),
+        scratch!("refuse").join("out").to_str().unwrap(),
     ]);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(err.contains("cannot hold 4000000000 users"), "{err}");

@@ -140,16 +140,9 @@ pub fn wait_stats(
     what: &str,
     pred: impl Fn(&redpacket_formats::server::Snapshot) -> bool,
 ) -> redpacket_formats::server::Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    redpacket_testkit::wait::poll(Duration::from_secs(10), Duration::from_millis(20), || {
         let s = stats(addr);
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        pred(&s).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for {what}: {:?}", stats(addr)))
 }

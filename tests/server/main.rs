@@ -655,16 +655,12 @@ fn a_send_campaign_waits_at_the_outstanding_cap_without_counting_or_dropping() {
         "busy at the cap"
     );
     // Expiry makes room; the campaign goes on, never above the cap.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    redpacket_testkit::wait::poll(Duration::from_secs(20), Duration::from_millis(20), || {
         let st = stats(s.control);
         assert!(st.outstanding.send <= 100, "{:?}", st.outstanding);
-        if st.send.created == 300 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{:?}", st.send);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (st.send.created == 300).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{:?}", stats(s.control).send));
     let st = stats(s.control);
     assert_eq!(st.send.rejected, 1, "only the user's busy send");
     drop(a);

@@ -318,11 +318,7 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("redpacket-safe-fs-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "redpacket-safe-fs", tag)
     }
 
     #[test]

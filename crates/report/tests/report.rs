@@ -3,8 +3,8 @@
 
 #[path = "fixtures/run.rs"]
 mod fixture;
-#[path = "../../../tests/fixtures/prereq.rs"]
-mod prereq;
+
+use redpacket_testkit::prereq;
 
 use std::fs;
 use std::path::Path;
