@@ -5,8 +5,11 @@
 //! host cannot meet.
 
 use crate::addrs::parse_source_addrs;
+use crate::demo::{self, DemoConfig};
 use crate::plan::{self, Phase};
-use crate::run::{self, RunConfig};
+use crate::run;
+use crate::run_config::RunConfig;
+use crate::run_dir;
 use crate::users::{ServerTarget, Targets, UserRange};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -280,9 +283,9 @@ impl RunArgs {
             start_at: self.start_at.filter(|_| !self.child),
             out: (!self.child).then(|| {
                 self.out.clone().unwrap_or_else(|| {
-                    let id = crate::demo::run_id(run::unix_f64() as u64, "run");
-                    crate::demo::fresh_run_dir(std::path::Path::new("results"), &id)
-                        .join(crate::demo::hostname())
+                    let id = run_dir::run_id(run::unix_f64() as u64, "run");
+                    run_dir::fresh_run_dir(std::path::Path::new("results"), &id)
+                        .join(run_dir::hostname())
                 })
             }),
             sample_host: !self.no_sample_host,
@@ -338,6 +341,31 @@ pub struct DemoArgs {
     /// Fail if any phase's (errors + timeouts) / scheduled is above this.
     #[arg(long)]
     pub max_error_rate: Option<f64>,
+}
+
+impl DemoArgs {
+    /// Checks the flags and builds the demo's configuration.
+    pub fn config(&self) -> Result<DemoConfig, String> {
+        if self.users < demo::MIN_USERS {
+            return Err(format!(
+                "demo --users {}: the demo needs at least {} users",
+                self.users,
+                demo::MIN_USERS
+            ));
+        }
+        Ok(DemoConfig {
+            users: self.users,
+            connect_rate: self.connect_rate,
+            results: self.results.clone(),
+            run_id: self.run_id.clone(),
+            scale: self.scale,
+            time_scale: self.time_scale,
+            server_bin: self.server_bin.clone(),
+            threads: self.threads,
+            max_p99_ms: self.max_p99_ms,
+            max_error_rate: self.max_error_rate,
+        })
+    }
 }
 
 /// Flags of `check`.
@@ -420,7 +448,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             match run::run(cfg) {
                 Ok(o) => {
                     if let Some(s) = &o.summary {
-                        print!("{}", crate::report::table(s));
+                        print!("{}", crate::output::table(s));
                         if let (Some(dir), false) = (out, quiet) {
                             println!("results in {}", dir.display());
                         }
@@ -433,7 +461,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 }
             }
         }
-        Command::Demo(a) => crate::demo::demo(&a),
+        Command::Demo(a) => match a.config() {
+            Ok(c) => demo::demo(&c),
+            Err(e) => {
+                eprintln!("redpacket-loadgen: {e}");
+                2
+            }
+        },
         Command::Check(a) => a.run(),
     }
 }
@@ -441,6 +475,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procs::child_args;
+    use crate::users::split_even;
     use clap::CommandFactory;
 
     #[test]
@@ -551,5 +587,43 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "run", "--start-at", "soon"]).is_err());
         assert!(run::check_start_at(f64::NAN, 0.0).is_err());
         assert!(run::check_start_at(f64::INFINITY, 0.0).is_err());
+    }
+
+    #[test]
+    fn children_get_the_servers_as_given_and_connect_users_alike() {
+        for servers in [
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "198.18.0.10:1025=0..1334,198.18.0.10:1026=1334..2667",
+        ] {
+            let args = [
+                "x",
+                "run",
+                "--users",
+                "300..2000",
+                "--server",
+                servers,
+                "--procs",
+                "3",
+            ];
+            let Command::Run(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!()
+            };
+            let cfg = a.config().unwrap();
+            let parent = Targets::new(&cfg.servers, cfg.all_users, cfg.users).unwrap();
+            for slice in split_even(cfg.users, cfg.procs) {
+                let argv = std::iter::once("x".to_string()).chain(child_args(&cfg, slice));
+                let Command::Run(b) = Cli::try_parse_from(argv).unwrap().command else {
+                    panic!()
+                };
+                assert_eq!(b.server, a.server);
+                let child = b.config().unwrap();
+                assert!(child.child);
+                assert_eq!((child.users, child.all_users), (slice, cfg.users));
+                let tg = Targets::new(&child.servers, child.all_users, child.users).unwrap();
+                for u in slice.start..slice.end {
+                    assert_eq!(tg.server_for(u), parent.server_for(u), "user {u}");
+                }
+            }
+        }
     }
 }

@@ -14,8 +14,8 @@
 //!   decode, expire, close, retry with backoff;
 //! - `checks`: what each answer must be (no sockets, no clock: tested frame by frame).
 //!
-//! The coordinator steers workers through [`Shared`] atomics (mode, rates, phase) and
-//! reads what they count from their [`WorkerBlock`]s (both in [`crate::shared`]).
+//! The coordinator steers workers through [`RunState`] atomics (mode, rates, phase) and
+//! reads what they count from their [`WorkerBlock`]s (both in [`crate::run_state`]).
 
 mod checks;
 mod lifecycle;
@@ -23,8 +23,8 @@ mod schedule;
 
 use crate::conn::Conn;
 use crate::metrics::Tally;
-pub use crate::shared::{Shared, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP};
-pub use crate::users::Targets;
+use crate::run_state::{RunState, WorkerBlock, MODE_LOAD, MODE_STOP};
+use crate::users::Targets;
 use crate::users::UserRange;
 use checks::Answers;
 use rand::rngs::SmallRng;
@@ -63,7 +63,7 @@ pub struct WorkerConfig {
 
 /// Spawns a worker thread for `shared.workers[cfg.index]`.
 pub fn spawn(
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     cfg: WorkerConfig,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -82,7 +82,7 @@ pub fn spawn(
 }
 
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     cfg: WorkerConfig,
     users: UserRange,
     conns: Vec<Conn>,
@@ -122,7 +122,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, cfg: WorkerConfig) -> std::io::Result<Worker> {
+    fn new(shared: Arc<RunState>, cfg: WorkerConfig) -> std::io::Result<Worker> {
         let users = shared.workers[cfg.index].users;
         let n = users.len() as usize;
         let sources = cfg.source_addrs.len();

@@ -3,76 +3,27 @@
 //! the servers and writes the summary.
 //!
 //! It is the only place that knows about time in whole phases; workers only see the
-//! atomics in [`Shared`]. In a child process (`--child`), the plan comes from the parent
+//! atomics in [`RunState`]. In a child process (`--child`), the plan comes from the parent
 //! as lines on stdin and the figures go back as lines on stdout (see [`crate::procs`]).
 //!
 //! Beside this module's orchestration: `progress` (the terminal's status line),
 //! `servers` (the servers' HTTP: campaigns and the money check's `/stats`) and
 //! `control` (the `--control` listener's `/qps` handler).
 
-use crate::engine::{
-    self, Shared, Targets, WorkerConfig, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP,
-};
+use crate::engine::{self, WorkerConfig};
 use crate::http;
 use crate::metrics::Tally;
-use crate::plan::Phase;
+use crate::output;
+use crate::procs::pipe;
 use crate::procs::{self, Children};
-use crate::report;
-use crate::users::{split_even, ServerTarget, UserRange};
+use crate::run_config::RunConfig;
+use crate::run_state::{RunState, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP};
+use crate::users::{split_even, Targets};
 use redpacket_formats::{LoadgenSummary, Money, PhaseSummary};
 use redpacket_host::check;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Everything a run needs, validated.
-#[derive(Clone, Debug)]
-pub struct RunConfig {
-    /// Users this process (tree) drives.
-    pub users: UserRange,
-    /// Users all processes of the run drive (rates are spread over these).
-    pub all_users: UserRange,
-    /// `--server`: bare addresses or addresses with their ranges ([`Targets::new`]).
-    pub servers: Vec<ServerTarget>,
-    pub server_controls: Vec<SocketAddr>,
-    pub source_addrs: Vec<IpAddr>,
-    pub connect_rate: f64,
-    /// Longest the connect ramp may take before load starts anyway, seconds.
-    pub connect_deadline_s: f64,
-    pub threads: usize,
-    pub pin: bool,
-    pub procs: usize,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub reconnect: bool,
-    pub think_ms: (u64, u64),
-    pub send_cents: (u32, u32),
-    /// Client sends per second when a phase does not say.
-    pub send_rate: f64,
-    pub plan: Vec<Phase>,
-    /// Unix seconds at which the first phase begins (`--start-at`): the ramp runs until
-    /// then, and the plan's phases follow from that instant.
-    pub start_at: Option<f64>,
-    pub out: Option<PathBuf>,
-    /// Write `net.jsonl` and `tuning.txt` for this host into `out` (off when a server on
-    /// the same host already does, as in the demo).
-    pub sample_host: bool,
-    pub control: Option<SocketAddr>,
-    pub max_p99_ms: Option<f64>,
-    pub max_error_rate: Option<f64>,
-    pub money_check: bool,
-    pub quiet: bool,
-    /// Run as a child of `--procs`: commands on stdin, figures on stdout.
-    pub child: bool,
-    pub seed: u64,
-    /// Shortest time between two timed wake-ups of a worker.
-    pub tick: Duration,
-    /// The run fails when fewer users than this are logged in at the end of the last
-    /// phase (the demo asks for all of them).
-    pub min_connected: Option<u64>,
-}
 
 /// How a run ended.
 pub struct Outcome {
@@ -192,7 +143,7 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, (i32, String)> {
 }
 
 struct Coordinator {
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     threads: Vec<std::thread::JoinHandle<()>>,
     children: Option<Children>,
     jsonl: Option<std::io::BufWriter<std::fs::File>>,
@@ -214,14 +165,14 @@ impl Coordinator {
     fn start(cfg: &RunConfig, targets: &Targets) -> Result<Coordinator, (i32, String)> {
         let (shared, threads, children) = if cfg.procs > 1 && !cfg.child {
             let slices = split_even(cfg.users, cfg.procs);
-            let shared = Arc::new(Shared::new(cfg.all_users, &slices));
+            let shared = Arc::new(RunState::new(cfg.all_users, &slices));
             let children =
                 procs::spawn_children(cfg, &slices, shared.clone()).map_err(|e| (1, e))?;
             (shared, Vec::new(), Some(children))
         } else {
             let threads = cfg.threads.clamp(1, cfg.users.len().max(1) as usize);
             let slices = split_even(cfg.users, threads);
-            let shared = Arc::new(Shared::new(cfg.all_users, &slices));
+            let shared = Arc::new(RunState::new(cfg.all_users, &slices));
             let cores = if cfg.pin {
                 core_affinity::get_core_ids().unwrap_or_default()
             } else {
@@ -325,7 +276,7 @@ impl Coordinator {
     }
 
     /// Sleeps until `until` (or `done()`), writing a line at every whole second.
-    fn wait(&mut self, cfg: &RunConfig, until: Instant, mut done: impl FnMut(&Shared) -> bool) {
+    fn wait(&mut self, cfg: &RunConfig, until: Instant, mut done: impl FnMut(&RunState) -> bool) {
         loop {
             self.forward();
             let now = Instant::now();
@@ -360,7 +311,7 @@ impl Coordinator {
         let inflight = self.shared.inflight();
         let by_source = self.shared.by_source();
         if cfg.child {
-            procs::emit_second(&tally, connected, inflight, &by_source);
+            pipe::emit_second(&tally, connected, inflight, &by_source);
             return;
         }
         let target =
@@ -372,7 +323,7 @@ impl Coordinator {
             .zip(by_source.iter())
             .map(|(a, n)| (a.to_string(), *n))
             .collect();
-        let line = report::second_line(
+        let line = output::second_line(
             (t * 1000.0).round() / 1000.0,
             (interval_s * 1000.0).round() / 1000.0,
             &label,
@@ -383,7 +334,7 @@ impl Coordinator {
             by_addr,
         );
         if let Some(w) = self.jsonl.as_mut() {
-            if let Err(e) = report::write_line(w, &line) {
+            if let Err(e) = output::write_line(w, &line) {
                 note!("loadgen: cannot write loadgen.jsonl: {e}");
             }
         }
@@ -427,14 +378,14 @@ impl Coordinator {
         };
         if cfg.child {
             // The parent's `set` lines may arrive while this child still ramps.
-            procs::follow_parent(self.shared.clone());
+            pipe::follow_parent(self.shared.clone());
         }
         self.wait(cfg, deadline, |s| {
             s.connected() >= users || s.mode.load(Relaxed) != MODE_CONNECT
         });
         let connect_s = ramp_start.elapsed().as_secs_f64();
         if cfg.child {
-            procs::emit_connected(self.shared.connected());
+            pipe::emit_connected(self.shared.connected());
             return self.run_child(cfg);
         }
         if let Some(at) = cfg.start_at {
@@ -547,9 +498,9 @@ impl Coordinator {
         let phases: Vec<PhaseSummary> = phase_summaries_input
             .iter()
             .zip(&tallies)
-            .map(|((name, q, s, e), t)| report::phase_summary(name, *q, *s, *e, t))
+            .map(|((name, q, s, e), t)| output::phase_summary(name, *q, *s, *e, t))
             .collect();
-        let mut verdict = report::judge(&phases, cfg.max_p99_ms, cfg.max_error_rate);
+        let mut verdict = output::judge(&phases, cfg.max_p99_ms, cfg.max_error_rate);
         if cfg.money_check && money.reconciled == Some(false) {
             verdict.passed = false;
             verdict.failures.push(format!("money: {}", money.note));
@@ -568,21 +519,21 @@ impl Coordinator {
         let summary = LoadgenSummary {
             users: cfg.users.to_string(),
             phases,
-            connections: report::connections(&self.totals.counts, self.connected_at_end),
-            connect_s: report::round2(connect_s),
+            connections: output::connections(&self.totals.counts, self.connected_at_end),
+            connect_s: output::round2(connect_s),
             start_at: cfg.start_at,
             users_not_connected_at_start: not_connected_at_start,
             money,
             verdict,
         };
         if let Some(dir) = &cfg.out {
-            report::write_summary(dir, &summary).map_err(|e| (1, e))?;
+            output::write_summary(dir, &summary).map_err(|e| (1, e))?;
             let hist: Vec<(String, f64, f64, &Tally)> = phase_summaries_input
                 .iter()
                 .zip(&tallies)
                 .map(|((name, _, s, e), t)| (name.clone(), *s, *e, t))
                 .collect();
-            report::write_histograms(dir, &hist).map_err(|e| (1, e))?;
+            output::write_histograms(dir, &hist).map_err(|e| (1, e))?;
         }
         let code = if summary.verdict.passed { 0 } else { 1 };
         Ok(Outcome {
@@ -600,7 +551,7 @@ impl Coordinator {
         self.stop();
         let last = self.shared.take_interval();
         let (c, i) = (self.shared.connected(), self.shared.inflight());
-        procs::emit_second(&last, c, i, &self.shared.by_source());
+        pipe::emit_second(&last, c, i, &self.shared.by_source());
         let phases = self
             .shared
             .workers
@@ -608,9 +559,9 @@ impl Coordinator {
             .map(|w| w.phases.lock().map(|p| p.len()).unwrap_or(0))
             .max();
         for i in 0..phases.unwrap_or(0) {
-            procs::emit_phase(i, &self.shared.phase_tally(i));
+            pipe::emit_phase(i, &self.shared.phase_tally(i));
         }
-        procs::emit_done();
+        pipe::emit_done();
         Ok(Outcome {
             summary: None,
             boundaries: Vec::new(),
@@ -625,7 +576,7 @@ impl Coordinator {
             let _ = t.join();
         }
         if let Some(ch) = self.children.take() {
-            ch.finish(&self.shared);
+            ch.finish();
         }
     }
 
