@@ -1,6 +1,7 @@
 //! The server's command line, checked before anything is bound.
 //!
-//! `ServerArgs` is what clap parses; [`ServerArgs::validate`] turns it into a [`Config`]
+//! `ServerArgs` is what clap parses (flattened into `crate::cli::ServerCli`, beside its
+//! subcommands); [`ServerArgs::validate`] turns it into a [`Config`]
 //! or a one-line reason. Nothing here opens a socket: a bad flag costs no port.
 
 use clap::Parser;
@@ -70,26 +71,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// redpacket-server: a thread-per-core red-packet server, wire-compatible with the old
-/// system's clients.
-///
-/// Clients log in (frame 0x0000), shake for red packets (0x0002), grab user-to-user red
-/// packets pushed to them (0x0005), and send their own (0x0007). Campaigns are started
-/// over HTTP on the control address: `/yaohongbao?qps=R&sum=N` issues N shake packets at
-/// R per second, `/fahongbao?qps=R&sum=N&min=A&max=B` sends N user-to-user packets, each
-/// to 3 random users in [A, B]. `/stats` (JSON) and `/metrics` (Prometheus) report.
-///
-/// Exit codes: 0 clean shutdown, 1 failure while running, 2 bad flag, 3 cannot bind.
-///
-/// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]
-/// [--strict]` says whether this host can hold N connections as it is, and what to
-/// raise first; settings that do not bound the count are advice (fail only --strict).
 /// The control server's default connection cap (`--control-max-conns`); `check` counts
 /// its descriptors too, so it lives with the other reserved descriptors.
 pub use redpacket_host::reserve::DEFAULT_CONTROL_MAX_CONNS;
 
+// The server's flags (`redpacket-server` without a subcommand). A plain comment: a doc
+// comment here would replace the program's description, which with its subcommands is
+// `crate::cli::ServerCli`'s, into which these flags are flattened.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "redpacket-server", version, verbatim_doc_comment)]
 pub struct ServerArgs {
     /// Address clients connect to (every worker listens on it with SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:1025")]

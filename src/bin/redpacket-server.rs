@@ -1,10 +1,10 @@
 //! `redpacket-server`: see `redpacket-server --help`.
 
 /// jemalloc serves 128-byte-aligned allocations from exact size classes, where glibc's
-/// memalign pads each one: when every connection was a tokio task it cut the server's
-/// memory from 985 to 658 bytes per idle user (README, "Where the bytes of an idle user
-/// go"). With a SET as an epoll set a user now takes 93-107 bytes, and `check` counts
-/// 107 (`host::check::assess::SERVER_USER_BYTES`).
+/// memalign pads each one, so a held connection costs less memory with it (README, "Where
+/// the bytes of an idle user go"). What `check` counts per connection is the host crate's
+/// model (`redpacket_host::check::assess::SERVER_USER_BYTES`, and the descriptors of
+/// `redpacket_host::reserve`), not a figure quoted here.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
