@@ -8,8 +8,9 @@
 //! - this module: the worker, its event loop (sleep to the tick or the next due time,
 //!   then take every ready socket) and its clocks;
 //! - `schedule`: the open-loop schedule (a fixed period between scheduled send times,
-//!   users taken round-robin, latency from the scheduled time) and what it sends:
-//!   shakes, client sends, grabs after their think time;
+//!   latency from the scheduled time);
+//! - `requests`: what is sent when a time falls due: shakes (users taken round-robin),
+//!   client sends, grabs after their think time;
 //! - `lifecycle`: a connection's life: connect at a bounded rate, log in, read and
 //!   decode, expire, close, retry with backoff;
 //! - `checks`: what each answer must be (no sockets, no clock: tested frame by frame).
@@ -19,6 +20,7 @@
 
 mod checks;
 mod lifecycle;
+mod requests;
 mod schedule;
 
 use crate::conn::Conn;
