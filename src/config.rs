@@ -396,6 +396,26 @@ impl ServerArgs {
         if let Some(f) = self.host_files() {
             self.stats_out = StatsOut::Append(f.stats);
         }
+        let cores = self.worker_cores()?;
+        self.check_bounds()?;
+        if self.listen == self.control && self.listen.port() != 0 {
+            return Err(format!("--listen and --control are both {}", self.listen));
+        }
+        if self.steer_incoming_cpu {
+            cores::steering_order(&cores)?;
+        }
+        let control_token = self.control_token()?;
+        if self.min_campaign_qps <= 0.0 {
+            return Err("--min-campaign-qps must be positive".into());
+        }
+        if self.max_campaigns == 0 {
+            return Err("--max-campaigns must be positive".into());
+        }
+        Ok(self.into_config(cores, control_token))
+    }
+
+    /// `--cores`, each one this process may run on; by default all of those.
+    fn worker_cores(&self) -> Result<Vec<usize>, String> {
         let allowed = cores::allowed_cpus();
         let cores = match &self.cores {
             Some(list) => {
@@ -408,6 +428,11 @@ impl ServerArgs {
         if cores.is_empty() {
             return Err("no CPU to run a worker on".into());
         }
+        Ok(cores)
+    }
+
+    /// Sizes and amounts the server cannot work with.
+    fn check_bounds(&self) -> Result<(), String> {
         if self.set_size == 0 || self.set_size > 1 << 20 {
             return Err(format!("--set-size {} outside 1..=1048576", self.set_size));
         }
@@ -431,12 +456,11 @@ impl ServerArgs {
         if self.max_conns == Some(0) {
             return Err("--max-conns must be positive".into());
         }
-        if self.listen == self.control && self.listen.port() != 0 {
-            return Err(format!("--listen and --control are both {}", self.listen));
-        }
-        if self.steer_incoming_cpu {
-            cores::steering_order(&cores)?;
-        }
+        Ok(())
+    }
+
+    /// The control token, required when the control address is not loopback.
+    fn control_token(&self) -> Result<Option<Token>, String> {
         let control_token = self
             .control_token_file
             .as_deref()
@@ -449,13 +473,24 @@ impl ServerArgs {
                 self.control
             ));
         }
-        if self.min_campaign_qps <= 0.0 {
-            return Err("--min-campaign-qps must be positive".into());
+        Ok(control_token)
+    }
+
+    /// `--status-line`: `auto` is on when stdout is a terminal not taken by the stats.
+    fn status_line_on(&self) -> bool {
+        match self.status_line.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && self.stats_out != StatsOut::Stdout
+            }
         }
-        if self.max_campaigns == 0 {
-            return Err("--max-campaigns must be positive".into());
-        }
-        Ok(Config {
+    }
+
+    /// The checked flags as the server's configuration.
+    fn into_config(self, cores: Vec<usize>, control_token: Option<Token>) -> Config {
+        Config {
             listen: self.listen,
             control: self.control,
             cores,
@@ -469,14 +504,7 @@ impl ServerArgs {
             max_outstanding_shakes: self.max_outstanding_shakes,
             max_conns: self.max_conns,
             write_queue: self.write_queue,
-            status_line: match self.status_line.as_str() {
-                "on" => true,
-                "off" => false,
-                _ => {
-                    std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        && self.stats_out != StatsOut::Stdout
-                }
-            },
+            status_line: self.status_line_on(),
             stats_out: self.stats_out,
             ready_file: self.ready_file,
             grace: self.grace,
@@ -498,7 +526,7 @@ impl ServerArgs {
             send_rate: self.send_rate,
             min_campaign_qps: self.min_campaign_qps,
             max_campaigns: self.max_campaigns,
-        })
+        }
     }
 }
 
