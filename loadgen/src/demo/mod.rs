@@ -8,10 +8,10 @@
 //! as the limit requires (a million users: about 51 of each), with source addresses in
 //! 127.0.1.0/24. It refuses at once, with the figures, when the host cannot hold the
 //! users ([`redpacket_host::check::one_host`]). It drives the servers with the
-//! ordinary `run` machinery ([`load`] fixes the plan and the run's configuration),
+//! ordinary `run` machinery (`load` fixes the plan and the run's configuration),
 //! samples what the run costs the host ([`crate::footprint`]), stops every server with
 //! SIGTERM (also on Ctrl-C or failure: they are stopped when dropped), lays the results
-//! out as the report expects (`results/<run-id>/run.json` from [`run_json`],
+//! out as the report expects (`results/<run-id>/run.json` from `run_json`,
 //! `results/<run-id>/<host>/{loadgen.jsonl, summary.json, histograms.json,
 //! footprint.jsonl}` beside the servers' own files there), then runs the
 //! `redpacket-report` program on the run folder (`report.html`, `report.md`,

@@ -2,7 +2,7 @@
 //!
 //! The parent writes `set MODE PHASE QPS SEND_RATE` to a child's stdin whenever the plan
 //! (or `/qps`) changes ([`follow_parent`] applies them in the child); the child writes
-//! one JSON [`Record`] a line to its stdout: a record per second (counts and the latency
+//! one JSON `Record` a line to its stdout: a record per second (counts and the latency
 //! histogram, in the serialised form of `histograms.json` so the parent merges exactly),
 //! `connected` after its ramp, per-phase totals and `done` at the end ([`read_child`]
 //! adds them up in the parent).
