@@ -1,6 +1,7 @@
 //! The server's command line, checked before anything is bound.
 //!
-//! `ServerArgs` is what clap parses; [`ServerArgs::validate`] turns it into a [`Config`]
+//! `ServerArgs` is what clap parses (flattened into `crate::cli::ServerCli`, beside its
+//! subcommands); [`ServerArgs::validate`] turns it into a [`Config`]
 //! or a one-line reason. Nothing here opens a socket: a bad flag costs no port.
 
 use clap::Parser;
@@ -70,26 +71,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// redpacket-server: a thread-per-core red-packet server, wire-compatible with the old
-/// system's clients.
-///
-/// Clients log in (frame 0x0000), shake for red packets (0x0002), grab user-to-user red
-/// packets pushed to them (0x0005), and send their own (0x0007). Campaigns are started
-/// over HTTP on the control address: `/yaohongbao?qps=R&sum=N` issues N shake packets at
-/// R per second, `/fahongbao?qps=R&sum=N&min=A&max=B` sends N user-to-user packets, each
-/// to 3 random users in [A, B]. `/stats` (JSON) and `/metrics` (Prometheus) report.
-///
-/// Exit codes: 0 clean shutdown, 1 failure while running, 2 bad flag, 3 cannot bind.
-///
-/// `redpacket-server check --connections N [--instances K] [--cores LIST] [--json]
-/// [--strict]` says whether this host can hold N connections as it is, and what to
-/// raise first; settings that do not bound the count are advice (fail only --strict).
 /// The control server's default connection cap (`--control-max-conns`); `check` counts
 /// its descriptors too, so it lives with the other reserved descriptors.
 pub use redpacket_host::reserve::DEFAULT_CONTROL_MAX_CONNS;
 
+// The server's flags (`redpacket-server` without a subcommand). A plain comment: a doc
+// comment here would replace the program's description, which with its subcommands is
+// `crate::cli::ServerCli`'s, into which these flags are flattened.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "redpacket-server", version, verbatim_doc_comment)]
 pub struct ServerArgs {
     /// Address clients connect to (every worker listens on it with SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:1025")]
@@ -407,6 +396,26 @@ impl ServerArgs {
         if let Some(f) = self.host_files() {
             self.stats_out = StatsOut::Append(f.stats);
         }
+        let cores = self.worker_cores()?;
+        self.check_bounds()?;
+        if self.listen == self.control && self.listen.port() != 0 {
+            return Err(format!("--listen and --control are both {}", self.listen));
+        }
+        if self.steer_incoming_cpu {
+            cores::steering_order(&cores)?;
+        }
+        let control_token = self.control_token()?;
+        if self.min_campaign_qps <= 0.0 {
+            return Err("--min-campaign-qps must be positive".into());
+        }
+        if self.max_campaigns == 0 {
+            return Err("--max-campaigns must be positive".into());
+        }
+        Ok(self.into_config(cores, control_token))
+    }
+
+    /// `--cores`, each one this process may run on; by default all of those.
+    fn worker_cores(&self) -> Result<Vec<usize>, String> {
         let allowed = cores::allowed_cpus();
         let cores = match &self.cores {
             Some(list) => {
@@ -419,6 +428,11 @@ impl ServerArgs {
         if cores.is_empty() {
             return Err("no CPU to run a worker on".into());
         }
+        Ok(cores)
+    }
+
+    /// Sizes and amounts the server cannot work with.
+    fn check_bounds(&self) -> Result<(), String> {
         if self.set_size == 0 || self.set_size > 1 << 20 {
             return Err(format!("--set-size {} outside 1..=1048576", self.set_size));
         }
@@ -442,12 +456,11 @@ impl ServerArgs {
         if self.max_conns == Some(0) {
             return Err("--max-conns must be positive".into());
         }
-        if self.listen == self.control && self.listen.port() != 0 {
-            return Err(format!("--listen and --control are both {}", self.listen));
-        }
-        if self.steer_incoming_cpu {
-            cores::steering_order(&cores)?;
-        }
+        Ok(())
+    }
+
+    /// The control token, required when the control address is not loopback.
+    fn control_token(&self) -> Result<Option<Token>, String> {
         let control_token = self
             .control_token_file
             .as_deref()
@@ -460,13 +473,24 @@ impl ServerArgs {
                 self.control
             ));
         }
-        if self.min_campaign_qps <= 0.0 {
-            return Err("--min-campaign-qps must be positive".into());
+        Ok(control_token)
+    }
+
+    /// `--status-line`: `auto` is on when stdout is a terminal not taken by the stats.
+    fn status_line_on(&self) -> bool {
+        match self.status_line.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && self.stats_out != StatsOut::Stdout
+            }
         }
-        if self.max_campaigns == 0 {
-            return Err("--max-campaigns must be positive".into());
-        }
-        Ok(Config {
+    }
+
+    /// The checked flags as the server's configuration.
+    fn into_config(self, cores: Vec<usize>, control_token: Option<Token>) -> Config {
+        Config {
             listen: self.listen,
             control: self.control,
             cores,
@@ -480,14 +504,7 @@ impl ServerArgs {
             max_outstanding_shakes: self.max_outstanding_shakes,
             max_conns: self.max_conns,
             write_queue: self.write_queue,
-            status_line: match self.status_line.as_str() {
-                "on" => true,
-                "off" => false,
-                _ => {
-                    std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        && self.stats_out != StatsOut::Stdout
-                }
-            },
+            status_line: self.status_line_on(),
             stats_out: self.stats_out,
             ready_file: self.ready_file,
             grace: self.grace,
@@ -509,7 +526,7 @@ impl ServerArgs {
             send_rate: self.send_rate,
             min_campaign_qps: self.min_campaign_qps,
             max_campaigns: self.max_campaigns,
-        })
+        }
     }
 }
 

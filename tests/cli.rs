@@ -27,6 +27,60 @@ fn help_is_usable_and_exits_0() {
     }
 }
 
+/// Runs `redpacket-server ARGS`; returns (exit code, stdout, stderr).
+fn server(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_says_what_the_program_is_and_lists_every_subcommand() {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let (code, out, err) = server(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        let first = out.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("redpacket-server: ") && first.contains("red-packet server"),
+            "{args:?} opens with {first:?}"
+        );
+        let commands = out
+            .split("Commands:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{args:?}: no Commands section: {out}"));
+        for sub in ["check", "help"] {
+            assert!(
+                commands.lines().any(|l| l.trim_start().starts_with(sub)),
+                "{args:?} does not list {sub}: {out}"
+            );
+        }
+    }
+    let (code, out, err) = server(&["help", "check"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("--connections"), "{out}");
+    assert!(out.starts_with("Can this host hold"), "{out}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for args in [
+        &["bogus"][..],
+        &["--bogus"],
+        &["--listen"],
+        &["--listen", "127.0.0.1:0", "check", "--connections", "5"],
+        &["help", "bogus"],
+        &["check", "--connections", "0"],
+    ] {
+        let (code, out, err) = server(args);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert!(!err.trim().is_empty(), "{args:?}: says why");
+        assert!(out.is_empty(), "{args:?}: nothing on stdout: {out}");
+    }
+}
+
 #[test]
 fn impossible_flags_exit_2_with_one_line() {
     for args in [

@@ -251,7 +251,7 @@ fn a_server_stall_shows_in_p99_and_max() {
 /// The real `redpacket-server` of this build (built beside the tests' binaries if needed).
 fn server_program() -> PathBuf {
     static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    match BIN.get_or_init(|| redpacket_loadgen::server_bin::locate(None)) {
+    match BIN.get_or_init(|| redpacket_loadgen::siblings::server(None)) {
         Ok(p) => p.clone(),
         Err(e) => panic!("{e}"),
     }

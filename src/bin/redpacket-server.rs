@@ -3,8 +3,9 @@
 /// jemalloc serves 128-byte-aligned allocations from exact size classes, where glibc's
 /// memalign pads each one: when every connection was a tokio task it cut the server's
 /// memory per idle user by a third (bench/README.md, "Where the bytes of an idle user
-/// go", has the figures). `check` counts a user at
-/// `redpacket_host::check::assess::SERVER_USER_BYTES`.
+/// go", has the figures). What `check` counts per connection is the host crate's
+/// model (`redpacket_host::check::assess::SERVER_USER_BYTES`, and the descriptors of
+/// `redpacket_host::reserve`), not a figure quoted here.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

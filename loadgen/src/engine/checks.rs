@@ -73,16 +73,23 @@ impl Answers {
         tally: &mut Tally,
         inflight: &mut u64,
     ) -> Seen {
-        let counts = &mut tally.counts;
+        let mut r = Received {
+            idx,
+            me,
+            c,
+            answered_at,
+            tally,
+            inflight,
+        };
         match f {
-            Frame::LoginResponse { user, result } if c.state == LOGGING_IN => {
+            Frame::LoginResponse { user, result } if r.c.state == LOGGING_IN => {
                 if user != me || result != result::LOGIN_OK {
                     return Seen::Close(Failure::Login);
                 }
                 Seen::LoggedIn
             }
-            _ if c.state != READY => {
-                counts.error_kinds.bad_answer += 1;
+            _ if r.c.state != READY => {
+                r.bad();
                 Seen::Close(Failure::Login)
             }
             Frame::ShakeResponse {
@@ -90,117 +97,154 @@ impl Answers {
                 result,
                 amount,
                 ..
-            } => {
-                let sane = user == me
-                    && match result {
-                        result::GOT => amount > 0,
-                        result::NONE | result::OVERLOADED => amount == 0,
-                        _ => false,
-                    };
-                if c.late > 0 {
-                    c.late -= 1;
-                    counts.late += 1;
-                } else if let Some(sched) = c.pop_pend() {
-                    *inflight = inflight.saturating_sub(1);
-                    if sane {
-                        tally.record_us(answered_at.saturating_sub(sched) / 1000);
-                    }
-                } else {
-                    // An answer to a shake never made.
-                    tally.counts.error_kinds.bad_answer += 1;
-                    return Seen::Counted;
-                }
-                let counts = &mut tally.counts;
-                if !sane {
-                    counts.error_kinds.bad_answer += 1;
-                    return Seen::Counted;
-                }
-                match result {
-                    result::GOT => {
-                        counts.results.got += 1;
-                        counts.packets.won_cents += u64::from(amount);
-                    }
-                    result::NONE => counts.results.none += 1,
-                    _ => counts.results.overloaded += 1,
-                }
-                Seen::Counted
-            }
+            } => shake_answer(&mut r, user, result, amount),
             Frame::SendNotification {
                 packet,
                 amount,
                 shares,
                 users,
-            } => {
-                let n = shares as usize;
-                let sane = (1..=MAX_RECIPIENTS).contains(&n)
-                    && amount >= shares
-                    && users[..n].contains(&me);
-                if !sane {
-                    counts.error_kinds.bad_answer += 1;
-                    return Seen::Counted;
-                }
-                counts.packets.notified += 1;
-                Seen::Notified { packet, amount }
-            }
-            Frame::GrabResponse { packet, amount } => {
-                match self.grabs_out.remove(&(idx, packet)) {
-                    Some(total) if c.grabs > 0 && amount <= total => {
-                        c.grabs -= 1;
-                        *inflight = inflight.saturating_sub(1);
-                        if amount == 0 {
-                            counts.packets.grab_denied += 1;
-                        } else {
-                            counts.packets.grab_won += 1;
-                            counts.packets.grabbed_cents += u64::from(amount);
-                        }
-                    }
-                    Some(_) => {
-                        // More than the packet held: answered, but wrong money.
-                        c.grabs = c.grabs.saturating_sub(1);
-                        *inflight = inflight.saturating_sub(1);
-                        counts.error_kinds.bad_answer += 1;
-                    }
-                    // A grab never made (or made by another user).
-                    None => counts.error_kinds.bad_answer += 1,
-                }
-                Seen::Counted
-            }
+            } => notification(&mut r, packet, amount, shares, &users),
+            Frame::GrabResponse { packet, amount } => self.grab_answer(&mut r, packet, amount),
             Frame::SendResponse {
                 user,
                 result,
                 amount,
                 ..
-            } => {
-                if c.sends == 0 || user != me || result > result::SEND_RATE_LIMITED {
-                    counts.error_kinds.bad_answer += 1;
-                    return Seen::Counted;
-                }
-                c.sends -= 1;
-                *inflight = inflight.saturating_sub(1);
-                let asked = self.sends_out.get_mut(&idx).and_then(|q| q.pop_front());
-                if self.sends_out.get(&idx).is_some_and(|q| q.is_empty()) {
-                    self.sends_out.remove(&idx);
-                }
-                if asked != Some(amount) {
-                    // The server echoes the amount asked; anything else is wrong money.
-                    counts.error_kinds.bad_answer += 1;
-                    return Seen::Counted;
-                }
-                if result == result::SEND_OK {
-                    counts.packets.send_ok += 1;
-                    counts.packets.sent_cents += u64::from(amount);
-                } else {
-                    counts.packets.send_refused += 1;
-                }
-                Seen::Counted
-            }
-            _ => {
-                // A request frame or a second login answer: not something a server sends.
-                counts.error_kinds.bad_answer += 1;
-                Seen::Counted
-            }
+            } => self.send_answer(&mut r, user, result, amount),
+            // A request frame or a second login answer: not something a server sends.
+            _ => r.bad(),
         }
     }
+
+    /// The answer to one of our grabs of `packet`: `amount` cents, at most what the
+    /// notification said the packet held.
+    fn grab_answer(&mut self, r: &mut Received, packet: u32, amount: u32) -> Seen {
+        match self.grabs_out.remove(&(r.idx, packet)) {
+            Some(total) if r.c.grabs > 0 && amount <= total => {
+                r.c.grabs -= 1;
+                r.answered();
+                let packets = &mut r.tally.counts.packets;
+                if amount == 0 {
+                    packets.grab_denied += 1;
+                } else {
+                    packets.grab_won += 1;
+                    packets.grabbed_cents += u64::from(amount);
+                }
+                Seen::Counted
+            }
+            Some(_) => {
+                // More than the packet held: answered, but wrong money.
+                r.c.grabs = r.c.grabs.saturating_sub(1);
+                r.answered();
+                r.bad()
+            }
+            // A grab never made (or made by another user).
+            None => r.bad(),
+        }
+    }
+
+    /// The answer to one of our client sends: for us, in order, echoing the amount.
+    fn send_answer(&mut self, r: &mut Received, user: u32, result: u32, amount: u32) -> Seen {
+        if r.c.sends == 0 || user != r.me || result > result::SEND_RATE_LIMITED {
+            return r.bad();
+        }
+        r.c.sends -= 1;
+        r.answered();
+        let asked = self.sends_out.get_mut(&r.idx).and_then(|q| q.pop_front());
+        if self.sends_out.get(&r.idx).is_some_and(|q| q.is_empty()) {
+            self.sends_out.remove(&r.idx);
+        }
+        if asked != Some(amount) {
+            // The server echoes the amount asked; anything else is wrong money.
+            return r.bad();
+        }
+        let packets = &mut r.tally.counts.packets;
+        if result == result::SEND_OK {
+            packets.send_ok += 1;
+            packets.sent_cents += u64::from(amount);
+        } else {
+            packets.send_refused += 1;
+        }
+        Seen::Counted
+    }
+}
+
+/// A received frame's context: whose it is, when it came, where it is counted.
+struct Received<'a> {
+    idx: u32,
+    me: u32,
+    c: &'a mut Conn,
+    answered_at: u64,
+    tally: &'a mut Tally,
+    inflight: &'a mut u64,
+}
+
+impl Received<'_> {
+    /// A request of ours got its answer.
+    fn answered(&mut self) {
+        *self.inflight = self.inflight.saturating_sub(1);
+    }
+
+    /// Counts a wrong answer.
+    fn bad(&mut self) -> Seen {
+        self.tally.counts.error_kinds.bad_answer += 1;
+        Seen::Counted
+    }
+}
+
+/// The answer to the oldest shake in flight (or one answered late): timed from its
+/// scheduled time when sane; "got" must carry money, "none" and "overloaded" none.
+fn shake_answer(r: &mut Received, user: u32, result: u32, amount: u32) -> Seen {
+    let sane = user == r.me
+        && match result {
+            result::GOT => amount > 0,
+            result::NONE | result::OVERLOADED => amount == 0,
+            _ => false,
+        };
+    if r.c.late > 0 {
+        r.c.late -= 1;
+        r.tally.counts.late += 1;
+    } else if let Some(sched) = r.c.pop_pend() {
+        r.answered();
+        if sane {
+            r.tally
+                .record_us(r.answered_at.saturating_sub(sched) / 1000);
+        }
+    } else {
+        // An answer to a shake never made.
+        return r.bad();
+    }
+    if !sane {
+        return r.bad();
+    }
+    let counts = &mut r.tally.counts;
+    match result {
+        result::GOT => {
+            counts.results.got += 1;
+            counts.packets.won_cents += u64::from(amount);
+        }
+        result::NONE => counts.results.none += 1,
+        _ => counts.results.overloaded += 1,
+    }
+    Seen::Counted
+}
+
+/// A packet pushed to us: at most [`MAX_RECIPIENTS`] shares, a cent each at least, and
+/// we among its recipients.
+fn notification(
+    r: &mut Received,
+    packet: u32,
+    amount: u32,
+    shares: u32,
+    users: &[u32; MAX_RECIPIENTS],
+) -> Seen {
+    let n = shares as usize;
+    let sane = (1..=MAX_RECIPIENTS).contains(&n) && amount >= shares && users[..n].contains(&r.me);
+    if !sane {
+        return r.bad();
+    }
+    r.tally.counts.packets.notified += 1;
+    Seen::Notified { packet, amount }
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! retried, one who was in only with `reconnect`.
 
 use super::checks::Seen;
-use super::{Worker, MODE_LOAD};
+use super::Worker;
 use crate::conn::{CONNECTING, DOWN, LOGGING_IN, READY};
 use crate::metrics::Failure;
+use crate::run_state::MODE_LOAD;
 use rand::Rng;
 use redpacket_protocol::{decode, Frame};
 use redpacket_sys::epoll::{self, WANT_CONNECT, WANT_READ_HANGUP};

@@ -8,23 +8,25 @@
 //! - this module: the worker, its event loop (sleep to the tick or the next due time,
 //!   then take every ready socket) and its clocks;
 //! - `schedule`: the open-loop schedule (a fixed period between scheduled send times,
-//!   users taken round-robin, latency from the scheduled time) and what it sends:
-//!   shakes, client sends, grabs after their think time;
+//!   latency from the scheduled time);
+//! - `requests`: what is sent when a time falls due: shakes (users taken round-robin),
+//!   client sends, grabs after their think time;
 //! - `lifecycle`: a connection's life: connect at a bounded rate, log in, read and
 //!   decode, expire, close, retry with backoff;
 //! - `checks`: what each answer must be (no sockets, no clock: tested frame by frame).
 //!
-//! The coordinator steers workers through [`Shared`] atomics (mode, rates, phase) and
-//! reads what they count from their [`WorkerBlock`]s (both in [`crate::shared`]).
+//! The coordinator steers workers through [`RunState`] atomics (mode, rates, phase) and
+//! reads what they count from their [`WorkerBlock`]s (both in [`crate::run_state`]).
 
 mod checks;
 mod lifecycle;
+mod requests;
 mod schedule;
 
 use crate::conn::Conn;
 use crate::metrics::Tally;
-pub use crate::shared::{Shared, WorkerBlock, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP};
-pub use crate::users::Targets;
+use crate::run_state::{RunState, WorkerBlock, MODE_LOAD, MODE_STOP};
+use crate::users::Targets;
 use crate::users::UserRange;
 use checks::Answers;
 use rand::rngs::SmallRng;
@@ -63,7 +65,7 @@ pub struct WorkerConfig {
 
 /// Spawns a worker thread for `shared.workers[cfg.index]`.
 pub fn spawn(
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     cfg: WorkerConfig,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -82,7 +84,7 @@ pub fn spawn(
 }
 
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     cfg: WorkerConfig,
     users: UserRange,
     conns: Vec<Conn>,
@@ -122,7 +124,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, cfg: WorkerConfig) -> std::io::Result<Worker> {
+    fn new(shared: Arc<RunState>, cfg: WorkerConfig) -> std::io::Result<Worker> {
         let users = shared.workers[cfg.index].users;
         let n = users.len() as usize;
         let sources = cfg.source_addrs.len();

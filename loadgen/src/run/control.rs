@@ -3,11 +3,11 @@
 //! [`crate::http::serve`]'s.
 
 use crate::http;
-use crate::shared::{Shared, MODE_LOAD};
+use crate::run_state::{RunState, MODE_LOAD};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The `/qps?qps=X` handler.
-pub(super) fn control(shared: &Shared, target: &str) -> (u16, String) {
+pub(super) fn control(shared: &RunState, target: &str) -> (u16, String) {
     let path = target.split('?').next().unwrap_or("");
     match path {
         "/qps" => match http::query_param(target, "qps").map(crate::plan::parse_rate) {
@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn control_sets_the_rate_only_during_load() {
-        let sh = Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
+        let sh = RunState::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
         assert_eq!(control(&sh, "/qps?qps=5").0, 409);
         sh.mode.store(MODE_LOAD, Relaxed);
         assert_eq!(control(&sh, "/qps?qps=2.5k").0, 200);
@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn the_live_qps_handler_refuses_hostile_requests() {
         use std::io::{Read, Write};
-        let sh = Arc::new(Shared::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]));
+        let sh = Arc::new(RunState::new(
+            UserRange::new(0, 10),
+            &[UserRange::new(0, 10)],
+        ));
         sh.mode.store(MODE_LOAD, Relaxed);
         sh.set_qps(1000.0);
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,9 +1,9 @@
 //! The servers' HTTP, as a client: campaigns started at each phase, and every server's
 //! `/stats` for the money check.
 
-use super::RunConfig;
 use crate::http;
 use crate::plan::Phase;
+use crate::run_config::RunConfig;
 use crate::users::Targets;
 use redpacket_formats::{Money, Packets};
 use std::net::SocketAddr;

@@ -1,73 +1,18 @@
-//! Command line: flags are parsed and checked here, then turned into a [`RunConfig`].
-//!
-//! `main` only calls [`main`], which returns the exit code: 0 all thresholds met, 1 a
-//! threshold or the money check failed (or the run broke), 2 bad usage or a limit this
-//! host cannot meet.
+//! `redpacket-loadgen run`'s flags, checked and turned into a [`RunConfig`].
 
+use super::usage::usage_error;
+use super::values::{duration, duration_or_zero, range_u64, rate};
 use crate::addrs::parse_source_addrs;
+use crate::output;
 use crate::plan::{self, Phase};
-use crate::run::{self, RunConfig};
+use crate::run;
+use crate::run_config::RunConfig;
+use crate::run_dir;
 use crate::users::{ServerTarget, Targets, UserRange};
-use clap::{Args, Parser, Subcommand};
-use std::ffi::OsString;
+use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Open-loop load generator for the redpacket server: many users, one connection each,
-/// shakes at a steady target rate, latency from the scheduled send time.
-#[derive(Parser, Debug)]
-#[command(name = "redpacket-loadgen", version, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Drive one or more running servers through a plan of phases.
-    Run(Box<RunArgs>),
-    /// One command, all local: start redpacket-server (built beside this program if
-    /// needed), connect ~10 000 users, run a one-minute plan, write results/<run-id>/
-    /// with its report (report.html, report.md, charts) and print the summary.
-    Demo(DemoArgs),
-    /// Can this host hold N users as it is? Reads open-files limits, memory, ephemeral
-    /// ports (the limits, which bound the count) and every key of sysctl/client.conf;
-    /// says what to raise first. Settings that do not bound the count are advice.
-    /// Exit 0: it can; 1: it cannot (or --strict and advice); 2: bad flag.
-    Check(CheckArgs),
-}
-
-fn duration_or_zero(s: &str) -> Result<Duration, String> {
-    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
-        return Ok(Duration::ZERO);
-    }
-    duration(s)
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    plan::parse_duration(s)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("bad duration {s:?}: try 5s, 500ms or 2m"))
-}
-
-fn range_u64(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("bad range {s:?}: expected A..B"))?;
-    let (a, b) = (
-        a.parse::<u64>().map_err(|e| e.to_string())?,
-        b.parse::<u64>().map_err(|e| e.to_string())?,
-    );
-    if b < a {
-        return Err(format!("bad range {s:?}: B below A"));
-    }
-    Ok((a, b))
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    plan::parse_rate(s).ok_or_else(|| format!("bad rate {s:?}: try 3000 or 2.5k"))
-}
 
 /// Flags of `run`.
 #[derive(Args, Debug, Clone)]
@@ -197,37 +142,35 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Checks the flags and runs; prints the summary table; returns the exit code.
+    pub fn run(&self) -> i32 {
+        let cfg = match self.config() {
+            Ok(c) => c,
+            Err(e) => return usage_error(&e),
+        };
+        let out = cfg.out.clone();
+        let quiet = cfg.quiet;
+        match run::run(cfg) {
+            Ok(o) => {
+                if let Some(s) = &o.summary {
+                    print!("{}", output::table(s));
+                    if let (Some(dir), false) = (out, quiet) {
+                        println!("results in {}", dir.display());
+                    }
+                }
+                o.exit_code
+            }
+            Err((code, e)) => {
+                eprintln!("redpacket-loadgen: {e}");
+                code
+            }
+        }
+    }
+
     /// Checks the flags and builds the run's configuration.
     pub fn config(&self) -> Result<RunConfig, String> {
-        let mut plan = Vec::new();
-        if let Some(p) = &self.plan {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| format!("--plan {}: {e}", p.display()))?;
-            plan.extend(plan::parse_toml(&text)?);
-        }
-        plan.extend(self.phases.iter().cloned());
-        if !plan.is_empty() && self.scale != 1.0 {
-            return Err(
-                "--scale multiplies only the default plan's rates; give --phase and --plan rates as they are to run"
-                    .into(),
-            );
-        }
-        if plan.is_empty() && !self.child {
-            if !(self.scale.is_finite() && self.scale > 0.0) {
-                return Err("--scale must be above 0".into());
-            }
-            plan = plan::default_plan(self.scale, self.phase_duration.as_secs_f64());
-        }
-        if !self.server_control.is_empty() && self.server_control.len() != self.server.len() {
-            return Err(
-                "--server-control must list one address per --server, in the same order".into(),
-            );
-        }
-        let all_users = self.all_users.unwrap_or(self.users);
-        if self.users.start < all_users.start || self.users.end > all_users.end {
-            return Err("--users must lie inside --all-users".into());
-        }
-        Targets::new(&self.server, all_users, self.users)?;
+        let plan = self.plan()?;
+        let all_users = self.check_users_and_servers()?;
         let source_addrs = match &self.source_addrs {
             Some(s) => parse_source_addrs(s)?,
             None => Vec::new(),
@@ -238,23 +181,11 @@ impl RunArgs {
         if self.procs == 0 || self.procs > 256 {
             return Err("--procs must be 1..=256".into());
         }
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
-        if threads == 0 || threads > 1024 {
-            return Err("--threads must be 1..=1024".into());
-        }
-        let cents = |(a, b): (u64, u64), what: &str| -> Result<(u32, u32), String> {
-            if a == 0 || b > u64::from(u32::MAX) {
-                return Err(format!("{what}: amounts must be 1..=4294967295 cents"));
-            }
-            Ok((a as u32, b as u32))
-        };
+        let threads = self.threads()?;
         if let Some(at) = self.start_at.filter(|_| !self.child) {
             run::check_start_at(at, run::unix_f64())?;
         }
+        let send_cents = cents(self.send_cents, "--send-cents")?;
         let deadline = self
             .connect_deadline
             .map(|d| d.as_secs_f64())
@@ -274,17 +205,11 @@ impl RunArgs {
             connect_timeout: self.connect_timeout,
             reconnect: self.reconnect,
             think_ms: self.think_ms,
-            send_cents: cents(self.send_cents, "--send-cents")?,
+            send_cents,
             send_rate: self.send_rate,
             plan,
             start_at: self.start_at.filter(|_| !self.child),
-            out: (!self.child).then(|| {
-                self.out.clone().unwrap_or_else(|| {
-                    let id = crate::demo::run_id(run::unix_f64() as u64, "run");
-                    crate::demo::fresh_run_dir(std::path::Path::new("results"), &id)
-                        .join(crate::demo::hostname())
-                })
-            }),
+            out: (!self.child).then(|| self.out_dir()),
             sample_host: !self.no_sample_host,
             control: self.control,
             max_p99_ms: self.max_p99_ms,
@@ -297,162 +222,108 @@ impl RunArgs {
             min_connected: None,
         })
     }
-}
 
-/// Flags of `demo`.
-#[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Users to connect. Each takes an open file on each side: past what one process
-    /// may open, the demo starts several server instances and load-generator processes
-    /// (a million users here: about 51 of each) and refuses at once, with the figures,
-    /// when the host cannot hold them.
-    #[arg(long, default_value_t = 10_000)]
-    pub users: u32,
-    /// New connections per second, all processes together. Default: 5 000 with one
-    /// server, 10 000 with several instances.
-    #[arg(long, value_parser = rate)]
-    pub connect_rate: Option<f64>,
-    /// Results go to RESULTS/RUN_ID/.
-    #[arg(long, default_value = "results")]
-    pub results: PathBuf,
-    /// Default: the UTC time, e.g. 20261126-142501-demo.
-    #[arg(long)]
-    pub run_id: Option<String>,
-    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s with one server; 5k,
-    /// 10k, 20k with several instances).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Multiplies the plan's phase lengths (1 = about a minute in all).
-    #[arg(long, default_value_t = 1.0)]
-    pub time_scale: f64,
-    /// Run this server program instead of the redpacket-server beside this program
-    /// (same flags as redpacket-server).
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    /// Worker threads of the load generator.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Fail if any phase's p99 is above this, milliseconds.
-    #[arg(long)]
-    pub max_p99_ms: Option<f64>,
-    /// Fail if any phase's (errors + timeouts) / scheduled is above this.
-    #[arg(long)]
-    pub max_error_rate: Option<f64>,
-}
-
-/// Flags of `check`.
-#[derive(Args, Debug, Clone)]
-pub struct CheckArgs {
-    /// Users this host must hold, all processes together (one connection each).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub users: u64,
-    /// Source addresses the users connect from, as for `run` (list, range or CIDR).
-    #[arg(long)]
-    pub source_addrs: Option<String>,
-    /// Server addresses the users are spread over.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    pub servers: u64,
-    /// Processes the users are split over (`run --procs`): each has its own open files.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub procs: u64,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// Fail (exit 1) also when advice is short (settings that do not bound the count,
-    /// such as tcp_tw_reuse), not only when a limit is.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-impl CheckArgs {
-    /// Reads this host and prints the check; returns the exit code.
-    pub fn run(&self) -> i32 {
-        use redpacket_host::check;
-        use redpacket_host::conf::Conf;
-        let sources = match &self.source_addrs {
-            Some(s) => match parse_source_addrs(s) {
-                Ok(a) => a.len() as u64,
-                Err(e) => {
-                    eprintln!("redpacket-loadgen: --source-addrs: {e}");
-                    return 2;
-                }
-            },
-            None => 1,
-        };
-        let ask = check::LoadgenAsk {
-            users: self.users,
-            source_addrs: sources,
-            servers: self.servers,
-            procs: self.procs,
-        };
-        let conf = Conf::client();
-        let report = check::loadgen(&ask, Some(&conf), &check::HostView::read(Some(&conf)))
-            .strict(self.strict);
-        if self.json {
-            println!("{}", report.json());
-        } else {
-            print!("{}", report.human());
+    /// The plan: `--plan`'s phases then `--phase`'s, else the default plan at `--scale`
+    /// (a child gets its phases from its parent).
+    fn plan(&self) -> Result<Vec<Phase>, String> {
+        let mut plan = Vec::new();
+        if let Some(p) = &self.plan {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("--plan {}: {e}", p.display()))?;
+            plan.extend(plan::parse_toml(&text)?);
         }
-        report.exit_code()
-    }
-}
-
-/// Parses `args` and runs; returns the process exit code.
-pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+        plan.extend(self.phases.iter().cloned());
+        if !plan.is_empty() && self.scale != 1.0 {
+            return Err(
+                "--scale multiplies only the default plan's rates; give --phase and --plan rates as they are to run"
+                    .into(),
+            );
         }
-    };
-    match cli.command {
-        Command::Run(a) => {
-            let cfg = match a.config() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("redpacket-loadgen: {e}");
-                    return 2;
-                }
-            };
-            let out = cfg.out.clone();
-            let quiet = cfg.quiet;
-            match run::run(cfg) {
-                Ok(o) => {
-                    if let Some(s) = &o.summary {
-                        print!("{}", crate::report::table(s));
-                        if let (Some(dir), false) = (out, quiet) {
-                            println!("results in {}", dir.display());
-                        }
-                    }
-                    o.exit_code
-                }
-                Err((code, e)) => {
-                    eprintln!("redpacket-loadgen: {e}");
-                    code
-                }
+        if plan.is_empty() && !self.child {
+            if !(self.scale.is_finite() && self.scale > 0.0) {
+                return Err("--scale must be above 0".into());
             }
+            plan = plan::default_plan(self.scale, self.phase_duration.as_secs_f64());
         }
-        Command::Demo(a) => crate::demo::demo(&a),
-        Command::Check(a) => a.run(),
+        Ok(plan)
     }
+
+    /// Checks `--server`, `--server-control`, `--users` and `--all-users` together;
+    /// returns the run's users (all processes').
+    fn check_users_and_servers(&self) -> Result<UserRange, String> {
+        if !self.server_control.is_empty() && self.server_control.len() != self.server.len() {
+            return Err(
+                "--server-control must list one address per --server, in the same order".into(),
+            );
+        }
+        let all_users = self.all_users.unwrap_or(self.users);
+        if self.users.start < all_users.start || self.users.end > all_users.end {
+            return Err("--users must lie inside --all-users".into());
+        }
+        Targets::new(&self.server, all_users, self.users)?;
+        Ok(all_users)
+    }
+
+    /// `--threads`, by default the CPUs available.
+    fn threads(&self) -> Result<usize, String> {
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if threads == 0 || threads > 1024 {
+            return Err("--threads must be 1..=1024".into());
+        }
+        Ok(threads)
+    }
+
+    /// `--out`, by default a new `results/<UTC time>-run/<host>/`.
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let id = run_dir::run_id(run::unix_f64() as u64, "run");
+            run_dir::fresh_run_dir(std::path::Path::new("results"), &id).join(run_dir::hostname())
+        })
+    }
+}
+
+/// A `MIN..MAX` of cents as the wire carries them (1..=u32::MAX).
+fn cents((a, b): (u64, u64), what: &str) -> Result<(u32, u32), String> {
+    if a == 0 || b > u64::from(u32::MAX) {
+        return Err(format!("{what}: amounts must be 1..=4294967295 cents"));
+    }
+    Ok((a as u32, b as u32))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use crate::procs::child_args;
+    use crate::users::split_even;
+    use clap::Parser;
 
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
+    /// `run`'s flags alone, as `redpacket-loadgen run` takes them.
+    #[derive(Parser)]
+    struct RunOnly {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    /// Parses the words after `run`.
+    fn parse<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Result<RunArgs, String> {
+        let argv = std::iter::once("run".to_string())
+            .chain(args.into_iter().map(|a| a.as_ref().to_string()));
+        RunOnly::try_parse_from(argv)
+            .map(|r| r.args)
+            .map_err(|e| e.to_string())
+    }
+
+    fn run_config(args: &[&str]) -> Result<RunConfig, String> {
+        parse(args)?.config()
     }
 
     #[test]
     fn run_flags_become_a_config() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "run",
+        let c = run_config(&[
             "--users",
             "10..20",
             "--server",
@@ -465,30 +336,13 @@ mod tests {
             "5..6",
         ])
         .unwrap();
-        let Command::Run(a) = cli.command else {
-            panic!()
-        };
-        let c = a.config().unwrap();
         assert_eq!(c.users, UserRange::new(10, 20));
         assert_eq!(c.servers.len(), 2);
         assert_eq!(c.plan.len(), 2);
         assert_eq!(c.plan[1].qps, 1000.0);
         assert_eq!(c.think_ms, (5, 6));
-        let cli = Cli::try_parse_from(["x", "run", "--server-control", "127.0.0.1:9,127.0.0.1:10"])
-            .unwrap();
-        let Command::Run(a) = cli.command else {
-            panic!()
-        };
-        assert!(a.config().unwrap_err().contains("one address per --server"));
-    }
-
-    fn run_config(args: &[&str]) -> Result<RunConfig, String> {
-        let cli =
-            Cli::try_parse_from(["x", "run"].iter().chain(args)).map_err(|e| e.to_string())?;
-        let Command::Run(a) = cli.command else {
-            panic!()
-        };
-        a.config()
+        let e = run_config(&["--server-control", "127.0.0.1:9,127.0.0.1:10"]).unwrap_err();
+        assert!(e.contains("one address per --server"), "{e}");
     }
 
     #[test]
@@ -528,13 +382,7 @@ mod tests {
     #[test]
     fn start_at_must_be_soon_and_to_come() {
         let now = run::unix_f64();
-        let cfg = |at: String| {
-            let cli = Cli::try_parse_from(["x", "run", "--start-at", &at]).unwrap();
-            let Command::Run(a) = cli.command else {
-                panic!()
-            };
-            a.config()
-        };
+        let cfg = |at: String| run_config(&["--start-at", &at]);
         let at = (now + 30.0).floor();
         // An integer or a fraction.
         assert_eq!(cfg(format!("{at:.0}")).unwrap().start_at, Some(at));
@@ -548,8 +396,34 @@ mod tests {
         assert!(far.contains("more than a day"), "{far}");
         // Milliseconds by mistake are far in the future.
         assert!(cfg(format!("{:.0}", now * 1000.0)).is_err());
-        assert!(Cli::try_parse_from(["x", "run", "--start-at", "soon"]).is_err());
+        assert!(parse(["--start-at", "soon"]).is_err());
         assert!(run::check_start_at(f64::NAN, 0.0).is_err());
         assert!(run::check_start_at(f64::INFINITY, 0.0).is_err());
+    }
+
+    #[test]
+    fn children_get_the_servers_as_given_and_connect_users_alike() {
+        for servers in [
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "198.18.0.10:1025=0..1334,198.18.0.10:1026=1334..2667",
+        ] {
+            let args = ["--users", "300..2000", "--server", servers, "--procs", "3"];
+            let a = parse(args).unwrap();
+            let cfg = a.config().unwrap();
+            let parent = Targets::new(&cfg.servers, cfg.all_users, cfg.users).unwrap();
+            for slice in split_even(cfg.users, cfg.procs) {
+                let argv = child_args(&cfg, slice);
+                assert_eq!(argv[0], "run");
+                let b = parse(&argv[1..]).unwrap();
+                assert_eq!(b.server, a.server);
+                let child = b.config().unwrap();
+                assert!(child.child);
+                assert_eq!((child.users, child.all_users), (slice, cfg.users));
+                let tg = Targets::new(&child.servers, child.all_users, child.users).unwrap();
+                for u in slice.start..slice.end {
+                    assert_eq!(tg.server_for(u), parent.server_for(u), "user {u}");
+                }
+            }
+        }
     }
 }

@@ -159,10 +159,25 @@ pub fn judge(
     }
 }
 
-/// The summary as a table for people.
+/// The summary as a table for people: a row per phase, then a line each for the
+/// users, the money and the thresholds.
 pub fn table(s: &LoadgenSummary) -> String {
-    let mut o = String::new();
-    o.push_str(&format!(
+    let mut o = phase_rows(&s.phases);
+    o.push_str(&users_line(s));
+    o.push_str(&money_line(s));
+    if s.verdict.passed {
+        o.push_str("thresholds: passed\n");
+    } else {
+        for f in &s.verdict.failures {
+            o.push_str(&format!("threshold missed: {f}\n"));
+        }
+    }
+    o
+}
+
+/// The header and a row per phase: rates, counts and latency percentiles.
+fn phase_rows(phases: &[PhaseSummary]) -> String {
+    let mut o = format!(
         "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
         "phase",
         "target/s",
@@ -176,10 +191,10 @@ pub fn table(s: &LoadgenSummary) -> String {
         "p99 ms",
         "p999 ms",
         "max ms"
-    ));
-    for p in &s.phases {
+    );
+    let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    for p in phases {
         let l = &p.latency_ms;
-        let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         o.push_str(&format!(
             "{:<10} {:>10.0} {:>10.1} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
             p.name,
@@ -196,6 +211,11 @@ pub fn table(s: &LoadgenSummary) -> String {
             ms(l.max)
         ));
     }
+    o
+}
+
+/// Users: connected at the end, logins, losses, the ramp and failed attempts.
+fn users_line(s: &LoadgenSummary) -> String {
     let c = &s.connections;
     let failed: Vec<String> = c
         .failed
@@ -207,7 +227,7 @@ pub fn table(s: &LoadgenSummary) -> String {
         0 => String::new(),
         n => format!(" ({n} not yet connected when load began)"),
     };
-    o.push_str(&format!(
+    format!(
         "users {}: {} connected at the end, {} logins, {} lost, ramp {:.1} s{late}, failed attempts: {}\n",
         s.users,
         c.connected,
@@ -215,7 +235,11 @@ pub fn table(s: &LoadgenSummary) -> String {
         c.disconnects,
         s.connect_s,
         if failed.is_empty() { "none".to_string() } else { failed.join(", ") }
-    ));
+    )
+}
+
+/// Money: what clients won, grabbed and sent, and whether the servers agree.
+fn money_line(s: &LoadgenSummary) -> String {
     let m = &s.money;
     let tot = s.phases.iter().fold(Packets::default(), |mut a, p| {
         a.notified += p.packets.notified;
@@ -223,7 +247,7 @@ pub fn table(s: &LoadgenSummary) -> String {
         a.send_ok += p.packets.send_ok;
         a
     });
-    o.push_str(&format!(
+    format!(
         "money (cents): won {} grabbed {} sent {} | notifications {} grabs won {} sends ok {} | {}\n",
         m.client_won_cents, m.client_grabbed_cents, m.client_sent_cents, tot.notified, tot.grab_won, tot.send_ok,
         match m.reconciled {
@@ -231,15 +255,7 @@ pub fn table(s: &LoadgenSummary) -> String {
             Some(false) => format!("NOT reconciled: {}", m.note),
             None => m.note.clone(),
         }
-    ));
-    if s.verdict.passed {
-        o.push_str("thresholds: passed\n");
-    } else {
-        for f in &s.verdict.failures {
-            o.push_str(&format!("threshold missed: {f}\n"));
-        }
-    }
-    o
+    )
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub const MODE_DRAIN: u8 = 2;
 pub const MODE_STOP: u8 = 3;
 
 /// What the coordinator and the workers share.
-pub struct Shared {
+pub struct RunState {
     pub mode: AtomicU8,
     /// Target shakes per second for all users of `all_users` (f64 bits).
     qps: AtomicU64,
@@ -34,9 +34,9 @@ pub struct Shared {
     pub workers: Vec<WorkerBlock>,
 }
 
-impl Shared {
-    pub fn new(all_users: UserRange, slices: &[UserRange]) -> Shared {
-        Shared {
+impl RunState {
+    pub fn new(all_users: UserRange, slices: &[UserRange]) -> RunState {
+        RunState {
             mode: AtomicU8::new(MODE_CONNECT),
             qps: AtomicU64::new(0f64.to_bits()),
             send_rate: AtomicU64::new(0f64.to_bits()),

@@ -1,0 +1,182 @@
+//! The line protocols between a `--procs` parent and its children, both ends.
+//!
+//! The parent writes `set MODE PHASE QPS SEND_RATE` to a child's stdin whenever the plan
+//! (or `/qps`) changes ([`follow_parent`] applies them in the child); the child writes
+//! one JSON `Record` a line to its stdout: a record per second (counts and the latency
+//! histogram, in the serialised form of `histograms.json` so the parent merges exactly),
+//! `connected` after its ramp, per-phase totals and `done` at the end ([`read_child`]
+//! adds them up in the parent).
+
+use crate::metrics::{Counts, Tally};
+use crate::run_state::{RunState, WorkerBlock, MODE_STOP};
+use redpacket_formats::histograms;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// One line from a child.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Record {
+    Second {
+        counts: Counts,
+        hist: String,
+        connected: u64,
+        inflight: u64,
+        #[serde(default)]
+        by_source: Vec<u64>,
+    },
+    Connected {
+        connected: u64,
+    },
+    Phase {
+        i: usize,
+        counts: Counts,
+        hist: String,
+    },
+    Done,
+}
+
+fn emit(r: &Record) {
+    if let Ok(s) = serde_json::to_string(r) {
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    }
+}
+
+/// Sends one second's figures to the parent.
+pub fn emit_second(t: &Tally, connected: u64, inflight: u64, by_source: &[u64]) {
+    emit(&Record::Second {
+        counts: t.counts,
+        hist: histograms::encode(&t.latency).unwrap_or_default(),
+        connected,
+        inflight,
+        by_source: by_source.to_vec(),
+    });
+}
+/// Tells the parent how many users are in after the ramp.
+pub fn emit_connected(connected: u64) {
+    emit(&Record::Connected { connected });
+}
+/// Sends phase `i`'s totals to the parent.
+pub fn emit_phase(i: usize, t: &Tally) {
+    emit(&Record::Phase {
+        i,
+        counts: t.counts,
+        hist: histograms::encode(&t.latency).unwrap_or_default(),
+    });
+}
+/// Tells the parent this child has sent everything.
+pub fn emit_done() {
+    emit(&Record::Done);
+}
+
+fn tally(counts: Counts, hist: &str) -> Tally {
+    let mut t = Tally {
+        counts,
+        ..Tally::default()
+    };
+    match histograms::decode(hist) {
+        // Into a histogram of the usual bounds, so that tallies keep adding up.
+        Ok(h) => {
+            let _ = t.latency.add(&h);
+        }
+        Err(e) => eprintln!("loadgen: a child's latency histogram is lost: {e}"),
+    }
+    t
+}
+
+/// In a child: applies the parent's `set` lines; end of stdin (parent gone) stops.
+pub fn follow_parent(shared: Arc<RunState>) {
+    let _ = std::thread::Builder::new()
+        .name("loadgen-parent".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let ["set", mode, phase, qps, send] = f[..] {
+                    if let (Ok(m), Ok(p), Ok(q), Ok(s)) = (
+                        mode.parse::<u8>(),
+                        phase.parse::<usize>(),
+                        qps.parse::<f64>(),
+                        send.parse::<f64>(),
+                    ) {
+                        shared.set_qps(q);
+                        shared.set_send_rate(s);
+                        shared.phase.store(p, Relaxed);
+                        shared.mode.store(m, Relaxed);
+                    }
+                }
+            }
+            shared.mode.store(MODE_STOP, Relaxed);
+        });
+}
+
+/// In the parent: reads child `i`'s records from its stdout into its `block` until
+/// `done` or the end of the pipe.
+pub fn read_child(stdout: impl Read, block: &WorkerBlock, i: usize) {
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<Record>(&line) {
+            Ok(Record::Second {
+                counts,
+                hist,
+                connected,
+                inflight,
+                by_source,
+            }) => {
+                if let Ok(mut iv) = block.interval.lock() {
+                    iv.add(&tally(counts, &hist));
+                }
+                if let Ok(mut v) = block.by_source.lock() {
+                    *v = by_source;
+                }
+                block.connected.store(connected, Relaxed);
+                block.inflight.store(inflight, Relaxed);
+            }
+            Ok(Record::Connected { connected }) => block.connected.store(connected, Relaxed),
+            Ok(Record::Phase { i, counts, hist }) => block.add_phase(&tally(counts, &hist), i),
+            Ok(Record::Done) => break,
+            Err(e) => eprintln!("loadgen: child {i}: unreadable line ({e})"),
+        }
+    }
+    // Done, or the child died: it holds no users and waits for nothing.
+    block.connected.store(0, Relaxed);
+    block.inflight.store(0, Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_histograms() {
+        let mut t = Tally::default();
+        t.counts.sent = 7;
+        t.record_us(1234);
+        let r = Record::Second {
+            counts: t.counts,
+            hist: histograms::encode(&t.latency).unwrap(),
+            connected: 3,
+            inflight: 1,
+            by_source: vec![2, 1],
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        match serde_json::from_str::<Record>(&s).unwrap() {
+            Record::Second {
+                counts,
+                hist,
+                connected,
+                ..
+            } => {
+                let back = tally(counts, &hist);
+                assert_eq!((back.counts.sent, back.latency.len(), connected), (7, 1, 3));
+            }
+            _ => panic!("wrong record"),
+        }
+    }
+}
