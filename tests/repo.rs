@@ -167,7 +167,7 @@ fn run_outputs_are_told_apart_from_sources() {
         "results/README.md",
         "results/examples/20261126-134356-demo/vm/summary.json",
         "crates/sys/fixtures/proc/net_dev.txt",
-        "loadgen/src/report.rs",
+        "loadgen/src/output.rs",
     ] {
         assert_eq!(run_output(ok), None, "{ok}");
     }
