@@ -147,11 +147,9 @@ impl Conf {
                         "an annotation must be directly above its key".into(),
                     ));
                 }
-                continue;
-            }
-            if let Some(comment) = line.strip_prefix('#').or_else(|| line.strip_prefix(';')) {
-                let comment = comment.trim();
-                let Some(body) = comment.strip_prefix(MARK) else {
+            } else if let Some(comment) = line.strip_prefix('#').or_else(|| line.strip_prefix(';'))
+            {
+                let Some(body) = comment.trim().strip_prefix(MARK) else {
                     if let Some((at, _)) = pending {
                         return Err(err(
                             at,
@@ -166,105 +164,111 @@ impl Conf {
                 }
                 let body = body.trim();
                 if let Some(t) = body.strip_prefix("target-connections=") {
-                    if !conf.keys.is_empty() {
-                        return Err(err(
-                            n,
-                            "target-connections must come before the first key".into(),
-                        ));
-                    }
-                    if conf.target.is_some() {
-                        return Err(err(n, "target-connections given twice".into()));
-                    }
-                    let t: u64 = t.trim().parse().ok().filter(|&t| t > 0).ok_or_else(|| {
-                        err(
-                            n,
-                            format!("target-connections={t:?}: need a positive whole number"),
-                        )
-                    })?;
-                    conf.target = Some(t);
-                    continue;
+                    conf.target = Some(conf.target_line(t).map_err(|m| err(n, m))?);
+                } else {
+                    pending = Some((n, Annotation::parse(body).map_err(|m| err(n, m))?));
                 }
-                pending = Some((n, Annotation::parse(body).map_err(|m| err(n, m))?));
-                continue;
+            } else {
+                let key = conf
+                    .key_line(line, n, pending.take().map(|(_, a)| a))
+                    .map_err(|m| err(n, m))?;
+                conf.keys.push(key);
             }
-            // A key line; `-` before the key is sysctl.d's "ignore failure" prefix.
-            let (key, value) = line.split_once('=').ok_or_else(|| {
-                err(
-                    n,
-                    format!("{line:?} is neither `key = value` nor a comment"),
-                )
-            })?;
-            let key = key.trim().trim_start_matches('-').trim().replace('/', ".");
-            let value = redpacket_sys::sysctl::normalize(value);
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            {
-                return Err(err(n, format!("{key:?} is not a sysctl key")));
-            }
-            if value.is_empty() {
-                return Err(err(n, format!("{key} has no value")));
-            }
-            let Some((_, a)) = pending.take() else {
-                return Err(err(
-                    n,
-                    format!("{key} has no `# {MARK} scope=.. check=.. limits=..` line directly above it"),
-                ));
-            };
-            if conf.keys.iter().any(|k| k.key == key) {
-                return Err(err(n, format!("{key} is set twice")));
-            }
-            let nums = numbers(&value);
-            match a.check {
-                Check::AtLeast | Check::AtMost if nums.is_none() => {
-                    return Err(err(
-                        n,
-                        format!("{key} = {value}: check={} needs numbers", a.check.as_str()),
-                    ));
-                }
-                Check::Range if !matches!(nums.as_deref(), Some([lo, hi]) if lo <= hi) => {
-                    return Err(err(
-                        n,
-                        format!("{key} = {value}: check=range needs two numbers, low then high"),
-                    ));
-                }
-                _ => {}
-            }
-            if a.scale_conn {
-                if a.check != Check::AtLeast {
-                    return Err(err(
-                        n,
-                        format!("{key}: scale=conn works with check=at-least only"),
-                    ));
-                }
-                if nums.as_ref().is_some_and(|v| v.iter().any(|&x| x < 0)) {
-                    return Err(err(
-                        n,
-                        format!("{key} = {value}: scale=conn needs values of 0 or more"),
-                    ));
-                }
-                if conf.target.is_none() {
-                    return Err(err(
-                        n,
-                        format!("{key}: scale=conn needs a `# {MARK} target-connections=N` line before the first key"),
-                    ));
-                }
-            }
-            conf.keys.push(ConfKey {
-                key,
-                value,
-                scope: a.scope,
-                check: a.check,
-                scale_conn: a.scale_conn,
-                limits: a.limits,
-                line: n,
-            });
         }
         if let Some((at, _)) = pending {
             return Err(err(at, "an annotation with no key below it".into()));
         }
         Ok(conf)
+    }
+
+    /// The value of a `target-connections=N` annotation, which must come once, before
+    /// the first key.
+    fn target_line(&self, t: &str) -> Result<u64, String> {
+        if !self.keys.is_empty() {
+            return Err("target-connections must come before the first key".into());
+        }
+        if self.target.is_some() {
+            return Err("target-connections given twice".into());
+        }
+        t.trim()
+            .parse()
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| format!("target-connections={t:?}: need a positive whole number"))
+    }
+
+    /// A `key = value` line with the annotation above it (`None`: there was none).
+    fn key_line(&self, line: &str, n: usize, a: Option<Annotation>) -> Result<ConfKey, String> {
+        // `-` before the key is sysctl.d's "ignore failure" prefix.
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{line:?} is neither `key = value` nor a comment"))?;
+        let key = key.trim().trim_start_matches('-').trim().replace('/', ".");
+        let value = redpacket_sys::sysctl::normalize(value);
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!("{key:?} is not a sysctl key"));
+        }
+        if value.is_empty() {
+            return Err(format!("{key} has no value"));
+        }
+        let Some(a) = a else {
+            return Err(format!(
+                "{key} has no `# {MARK} scope=.. check=.. limits=..` line directly above it"
+            ));
+        };
+        if self.keys.iter().any(|k| k.key == key) {
+            return Err(format!("{key} is set twice"));
+        }
+        self.annotation_fits(&key, &value, &a)?;
+        Ok(ConfKey {
+            key,
+            value,
+            scope: a.scope,
+            check: a.check,
+            scale_conn: a.scale_conn,
+            limits: a.limits,
+            line: n,
+        })
+    }
+
+    /// Whether a key's value can be checked the way its annotation asks.
+    fn annotation_fits(&self, key: &str, value: &str, a: &Annotation) -> Result<(), String> {
+        let nums = numbers(value);
+        match a.check {
+            Check::AtLeast | Check::AtMost if nums.is_none() => {
+                return Err(format!(
+                    "{key} = {value}: check={} needs numbers",
+                    a.check.as_str()
+                ));
+            }
+            Check::Range if !matches!(nums.as_deref(), Some([lo, hi]) if lo <= hi) => {
+                return Err(format!(
+                    "{key} = {value}: check=range needs two numbers, low then high"
+                ));
+            }
+            _ => {}
+        }
+        if !a.scale_conn {
+            return Ok(());
+        }
+        if a.check != Check::AtLeast {
+            return Err(format!("{key}: scale=conn works with check=at-least only"));
+        }
+        if nums.as_ref().is_some_and(|v| v.iter().any(|&x| x < 0)) {
+            return Err(format!(
+                "{key} = {value}: scale=conn needs values of 0 or more"
+            ));
+        }
+        if self.target.is_none() {
+            return Err(format!(
+                "{key}: scale=conn needs a `# {MARK} target-connections=N` line before the first key"
+            ));
+        }
+        Ok(())
     }
 }
 
