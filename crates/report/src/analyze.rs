@@ -5,6 +5,7 @@
 //! number beside its text so a comparison can subtract.
 
 use super::load::{HostData, Role, Run};
+use super::numbers::{fmt_num, MANY};
 use super::series::{self, Series};
 use redpacket_formats::{histograms, Latency, PhasePlan};
 
@@ -353,7 +354,7 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         .filter(|k| k.starts_with("client.conn_addr."))
         .collect();
     addrs.sort();
-    if addrs.len() > super::render::MANY {
+    if addrs.len() > MANY {
         // Many source addresses: the least and the most any one of them carried.
         let peaks: Vec<f64> = addrs.iter().filter_map(|a| max(a)).collect();
         let lo = peaks.iter().copied().fold(f64::INFINITY, f64::min);
@@ -733,32 +734,6 @@ fn phase_latency(run: &Run, phase: &str) -> Option<MergedLatency> {
     })
 }
 
-/// `1234567.891` with 2 decimals is `1,234,567.89`.
-pub fn fmt_num(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return "-".into();
-    }
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(i, f)| (i, f));
-    let mut grouped = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    let sign = if v < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        "-"
-    } else {
-        ""
-    };
-    if frac.is_empty() {
-        format!("{sign}{grouped}")
-    } else {
-        format!("{sign}{grouped}.{frac}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -773,14 +748,5 @@ mod tests {
         assert_eq!(d.min, 1.0);
         assert!((d.cv - 0.5716).abs() < 1e-3);
         assert!(dist(&[]).is_none());
-    }
-
-    #[test]
-    fn numbers_are_grouped() {
-        assert_eq!(fmt_num(1234567.891, 2), "1,234,567.89");
-        assert_eq!(fmt_num(999.0, 0), "999");
-        assert_eq!(fmt_num(-1000.0, 0), "-1,000");
-        assert_eq!(fmt_num(-0.001, 1), "0.0");
-        assert_eq!(fmt_num(f64::NAN, 1), "-");
     }
 }

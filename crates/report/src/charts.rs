@@ -19,6 +19,7 @@ use plotters::style::FontStyle;
 
 use super::analyze::Analysis;
 use super::load::{Role, Run};
+use super::numbers::{short, MANY};
 
 /// Size of every chart, pixels.
 pub const WIDTH: u32 = 1000;
@@ -117,7 +118,7 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
                 .map(|l| l.label(&h.name))
         })
         .collect();
-    if instances.len() > super::render::MANY {
+    if instances.len() > MANY {
         instances.clear();
     }
     let mut qps = vec![
@@ -672,31 +673,6 @@ fn draw<DB: DrawingBackend>(
     Ok(labels)
 }
 
-/// Axis numbers: `1.2k`, `3.4M`, `0.25`.
-fn short(v: f64) -> String {
-    let a = v.abs();
-    let (x, suffix) = if a >= 1e6 {
-        (v / 1e6, "M")
-    } else if a >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    let s = if x.abs() >= 100.0 || x == x.trunc() {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{suffix}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -832,14 +808,5 @@ mod tests {
                 assert!(x.x >= *left && x.x + x.width <= *right, "{x:?}");
             }
         }
-    }
-
-    #[test]
-    fn short_numbers() {
-        assert_eq!(super::short(0.0), "0");
-        assert_eq!(super::short(0.25), "0.25");
-        assert_eq!(super::short(1500.0), "1.5k");
-        assert_eq!(super::short(60_000.0), "60k");
-        assert_eq!(super::short(2_000_000.0), "2M");
     }
 }

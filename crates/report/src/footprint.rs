@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
-use super::analyze::fmt_num;
 use super::load::Run;
+use super::numbers::fmt_num;
 use super::render::Table;
 use redpacket_formats::{FootprintLine, PhasePlan};
 

@@ -17,6 +17,7 @@ pub mod heap;
 pub mod html;
 pub mod load;
 pub mod money;
+pub mod numbers;
 pub mod render;
 pub mod safe_fs;
 pub mod sanity;
@@ -26,7 +27,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use load::{load, NotARun, Run};
+pub use load::{NotARun, Run};
 
 #[derive(Debug)]
 pub enum ReportError {
@@ -54,6 +55,15 @@ impl ReportError {
             ReportError::Io(..) => 1,
         }
     }
+}
+
+/// Reads a run folder ([`load::read`]) and names the figures no run can produce
+/// ([`sanity::implausible`]) among its problems. Fails only when `dir` is not a run.
+pub fn load(dir: &Path) -> Result<Run, NotARun> {
+    let mut run = load::read(dir)?;
+    run.implausible = sanity::implausible(&run);
+    run.problems.extend(run.implausible.iter().cloned());
+    Ok(run)
 }
 
 /// What a report run produced.

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
+use super::numbers::when;
 use super::safe_fs::{
     self, Budget, HISTOGRAMS_CAP, LINE_CAP, PER_SECOND_CAP, RUN_HEAP_CAP, RUN_JSON_CAP,
     RUN_READ_CAP, SUMMARY_CAP, TUNING_CAP,
@@ -88,18 +89,6 @@ impl ServerLog {
     }
 }
 
-/// A unix time as a person reads it in a report: `HH:MM:SS UTC`, and how far into the
-/// run when `started` is known.
-pub fn when(t: f64, started: f64) -> String {
-    let s = t.max(0.0).round() as u64 % 86_400;
-    let clock = format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60);
-    if started > 0.0 && t >= started {
-        format!("{clock} ({:.0} s into the run)", t - started)
-    } else {
-        clock
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct HostData {
     pub name: String,
@@ -160,8 +149,8 @@ pub struct Run {
     /// are paths, histograms that claim too much): each is among the problems too, and
     /// any fails the verdict.
     pub refused: usize,
-    /// Figures no run can produce ([`super::sanity`]): among the problems too, and any
-    /// fails the verdict.
+    /// Figures no run can produce: empty as [`read`] leaves it; [`crate::load`] fills it
+    /// from [`super::sanity`] and adds them to the problems, and any fails the verdict.
     pub implausible: Vec<String>,
 }
 
@@ -230,9 +219,10 @@ fn shown(name: &str) -> String {
     }
 }
 
-/// Reads a run folder. Fails only when `dir` is not a run (no `run.json` and no host
-/// folder with any known file).
-pub fn load(dir: &Path) -> Result<Run, NotARun> {
+/// Reads a run folder, as its files say, without judging the figures (that is
+/// [`super::sanity`], run by [`crate::load`]). Fails only when `dir` is not a run (no
+/// `run.json` and no host folder with any known file).
+pub fn read(dir: &Path) -> Result<Run, NotARun> {
     if !dir.is_dir() {
         return Err(NotARun(format!(
             "{}: not a run folder (no such directory)",
@@ -371,7 +361,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     } else {
         meta.run_id.clone()
     };
-    let mut run = Run {
+    Ok(Run {
         dir: dir.to_path_buf(),
         id,
         meta,
@@ -380,10 +370,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
         problems,
         refused: budget.refused(),
         implausible: Vec::new(),
-    };
-    run.implausible = super::sanity::check(&run);
-    run.problems.extend(run.implausible.iter().cloned());
-    Ok(run)
+    })
 }
 
 /// `(run.json failed_hosts: REASON)`, or nothing for a host that did not fail.

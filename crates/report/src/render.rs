@@ -5,8 +5,9 @@
 
 use std::fmt::Write;
 
-use super::analyze::{fmt_num, Analysis, Cell, PhaseStats, HOST_COLUMNS, HOST_NOTE};
+use super::analyze::{Analysis, Cell, PhaseStats, HOST_COLUMNS, HOST_NOTE};
 use super::load::Run;
+use super::numbers::{fmt_num, MANY};
 use redpacket_formats::{LoadgenSummary, PhaseSummary};
 
 /// A rectangular table: `header` then rows; a row with one cell is a section title.
@@ -329,7 +330,7 @@ pub fn preamble(run: &Run) -> Vec<String> {
     }
     // Over every server process, when there is more than one or clients to match; and
     // every server whose money cannot be reconciled, by name.
-    if let Some(m) = super::money::check(run) {
+    if let Some(m) = super::money::reconcile(run) {
         v.extend(m.unreconciled.iter().cloned());
         if m.accounts + m.missing.len() > 1 || m.clients > 0 || !m.clients_missing.is_empty() {
             v.push(m.sentence());
@@ -337,10 +338,6 @@ pub fn preamble(run: &Run) -> Vec<String> {
     }
     v
 }
-
-/// Past this many server instances on a host, their balanced ledgers are summed up in
-/// one line (only an unbalanced one gets its own).
-pub const MANY: usize = 8;
 
 pub fn problems_text(run: &Run) -> String {
     if run.problems.is_empty() {
@@ -364,7 +361,7 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         .iter()
         .filter_map(|h| h.summary.as_ref())
         .collect();
-    let money = super::money::check(run);
+    let money = super::money::reconcile(run);
     let mut fails: Vec<String> = sums
         .iter()
         .flat_map(|s| s.verdict.failures.iter().cloned())

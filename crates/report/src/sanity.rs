@@ -7,11 +7,12 @@
 //! rate against the run's own targets ([`RATE_FACTOR`] times the highest, never less
 //! than [`RATE_FLOOR`]), money against what the servers issued and created and against
 //! [`MONEY_CAP_CENTS`], phase times against each other. Each finding is one sentence;
-//! [`super::load`] lists them with the problems and the verdict fails on any.
+//! [`crate::load`] lists them with the problems and the verdict fails on any.
 
 use std::collections::BTreeMap;
 
 use super::load::Run;
+use super::numbers::fmt_num;
 use redpacket_formats::Latency;
 
 /// How far beyond the run's highest target a rate may go before no run could have
@@ -61,11 +62,11 @@ pub fn plausible_rate(r: f64, limit: f64) -> bool {
 }
 
 /// Every implausible figure of the run, one sentence each.
-pub fn check(run: &Run) -> Vec<String> {
+pub fn implausible(run: &Run) -> Vec<String> {
     let mut v = Vec::new();
     phases(run, &mut v);
     let limit = rate_limit(run);
-    let rate = |r: f64| super::analyze::fmt_num(r, 0);
+    let rate = |r: f64| fmt_num(r, 0);
     for h in &run.hosts {
         let host = &h.name;
         if let Some(s) = &h.summary {
