@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::load::Run;
 use super::numbers::fmt_num;
-use super::render::Table;
+use super::table::Table;
 use redpacket_formats::{FootprintLine, PhasePlan};
 
 /// The old system's figures, on the same page for comparison (REFERENCE: about 3.9 KB

@@ -16,12 +16,16 @@ pub mod footprint;
 pub mod heap;
 pub mod html;
 pub mod load;
+pub mod markdown;
 pub mod money;
 pub mod numbers;
+pub mod page;
 pub mod render;
 pub mod safe_fs;
 pub mod sanity;
 pub mod series;
+pub mod table;
+pub mod verdict;
 
 use std::fmt;
 use std::io;
@@ -90,20 +94,9 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
             .map_err(|e| ReportError::Io(dir.join(name), e))
     };
     let html_path = write("report.html", html::html(&run, &a, &drawn))?;
-    let md_path = write("report.md", html::markdown(&run, &a, &drawn))?;
+    let md_path = write("report.md", markdown::markdown(&run, &a, &drawn))?;
     let mut text = render::terminal(&run, &a);
-    for f in footprint::footprints(&run) {
-        text.push_str(&format!("\nFootprint on {}\n", f.host));
-        if let Some(h) = &f.held {
-            text.push_str(&h.sentence());
-            text.push('\n');
-        }
-        text.push_str(&render::to_text(&footprint::memory_table(&f)));
-        text.push('\n');
-        text.push_str(&render::to_text(&footprint::cpu_table(&f)));
-        text.push_str(footprint::note());
-        text.push('\n');
-    }
+    text.push_str(&render::footprints_text(&run));
     text.push_str(&format!(
         "\nWrote {} and {} ({} charts in {}).\n",
         html_path.display(),
@@ -128,28 +121,5 @@ pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
     let ra = load(a).map_err(ReportError::NotARun)?;
     let rb = load(b).map_err(ReportError::NotARun)?;
     let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
-    let mut s = format!(
-        "Comparing A = {} with B = {} (difference is B - A)\n",
-        ra.id, rb.id
-    );
-    for (which, r) in [("A", &ra), ("B", &rb)] {
-        let p = render::problems_text(r);
-        if !p.is_empty() {
-            s.push_str(&format!("{which} ({}) {p}", r.id));
-        }
-    }
-    let tables = render::compare_table(&ra, &aa, &rb, &ab);
-    if tables.is_empty() {
-        s.push_str("The runs have no phase to compare.\n");
-    }
-    for (name, t) in tables {
-        s.push_str(&format!("\nPhase {name}\n"));
-        s.push_str(&render::to_text(&t));
-    }
-    for (r, a) in [(&ra, &aa), (&rb, &ab)] {
-        if let Some(c) = &a.capacity {
-            s.push_str(&format!("\n{}: {}\n", r.id, c.sentence()));
-        }
-    }
-    Ok(s)
+    Ok(render::comparison(&ra, &aa, &rb, &ab))
 }
