@@ -7,8 +7,8 @@
 //! print these same lines, each in its own markup.
 
 use super::analyze::Analysis;
-use super::load::{Role, Run};
-use super::money;
+use super::load::{HostData, Role, Run};
+use super::money::{self, Reconciliation};
 use super::numbers::{fmt_num, MANY};
 use super::sanity;
 use redpacket_formats::{LoadgenSummary, PhaseSummary};
@@ -23,6 +23,24 @@ pub fn preamble(run: &Run) -> Vec<String> {
     if !m.git_commit.is_empty() {
         v.push(format!("git commit {}", m.git_commit));
     }
+    v.push(hosts_line(run));
+    for h in &run.hosts {
+        v.extend(client_money_line(h));
+        ledger_lines(h, &mut v);
+    }
+    // Over every server process, when there is more than one or clients to match; and
+    // every server whose money cannot be reconciled, by name.
+    if let Some(m) = money::reconcile(run) {
+        v.extend(m.unreconciled.iter().cloned());
+        if m.accounts + m.missing.len() > 1 || m.clients > 0 || !m.clients_missing.is_empty() {
+            v.push(m.sentence());
+        }
+    }
+    v
+}
+
+/// `hosts: NAME (ROLE, ADDRESS, N instances), ...`.
+fn hosts_line(run: &Run) -> String {
     let hosts: Vec<String> = run
         .hosts
         .iter()
@@ -42,73 +60,68 @@ pub fn preamble(run: &Run) -> Vec<String> {
             format!("{} ({})", h.name, what.join(", "))
         })
         .collect();
-    v.push(format!("hosts: {}", hosts.join(", ")));
-    for h in &run.hosts {
-        if let Some(m) = h
-            .summary
-            .as_ref()
-            .map(|s| &s.money)
-            .filter(|m| !m.is_empty())
-        {
-            let kv: Vec<String> = serde_json::to_value(m)
-                .ok()
-                .and_then(|v| v.as_object().cloned())
-                .unwrap_or_default()
-                .iter()
-                .map(|(k, v)| format!("{k} = {v}"))
-                .collect();
-            v.push(format!(
-                "{} money (summary.json): {}",
-                h.name,
-                kv.join(", ")
-            ));
-        }
-        // Many instances: one line when every ledger balances, else the ones that do not.
-        let sums: Vec<_> = h
-            .servers
-            .iter()
-            .filter_map(|log| log.summary.as_ref().map(|s| (log, s)))
-            .collect();
-        let all_balanced = sums
-            .iter()
-            .all(|(_, s)| s.shake_balanced && s.send_balanced);
-        if sums.len() > MANY && all_balanced {
-            v.push(format!(
-                "{} final ledgers of {} instances: shake packets balanced, user-to-user packets balanced",
-                h.name,
-                sums.len()
-            ));
+    format!("hosts: {}", hosts.join(", "))
+}
+
+/// The money a load generator's summary recorded, every field as it wrote it.
+fn client_money_line(h: &HostData) -> Option<String> {
+    let m = h
+        .summary
+        .as_ref()
+        .map(|s| &s.money)
+        .filter(|m| !m.is_empty())?;
+    let kv: Vec<String> = serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    Some(format!(
+        "{} money (summary.json): {}",
+        h.name,
+        kv.join(", ")
+    ))
+}
+
+/// Each server's final ledger, balanced or not. Past [`MANY`] instances: one line when
+/// every ledger balances, else only the ones that do not (or whose server restarted).
+fn ledger_lines(h: &HostData, v: &mut Vec<String>) {
+    let sums: Vec<_> = h
+        .servers
+        .iter()
+        .filter_map(|log| log.summary.as_ref().map(|s| (log, s)))
+        .collect();
+    let all_balanced = sums
+        .iter()
+        .all(|(_, s)| s.shake_balanced && s.send_balanced);
+    if sums.len() > MANY && all_balanced {
+        v.push(format!(
+            "{} final ledgers of {} instances: shake packets balanced, user-to-user packets balanced",
+            h.name,
+            sums.len()
+        ));
+        return;
+    }
+    let many = sums.len() > MANY;
+    for (log, sum) in sums {
+        if many && sum.shake_balanced && sum.send_balanced && log.lost_lives().is_empty() {
             continue;
         }
-        let many = sums.len() > MANY;
-        for (log, sum) in sums {
-            if many && sum.shake_balanced && sum.send_balanced && log.lost_lives().is_empty() {
-                continue;
-            }
-            let word = |b: bool| if b { "balanced" } else { "NOT BALANCED" };
-            // After a restart the account covers the last life only.
-            let life = if sum.life > 1 {
-                format!(" (life {} only)", sum.life)
-            } else {
-                String::new()
-            };
-            v.push(format!(
-                "{} final ledger{life}: shake packets {}, user-to-user packets {}",
-                log.label(&h.name),
-                word(sum.shake_balanced),
-                word(sum.send_balanced)
-            ));
-        }
+        let word = |b: bool| if b { "balanced" } else { "NOT BALANCED" };
+        // After a restart the account covers the last life only.
+        let life = if sum.life > 1 {
+            format!(" (life {} only)", sum.life)
+        } else {
+            String::new()
+        };
+        v.push(format!(
+            "{} final ledger{life}: shake packets {}, user-to-user packets {}",
+            log.label(&h.name),
+            word(sum.shake_balanced),
+            word(sum.send_balanced)
+        ));
     }
-    // Over every server process, when there is more than one or clients to match; and
-    // every server whose money cannot be reconciled, by name.
-    if let Some(m) = money::reconcile(run) {
-        v.extend(m.unreconciled.iter().cloned());
-        if m.accounts + m.missing.len() > 1 || m.clients > 0 || !m.clients_missing.is_empty() {
-            v.push(m.sentence());
-        }
-    }
-    v
 }
 
 /// What a reader wants first: passed or failed (the load generators' thresholds, every
@@ -123,11 +136,53 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         .filter_map(|h| h.summary.as_ref())
         .collect();
     let money = money::reconcile(run);
+    let mut fails = failures(run, &sums);
+    let gaps = match &money {
+        Some(m) => {
+            money_failures(m, &mut fails);
+            m.gaps()
+        }
+        None => Vec::new(),
+    };
+    let mut v = vec![if sums.is_empty() && money.is_none() && fails.is_empty() {
+        "Verdict: none (no load generator summary and no server account)".to_string()
+    } else if fails.is_empty() && gaps.is_empty() {
+        "Verdict: PASSED".to_string()
+    } else if fails.is_empty() {
+        format!("Verdict: INCOMPLETE: {}", gaps.join("; "))
+    } else {
+        fails.extend(gaps);
+        format!("Verdict: FAILED: {}", fails.join("; "))
+    }];
+    if !sums.is_empty() {
+        let without = without_cut_short(run);
+        let users = sums
+            .iter()
+            .fold(0u64, |n, s| n.saturating_add(s.connections.connected));
+        v.push(format!("users connected at the end: {users}{without}"));
+        v.push(match highest_clean_rate(run, a, &sums) {
+            Some((n, r)) => format!(
+                "highest rate held without an error or timeout: {} shakes/s (phase {n}){without}",
+                fmt_num(r, 0)
+            ),
+            None => "no phase ran without an error or timeout".into(),
+        });
+    }
+    v.extend(p99_line(a));
+    if let Some(m) = &money {
+        v.push(m.sentence());
+    }
+    v
+}
+
+/// What fails the run before its money is looked at: the load generators' own
+/// failures, untrusted input the report refused, figures no run produces (never a
+/// pass), and a load generator that did not pass without saying why.
+fn failures(run: &Run, sums: &[&LoadgenSummary]) -> Vec<String> {
     let mut fails: Vec<String> = sums
         .iter()
         .flat_map(|s| s.verdict.failures.iter().cloned())
         .collect();
-    // Untrusted input the report refused, or figures no run produces: never a pass.
     if run.refused > 0 {
         fails.push(format!(
             "{} file(s) or name(s) of the run folder refused as unsafe (see what is missing \
@@ -144,90 +199,75 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
     if fails.is_empty() && sums.iter().any(|s| !s.verdict.passed) {
         fails.push("a load generator did not pass".into());
     }
-    // What cannot be judged: money whose ledger or client total is missing.
-    let mut gaps = Vec::new();
-    if let Some(m) = &money {
-        if !m.unbalanced.is_empty() {
-            fails.push(format!(
-                "ledger NOT BALANCED on {}",
-                m.unbalanced.join(", ")
-            ));
-        } else if !m.servers_balanced && m.unreconciled.is_empty() {
-            fails.push("no server left its final account".into());
-        }
-        if m.agree() == Some(false) {
-            fails.push("client and server money DIFFER".into());
-        }
-        gaps = m.gaps();
+    fails
+}
+
+/// What fails the run in its money: a ledger that does not balance, no account at all,
+/// clients and servers that differ. (What cannot be judged is [`Reconciliation::gaps`].)
+fn money_failures(m: &Reconciliation, fails: &mut Vec<String>) {
+    if !m.unbalanced.is_empty() {
+        fails.push(format!(
+            "ledger NOT BALANCED on {}",
+            m.unbalanced.join(", ")
+        ));
+    } else if !m.servers_balanced && m.unreconciled.is_empty() {
+        fails.push("no server left its final account".into());
     }
-    // Load generators without a summary (killed, or their host lost): left out of the
-    // totals below, which only a summary gives.
+    if m.agree() == Some(false) {
+        fails.push("client and server money DIFFER".into());
+    }
+}
+
+/// Load generators without a summary (killed, or their host lost) are left out of the
+/// totals that only a summary gives: ` (without HOST: ...)`, or nothing.
+fn without_cut_short(run: &Run) -> String {
     let cut: Vec<&str> = run
         .hosts
         .iter()
         .filter(|h| h.loadgen_cut_short())
         .map(|h| h.name.as_str())
         .collect();
-    let without = if cut.is_empty() {
+    if cut.is_empty() {
         String::new()
     } else {
         format!(
             " (without {}: no summary.json, see what is missing)",
             cut.join(", ")
         )
-    };
-    let mut v = vec![if sums.is_empty() && money.is_none() && fails.is_empty() {
-        "Verdict: none (no load generator summary and no server account)".to_string()
-    } else if fails.is_empty() && gaps.is_empty() {
-        "Verdict: PASSED".to_string()
-    } else if fails.is_empty() {
-        format!("Verdict: INCOMPLETE: {}", gaps.join("; "))
-    } else {
-        fails.extend(gaps);
-        format!("Verdict: FAILED: {}", fails.join("; "))
-    }];
-    if !sums.is_empty() {
-        let users = sums
-            .iter()
-            .fold(0u64, |n, s| n.saturating_add(s.connections.connected));
-        v.push(format!("users connected at the end: {users}{without}"));
-        let mut best: Option<(String, f64)> = None;
-        let limit = sanity::rate_limit(run);
-        for p in &a.phases {
-            let mine: Vec<&PhaseSummary> = sums
-                .iter()
-                .filter_map(|s| s.phases.iter().find(|q| q.name == p.name))
-                .collect();
-            let clean = mine.iter().all(|q| q.errors == 0 && q.timeouts == 0);
-            let rate: f64 = mine.iter().map(|q| q.achieved_qps).sum();
-            let plausible = sanity::plausible_rate(rate, limit);
-            if !mine.is_empty() && clean && plausible && best.as_ref().is_none_or(|b| rate > b.1) {
-                best = Some((p.name.clone(), rate));
-            }
-        }
-        v.push(match best {
-            Some((n, r)) => format!(
-                "highest rate held without an error or timeout: {} shakes/s (phase {n}){without}",
-                fmt_num(r, 0)
-            ),
-            None => "no phase ran without an error or timeout".into(),
-        });
     }
+}
+
+/// The phase with the highest rate the load generators held without an error or a
+/// timeout (a rate no run can produce does not count), and that rate.
+fn highest_clean_rate(run: &Run, a: &Analysis, sums: &[&LoadgenSummary]) -> Option<(String, f64)> {
+    let mut best: Option<(String, f64)> = None;
+    let limit = sanity::rate_limit(run);
+    for p in &a.phases {
+        let mine: Vec<&PhaseSummary> = sums
+            .iter()
+            .filter_map(|s| s.phases.iter().find(|q| q.name == p.name))
+            .collect();
+        let clean = mine.iter().all(|q| q.errors == 0 && q.timeouts == 0);
+        let rate: f64 = mine.iter().map(|q| q.achieved_qps).sum();
+        let plausible = sanity::plausible_rate(rate, limit);
+        if !mine.is_empty() && clean && plausible && best.as_ref().is_none_or(|b| rate > b.1) {
+            best = Some((p.name.clone(), rate));
+        }
+    }
+    best
+}
+
+/// `latency, p99 of each phase: ...`, from the phase table; a phase that asked nothing
+/// (connect, idle) has no latency of its own.
+fn p99_line(a: &Analysis) -> Option<String> {
     let p99: Vec<String> = a
         .phases
         .iter()
-        // A phase that asked nothing (connect, idle) has no latency of its own.
         .filter(|p| p.target_qps > 0.0)
         .filter_map(|p| {
             let (_, c) = p.rows.iter().find(|(l, _)| l == "p99")?;
             c.value.map(|x| format!("{} {} ms", p.name, fmt_num(x, 2)))
         })
         .collect();
-    if !p99.is_empty() {
-        v.push(format!("latency, p99 of each phase: {}", p99.join(", ")));
-    }
-    if let Some(m) = &money {
-        v.push(m.sentence());
-    }
-    v
+    (!p99.is_empty()).then(|| format!("latency, p99 of each phase: {}", p99.join(", ")))
 }
