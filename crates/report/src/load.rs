@@ -232,111 +232,8 @@ pub fn read(dir: &Path) -> Result<Run, NotARun> {
     let mut problems = Vec::new();
     let budget = Budget::default();
     let meta_path = dir.join("run.json");
-    let mut has_meta = false;
-    let meta = match safe_fs::read(&meta_path, RUN_JSON_CAP, &budget) {
-        Ok(text) => match serde_json::from_slice::<RunMeta>(&text) {
-            Ok(m) => {
-                has_meta = true;
-                m
-            }
-            Err(e) => {
-                problems.push(format!("run.json cannot be read as a run ({e})"));
-                RunMeta::default()
-            }
-        },
-        Err(r) if r.is_absent() => RunMeta::default(),
-        Err(r) => {
-            problems.push(format!("run.json {r}"));
-            RunMeta::default()
-        }
-    };
-    if has_meta && meta.schema != SCHEMA {
-        problems.push(format!(
-            "run.json has schema {}, this report reads schema {SCHEMA}; numbers may be off",
-            meta.schema
-        ));
-    }
-
-    // Hosts: those run.json names, then any other folder holding host files. A name
-    // that is not one plain folder name is named and skipped, never joined to a path.
-    let mut hosts: Vec<HostData> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let plain = |name: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>| {
-        match safe_fs::plain_name(name) {
-            _ if name.is_empty() => false,
-            Ok(()) => seen.insert(name.to_string()),
-            Err(why) => {
-                budget.refuse();
-                problems.push(format!(
-                    "host name {} {why}: not a folder of the run, skipped",
-                    shown(name)
-                ));
-                false
-            }
-        }
-    };
-    for h in meta.hosts.iter().map(|h| h.info()) {
-        if !plain(&h.name, &mut seen, &mut problems) {
-            continue;
-        }
-        hosts.push(HostData {
-            failed: meta.failed_hosts.get(&h.name).cloned(),
-            name: h.name,
-            address: h.address,
-            role_hint: h.role,
-            ..Default::default()
-        });
-    }
-    // A failed host run.json does not list among its hosts is still named.
-    for (name, why) in &meta.failed_hosts {
-        if plain(name, &mut seen, &mut problems) {
-            hosts.push(HostData {
-                name: name.clone(),
-                failed: Some(why.clone()),
-                ..Default::default()
-            });
-        }
-    }
-    let mut extra: Vec<String> = Vec::new();
-    for e in fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-    {
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        let Ok(t) = e.file_type() else { continue };
-        let ours = OUTPUTS.contains(&name.as_str()) || name == "run.json";
-        if t.is_symlink() && !ours && !seen.contains(&name) {
-            // A listed host's folder that is a link is named with the host, run.json
-            // when it is read, an output when it is replaced.
-            budget.refuse();
-            problems.push(format!(
-                "{} in the run folder is a symbolic link: not followed",
-                shown(&name)
-            ));
-        } else if t.is_dir() && is_host_dir(&e.path()) {
-            extra.push(name);
-        }
-    }
-    extra.sort();
-    for name in extra {
-        if !seen.contains(&name) {
-            if !plain(&name, &mut seen, &mut problems) {
-                continue;
-            }
-            if has_meta {
-                problems.push(format!(
-                    "host {name}: has a folder but run.json does not list it"
-                ));
-            }
-            hosts.push(HostData {
-                name,
-                ..Default::default()
-            });
-        }
-    }
+    let (meta, has_meta) = read_meta(&meta_path, &budget, &mut problems);
+    let mut hosts = find_hosts(dir, &meta, has_meta, &budget, &mut problems);
     if !has_meta && hosts.is_empty() {
         let why = match problems.first() {
             Some(p) if present(&meta_path) => p.clone(),
@@ -371,6 +268,161 @@ pub fn read(dir: &Path) -> Result<Run, NotARun> {
         refused: budget.refused(),
         implausible: Vec::new(),
     })
+}
+
+/// `run.json`, and whether it was read as a run (an absent or unreadable one gives the
+/// defaults: no phases, no hosts listed).
+fn read_meta(path: &Path, budget: &Budget, problems: &mut Vec<String>) -> (RunMeta, bool) {
+    let mut has_meta = false;
+    let meta = match safe_fs::read(path, RUN_JSON_CAP, budget) {
+        Ok(text) => match serde_json::from_slice::<RunMeta>(&text) {
+            Ok(m) => {
+                has_meta = true;
+                m
+            }
+            Err(e) => {
+                problems.push(format!("run.json cannot be read as a run ({e})"));
+                RunMeta::default()
+            }
+        },
+        Err(r) if r.is_absent() => RunMeta::default(),
+        Err(r) => {
+            problems.push(format!("run.json {r}"));
+            RunMeta::default()
+        }
+    };
+    if has_meta && meta.schema != SCHEMA {
+        problems.push(format!(
+            "run.json has schema {}, this report reads schema {SCHEMA}; numbers may be off",
+            meta.schema
+        ));
+    }
+    (meta, has_meta)
+}
+
+/// The names of the run's hosts as they are admitted: each once, and only a plain
+/// folder name.
+struct HostNames<'b> {
+    seen: HashSet<String>,
+    budget: &'b Budget,
+}
+
+impl HostNames<'_> {
+    /// Whether `name` is a new plain folder name; one that is not a plain name is
+    /// refused and named, never joined to a path.
+    fn admit(&mut self, name: &str, problems: &mut Vec<String>) -> bool {
+        match safe_fs::plain_name(name) {
+            _ if name.is_empty() => false,
+            Ok(()) => self.seen.insert(name.to_string()),
+            Err(why) => {
+                self.budget.refuse();
+                problems.push(format!(
+                    "host name {} {why}: not a folder of the run, skipped",
+                    shown(name)
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// The run's hosts: those run.json names (its failed hosts too), then any other folder
+/// holding host files, each named among the problems when run.json exists.
+fn find_hosts(
+    dir: &Path,
+    meta: &RunMeta,
+    has_meta: bool,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) -> Vec<HostData> {
+    let mut names = HostNames {
+        seen: HashSet::new(),
+        budget,
+    };
+    let mut hosts = listed_hosts(meta, &mut names, problems);
+    for name in host_folders(dir, &names.seen, budget, problems) {
+        if names.seen.contains(&name) || !names.admit(&name, problems) {
+            continue;
+        }
+        if has_meta {
+            problems.push(format!(
+                "host {name}: has a folder but run.json does not list it"
+            ));
+        }
+        hosts.push(HostData {
+            name,
+            ..Default::default()
+        });
+    }
+    hosts
+}
+
+/// The hosts `run.json` lists, then the failed hosts it does not list among them.
+fn listed_hosts(
+    meta: &RunMeta,
+    names: &mut HostNames,
+    problems: &mut Vec<String>,
+) -> Vec<HostData> {
+    let mut hosts: Vec<HostData> = Vec::new();
+    for h in meta.hosts.iter().map(|h| h.info()) {
+        if !names.admit(&h.name, problems) {
+            continue;
+        }
+        hosts.push(HostData {
+            failed: meta.failed_hosts.get(&h.name).cloned(),
+            name: h.name,
+            address: h.address,
+            role_hint: h.role,
+            ..Default::default()
+        });
+    }
+    // A failed host run.json does not list among its hosts is still named.
+    for (name, why) in &meta.failed_hosts {
+        if names.admit(name, problems) {
+            hosts.push(HostData {
+                name: name.clone(),
+                failed: Some(why.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    hosts
+}
+
+/// The run folder's folders that hold host files, sorted. A link in the run folder is
+/// not followed and is named, unless it is the run's own (`run.json`, an output) or a
+/// host already `seen` (named with the host when it is read).
+fn host_folders(
+    dir: &Path,
+    seen: &HashSet<String>,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    let mut extra: Vec<String> = Vec::new();
+    for e in fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Ok(t) = e.file_type() else { continue };
+        let ours = OUTPUTS.contains(&name.as_str()) || name == "run.json";
+        if t.is_symlink() && !ours && !seen.contains(&name) {
+            // A listed host's folder that is a link is named with the host, run.json
+            // when it is read, an output when it is replaced.
+            budget.refuse();
+            problems.push(format!(
+                "{} in the run folder is a symbolic link: not followed",
+                shown(&name)
+            ));
+        } else if t.is_dir() && is_host_dir(&e.path()) {
+            extra.push(name);
+        }
+    }
+    extra.sort();
+    extra
 }
 
 /// `(run.json failed_hosts: REASON)`, or nothing for a host that did not fail.
