@@ -434,6 +434,9 @@ fn failed_note(h: &HostData) -> String {
     }
 }
 
+/// One host's folder: its own server's files, the load generator's and the sampler's,
+/// each server instance's, then what is missing from it. A folder that is a link is not
+/// entered.
 fn read_host(
     run_dir: &Path,
     h: &mut HostData,
@@ -460,10 +463,29 @@ fn read_host(
     }
     let name = h.name.clone();
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
-    let mut own = read_server(&dir, None, budget, &mut p);
-    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), budget, &mut p);
-    h.net = read_jsonl(&dir.join("net.jsonl"), budget, &mut p);
-    if let Some(text) = read_file(&dir.join("summary.json"), SUMMARY_CAP, budget, &mut p) {
+    let own = read_host_files(&dir, h, budget, &mut p);
+    if !own.lines.is_empty() || own.summary.is_some() {
+        server_lives(&own, started, &mut p);
+        h.servers.push(own);
+    }
+    refuse_linked_instances(&dir, &h.name, budget, problems);
+    read_instances(&dir, h, started, budget, problems);
+    name_missing_files(&dir, h, started, problems);
+}
+
+/// The files in the host's own folder: the load generator's (lines, summary,
+/// histograms), the sampler's, the tuning, and the server's that writes straight into
+/// the folder (returned, empty when there is none).
+fn read_host_files(
+    dir: &Path,
+    h: &mut HostData,
+    budget: &Budget,
+    p: &mut impl FnMut(String),
+) -> ServerLog {
+    let mut own = read_server(dir, None, budget, p);
+    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), budget, p);
+    h.net = read_jsonl(&dir.join("net.jsonl"), budget, p);
+    if let Some(text) = read_file(&dir.join("summary.json"), SUMMARY_CAP, budget, p) {
         match serde_json::from_slice::<serde_json::Value>(&text) {
             // A server's account written under the load generator's name: keep it apart.
             Ok(v) if v.get("shake_balanced").is_some() => match serde_json::from_value(v) {
@@ -482,17 +504,17 @@ fn read_host(
         }
     }
     h.histograms =
-        read_json::<HistogramsFile>(&dir.join(histograms::FILE), HISTOGRAMS_CAP, budget, &mut p)
-            .and_then(|f| decode_histograms(&f, budget, &mut p));
-    if let Some(text) = read_file(&dir.join("tuning.txt"), TUNING_CAP, budget, &mut p) {
+        read_json::<HistogramsFile>(&dir.join(histograms::FILE), HISTOGRAMS_CAP, budget, p)
+            .and_then(|f| decode_histograms(&f, budget, p));
+    if let Some(text) = read_file(&dir.join("tuning.txt"), TUNING_CAP, budget, p) {
         h.tuning = tuning::parse(&String::from_utf8_lossy(&text));
     }
-    if !own.lines.is_empty() || own.summary.is_some() {
-        server_lives(&own, started, &mut p);
-        h.servers.push(own);
-    }
-    // An instance folder that is a link is not entered (`instance_dirs` skips it): named.
-    for e in fs::read_dir(&dir)
+    own
+}
+
+/// An instance folder that is a link is not entered (`instance_dirs` skips it): named.
+fn refuse_linked_instances(dir: &Path, host: &str, budget: &Budget, problems: &mut Vec<String>) {
+    for e in fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
@@ -502,12 +524,23 @@ fn read_host(
         if link && formats::parse_instance_dir(&name).is_some() {
             budget.refuse();
             problems.push(format!(
-                "host {}: {name} is a symbolic link: not followed",
-                h.name
+                "host {host}: {name} is a symbolic link: not followed"
             ));
         }
     }
-    for (i, idir) in instance_dirs(&dir) {
+}
+
+/// Each server instance's folder (`instance-I/`), in instance order, with what is
+/// missing from it.
+fn read_instances(
+    dir: &Path,
+    h: &mut HostData,
+    started: f64,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) {
+    let name = h.name.clone();
+    for (i, idir) in instance_dirs(dir) {
         let inst = formats::instance_dir(i);
         let mut p = |s: String| problems.push(format!("host {name}: {inst}: {s}"));
         let log = read_server(&idir, Some(i), budget, &mut p);
@@ -523,6 +556,13 @@ fn read_host(
         server_lives(&log, started, &mut p);
         h.servers.push(log);
     }
+}
+
+/// What the host's folder lacks for its role: one sentence for a load generator that
+/// stopped before its end, else each expected file that is missing, and the failure
+/// `run.json` records.
+fn name_missing_files(dir: &Path, h: &HostData, started: f64, problems: &mut Vec<String>) {
+    let name = &h.name;
     let failed = failed_note(h);
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
     if h.loadgen_cut_short() && !h.loadgen.is_empty() {
@@ -553,7 +593,7 @@ fn read_host(
         p(format!("failed during the run{failed}"));
     }
     let expected: &[&str] = match h.role() {
-        // With instances, each instance's folder holds its server.jsonl (checked above).
+        // With instances, each instance's folder holds its server.jsonl (see `read_instances`).
         Role::Server if h.has_instances() => &["net.jsonl", "tuning.txt"],
         Role::Server => &["server.jsonl", "net.jsonl", "tuning.txt"],
         Role::Loadgen => &["loadgen.jsonl", "summary.json", "net.jsonl", "tuning.txt"],
