@@ -1,37 +1,57 @@
 //! The results report: a run folder in, tables, charts, `report.html` and `report.md` out.
 //!
 //! The report reads only the run folder (`results/README.md` documents its files), so a
-//! run can be copied anywhere and reported on later. The path through the code is:
-//! [`load`] reads and lists what is missing, [`series`] aligns every host's per-second
-//! lines on whole seconds, [`analyze`] turns them into per-phase figures, then
-//! [`render`] (text, Markdown), [`charts`] (PNG, SVG) and [`html`] present them.
+//! run can be copied anywhere and reported on later. [`report`] writes the pages and
+//! charts into the folder and returns the terminal text; [`compare`] sets two runs side
+//! by side; [`load`] is the run as read and checked, for other programs and tests.
 //!
-//! The hosts that wrote the folder are not trusted: [`safe_fs`] is the one way files
-//! are read from it and the report's own files written into it, [`heap`] counts what
-//! reading them costs in memory, and [`sanity`] names the figures no run can produce.
+//! # Layout
+//!
+//! Each module uses only the ones above it in this list, never one below:
+//!
+//! - `heap` counts the heap the process holds; `numbers` writes figures (grouped
+//!   numbers, clock times, axis numbers).
+//! - `safe_fs` is the one way files are read from the run folder and the report's own
+//!   written into it: the hosts that wrote the folder are not trusted.
+//! - `load` reads the run folder into a [`Run`], listing what is missing or damaged.
+//! - `sanity` names the figures no run can produce; `money` reconciles the run's money
+//!   over every server and load generator.
+//! - `series` aligns every host's per-second lines on whole seconds; `analyze` turns
+//!   them into per-phase figures, cells that every view shares.
+//! - `table` lays the figures out as tables; `footprint` reads and tabulates what each
+//!   user and request costs; `charts` draws the PNG and SVG charts.
+//! - `verdict` words what a reader wants first (passed or failed, the run's lines);
+//!   `render` is the terminal view and the comparison; `page` holds the sections of the
+//!   two pages in one order, which `html` and `markdown` write.
+//! - This file: [`load`] runs `sanity` after `load`'s reading; [`report`] and
+//!   [`compare`] run the rest.
 
 pub mod analyze;
 pub mod charts;
 pub mod footprint;
 pub mod heap;
-pub mod html;
-pub mod load;
-pub mod markdown;
+mod html;
+mod load;
+mod markdown;
 pub mod money;
 pub mod numbers;
-pub mod page;
+mod page;
 pub mod render;
-pub mod safe_fs;
-pub mod sanity;
-pub mod series;
-pub mod table;
-pub mod verdict;
+mod safe_fs;
+mod sanity;
+mod series;
+mod table;
+mod verdict;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use load::{NotARun, Run};
+// The types of the run as read and of its figures, which the public modules' functions
+// take and give.
+pub use load::{HostData, NotARun, Role, Run, ServerLog};
+pub use series::Series;
+pub use table::Table;
 
 #[derive(Debug)]
 pub enum ReportError {
