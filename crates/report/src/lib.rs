@@ -47,11 +47,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-// The types of the run as read and of its figures, which the public modules' functions
-// take and give.
-pub use load::{HostData, NotARun, Role, Run, ServerLog};
-pub use series::Series;
-pub use table::Table;
+pub use load::{NotARun, Run};
 
 #[derive(Debug)]
 pub enum ReportError {
@@ -81,8 +77,8 @@ impl ReportError {
     }
 }
 
-/// Reads a run folder ([`load::read`]) and names the figures no run can produce
-/// ([`sanity::implausible`]) among its problems. Fails only when `dir` is not a run.
+/// Reads a run folder (`load::read`) and names the figures no run can produce
+/// (`sanity::implausible`) among its problems. Fails only when `dir` is not a run.
 pub fn load(dir: &Path) -> Result<Run, NotARun> {
     let mut run = load::read(dir)?;
     run.implausible = sanity::implausible(&run);

@@ -10,6 +10,10 @@
 //! a host name must be one plain folder name, and a host folder that is a link is not
 //! entered. What is refused is named among the problems and counted in
 //! [`Run::refused`], which fails the verdict.
+//!
+//! Reading is all this does: the figures are judged above it (`sanity`, run by the
+//! library's `load` once the folder is read), so the run's types need nothing but the
+//! file formats and the safe way to open files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -149,8 +153,8 @@ pub struct Run {
     /// are paths, histograms that claim too much): each is among the problems too, and
     /// any fails the verdict.
     pub refused: usize,
-    /// Figures no run can produce: empty as [`read`] leaves it; [`crate::load`] fills it
-    /// from [`super::sanity`] and adds them to the problems, and any fails the verdict.
+    /// Figures no run can produce: empty as `load::read` leaves it; [`crate::load`] fills
+    /// it from the `sanity` checks and adds them to the problems, and any fails the verdict.
     pub implausible: Vec<String>,
 }
 
