@@ -123,6 +123,8 @@ pub fn compare_table(ra: &Run, a: &Analysis, rb: &Run, b: &Analysis) -> Vec<(Str
     out
 }
 
+/// B - A of one figure: the difference and its share of A (`0` when it rounds to
+/// nothing), `differs` for texts that differ, nothing for equal texts.
 fn diff(a: &Cell, b: &Cell) -> String {
     match (a.value, b.value) {
         (Some(x), Some(y)) => {
