@@ -236,7 +236,7 @@ fn instances_share_a_host_folder() {
         run.problems,
         ["run.json is missing: no phases, one phase spans the whole run"]
     );
-    let m = redpacket_report::money::check(&run).unwrap();
+    let m = redpacket_report::money::reconcile(&run).unwrap();
     assert_eq!((m.accounts, m.servers_balanced), (2, true), "{m:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -559,7 +559,7 @@ fn a_restart_after_sigkill_keeps_the_first_life_and_counts_it_lost() {
     assert_eq!((other.life, other.lives_lost), (1, 0));
 
     let run = redpacket_report::load(&dir).unwrap();
-    let m = redpacket_report::money::check(&run).unwrap();
+    let m = redpacket_report::money::reconcile(&run).unwrap();
     assert!(m.servers_balanced, "{m:?}");
     assert_eq!(m.unreconciled_names, ["server1 instance 1"]);
     assert!(

@@ -5,6 +5,7 @@
 //! number beside its text so a comparison can subtract.
 
 use super::load::{HostData, Role, Run};
+use super::numbers::{fmt_num, MANY};
 use super::series::{self, Series};
 use redpacket_formats::{histograms, Latency, PhasePlan};
 
@@ -230,93 +231,203 @@ fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
     }
 }
 
-fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
-    let (a, b) = (p.start, p.end);
-    let w = |name: &str| s.window(name, a, b);
-    // Counts and means are cut at the phase's own boundaries, client and server alike
-    // (see `Series::cut`); peaks and the stability figures use the whole seconds whose
-    // centre the phase holds, and say so.
-    let sum = |name: &str| s.cut(name, a, b);
-    let max = |name: &str| -> Option<f64> { w(name).into_iter().map(|x| x.1).reduce(f64::max) };
-    let mean = |name: &str| match name.strip_suffix("/s") {
-        Some(count) => s.cut_rate(count, a, b),
-        None => s.cut_mean(name, a, b),
-    };
-    let last = |name: &str| -> Option<f64> { w(name).last().map(|x| x.1) };
-    let client_qps = dist(&steady(w("client.served/s")));
-    let server_qps = dist(&steady(w("server.served/s")));
-    let mut rows: Vec<(String, Cell)> = Vec::new();
-    let mut row = |label: &str, c: Cell| rows.push((label.to_string(), c));
-    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
+/// One phase's view of the series.
+///
+/// Counts and means are cut at the phase's own boundaries, client and server alike (see
+/// [`Series::cut`]); peaks and the stability figures use the whole seconds whose centre
+/// the phase holds, and say so.
+struct Window<'s> {
+    s: &'s Series,
+    start: f64,
+    end: f64,
+}
 
-    row("## Rate", Cell::text(""));
-    row("seconds", Cell::num(b - a, 0));
-    row("target QPS", Cell::num(p.target_qps, 0));
-    row("client sent QPS (mean)", n(mean("client.sent/s"), 0));
-    row(
-        "client achieved QPS (summary)",
-        n(summary_achieved(run, &p.name), 0),
-    );
-    row(
-        "client answered QPS (mean)",
-        n(mean("client.answered/s"), 0),
-    );
-    row("server shake QPS (mean)", n(mean("server.shake/s"), 0));
-    for (side, d) in [("client", client_qps), ("server", server_qps)] {
-        let label = |what: &str| format!("{side} {what}");
-        row(
-            &label("served QPS (mean)"),
-            n(mean(&format!("{side}.served/s")), 0),
-        );
-        row(&label("QPS min (inner seconds)"), n(d.map(|d| d.min), 0));
-        row(&label("QPS p5 (inner seconds)"), n(d.map(|d| d.p5), 0));
-        row(
-            &label("QPS CV % (inner seconds)"),
-            n(d.map(|d| d.cv * 100.0), 2),
-        );
+impl Window<'_> {
+    /// The whole seconds whose centre the phase holds.
+    fn seconds(&self, name: &str) -> Vec<(i64, f64)> {
+        self.s.window(name, self.start, self.end)
     }
 
-    row("## Latency (ms, client)", Cell::text(""));
-    let merged = phase_latency(run, &p.name);
-    let lat = merged.as_ref().map(|m| m.latency);
-    let lat_or = |k: &str, from_summary: Option<f64>| {
-        from_summary.or_else(|| max(&format!("client.lat.{k}")))
+    /// A count over the phase.
+    fn sum(&self, name: &str) -> Option<f64> {
+        self.s.cut(name, self.start, self.end)
+    }
+
+    /// A count's mean rate over the phase (`name` without `/s`).
+    fn rate(&self, name: &str) -> Option<f64> {
+        self.s.cut_rate(name, self.start, self.end)
+    }
+
+    /// The mean over the phase: of a rate series (`name/s`) its count's rate, so it
+    /// agrees with the counts; of any other series the mean of its seconds.
+    fn mean(&self, name: &str) -> Option<f64> {
+        match name.strip_suffix("/s") {
+            Some(count) => self.rate(count),
+            None => self.s.cut_mean(name, self.start, self.end),
+        }
+    }
+
+    /// The peak of the whole seconds.
+    fn max(&self, name: &str) -> Option<f64> {
+        self.seconds(name).into_iter().map(|x| x.1).reduce(f64::max)
+    }
+
+    /// The last whole second's value.
+    fn last(&self, name: &str) -> Option<f64> {
+        self.seconds(name).last().map(|x| x.1)
+    }
+}
+
+/// A figure with `decimals`, or `-` when there is none.
+fn cell(v: Option<f64>, decimals: usize) -> Cell {
+    v.map_or(Cell::none(), |v| Cell::num(v, decimals))
+}
+
+/// Two figures added up; either alone when the other is missing.
+fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A phase's labelled cells, in the order they are added.
+#[derive(Default)]
+struct Rows(Vec<(String, Cell)>);
+
+impl Rows {
+    fn row(&mut self, label: &str, c: Cell) {
+        self.0.push((label.to_string(), c));
+    }
+
+    /// A section title: a `## ` label over an empty cell.
+    fn section(&mut self, title: &str) {
+        self.row(&format!("## {title}"), Cell::text(""));
+    }
+}
+
+/// One phase's figures: its table's sections in display order, then its per-host table.
+fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
+    let w = Window {
+        s,
+        start: p.start,
+        end: p.end,
     };
-    row("p50", n(lat_or("p50", lat.and_then(|l| l.p50)), 2));
-    row("p99", n(lat_or("p99", lat.and_then(|l| l.p99)), 2));
-    row("p99.9", n(lat_or("p999", lat.and_then(|l| l.p999)), 2));
-    row("max", n(lat_or("max", lat.and_then(|l| l.max)), 2));
-    let source = match &merged {
+    let client_qps = dist(&steady(w.seconds("client.served/s")));
+    let server_qps = dist(&steady(w.seconds("server.served/s")));
+    let merged = phase_latency(run, &p.name);
+    let mut rows = Rows::default();
+    rate_rows(
+        &mut rows,
+        run,
+        &w,
+        p,
+        [("client", client_qps), ("server", server_qps)],
+    );
+    latency_rows(&mut rows, &w, merged.as_ref());
+    shake_and_send_rows(&mut rows, &w);
+    money_rows(&mut rows, &w);
+    connection_rows(&mut rows, run, &w);
+    host_sections(&mut rows, run, &w);
+    PhaseStats {
+        name: p.name.clone(),
+        target_qps: p.target_qps,
+        start: p.start,
+        end: p.end,
+        client_qps,
+        server_qps,
+        rows: rows.0,
+        hosts: host_rows(run, &w, &p.name, merged.map(|m| m.latency)),
+    }
+}
+
+/// The Rate section: the plan, what the clients sent and were answered, what the
+/// servers received and served, and how steady each side's served rate held.
+fn rate_rows(
+    rows: &mut Rows,
+    run: &Run,
+    w: &Window,
+    p: &PhasePlan,
+    sides: [(&str, Option<Dist>); 2],
+) {
+    rows.section("Rate");
+    rows.row("seconds", Cell::num(w.end - w.start, 0));
+    rows.row("target QPS", Cell::num(p.target_qps, 0));
+    rows.row("client sent QPS (mean)", cell(w.mean("client.sent/s"), 0));
+    rows.row(
+        "client achieved QPS (summary)",
+        cell(summary_achieved(run, &p.name), 0),
+    );
+    rows.row(
+        "client answered QPS (mean)",
+        cell(w.mean("client.answered/s"), 0),
+    );
+    rows.row("server shake QPS (mean)", cell(w.mean("server.shake/s"), 0));
+    for (side, d) in sides {
+        let label = |what: &str| format!("{side} {what}");
+        rows.row(
+            &label("served QPS (mean)"),
+            cell(w.mean(&format!("{side}.served/s")), 0),
+        );
+        rows.row(&label("QPS min (inner seconds)"), cell(d.map(|d| d.min), 0));
+        rows.row(&label("QPS p5 (inner seconds)"), cell(d.map(|d| d.p5), 0));
+        rows.row(
+            &label("QPS CV % (inner seconds)"),
+            cell(d.map(|d| d.cv * 100.0), 2),
+        );
+    }
+}
+
+/// The client latency section: the whole phase's percentiles (histograms or summaries),
+/// else the worst second's, and where they come from; then errors and timeouts.
+fn latency_rows(rows: &mut Rows, w: &Window, merged: Option<&MergedLatency>) {
+    rows.section("Latency (ms, client)");
+    let lat = merged.map(|m| m.latency);
+    let lat_or = |k: &str, from_summary: Option<f64>| {
+        from_summary.or_else(|| w.max(&format!("client.lat.{k}")))
+    };
+    rows.row("p50", cell(lat_or("p50", lat.and_then(|l| l.p50)), 2));
+    rows.row("p99", cell(lat_or("p99", lat.and_then(|l| l.p99)), 2));
+    rows.row("p99.9", cell(lat_or("p999", lat.and_then(|l| l.p999)), 2));
+    rows.row("max", cell(lat_or("max", lat.and_then(|l| l.max)), 2));
+    let source = match merged {
         Some(m) => m.source.clone(),
-        None if max("client.lat.p50").is_some() => "worst second".into(),
+        None if w.max("client.lat.p50").is_some() => "worst second".into(),
         None => "-".into(),
     };
-    row("latency source", Cell::text(source));
-    row("errors", n(sum("client.errors"), 0));
-    row("timeouts", n(sum("client.timeouts"), 0));
+    rows.row("latency source", Cell::text(source));
+    rows.row("errors", cell(w.sum("client.errors"), 0));
+    rows.row("timeouts", cell(w.sum("client.timeouts"), 0));
+}
 
-    row("## Shake and send (server)", Cell::text(""));
-    row("shake won", n(sum("server.won"), 0));
-    row("shake none", n(sum("server.none"), 0));
-    row("shake overloaded", n(sum("server.overloaded"), 0));
-    row("packets issued", n(sum("server.issued"), 0));
-    row("packets won", n(sum("server.won"), 0));
-    row("client got (vs won)", n(sum("client.got"), 0));
-    row("sends created", n(sum("server.created"), 0));
-    row("sends grabbed", n(sum("server.grabbed"), 0));
+/// The servers' answers to shakes and sends, counted over the phase.
+fn shake_and_send_rows(rows: &mut Rows, w: &Window) {
+    rows.section("Shake and send (server)");
+    rows.row("shake won", cell(w.sum("server.won"), 0));
+    rows.row("shake none", cell(w.sum("server.none"), 0));
+    rows.row("shake overloaded", cell(w.sum("server.overloaded"), 0));
+    rows.row("packets issued", cell(w.sum("server.issued"), 0));
+    rows.row("packets won", cell(w.sum("server.won"), 0));
+    rows.row("client got (vs won)", cell(w.sum("client.got"), 0));
+    rows.row("sends created", cell(w.sum("server.created"), 0));
+    rows.row("sends grabbed", cell(w.sum("server.grabbed"), 0));
+}
 
-    row(
-        "## Money at phase end (yuan, last server line in the phase)",
-        Cell::text(""),
+/// The servers' running money totals at the phase's last line, in yuan, and whether
+/// both ledgers balance there.
+fn money_rows(rows: &mut Rows, w: &Window) {
+    rows.section("Money at phase end (yuan, last server line in the phase)");
+    let yuan = |k: &str| w.last(&format!("server.total.{k}")).map(|c| c / 100.0);
+    rows.row("shake issued", cell(yuan("issued_cents"), 2));
+    rows.row("shake won", cell(yuan("won_cents"), 2));
+    rows.row(
+        "shake outstanding",
+        cell(yuan("shake_outstanding_cents"), 2),
     );
-    let yuan = |k: &str| last(&format!("server.total.{k}")).map(|c| c / 100.0);
-    row("shake issued", n(yuan("issued_cents"), 2));
-    row("shake won", n(yuan("won_cents"), 2));
-    row("shake outstanding", n(yuan("shake_outstanding_cents"), 2));
-    row("send created", n(yuan("created_cents"), 2));
-    row("send grabbed", n(yuan("grabbed_cents"), 2));
-    row("send refunded", n(yuan("refunded_cents"), 2));
-    row("send outstanding", n(yuan("send_outstanding_cents"), 2));
+    rows.row("send created", cell(yuan("created_cents"), 2));
+    rows.row("send grabbed", cell(yuan("grabbed_cents"), 2));
+    rows.row("send refunded", cell(yuan("refunded_cents"), 2));
+    rows.row("send outstanding", cell(yuan("send_outstanding_cents"), 2));
     let balance = match (
         yuan("issued_cents"),
         yuan("won_cents"),
@@ -332,98 +443,95 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         }
         _ => Cell::none(),
     };
-    row("money balance", balance);
+    rows.row("money balance", balance);
+}
 
-    row(
-        "## Connections (peak of the whole seconds in the phase)",
-        Cell::text(""),
-    );
-    // The run's own sockets, from the programs' own gauges, then per host beside the
-    // kernel's count of every established TCP connection of the host.
-    row(
+/// Peak connections: the run's own sockets, from the programs' own gauges (by source
+/// address too), then per host beside the kernel's count of every established TCP
+/// connection of the host.
+fn connection_rows(rows: &mut Rows, run: &Run, w: &Window) {
+    rows.section("Connections (peak of the whole seconds in the phase)");
+    rows.row(
         "users logged in (load generators, loadgen.jsonl)",
-        n(max("client.connections"), 0),
+        cell(w.max("client.connections"), 0),
     );
-    row(
+    rows.row(
         "connections open (servers, server.jsonl)",
-        n(max("server.open"), 0),
+        cell(w.max("server.open"), 0),
     );
-    let mut addrs: Vec<&String> = s
-        .names()
-        .filter(|k| k.starts_with("client.conn_addr."))
-        .collect();
+    source_address_rows(rows, w);
+    for h in &run.hosts {
+        let k = |m: &str| format!("host.{}.{m}", h.name);
+        if w.s.get(&k("own_sockets")).is_some() {
+            rows.row(
+                &format!("{}: the run's own (open + logged in)", h.name),
+                cell(w.max(&k("own_sockets")), 0),
+            );
+        }
+        if w.s.get(&k("estab")).is_some() {
+            rows.row(
+                &format!("{}: TCP established, host-wide", h.name),
+                cell(w.max(&k("estab")), 0),
+            );
+        }
+    }
+}
+
+/// The peak users of each source address of the load generators; past [`MANY`]
+/// addresses, only the least and the most any one of them carried.
+fn source_address_rows(rows: &mut Rows, w: &Window) {
+    let mut addrs: Vec<&String> =
+        w.s.names()
+            .filter(|k| k.starts_with("client.conn_addr."))
+            .collect();
     addrs.sort();
-    if addrs.len() > super::render::MANY {
-        // Many source addresses: the least and the most any one of them carried.
-        let peaks: Vec<f64> = addrs.iter().filter_map(|a| max(a)).collect();
+    if addrs.len() > MANY {
+        let peaks: Vec<f64> = addrs.iter().filter_map(|a| w.max(a)).collect();
         let lo = peaks.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = peaks.iter().copied().fold(0.0, f64::max);
-        row(
+        rows.row(
             &format!("per source address, least (of {})", addrs.len()),
-            n(lo.is_finite().then_some(lo), 0),
+            cell(lo.is_finite().then_some(lo), 0),
         );
-        row(
+        rows.row(
             &format!("per source address, most (of {})", addrs.len()),
-            n((!peaks.is_empty()).then_some(hi), 0),
+            cell((!peaks.is_empty()).then_some(hi), 0),
         );
     } else {
         for a in addrs {
             let label = format!("from {}", &a["client.conn_addr.".len()..]);
-            row(&label, n(max(a), 0));
+            rows.row(&label, cell(w.max(a), 0));
         }
     }
-    for h in &run.hosts {
-        let k = |m: &str| format!("host.{}.{m}", h.name);
-        if s.get(&k("own_sockets")).is_some() {
-            row(
-                &format!("{}: the run's own (open + logged in)", h.name),
-                n(max(&k("own_sockets")), 0),
-            );
-        }
-        if s.get(&k("estab")).is_some() {
-            row(
-                &format!("{}: TCP established, host-wide", h.name),
-                n(max(&k("estab")), 0),
-            );
-        }
-    }
+}
 
+/// A section per host that sampled itself: packets, drops, retransmits, CPU and memory.
+/// These are `/proc` counters: they cover every process of the host, not only this
+/// run's, and the title says so.
+fn host_sections(rows: &mut Rows, run: &Run, w: &Window) {
     for h in &run.hosts {
         let k = |m: &str| format!("host.{}.{m}", h.name);
-        if s.get(&k("cpu")).is_none() {
+        if w.s.get(&k("cpu")).is_none() {
             continue;
         }
         let iface = series::main_iface(&h.net).unwrap_or_else(|| "-".into());
-        // /proc counters cover every process of the host, not only this run's sockets.
-        row(
-            &format!("## Host {} ({iface}): host-wide, every process", h.name),
-            Cell::text(""),
-        );
-        row("PPS in (mean)", n(mean(&k("rx_packets/s")), 0));
-        row("PPS out (mean)", n(mean(&k("tx_packets/s")), 0));
-        row("PPS in (peak)", n(max(&k("rx_packets/s")), 0));
-        row("PPS out (peak)", n(max(&k("tx_packets/s")), 0));
-        row("TCP retransmits", n(sum(&k("retrans")), 0));
-        row("listen drops+overflows", n(sum(&k("listen_drops")), 0));
-        row("interface drops", n(sum(&k("if_drops")), 0));
-        row("TCP resets sent", n(sum(&k("resets")), 0));
-        row("CPU all cores % (mean)", n(mean(&k("cpu")), 1));
-        row("CPU all cores % (max)", n(max(&k("cpu")), 1));
-        row("CPU busiest core % (max)", n(max(&k("core_max")), 1));
-        row("process CPU % of a core", n(mean(&k("proc_cpu")), 1));
-        row("process RSS MiB (max)", n(max(&k("rss_mib")), 1));
-    }
-
-    let hosts = host_rows(run, s, p, merged.map(|m| m.latency));
-    PhaseStats {
-        name: p.name.clone(),
-        target_qps: p.target_qps,
-        start: a,
-        end: b,
-        client_qps,
-        server_qps,
-        rows,
-        hosts,
+        rows.section(&format!(
+            "Host {} ({iface}): host-wide, every process",
+            h.name
+        ));
+        rows.row("PPS in (mean)", cell(w.mean(&k("rx_packets/s")), 0));
+        rows.row("PPS out (mean)", cell(w.mean(&k("tx_packets/s")), 0));
+        rows.row("PPS in (peak)", cell(w.max(&k("rx_packets/s")), 0));
+        rows.row("PPS out (peak)", cell(w.max(&k("tx_packets/s")), 0));
+        rows.row("TCP retransmits", cell(w.sum(&k("retrans")), 0));
+        rows.row("listen drops+overflows", cell(w.sum(&k("listen_drops")), 0));
+        rows.row("interface drops", cell(w.sum(&k("if_drops")), 0));
+        rows.row("TCP resets sent", cell(w.sum(&k("resets")), 0));
+        rows.row("CPU all cores % (mean)", cell(w.mean(&k("cpu")), 1));
+        rows.row("CPU all cores % (max)", cell(w.max(&k("cpu")), 1));
+        rows.row("CPU busiest core % (max)", cell(w.max(&k("core_max")), 1));
+        rows.row("process CPU % of a core", cell(w.mean(&k("proc_cpu")), 1));
+        rows.row("process RSS MiB (max)", cell(w.max(&k("rss_mib")), 1));
     }
 }
 
@@ -435,197 +543,230 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
 /// `summary.json` when it has the phase (exact, over the phase as that host ran it), and
 /// the `counts from` column says which. Peaks (busiest core, connections) take the whole
 /// seconds whose centre the phase holds.
-fn host_rows(run: &Run, s: &Series, p: &PhasePlan, fleet_latency: Option<Latency>) -> Vec<HostRow> {
-    let (a, b) = (p.start, p.end);
-    let sum = |name: &str| s.cut(name, a, b);
-    let rate = |name: &str| s.cut_rate(name, a, b);
-    let mean = |name: &str| s.cut_mean(name, a, b);
-    let max = |name: &str| -> Option<f64> {
-        s.window(name, a, b)
-            .into_iter()
-            .map(|x| x.1)
-            .reduce(f64::max)
-    };
-    let n = |v: Option<f64>, d: usize| v.map_or(Cell::none(), |v| Cell::num(v, d));
-    let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => Some(a + b),
-        (a, b) => a.or(b),
-    };
-    // The host's own figures, shared by every row of the host.
-    let host_cells = |h: &str| -> [Cell; 5] {
-        let k = |m: &str| format!("host.{h}.{m}");
-        [
-            n(mean(&k("cpu")), 1),
-            n(max(&k("core_max")), 1),
-            Cell::none(),
-            n(add(sum(&k("listen_drops")), sum(&k("if_drops"))), 0),
-            n(sum(&k("retrans")), 0),
-        ]
-    };
-    let is_client = |h: &HostData| !h.loadgen.is_empty() || h.summary.is_some();
-    let is_server = |h: &HostData| h.has_server() || h.role() == Role::Server;
-    // A group's CPU: the mean of its hosts' means, the busiest core of any; its drops
-    // and retransmits: sums.
-    let group = |hosts: &[&HostData]| -> [Cell; 5] {
-        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        let cpus: Vec<f64> = names
-            .iter()
-            .filter_map(|h| mean(&format!("host.{h}.cpu")))
-            .collect();
-        let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
-        let core = names
-            .iter()
-            .filter_map(|h| max(&format!("host.{h}.core_max")))
-            .reduce(f64::max);
-        let total = |m: &str| {
-            names
-                .iter()
-                .map(|h| sum(&format!("host.{h}.{m}")))
-                .fold(None, add)
-        };
-        [
-            n(cpu, 1),
-            n(core, 1),
-            Cell::none(),
-            n(add(total("listen_drops"), total("if_drops")), 0),
-            n(total("retrans"), 0),
-        ]
-    };
-    let row =
-        |name: String, role: &str, lead: [Cell; 4], tail: [Cell; 5], conns: Cell, source: &str| {
-            let mut cells = vec![Cell::text(role)];
-            cells.extend(lead);
-            cells.extend(tail);
-            cells[7] = conns;
-            cells.push(Cell::text(source));
-            HostRow { name, cells }
-        };
-    let ms = |l: Option<Latency>| n(l.and_then(|l| l.p99), 2);
-    // A load generator's (rate, errors, timeouts) in the phase, and where they come from.
-    let client_counts = |h: &HostData| -> ([Option<f64>; 3], &'static str) {
-        let own = h
-            .summary
-            .as_ref()
-            .and_then(|sm| sm.phases.iter().find(|sp| sp.name == p.name));
-        match own {
-            Some(sp) => (
-                [
-                    Some(sp.achieved_qps),
-                    Some(sp.errors as f64),
-                    Some(sp.timeouts as f64),
-                ],
-                SOURCE_SUMMARY,
-            ),
-            None => {
-                let k = |m: &str| format!("host.{}.client.{m}", h.name);
-                (
-                    [rate(&k("sent")), sum(&k("errors")), sum(&k("timeouts"))],
-                    SOURCE_CUT,
-                )
-            }
-        }
-    };
-    let mut rows = Vec::new();
+fn host_rows(run: &Run, w: &Window, phase: &str, fleet_latency: Option<Latency>) -> Vec<HostRow> {
     let clients: Vec<&HostData> = run.hosts.iter().filter(|h| is_client(h)).collect();
     let servers: Vec<&HostData> = run.hosts.iter().filter(|h| is_server(h)).collect();
+    let mut rows = Vec::new();
     if !clients.is_empty() {
-        // The hosts' own figures added up, so the group agrees with its rows.
-        let mut total = [None; 3];
-        let mut sources: Vec<&str> = Vec::new();
-        for h in &clients {
-            let (v, src) = client_counts(h);
-            for (t, x) in total.iter_mut().zip(v) {
-                *t = add(*t, x);
-            }
-            if !sources.contains(&src) {
-                sources.push(src);
-            }
-        }
-        rows.push(row(
-            format!("all {} load generator(s)", clients.len()),
-            "loadgen",
-            [
-                n(total[0], 0),
-                n(total[1], 0),
-                n(total[2], 0),
-                ms(fleet_latency),
-            ],
-            group(&clients),
-            n(max("client.connections"), 0),
-            &sources.join(" + "),
-        ));
+        rows.push(all_clients_row(w, &clients, phase, fleet_latency));
     }
     if !servers.is_empty() {
-        let instances: usize = servers.iter().map(|h| h.servers.len().max(1)).sum();
-        let name = if instances > servers.len() {
-            format!("all {} server(s), {instances} instances", servers.len())
-        } else {
-            format!("all {} server(s)", servers.len())
-        };
-        rows.push(row(
-            name,
-            "server",
-            [
-                n(rate("server.served"), 0),
-                Cell::none(),
-                Cell::none(),
-                Cell::none(),
-            ],
-            group(&servers),
-            n(max("server.open"), 0),
-            SOURCE_CUT,
-        ));
+        rows.push(all_servers_row(w, &servers));
     }
     for h in &run.hosts {
-        let name = &h.name;
-        let k = |m: &str| format!("host.{name}.{m}");
         if is_server(h) {
-            rows.push(row(
-                name.clone(),
-                "server",
-                [
-                    n(rate(&k("served")), 0),
-                    Cell::none(),
-                    Cell::none(),
-                    Cell::none(),
-                ],
-                host_cells(name),
-                n(max(&k("server.open")), 0),
-                SOURCE_CUT,
-            ));
-            for log in h.servers.iter().filter(|l| l.instance.is_some()) {
-                let unit = log.label(name);
-                let k = |m: &str| format!("host.{unit}.{m}");
-                let blank = || std::array::from_fn(|_| Cell::none());
-                rows.push(row(
-                    unit.clone(),
-                    "server instance",
-                    [
-                        n(rate(&k("served")), 0),
-                        Cell::none(),
-                        Cell::none(),
-                        Cell::none(),
-                    ],
-                    blank(),
-                    n(max(&k("server.open")), 0),
-                    SOURCE_CUT,
-                ));
-            }
+            rows.extend(server_rows(w, h));
         }
         if is_client(h) {
-            let p99 = host_latency(h, &p.name).map(|(l, _)| l);
-            let ([sent, errors, timeouts], src) = client_counts(h);
-            rows.push(row(
-                name.clone(),
-                "loadgen",
-                [n(sent, 0), n(errors, 0), n(timeouts, 0), ms(p99)],
-                host_cells(name),
-                n(max(&k("client.connections")), 0),
-                src,
-            ));
+            rows.push(client_row(w, h, phase));
         }
     }
     rows
+}
+
+/// Whether a host ran a load generator (lines or a summary).
+fn is_client(h: &HostData) -> bool {
+    !h.loadgen.is_empty() || h.summary.is_some()
+}
+
+/// Whether a host ran a server (lines, or the role `run.json` gives it).
+fn is_server(h: &HostData) -> bool {
+    h.has_server() || h.role() == Role::Server
+}
+
+/// A per-host row: the role, four figures of its own (rate, errors, timeouts, p99),
+/// the host's five, its connections and where its counts come from.
+fn host_row(
+    name: String,
+    role: &str,
+    lead: [Cell; 4],
+    tail: [Cell; 5],
+    conns: Cell,
+    source: &str,
+) -> HostRow {
+    let mut cells = vec![Cell::text(role)];
+    cells.extend(lead);
+    cells.extend(tail);
+    cells[7] = conns;
+    cells.push(Cell::text(source));
+    HostRow { name, cells }
+}
+
+/// A server's own figures: its served rate, no errors, timeouts or latency of its own.
+fn served(rate: Option<f64>) -> [Cell; 4] {
+    [cell(rate, 0), Cell::none(), Cell::none(), Cell::none()]
+}
+
+/// A host's own figures, shared by every row of the host: CPU, busiest core, (the
+/// connections' place), drops and retransmits.
+fn host_cells(w: &Window, h: &str) -> [Cell; 5] {
+    let k = |m: &str| format!("host.{h}.{m}");
+    [
+        cell(w.mean(&k("cpu")), 1),
+        cell(w.max(&k("core_max")), 1),
+        Cell::none(),
+        cell(add(w.sum(&k("listen_drops")), w.sum(&k("if_drops"))), 0),
+        cell(w.sum(&k("retrans")), 0),
+    ]
+}
+
+/// A group's host figures: the mean of its hosts' CPU means, the busiest core of any;
+/// its drops and retransmits: sums.
+fn group_cells(w: &Window, hosts: &[&HostData]) -> [Cell; 5] {
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let cpus: Vec<f64> = names
+        .iter()
+        .filter_map(|h| w.mean(&format!("host.{h}.cpu")))
+        .collect();
+    let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
+    let core = names
+        .iter()
+        .filter_map(|h| w.max(&format!("host.{h}.core_max")))
+        .reduce(f64::max);
+    let total = |m: &str| {
+        names
+            .iter()
+            .map(|h| w.sum(&format!("host.{h}.{m}")))
+            .fold(None, add)
+    };
+    [
+        cell(cpu, 1),
+        cell(core, 1),
+        Cell::none(),
+        cell(add(total("listen_drops"), total("if_drops")), 0),
+        cell(total("retrans"), 0),
+    ]
+}
+
+/// A load generator's (rate, errors, timeouts) in the phase, and where they come from:
+/// its summary's own per-phase totals when it has the phase, else its lines, cut.
+fn client_counts(w: &Window, h: &HostData, phase: &str) -> ([Option<f64>; 3], &'static str) {
+    let own = h
+        .summary
+        .as_ref()
+        .and_then(|sm| sm.phases.iter().find(|sp| sp.name == phase));
+    match own {
+        Some(sp) => (
+            [
+                Some(sp.achieved_qps),
+                Some(sp.errors as f64),
+                Some(sp.timeouts as f64),
+            ],
+            SOURCE_SUMMARY,
+        ),
+        None => {
+            let k = |m: &str| format!("host.{}.client.{m}", h.name);
+            (
+                [
+                    w.rate(&k("sent")),
+                    w.sum(&k("errors")),
+                    w.sum(&k("timeouts")),
+                ],
+                SOURCE_CUT,
+            )
+        }
+    }
+}
+
+/// Every load generator together: the hosts' own figures added up, so the group agrees
+/// with its rows, and the fleet's whole-phase p99.
+fn all_clients_row(
+    w: &Window,
+    clients: &[&HostData],
+    phase: &str,
+    fleet_latency: Option<Latency>,
+) -> HostRow {
+    let mut total = [None; 3];
+    let mut sources: Vec<&str> = Vec::new();
+    for h in clients {
+        let (v, src) = client_counts(w, h, phase);
+        for (t, x) in total.iter_mut().zip(v) {
+            *t = add(*t, x);
+        }
+        if !sources.contains(&src) {
+            sources.push(src);
+        }
+    }
+    host_row(
+        format!("all {} load generator(s)", clients.len()),
+        "loadgen",
+        [
+            cell(total[0], 0),
+            cell(total[1], 0),
+            cell(total[2], 0),
+            cell(fleet_latency.and_then(|l| l.p99), 2),
+        ],
+        group_cells(w, clients),
+        cell(w.max("client.connections"), 0),
+        &sources.join(" + "),
+    )
+}
+
+/// Every server together, with how many instances they run when that is more than one
+/// each.
+fn all_servers_row(w: &Window, servers: &[&HostData]) -> HostRow {
+    let instances: usize = servers.iter().map(|h| h.servers.len().max(1)).sum();
+    let name = if instances > servers.len() {
+        format!("all {} server(s), {instances} instances", servers.len())
+    } else {
+        format!("all {} server(s)", servers.len())
+    };
+    host_row(
+        name,
+        "server",
+        served(w.rate("server.served")),
+        group_cells(w, servers),
+        cell(w.max("server.open"), 0),
+        SOURCE_CUT,
+    )
+}
+
+/// A server host's row, then a row per server instance (whose host figures are the
+/// host's, so left blank).
+fn server_rows(w: &Window, h: &HostData) -> Vec<HostRow> {
+    let name = &h.name;
+    let k = |m: &str| format!("host.{name}.{m}");
+    let mut rows = vec![host_row(
+        name.clone(),
+        "server",
+        served(w.rate(&k("served"))),
+        host_cells(w, name),
+        cell(w.max(&k("server.open")), 0),
+        SOURCE_CUT,
+    )];
+    for log in h.servers.iter().filter(|l| l.instance.is_some()) {
+        let unit = log.label(name);
+        let k = |m: &str| format!("host.{unit}.{m}");
+        rows.push(host_row(
+            unit.clone(),
+            "server instance",
+            served(w.rate(&k("served"))),
+            std::array::from_fn(|_| Cell::none()),
+            cell(w.max(&k("server.open")), 0),
+            SOURCE_CUT,
+        ));
+    }
+    rows
+}
+
+/// A load generator host's row: its counts (see [`client_counts`]) and its own p99.
+fn client_row(w: &Window, h: &HostData, phase: &str) -> HostRow {
+    let name = &h.name;
+    let p99 = host_latency(h, phase).and_then(|(l, _)| l.p99);
+    let ([sent, errors, timeouts], src) = client_counts(w, h, phase);
+    host_row(
+        name.clone(),
+        "loadgen",
+        [
+            cell(sent, 0),
+            cell(errors, 0),
+            cell(timeouts, 0),
+            cell(p99, 2),
+        ],
+        host_cells(w, name),
+        cell(w.max(&format!("host.{name}.client.connections")), 0),
+        src,
+    )
 }
 
 /// `counts from` of a per-host row: the load generator's own per-phase totals.
@@ -733,32 +874,6 @@ fn phase_latency(run: &Run, phase: &str) -> Option<MergedLatency> {
     })
 }
 
-/// `1234567.891` with 2 decimals is `1,234,567.89`.
-pub fn fmt_num(v: f64, decimals: usize) -> String {
-    if !v.is_finite() {
-        return "-".into();
-    }
-    let s = format!("{:.*}", decimals, v.abs());
-    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(i, f)| (i, f));
-    let mut grouped = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    let sign = if v < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        "-"
-    } else {
-        ""
-    };
-    if frac.is_empty() {
-        format!("{sign}{grouped}")
-    } else {
-        format!("{sign}{grouped}.{frac}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -773,14 +888,5 @@ mod tests {
         assert_eq!(d.min, 1.0);
         assert!((d.cv - 0.5716).abs() < 1e-3);
         assert!(dist(&[]).is_none());
-    }
-
-    #[test]
-    fn numbers_are_grouped() {
-        assert_eq!(fmt_num(1234567.891, 2), "1,234,567.89");
-        assert_eq!(fmt_num(999.0, 0), "999");
-        assert_eq!(fmt_num(-1000.0, 0), "-1,000");
-        assert_eq!(fmt_num(-0.001, 1), "0.0");
-        assert_eq!(fmt_num(f64::NAN, 1), "-");
     }
 }

@@ -13,12 +13,14 @@ use std::io;
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::analyze::Analysis;
 use super::load::{Role, Run};
+use super::numbers::{short, MANY};
 
 /// Size of every chart, pixels.
 pub const WIDTH: u32 = 1000;
@@ -104,10 +106,23 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         .filter(|h| h.role() == Role::Server)
         .map(|h| h.name.as_str())
         .collect();
-    // Server instances of hosts that run several: one line each for rate and connections,
-    // unless there are so many that their lines would bury the others (the host table
-    // still has a row per instance).
-    let mut instances: Vec<String> = run
+    let instances = instance_units(run);
+    vec![
+        qps_chart(a, &servers, &instances),
+        latency_chart(a),
+        connections_chart(a, &instances, &hosts),
+        pps_chart(a, &hosts),
+        packets_chart(a),
+        cpu_chart(a, &hosts),
+        cores_chart(a, &hosts),
+    ]
+}
+
+/// Server instances of hosts that run several, each to get its own line for rate and
+/// connections; none when there are so many (past [`MANY`]) that their lines would bury
+/// the others (the host table still has a row per instance).
+fn instance_units(run: &Run) -> Vec<String> {
+    let instances: Vec<String> = run
         .hosts
         .iter()
         .flat_map(|h| {
@@ -117,9 +132,35 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
                 .map(|l| l.label(&h.name))
         })
         .collect();
-    if instances.len() > super::render::MANY {
-        instances.clear();
+    if instances.len() > MANY {
+        Vec::new()
+    } else {
+        instances
     }
+}
+
+/// A chart from its name, texts, y axis and lines.
+fn new_chart(
+    name: &'static str,
+    title: &str,
+    caption: &str,
+    y_desc: &'static str,
+    log_y: bool,
+    lines: Vec<Line>,
+) -> Chart {
+    Chart {
+        name,
+        title: title.to_string(),
+        caption: caption.to_string(),
+        y_desc,
+        log_y,
+        lines,
+    }
+}
+
+/// The shake rate as planned, sent, received and served; per server host when there
+/// are several, per instance when there are a few.
+fn qps_chart(a: &Analysis, servers: &[&str], instances: &[String]) -> Chart {
     let mut qps = vec![
         Line {
             reference: true,
@@ -131,7 +172,7 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
         line(a, "server served", "server.served/s"),
     ];
     if servers.len() > 1 {
-        for s in &servers {
+        for s in servers {
             qps.push(line(
                 a,
                 &format!("{s} served"),
@@ -139,37 +180,82 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             ));
         }
     }
-    for u in &instances {
+    for u in instances {
         qps.push(line(
             a,
             &format!("{u} served"),
             &format!("host.{u}.served/s"),
         ));
     }
+    new_chart(
+        "qps",
+        "Shake QPS: client vs server",
+        "Per second. Target: the plan (thin grey). Client sent: requests written; client \
+         served: answers that were a packet or none left. Server received: every shake \
+         request; server served: those not shed as overloaded. A gap between sent and \
+         served is load the server shed or did not answer.",
+        "requests / s",
+        false,
+        qps,
+    )
+}
+
+/// Each second's latency percentiles, the worst load generator's, on a log axis.
+fn latency_chart(a: &Analysis) -> Chart {
     let lat = ["p50", "p90", "p99", "p999", "max"]
         .iter()
         .map(|k| line(a, &k.replace("p999", "p99.9"), &format!("client.lat.{k}")))
         .collect();
+    new_chart(
+        "latency",
+        "Client latency percentiles (per second)",
+        "Each second's percentiles over the answers received in it, from each request's \
+         scheduled send time, the worst load generator per second; log scale. The \
+         whole-phase figures are in the table.",
+        "latency, ms (log scale)",
+        true,
+        lat,
+    )
+}
+
+/// The run's own connections (users, servers' open connections, per instance), then
+/// each host's kernel count of established TCP connections.
+fn connections_chart(a: &Analysis, instances: &[String], hosts: &[&str]) -> Chart {
     let mut conns = vec![
         line(a, "users logged in", "client.connections"),
         line(a, "server open", "server.open"),
     ];
-    for u in &instances {
+    for u in instances {
         conns.push(line(
             a,
             &format!("{u} open"),
             &format!("host.{u}.server.open"),
         ));
     }
-    let mut pps = Vec::new();
-    let mut cpu = Vec::new();
-    let mut cores = Vec::new();
-    for h in &hosts {
+    for h in hosts {
         conns.push(line(
             a,
             &format!("{h} TCP estab. (host-wide)"),
             &format!("host.{h}.estab"),
         ));
+    }
+    new_chart(
+        "connections",
+        "Connections",
+        "Users logged in (load generators' own count) and connections the servers hold \
+         open: the run's own sockets. TCP established is the host's kernel count over \
+         every process (a server and a load generator on one host count each \
+         connection twice).",
+        "connections",
+        false,
+        conns,
+    )
+}
+
+/// Packets in and out of each host's busiest interface.
+fn pps_chart(a: &Analysis, hosts: &[&str]) -> Chart {
+    let mut pps = Vec::new();
+    for h in hosts {
         pps.push(line(
             a,
             &format!("{h} in"),
@@ -180,7 +266,58 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             &format!("{h} out"),
             &format!("host.{h}.tx_packets/s"),
         ));
-        cpu.push(line(a, &format!("{h} all cores"), &format!("host.{h}.cpu")));
+    }
+    new_chart(
+        "pps",
+        "Packets per second (busiest interface)",
+        "Packets in and out per second on each host's busiest interface (lo on one \
+         machine, where in and out are the same packets), host-wide.",
+        "packets / s",
+        false,
+        pps,
+    )
+}
+
+/// Red packets as the servers made and handed them out.
+fn packets_chart(a: &Analysis) -> Chart {
+    let packets = vec![
+        line(a, "shake issued", "server.issued/s"),
+        line(a, "shake won", "server.won/s"),
+        line(a, "sends created", "server.created/s"),
+        line(a, "sends grabbed", "server.grabbed/s"),
+    ];
+    new_chart(
+        "packets",
+        "Red packets issued vs won",
+        "Server side, per second: shake packets created from the campaign's pool and \
+         won by a shake; user-to-user packets created by sends and grabbed.",
+        "packets / s",
+        false,
+        packets,
+    )
+}
+
+/// Each host's CPU over all its cores.
+fn cpu_chart(a: &Analysis, hosts: &[&str]) -> Chart {
+    let cpu = hosts
+        .iter()
+        .map(|h| line(a, &format!("{h} all cores"), &format!("host.{h}.cpu")))
+        .collect();
+    new_chart(
+        "cpu",
+        "CPU per host, % of the machine",
+        "Busy share of all cores together (100 % = every core busy), host-wide, from \
+         /proc/stat.",
+        "CPU, % of all cores",
+        false,
+        cpu,
+    )
+}
+
+/// Each host's busiest core and its sampling process, in % of one core.
+fn cores_chart(a: &Analysis, hosts: &[&str]) -> Chart {
+    let mut cores = Vec::new();
+    for h in hosts {
         cores.push(line(
             a,
             &format!("{h} busiest core"),
@@ -192,91 +329,16 @@ pub fn plan(run: &Run, a: &Analysis) -> Vec<Chart> {
             &format!("host.{h}.proc_cpu"),
         ));
     }
-    let packets = vec![
-        line(a, "shake issued", "server.issued/s"),
-        line(a, "shake won", "server.won/s"),
-        line(a, "sends created", "server.created/s"),
-        line(a, "sends grabbed", "server.grabbed/s"),
-    ];
-    let c = |name, title: &str, caption: &str, y_desc, log_y, lines| Chart {
-        name,
-        title: title.to_string(),
-        caption: caption.to_string(),
-        y_desc,
-        log_y,
-        lines,
-    };
-    vec![
-        c(
-            "qps",
-            "Shake QPS: client vs server",
-            "Per second. Target: the plan (thin grey). Client sent: requests written; client \
-             served: answers that were a packet or none left. Server received: every shake \
-             request; server served: those not shed as overloaded. A gap between sent and \
-             served is load the server shed or did not answer.",
-            "requests / s",
-            false,
-            qps,
-        ),
-        c(
-            "latency",
-            "Client latency percentiles (per second)",
-            "Each second's percentiles over the answers received in it, from each request's \
-             scheduled send time, the worst load generator per second; log scale. The \
-             whole-phase figures are in the table.",
-            "latency, ms (log scale)",
-            true,
-            lat,
-        ),
-        c(
-            "connections",
-            "Connections",
-            "Users logged in (load generators' own count) and connections the servers hold \
-             open: the run's own sockets. TCP established is the host's kernel count over \
-             every process (a server and a load generator on one host count each \
-             connection twice).",
-            "connections",
-            false,
-            conns,
-        ),
-        c(
-            "pps",
-            "Packets per second (busiest interface)",
-            "Packets in and out per second on each host's busiest interface (lo on one \
-             machine, where in and out are the same packets), host-wide.",
-            "packets / s",
-            false,
-            pps,
-        ),
-        c(
-            "packets",
-            "Red packets issued vs won",
-            "Server side, per second: shake packets created from the campaign's pool and \
-             won by a shake; user-to-user packets created by sends and grabbed.",
-            "packets / s",
-            false,
-            packets,
-        ),
-        c(
-            "cpu",
-            "CPU per host, % of the machine",
-            "Busy share of all cores together (100 % = every core busy), host-wide, from \
-             /proc/stat.",
-            "CPU, % of all cores",
-            false,
-            cpu,
-        ),
-        c(
-            "cores",
-            "CPU per host, % of one core",
-            "The busiest core of each second (one saturated core hides in the machine's \
-             average) and the sampling process (the server's, where it samples its host; \
-             above 100 % it uses more than one core).",
-            "CPU, % of one core",
-            false,
-            cores,
-        ),
-    ]
+    new_chart(
+        "cores",
+        "CPU per host, % of one core",
+        "The busiest core of each second (one saturated core hides in the machine's \
+         average) and the sampling process (the server's, where it samples its host; \
+         above 100 % it uses more than one core).",
+        "CPU, % of one core",
+        false,
+        cores,
+    )
 }
 
 /// Draws every chart into `dir` as PNG and SVG; returns the SVG text for the HTML.
@@ -520,6 +582,34 @@ pub fn layout_phase_labels(
 /// Pixels between two rows of phase labels.
 const LABEL_ROW_H: i32 = 16;
 
+/// The plot area's coordinates: seconds across, the drawn y range up.
+type Plot<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A phase as drawn: its index among the run's phases, its name, and its band on the x
+/// axis, cut to the axis.
+type Band<'p> = (usize, &'p String, f64, f64);
+
+/// The plot on `area`: the axes' room and the ranges.
+fn plot_on<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    x_max: f64,
+    lo: f64,
+    hi: f64,
+) -> DrawResult<DB, Plot<'_, DB>> {
+    ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(78)
+        .build_cartesian_2d(0.0..x_max, lo..hi)
+}
+
+/// The font of the phase labels.
+fn label_font() -> TextStyle<'static> {
+    ("sans-serif", 14).into_font().color(&BLACK.mix(0.75))
+}
+
+/// One chart: the phase bands and their labels under the data, the axes, the lines and
+/// the legend. Returns the phase labels as drawn.
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
@@ -527,51 +617,13 @@ fn draw<DB: DrawingBackend>(
     x_max: f64,
 ) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
     root.fill(&WHITE)?;
-    // (index in the chart, line, points as drawn)
-    type Drawable<'a> = (usize, &'a Line, Vec<(f64, f64)>);
-    let lines: Vec<Drawable> = chart
-        .lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| !l.points.is_empty())
-        .map(|(i, l)| (i, l, drawn_points(chart, l)))
-        .collect();
     let (lo, hi) = y_range(chart);
-    let covers = coverings(chart);
     // Title on top, the legend in its own strip on the right: it never hides data.
     let body = root.titled(&chart.title, ("sans-serif", 22))?;
     let (plot, legend) = body.split_horizontally(WIDTH - LEGEND_W);
-    let build = |hi: f64| {
-        ChartBuilder::on(&plot)
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..x_max, lo..hi)
-    };
-
     // The phases' labels first: their rows decide the headroom above the data.
-    let visible: Vec<(usize, &String, f64, f64)> = phases
-        .iter()
-        .enumerate()
-        .map(|(i, (name, a, b))| (i, name, a.max(0.0), b.min(x_max)))
-        .filter(|p| p.3 > p.2)
-        .collect();
-    let font = ("sans-serif", 14).into_font().color(&BLACK.mix(0.75));
-    let measure = |t: &str| {
-        root.estimate_text_size(t, &font)
-            .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
-    };
-    let layout = {
-        let probe = build(hi)?;
-        let spans: Vec<(String, i32, i32)> = visible
-            .iter()
-            .map(|&(_, name, a, b)| {
-                let x = |v: f64| probe.backend_coord(&(v, hi)).0;
-                (name.clone(), x(a), x(b))
-            })
-            .collect();
-        layout_phase_labels(&spans, &measure)
-    };
+    let bands = visible_bands(phases, x_max);
+    let layout = lay_out_labels(root, &plot, &bands, x_max, lo, hi)?;
     let rows = layout
         .iter()
         .flatten()
@@ -580,15 +632,66 @@ fn draw<DB: DrawingBackend>(
         .unwrap_or(1);
     // One row fits in the 8 % above the data; each further row takes 5 % more.
     let hi = hi + (hi - lo) * 0.05 * (rows - 1) as f64;
-    let mut cc = build(hi)?;
+    let mut cc = plot_on(&plot, x_max, lo, hi)?;
+    let labels = draw_bands(root, &mut cc, &bands, layout, phases.len(), (lo, hi))?;
+    draw_axes(&mut cc, chart, lo, hi)?;
+    draw_lines(&mut cc, &legend, chart, x_max, (lo, hi))?;
+    Ok(labels)
+}
 
-    // Phase bands under the data, labelled at their top left.
-    let band = [RGBAColor(90, 120, 200, 0.10), RGBAColor(90, 180, 120, 0.10)];
-    let mut labels = vec![None; phases.len()];
-    for (&(i, _, a, b), label) in visible.iter().zip(layout) {
+/// The phases whose band shows on the axis, cut to it.
+fn visible_bands(phases: &[(String, f64, f64)], x_max: f64) -> Vec<Band<'_>> {
+    phases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, a, b))| (i, name, a.max(0.0), b.min(x_max)))
+        .filter(|p| p.3 > p.2)
+        .collect()
+}
+
+/// The phase labels' layout ([`layout_phase_labels`]) in the pixels of a plot with the
+/// data's own y range, measured in the chart's font.
+fn lay_out_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    plot: &DrawingArea<DB, Shift>,
+    bands: &[Band],
+    x_max: f64,
+    lo: f64,
+    hi: f64,
+) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
+    let font = label_font();
+    let measure = |t: &str| {
+        root.estimate_text_size(t, &font)
+            .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
+    };
+    let probe = plot_on(plot, x_max, lo, hi)?;
+    let spans: Vec<(String, i32, i32)> = bands
+        .iter()
+        .map(|&(_, name, a, b)| {
+            let x = |v: f64| probe.backend_coord(&(v, hi)).0;
+            (name.clone(), x(a), x(b))
+        })
+        .collect();
+    Ok(layout_phase_labels(&spans, &measure))
+}
+
+/// Phase bands under the data, in two alternating tints, labelled at their top left.
+/// Returns each phase's label as drawn, by the phase's index.
+fn draw_bands<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    cc: &mut Plot<DB>,
+    bands: &[Band],
+    layout: Vec<Option<PhaseLabel>>,
+    phases: usize,
+    (lo, hi): (f64, f64),
+) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
+    let tint = [RGBAColor(90, 120, 200, 0.10), RGBAColor(90, 180, 120, 0.10)];
+    let font = label_font();
+    let mut labels = vec![None; phases];
+    for (&(i, _, a, b), label) in bands.iter().zip(layout) {
         cc.draw_series(std::iter::once(Rectangle::new(
             [(a, lo), (b, hi)],
-            band[i % 2].filled(),
+            tint[i % 2].filled(),
         )))?;
         if let Some(l) = &label {
             let top = cc.backend_coord(&(a, hi)).1;
@@ -597,7 +700,16 @@ fn draw<DB: DrawingBackend>(
         }
         labels[i] = label;
     }
+    Ok(labels)
+}
 
+/// The axes, their numbers (powers of ten on a log chart) and the grid.
+fn draw_axes<DB: DrawingBackend>(
+    cc: &mut Plot<DB>,
+    chart: &Chart,
+    lo: f64,
+    hi: f64,
+) -> DrawResult<DB> {
     let log = chart.log_y;
     let y_fmt = move |v: &f64| {
         let v = if log { 10f64.powf(*v) } else { *v };
@@ -613,16 +725,37 @@ fn draw<DB: DrawingBackend>(
         .bold_line_style(BLACK.mix(0.12))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
-        .draw()?;
+        .draw()
+}
 
+/// The data lines, later ones over earlier ones (the plan thin), and the legend beside
+/// the plot: one entry a line, a second text line when it lies on an earlier one, and
+/// `+N more` when the strip is full. A chart without data says so.
+fn draw_lines<DB: DrawingBackend>(
+    cc: &mut Plot<DB>,
+    legend: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    x_max: f64,
+    (lo, hi): (f64, f64),
+) -> DrawResult<DB> {
+    // (index in the chart, line, points as drawn)
+    type Drawable<'a> = (usize, &'a Line, Vec<(f64, f64)>);
+    let lines: Vec<Drawable> = chart
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.points.is_empty())
+        .map(|(i, l)| (i, l, drawn_points(chart, l)))
+        .collect();
     if lines.is_empty() {
         cc.draw_series(std::iter::once(Text::new(
             "no data in this run",
             (x_max * 0.4, (lo + hi) / 2.0),
             ("sans-serif", 20).into_font().color(&BLACK.mix(0.6)),
         )))?;
-        return Ok(labels);
+        return Ok(());
     }
+    let covers = coverings(chart);
     let color_of = |i: usize, l: &Line| {
         if l.reference {
             RGBColor(110, 110, 110)
@@ -630,7 +763,6 @@ fn draw<DB: DrawingBackend>(
             PALETTE[i % PALETTE.len()]
         }
     };
-    // The legend: one entry a line, a second text line when it lies on an earlier one.
     let max_y = (HEIGHT as i32) - 60;
     let mut y = 24;
     let mut left_out = 0;
@@ -669,32 +801,7 @@ fn draw<DB: DrawingBackend>(
         let more = format!("+{left_out} more");
         legend.draw(&Text::new(more, (36, y - 7), ("sans-serif", 13)))?;
     }
-    Ok(labels)
-}
-
-/// Axis numbers: `1.2k`, `3.4M`, `0.25`.
-fn short(v: f64) -> String {
-    let a = v.abs();
-    let (x, suffix) = if a >= 1e6 {
-        (v / 1e6, "M")
-    } else if a >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    let s = if x.abs() >= 100.0 || x == x.trunc() {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{suffix}")
+    Ok(())
 }
 
 #[cfg(test)]
@@ -832,14 +939,5 @@ mod tests {
                 assert!(x.x >= *left && x.x + x.width <= *right, "{x:?}");
             }
         }
-    }
-
-    #[test]
-    fn short_numbers() {
-        assert_eq!(super::short(0.0), "0");
-        assert_eq!(super::short(0.25), "0.25");
-        assert_eq!(super::short(1500.0), "1.5k");
-        assert_eq!(super::short(60_000.0), "60k");
-        assert_eq!(super::short(2_000_000.0), "2M");
     }
 }

@@ -13,9 +13,9 @@
 
 use std::path::Path;
 
-use super::analyze::fmt_num;
-use super::load::Run;
-use super::render::Table;
+use super::load::{HostData, Run};
+use super::numbers::fmt_num;
+use super::table::Table;
 use redpacket_formats::{FootprintLine, PhasePlan};
 
 /// The old system's figures, on the same page for comparison (REFERENCE: about 3.9 KB
@@ -148,16 +148,40 @@ pub fn footprints(run: &Run) -> Vec<Footprint> {
         .collect()
 }
 
+/// One host's footprint: memory per user at the idle sample against the first sample,
+/// CPU per phase, and how the users got in; `None` without samples or users.
 fn one(
     host: &str,
     lines: &[FootprintLine],
     phases: &[PhasePlan],
-    h: &super::load::HostData,
+    h: &HostData,
 ) -> Option<Footprint> {
     let base = lines.first()?;
-    // The idle sample: the last one inside the `idle` phase, else the one with the most
-    // TCP sockets before the first loaded phase.
-    let idle = phases
+    let idle = idle_sample(lines, phases)?;
+    let users = h
+        .loadgen
+        .iter()
+        .rev()
+        .find(|l| l.t <= idle.t + 0.5)
+        .map_or(0, |l| l.connections);
+    if users == 0 {
+        return None;
+    }
+    Some(Footprint {
+        held: held(h),
+        host: host.to_string(),
+        users,
+        servers: idle.servers.processes,
+        loadgens: idle.loadgens.processes,
+        memory: memory_rows(lines, base, idle, users as f64),
+        cpu: cpu_rows(lines, phases, h),
+    })
+}
+
+/// The idle sample: the last one inside the `idle` phase, else the one with the most
+/// TCP sockets before the first loaded phase.
+fn idle_sample<'l>(lines: &'l [FootprintLine], phases: &[PhasePlan]) -> Option<&'l FootprintLine> {
+    phases
         .iter()
         .find(|p| p.name == "idle")
         .and_then(|p| lines.iter().rev().find(|l| l.t >= p.start && l.t <= p.end))
@@ -170,17 +194,18 @@ fn one(
                 .iter()
                 .filter(|l| l.t < first_load)
                 .max_by_key(|l| l.tcp_inuse)
-        })?;
-    let users = h
-        .loadgen
-        .iter()
-        .rev()
-        .find(|l| l.t <= idle.t + 0.5)
-        .map_or(0, |l| l.connections);
-    if users == 0 {
-        return None;
-    }
-    let n = users as f64;
+        })
+}
+
+/// The memory rows, `n` users at the `idle` sample against the `base` sample: each
+/// holder's total, of which what the users added, kernel growth (TCP buffers, slab, by
+/// cache), the total and the machine's.
+fn memory_rows(
+    lines: &[FootprintLine],
+    base: &FootprintLine,
+    idle: &FootprintLine,
+    n: f64,
+) -> Vec<(String, f64, f64, String)> {
     let page = if idle.page_bytes > 0 {
         idle.page_bytes
     } else {
@@ -229,19 +254,7 @@ fn one(
         slab,
         "growth of /proc/meminfo Slab (host-wide): sockets, inodes, files, dentries, epoll",
     );
-    let mut caches: Vec<(&String, f64)> = idle
-        .slabs
-        .iter()
-        .map(|(k, v)| {
-            (
-                k,
-                *v as f64 - base.slabs.get(k).copied().unwrap_or(0) as f64,
-            )
-        })
-        .filter(|(_, d)| *d / n >= 1.0)
-        .collect();
-    caches.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (name, d) in caches {
+    for (name, d) in slab_growth(base, idle, n) {
         row(&format!("  of which {name}"), d, "growth of the slab cache");
     }
     let user = idle.servers.rss_bytes as f64 + idle.loadgens.rss_bytes as f64;
@@ -255,7 +268,34 @@ fn one(
         idle.mem_used_bytes as f64 - base.mem_used_bytes as f64,
         "growth of MemTotal - MemAvailable (host-wide; page cache and others move it too)",
     );
-    let cpu = phases
+    memory
+}
+
+/// The slab caches that grew by a byte or more per user, most first.
+fn slab_growth<'l>(
+    base: &FootprintLine,
+    idle: &'l FootprintLine,
+    n: f64,
+) -> Vec<(&'l String, f64)> {
+    let mut caches: Vec<(&String, f64)> = idle
+        .slabs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k,
+                *v as f64 - base.slabs.get(k).copied().unwrap_or(0) as f64,
+            )
+        })
+        .filter(|(_, d)| *d / n >= 1.0)
+        .collect();
+    caches.sort_by(|a, b| b.1.total_cmp(&a.1));
+    caches
+}
+
+/// Each phase's CPU on both sides between the samples that bound it, and the requests
+/// the load generator's summary says were answered in it.
+fn cpu_rows(lines: &[FootprintLine], phases: &[PhasePlan], h: &HostData) -> Vec<CpuRow> {
+    phases
         .iter()
         .filter_map(|p| {
             let requests = h
@@ -272,8 +312,12 @@ fn one(
                 loadgen_cpu_s: (b.loadgens.cpu_s - a.loadgens.cpu_s).max(0.0),
             })
         })
-        .collect();
-    let held = h.summary.as_ref().map(|s| Held {
+        .collect()
+}
+
+/// How the users got in, from the load generator's summary.
+fn held(h: &HostData) -> Option<Held> {
+    h.summary.as_ref().map(|s| Held {
         connected: s.connections.connected,
         asked: parse_users(&s.users).unwrap_or(s.connections.connected),
         connect_s: s.connect_s,
@@ -284,15 +328,6 @@ fn one(
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
-    });
-    Some(Footprint {
-        held,
-        host: host.to_string(),
-        users,
-        servers: idle.servers.processes,
-        loadgens: idle.loadgens.processes,
-        memory,
-        cpu,
     })
 }
 

@@ -6,7 +6,7 @@
 //! allocation. Counting what is allocated is exact where any estimate per type would
 //! drift from the types. `redpacket-report` installs [`Counting`] as its allocator; the
 //! loader stops keeping lines once [`in_use`] passes
-//! [`super::safe_fs::RUN_HEAP_CAP`]. In a program without it (the library's tests),
+//! `safe_fs::RUN_HEAP_CAP`. In a program without it (the library's tests),
 //! [`in_use`] is `None` and only the byte budget applies.
 
 use std::alloc::{GlobalAlloc, Layout, System};

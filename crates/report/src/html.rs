@@ -1,19 +1,20 @@
-//! `report.html` and `report.md`, written into the run folder.
-//!
-//! The HTML is one file with the charts inlined as SVG and no script or style from
+//! `report.html`: one file with the charts inlined as SVG and no script or style from
 //! anywhere else, so it opens from a disk, a mail attachment or an archive years later.
+//!
 //! A few lines of inline script check on load that every chart rendered and say so in
-//! the page (`#selfcheck`), which is what the browser test reads.
+//! the page (`#selfcheck`), which is what the browser test reads. The sections and their
+//! order are [`super::page`]'s; here is only how each is written in HTML.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use super::analyze::{Analysis, HOST_NOTE};
 use super::charts::Drawn;
-use super::footprint::{cpu_table, footprints, memory_table, note as footprint_note};
+use super::footprint::{cpu_table, memory_table, note as footprint_note, Footprint};
 use super::load::Run;
-use super::render::{host_tables, md_escape, phase_table, preamble, to_markdown, verdict, Table};
+use super::page::{self, Page};
+use super::table::Table;
 
+/// Text made inert in HTML: every string from the data goes through it.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -48,58 +49,6 @@ fn table_html(t: &Table) -> String {
     s
 }
 
-/// Every host's tuning values in one table, hosts across.
-fn tuning_table(run: &Run) -> Option<Table> {
-    let hosts: Vec<_> = run.hosts.iter().filter(|h| !h.tuning.is_empty()).collect();
-    if hosts.is_empty() {
-        return None;
-    }
-    // Keys in the order hosts first give them; looked up by hash (a host's file can
-    // hold many keys: no pass over the keys per key).
-    let mut keys: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    let values: Vec<HashMap<&str, &str>> = hosts
-        .iter()
-        .map(|h| {
-            let mut m = HashMap::new();
-            for (k, v) in &h.tuning {
-                if seen.insert(k) {
-                    keys.push(k);
-                }
-                m.entry(k.as_str()).or_insert(v.as_str());
-            }
-            m
-        })
-        .collect();
-    let mut header = vec!["setting".to_string()];
-    header.extend(hosts.iter().map(|h| h.name.clone()));
-    let rows = keys
-        .iter()
-        .map(|k| {
-            let mut r = vec![k.to_string()];
-            r.extend(values.iter().map(|m| m.get(k).unwrap_or(&"-").to_string()));
-            r
-        })
-        .collect();
-    Some(Table { header, rows })
-}
-
-fn commands(run: &Run) -> Vec<String> {
-    run.meta
-        .commands
-        .iter()
-        .map(|c| match c {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Object(o) => {
-                let host = o.get("host").and_then(|v| v.as_str()).unwrap_or("?");
-                let cmd = o.get("command").and_then(|v| v.as_str()).unwrap_or("?");
-                format!("{host}: {cmd}")
-            }
-            other => other.to_string(),
-        })
-        .collect()
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1060px;\
 color:#222;padding:0 1em}table{border-collapse:collapse;margin:1em 0;font-size:14px}\
 th,td{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}\
@@ -114,10 +63,6 @@ var ok=0;for(var i=0;i<s.length;i++){var b=s[i].getBBox();if(b.width>0&&b.height
 var e=document.getElementById('selfcheck');e.textContent='charts rendered: '+ok+'/'+s.length;\
 e.setAttribute('data-ok',(ok===s.length&&s.length>0)?'yes':'no');})();\n</script>\n";
 
-/// The charts that matter most, shown right under the verdict; the rest follow the
-/// tables.
-pub const FIRST_CHARTS: [&str; 2] = ["qps", "latency"];
-
 fn figure_html(c: &Drawn) -> String {
     let svg = c.svg.find("<svg").map_or("", |i| &c.svg[i..]);
     format!(
@@ -127,166 +72,113 @@ fn figure_html(c: &Drawn) -> String {
     )
 }
 
-/// The page: the verdict, what is missing, the rate and latency charts, the phase table
-/// and the host tables, the capacity line, the other charts, then the run's details.
-pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
-    let mut s = String::new();
-    let title = format!("Red packet run {}", run.id);
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
-    s.push_str("<div class=\"verdict\">\n");
-    for (i, l) in verdict(run, a).iter().enumerate() {
-        let tag = if i == 0 { "strong" } else { "span" };
-        let _ = writeln!(s, "<p><{tag}>{}</{tag}></p>", esc(l));
+/// The page being written.
+struct Html(String);
+
+impl Page for Html {
+    fn title(&mut self, run_id: &str) {
+        let title = format!("Red packet run {run_id}");
+        let _ = write!(
+            self.0,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+            esc(&title),
+            esc(&title)
+        );
     }
-    s.push_str("</div>\n");
-    if !run.problems.is_empty() {
+
+    fn verdict(&mut self, lines: &[String]) {
+        let s = &mut self.0;
+        s.push_str("<div class=\"verdict\">\n");
+        for (i, l) in lines.iter().enumerate() {
+            let tag = if i == 0 { "strong" } else { "span" };
+            let _ = writeln!(s, "<p><{tag}>{}</{tag}></p>", esc(l));
+        }
+        s.push_str("</div>\n");
+    }
+
+    fn problems(&mut self, problems: &[String]) {
+        let s = &mut self.0;
         s.push_str("<div class=\"problems\"><strong>Missing or damaged</strong><ul>\n");
-        for p in &run.problems {
+        for p in problems {
             let _ = writeln!(s, "<li>{}</li>", esc(p));
         }
         s.push_str("</ul></div>\n");
     }
-    let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
-        charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
-    s.push_str(
-        "<h2>Rate and latency</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n",
-    );
-    for c in first {
-        s.push_str(&figure_html(c));
+
+    fn lead_charts(&mut self, charts: &[&Drawn]) {
+        self.0.push_str(
+            "<h2>Rate and latency</h2>\n<p id=\"selfcheck\">charts not checked (scripts off)</p>\n",
+        );
+        for c in charts {
+            self.0.push_str(&figure_html(c));
+        }
     }
-    s.push_str("<h2>Phases</h2>\n");
-    s.push_str(&table_html(&phase_table(a)));
-    let hosts = host_tables(a);
-    if !hosts.is_empty() {
+
+    fn phase_table(&mut self, table: &Table) {
+        self.0.push_str("<h2>Phases</h2>\n");
+        self.0.push_str(&table_html(table));
+    }
+
+    fn host_tables(&mut self, tables: &[(String, Table)]) {
+        let s = &mut self.0;
         let _ = writeln!(s, "<h2>Hosts</h2>\n<p>{}</p>", esc(HOST_NOTE));
+        for (title, t) in tables {
+            let _ = writeln!(s, "<h3>{}</h3>", esc(title));
+            s.push_str(&table_html(t));
+        }
     }
-    for (title, t) in hosts {
-        let _ = writeln!(s, "<h3>{}</h3>", esc(&title));
-        s.push_str(&table_html(&t));
+
+    fn capacity(&mut self, sentence: &str) {
+        let _ = writeln!(self.0, "<p class=\"capacity\">{}</p>", esc(sentence));
     }
-    if let Some(c) = &a.capacity {
-        let _ = writeln!(s, "<p class=\"capacity\">{}</p>", esc(&c.sentence()));
-    }
-    for f in footprints(run) {
+
+    fn footprint(&mut self, f: &Footprint) {
+        let s = &mut self.0;
         let _ = writeln!(s, "<h2>Footprint on {}</h2>", esc(&f.host));
         if let Some(h) = &f.held {
             let _ = writeln!(s, "<p>{}</p>", esc(&h.sentence()));
         }
-        s.push_str(&table_html(&memory_table(&f)));
-        s.push_str(&table_html(&cpu_table(&f)));
+        s.push_str(&table_html(&memory_table(f)));
+        s.push_str(&table_html(&cpu_table(f)));
         let _ = writeln!(s, "<p>{}</p>", esc(footprint_note()));
     }
-    if !rest.is_empty() {
-        s.push_str("<h2>More charts</h2>\n");
-        for c in rest {
-            s.push_str(&figure_html(c));
+
+    fn more_charts(&mut self, charts: &[&Drawn]) {
+        self.0.push_str("<h2>More charts</h2>\n");
+        for c in charts {
+            self.0.push_str(&figure_html(c));
         }
     }
-    s.push_str("<h2>The run</h2>\n");
-    for l in preamble(run).iter().skip(1) {
-        let _ = writeln!(s, "<p>{}</p>", esc(l));
-    }
-    if let Some(t) = tuning_table(run) {
-        s.push_str("<h2>Host tuning during the run</h2>\n");
-        s.push_str(&table_html(&t));
-    }
-    let cmds = commands(run);
-    if !cmds.is_empty() {
-        s.push_str("<h2>Commands</h2>\n<ul>\n");
-        for c in cmds {
-            let _ = writeln!(s, "<li><code>{}</code></li>", esc(&c));
+
+    fn run_lines(&mut self, lines: &[String]) {
+        self.0.push_str("<h2>The run</h2>\n");
+        for l in lines {
+            let _ = writeln!(self.0, "<p>{}</p>", esc(l));
         }
-        s.push_str("</ul>\n");
     }
-    s.push_str(CHECK);
-    s.push_str("</body>\n</html>\n");
-    s
+
+    fn tuning(&mut self, table: &Table) {
+        self.0.push_str("<h2>Host tuning during the run</h2>\n");
+        self.0.push_str(&table_html(table));
+    }
+
+    fn commands(&mut self, commands: &[String]) {
+        self.0.push_str("<h2>Commands</h2>\n<ul>\n");
+        for c in commands {
+            let _ = writeln!(self.0, "<li><code>{}</code></li>", esc(c));
+        }
+        self.0.push_str("</ul>\n");
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push_str(CHECK);
+        self.0.push_str("</body>\n</html>\n");
+        self.0
+    }
 }
 
-/// The same order as the page, charts as links to their PNGs with the caption below.
-/// Every string that comes from the data goes through [`md_escape`], as every one in
-/// the page goes through `esc`.
-pub fn markdown(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
-    let e = md_escape;
-    let mut s = format!("# Red packet run {}\n\n", e(&run.id));
-    for (i, l) in verdict(run, a).iter().enumerate() {
-        if i == 0 {
-            let _ = writeln!(s, "**{}**  ", e(l));
-        } else {
-            let _ = writeln!(s, "{}  ", e(l));
-        }
-    }
-    s.push('\n');
-    if !run.problems.is_empty() {
-        s.push_str("**Missing or damaged:**\n\n");
-        for p in &run.problems {
-            let _ = writeln!(s, "- {}", e(p));
-        }
-        s.push('\n');
-    }
-    let figure = |s: &mut String, c: &Drawn| {
-        let _ = writeln!(
-            s,
-            "![{}](charts/{}.png)\n\n*{}*\n",
-            e(&c.title),
-            c.name,
-            e(&c.caption)
-        );
-    };
-    let (first, rest): (Vec<&Drawn>, Vec<&Drawn>) =
-        charts.iter().partition(|c| FIRST_CHARTS.contains(&c.name));
-    s.push_str("## Rate and latency\n\n");
-    for c in first {
-        figure(&mut s, c);
-    }
-    s.push_str("## Phases\n\n");
-    s.push_str(&to_markdown(&phase_table(a)));
-    let hosts = host_tables(a);
-    if !hosts.is_empty() {
-        let _ = writeln!(s, "\n## Hosts\n\n{HOST_NOTE}");
-    }
-    for (title, t) in hosts {
-        let _ = write!(s, "\n### {}\n\n{}", e(&title), to_markdown(&t));
-    }
-    if let Some(c) = &a.capacity {
-        let _ = writeln!(s, "\n{}", e(&c.sentence()));
-    }
-    for f in footprints(run) {
-        let _ = writeln!(s, "\n## Footprint on {}\n", e(&f.host));
-        if let Some(h) = &f.held {
-            let _ = writeln!(s, "{}\n", e(&h.sentence()));
-        }
-        s.push_str(&to_markdown(&memory_table(&f)));
-        s.push('\n');
-        s.push_str(&to_markdown(&cpu_table(&f)));
-        let _ = writeln!(s, "\n{}", footprint_note());
-    }
-    if !rest.is_empty() {
-        s.push_str("\n## More charts\n\n");
-        for c in rest {
-            figure(&mut s, c);
-        }
-    }
-    s.push_str("\n## The run\n\n");
-    for l in preamble(run).iter().skip(1) {
-        let _ = writeln!(s, "{}  ", e(l));
-    }
-    if let Some(t) = tuning_table(run) {
-        s.push_str("\n## Host tuning during the run\n\n");
-        s.push_str(&to_markdown(&t));
-    }
-    let cmds = commands(run);
-    if !cmds.is_empty() {
-        s.push_str("\n## Commands\n\n");
-        for c in cmds {
-            let _ = writeln!(s, "- {}", e(&c));
-        }
-    }
-    s
+/// The whole page ([`page::write`] in HTML).
+pub fn html(run: &Run, a: &Analysis, charts: &[Drawn]) -> String {
+    page::write(Html(String::new()), run, a, charts)
 }

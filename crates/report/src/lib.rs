@@ -1,32 +1,53 @@
 //! The results report: a run folder in, tables, charts, `report.html` and `report.md` out.
 //!
 //! The report reads only the run folder (`results/README.md` documents its files), so a
-//! run can be copied anywhere and reported on later. The path through the code is:
-//! [`load`] reads and lists what is missing, [`series`] aligns every host's per-second
-//! lines on whole seconds, [`analyze`] turns them into per-phase figures, then
-//! [`render`] (text, Markdown), [`charts`] (PNG, SVG) and [`html`] present them.
+//! run can be copied anywhere and reported on later. [`report`] writes the pages and
+//! charts into the folder and returns the terminal text; [`compare`] sets two runs side
+//! by side; [`load`] is the run as read and checked, for other programs and tests.
 //!
-//! The hosts that wrote the folder are not trusted: [`safe_fs`] is the one way files
-//! are read from it and the report's own files written into it, [`heap`] counts what
-//! reading them costs in memory, and [`sanity`] names the figures no run can produce.
+//! # Layout
+//!
+//! Each module uses only the ones above it in this list, never one below:
+//!
+//! - `heap` counts the heap the process holds; `numbers` writes figures (grouped
+//!   numbers, clock times, axis numbers).
+//! - `safe_fs` is the one way files are read from the run folder and the report's own
+//!   written into it: the hosts that wrote the folder are not trusted.
+//! - `load` reads the run folder into a [`Run`], listing what is missing or damaged.
+//! - `sanity` names the figures no run can produce; `money` reconciles the run's money
+//!   over every server and load generator.
+//! - `series` aligns every host's per-second lines on whole seconds; `analyze` turns
+//!   them into per-phase figures, cells that every view shares.
+//! - `table` lays the figures out as tables; `footprint` reads and tabulates what each
+//!   user and request costs; `charts` draws the PNG and SVG charts.
+//! - `verdict` words what a reader wants first (passed or failed, the run's lines);
+//!   `render` is the terminal view and the comparison; `page` holds the sections of the
+//!   two pages in one order, which `html` and `markdown` write.
+//! - This file: [`load`] runs `sanity` after `load`'s reading; [`report`] and
+//!   [`compare`] run the rest.
 
 pub mod analyze;
 pub mod charts;
 pub mod footprint;
 pub mod heap;
-pub mod html;
-pub mod load;
+mod html;
+mod load;
+mod markdown;
 pub mod money;
+pub mod numbers;
+mod page;
 pub mod render;
-pub mod safe_fs;
-pub mod sanity;
-pub mod series;
+mod safe_fs;
+mod sanity;
+mod series;
+mod table;
+mod verdict;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use load::{load, NotARun, Run};
+pub use load::{NotARun, Run};
 
 #[derive(Debug)]
 pub enum ReportError {
@@ -56,6 +77,15 @@ impl ReportError {
     }
 }
 
+/// Reads a run folder (`load::read`) and names the figures no run can produce
+/// (`sanity::implausible`) among its problems. Fails only when `dir` is not a run.
+pub fn load(dir: &Path) -> Result<Run, NotARun> {
+    let mut run = load::read(dir)?;
+    run.implausible = sanity::implausible(&run);
+    run.problems.extend(run.implausible.iter().cloned());
+    Ok(run)
+}
+
 /// What a report run produced.
 pub struct Outputs {
     /// The terminal report.
@@ -80,20 +110,9 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
             .map_err(|e| ReportError::Io(dir.join(name), e))
     };
     let html_path = write("report.html", html::html(&run, &a, &drawn))?;
-    let md_path = write("report.md", html::markdown(&run, &a, &drawn))?;
+    let md_path = write("report.md", markdown::markdown(&run, &a, &drawn))?;
     let mut text = render::terminal(&run, &a);
-    for f in footprint::footprints(&run) {
-        text.push_str(&format!("\nFootprint on {}\n", f.host));
-        if let Some(h) = &f.held {
-            text.push_str(&h.sentence());
-            text.push('\n');
-        }
-        text.push_str(&render::to_text(&footprint::memory_table(&f)));
-        text.push('\n');
-        text.push_str(&render::to_text(&footprint::cpu_table(&f)));
-        text.push_str(footprint::note());
-        text.push('\n');
-    }
+    text.push_str(&render::footprints_text(&run));
     text.push_str(&format!(
         "\nWrote {} and {} ({} charts in {}).\n",
         html_path.display(),
@@ -118,28 +137,5 @@ pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
     let ra = load(a).map_err(ReportError::NotARun)?;
     let rb = load(b).map_err(ReportError::NotARun)?;
     let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
-    let mut s = format!(
-        "Comparing A = {} with B = {} (difference is B - A)\n",
-        ra.id, rb.id
-    );
-    for (which, r) in [("A", &ra), ("B", &rb)] {
-        let p = render::problems_text(r);
-        if !p.is_empty() {
-            s.push_str(&format!("{which} ({}) {p}", r.id));
-        }
-    }
-    let tables = render::compare_table(&ra, &aa, &rb, &ab);
-    if tables.is_empty() {
-        s.push_str("The runs have no phase to compare.\n");
-    }
-    for (name, t) in tables {
-        s.push_str(&format!("\nPhase {name}\n"));
-        s.push_str(&render::to_text(&t));
-    }
-    for (r, a) in [(&ra, &aa), (&rb, &ab)] {
-        if let Some(c) = &a.capacity {
-            s.push_str(&format!("\n{}: {}\n", r.id, c.sentence()));
-        }
-    }
-    Ok(s)
+    Ok(render::comparison(&ra, &aa, &rb, &ab))
 }

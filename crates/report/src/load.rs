@@ -10,6 +10,10 @@
 //! a host name must be one plain folder name, and a host folder that is a link is not
 //! entered. What is refused is named among the problems and counted in
 //! [`Run::refused`], which fails the verdict.
+//!
+//! Reading is all this does: the figures are judged above it (`sanity`, run by the
+//! library's `load` once the folder is read), so the run's types need nothing but the
+//! file formats and the safe way to open files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -20,6 +24,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
+use super::numbers::when;
 use super::safe_fs::{
     self, Budget, HISTOGRAMS_CAP, LINE_CAP, PER_SECOND_CAP, RUN_HEAP_CAP, RUN_JSON_CAP,
     RUN_READ_CAP, SUMMARY_CAP, TUNING_CAP,
@@ -88,18 +93,6 @@ impl ServerLog {
     }
 }
 
-/// A unix time as a person reads it in a report: `HH:MM:SS UTC`, and how far into the
-/// run when `started` is known.
-pub fn when(t: f64, started: f64) -> String {
-    let s = t.max(0.0).round() as u64 % 86_400;
-    let clock = format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60);
-    if started > 0.0 && t >= started {
-        format!("{clock} ({:.0} s into the run)", t - started)
-    } else {
-        clock
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct HostData {
     pub name: String,
@@ -160,8 +153,8 @@ pub struct Run {
     /// are paths, histograms that claim too much): each is among the problems too, and
     /// any fails the verdict.
     pub refused: usize,
-    /// Figures no run can produce ([`super::sanity`]): among the problems too, and any
-    /// fails the verdict.
+    /// Figures no run can produce: empty as `load::read` leaves it; [`crate::load`] fills
+    /// it from the `sanity` checks and adds them to the problems, and any fails the verdict.
     pub implausible: Vec<String>,
 }
 
@@ -230,9 +223,10 @@ fn shown(name: &str) -> String {
     }
 }
 
-/// Reads a run folder. Fails only when `dir` is not a run (no `run.json` and no host
-/// folder with any known file).
-pub fn load(dir: &Path) -> Result<Run, NotARun> {
+/// Reads a run folder, as its files say, without judging the figures (that is
+/// [`super::sanity`], run by [`crate::load`]). Fails only when `dir` is not a run (no
+/// `run.json` and no host folder with any known file).
+pub fn read(dir: &Path) -> Result<Run, NotARun> {
     if !dir.is_dir() {
         return Err(NotARun(format!(
             "{}: not a run folder (no such directory)",
@@ -242,111 +236,8 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     let mut problems = Vec::new();
     let budget = Budget::default();
     let meta_path = dir.join("run.json");
-    let mut has_meta = false;
-    let meta = match safe_fs::read(&meta_path, RUN_JSON_CAP, &budget) {
-        Ok(text) => match serde_json::from_slice::<RunMeta>(&text) {
-            Ok(m) => {
-                has_meta = true;
-                m
-            }
-            Err(e) => {
-                problems.push(format!("run.json cannot be read as a run ({e})"));
-                RunMeta::default()
-            }
-        },
-        Err(r) if r.is_absent() => RunMeta::default(),
-        Err(r) => {
-            problems.push(format!("run.json {r}"));
-            RunMeta::default()
-        }
-    };
-    if has_meta && meta.schema != SCHEMA {
-        problems.push(format!(
-            "run.json has schema {}, this report reads schema {SCHEMA}; numbers may be off",
-            meta.schema
-        ));
-    }
-
-    // Hosts: those run.json names, then any other folder holding host files. A name
-    // that is not one plain folder name is named and skipped, never joined to a path.
-    let mut hosts: Vec<HostData> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let plain = |name: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>| {
-        match safe_fs::plain_name(name) {
-            _ if name.is_empty() => false,
-            Ok(()) => seen.insert(name.to_string()),
-            Err(why) => {
-                budget.refuse();
-                problems.push(format!(
-                    "host name {} {why}: not a folder of the run, skipped",
-                    shown(name)
-                ));
-                false
-            }
-        }
-    };
-    for h in meta.hosts.iter().map(|h| h.info()) {
-        if !plain(&h.name, &mut seen, &mut problems) {
-            continue;
-        }
-        hosts.push(HostData {
-            failed: meta.failed_hosts.get(&h.name).cloned(),
-            name: h.name,
-            address: h.address,
-            role_hint: h.role,
-            ..Default::default()
-        });
-    }
-    // A failed host run.json does not list among its hosts is still named.
-    for (name, why) in &meta.failed_hosts {
-        if plain(name, &mut seen, &mut problems) {
-            hosts.push(HostData {
-                name: name.clone(),
-                failed: Some(why.clone()),
-                ..Default::default()
-            });
-        }
-    }
-    let mut extra: Vec<String> = Vec::new();
-    for e in fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-    {
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        let Ok(t) = e.file_type() else { continue };
-        let ours = OUTPUTS.contains(&name.as_str()) || name == "run.json";
-        if t.is_symlink() && !ours && !seen.contains(&name) {
-            // A listed host's folder that is a link is named with the host, run.json
-            // when it is read, an output when it is replaced.
-            budget.refuse();
-            problems.push(format!(
-                "{} in the run folder is a symbolic link: not followed",
-                shown(&name)
-            ));
-        } else if t.is_dir() && is_host_dir(&e.path()) {
-            extra.push(name);
-        }
-    }
-    extra.sort();
-    for name in extra {
-        if !seen.contains(&name) {
-            if !plain(&name, &mut seen, &mut problems) {
-                continue;
-            }
-            if has_meta {
-                problems.push(format!(
-                    "host {name}: has a folder but run.json does not list it"
-                ));
-            }
-            hosts.push(HostData {
-                name,
-                ..Default::default()
-            });
-        }
-    }
+    let (meta, has_meta) = read_meta(&meta_path, &budget, &mut problems);
+    let mut hosts = find_hosts(dir, &meta, has_meta, &budget, &mut problems);
     if !has_meta && hosts.is_empty() {
         let why = match problems.first() {
             Some(p) if present(&meta_path) => p.clone(),
@@ -371,7 +262,7 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
     } else {
         meta.run_id.clone()
     };
-    let mut run = Run {
+    Ok(Run {
         dir: dir.to_path_buf(),
         id,
         meta,
@@ -380,10 +271,162 @@ pub fn load(dir: &Path) -> Result<Run, NotARun> {
         problems,
         refused: budget.refused(),
         implausible: Vec::new(),
+    })
+}
+
+/// `run.json`, and whether it was read as a run (an absent or unreadable one gives the
+/// defaults: no phases, no hosts listed).
+fn read_meta(path: &Path, budget: &Budget, problems: &mut Vec<String>) -> (RunMeta, bool) {
+    let mut has_meta = false;
+    let meta = match safe_fs::read(path, RUN_JSON_CAP, budget) {
+        Ok(text) => match serde_json::from_slice::<RunMeta>(&text) {
+            Ok(m) => {
+                has_meta = true;
+                m
+            }
+            Err(e) => {
+                problems.push(format!("run.json cannot be read as a run ({e})"));
+                RunMeta::default()
+            }
+        },
+        Err(r) if r.is_absent() => RunMeta::default(),
+        Err(r) => {
+            problems.push(format!("run.json {r}"));
+            RunMeta::default()
+        }
     };
-    run.implausible = super::sanity::check(&run);
-    run.problems.extend(run.implausible.iter().cloned());
-    Ok(run)
+    if has_meta && meta.schema != SCHEMA {
+        problems.push(format!(
+            "run.json has schema {}, this report reads schema {SCHEMA}; numbers may be off",
+            meta.schema
+        ));
+    }
+    (meta, has_meta)
+}
+
+/// The names of the run's hosts as they are admitted: each once, and only a plain
+/// folder name.
+struct HostNames<'b> {
+    seen: HashSet<String>,
+    budget: &'b Budget,
+}
+
+impl HostNames<'_> {
+    /// Whether `name` is a new plain folder name; one that is not a plain name is
+    /// refused and named, never joined to a path.
+    fn admit(&mut self, name: &str, problems: &mut Vec<String>) -> bool {
+        match safe_fs::plain_name(name) {
+            _ if name.is_empty() => false,
+            Ok(()) => self.seen.insert(name.to_string()),
+            Err(why) => {
+                self.budget.refuse();
+                problems.push(format!(
+                    "host name {} {why}: not a folder of the run, skipped",
+                    shown(name)
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// The run's hosts: those run.json names (its failed hosts too), then any other folder
+/// holding host files, each named among the problems when run.json exists.
+fn find_hosts(
+    dir: &Path,
+    meta: &RunMeta,
+    has_meta: bool,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) -> Vec<HostData> {
+    let mut names = HostNames {
+        seen: HashSet::new(),
+        budget,
+    };
+    let mut hosts = listed_hosts(meta, &mut names, problems);
+    for name in host_folders(dir, &names.seen, budget, problems) {
+        if names.seen.contains(&name) || !names.admit(&name, problems) {
+            continue;
+        }
+        if has_meta {
+            problems.push(format!(
+                "host {name}: has a folder but run.json does not list it"
+            ));
+        }
+        hosts.push(HostData {
+            name,
+            ..Default::default()
+        });
+    }
+    hosts
+}
+
+/// The hosts `run.json` lists, then the failed hosts it does not list among them.
+fn listed_hosts(
+    meta: &RunMeta,
+    names: &mut HostNames,
+    problems: &mut Vec<String>,
+) -> Vec<HostData> {
+    let mut hosts: Vec<HostData> = Vec::new();
+    for h in meta.hosts.iter().map(|h| h.info()) {
+        if !names.admit(&h.name, problems) {
+            continue;
+        }
+        hosts.push(HostData {
+            failed: meta.failed_hosts.get(&h.name).cloned(),
+            name: h.name,
+            address: h.address,
+            role_hint: h.role,
+            ..Default::default()
+        });
+    }
+    // A failed host run.json does not list among its hosts is still named.
+    for (name, why) in &meta.failed_hosts {
+        if names.admit(name, problems) {
+            hosts.push(HostData {
+                name: name.clone(),
+                failed: Some(why.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    hosts
+}
+
+/// The run folder's folders that hold host files, sorted. A link in the run folder is
+/// not followed and is named, unless it is the run's own (`run.json`, an output) or a
+/// host already `seen` (named with the host when it is read).
+fn host_folders(
+    dir: &Path,
+    seen: &HashSet<String>,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    let mut extra: Vec<String> = Vec::new();
+    for e in fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Ok(t) = e.file_type() else { continue };
+        let ours = OUTPUTS.contains(&name.as_str()) || name == "run.json";
+        if t.is_symlink() && !ours && !seen.contains(&name) {
+            // A listed host's folder that is a link is named with the host, run.json
+            // when it is read, an output when it is replaced.
+            budget.refuse();
+            problems.push(format!(
+                "{} in the run folder is a symbolic link: not followed",
+                shown(&name)
+            ));
+        } else if t.is_dir() && is_host_dir(&e.path()) {
+            extra.push(name);
+        }
+    }
+    extra.sort();
+    extra
 }
 
 /// `(run.json failed_hosts: REASON)`, or nothing for a host that did not fail.
@@ -395,6 +438,9 @@ fn failed_note(h: &HostData) -> String {
     }
 }
 
+/// One host's folder: its own server's files, the load generator's and the sampler's,
+/// each server instance's, then what is missing from it. A folder that is a link is not
+/// entered.
 fn read_host(
     run_dir: &Path,
     h: &mut HostData,
@@ -421,10 +467,29 @@ fn read_host(
     }
     let name = h.name.clone();
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
-    let mut own = read_server(&dir, None, budget, &mut p);
-    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), budget, &mut p);
-    h.net = read_jsonl(&dir.join("net.jsonl"), budget, &mut p);
-    if let Some(text) = read_file(&dir.join("summary.json"), SUMMARY_CAP, budget, &mut p) {
+    let own = read_host_files(&dir, h, budget, &mut p);
+    if !own.lines.is_empty() || own.summary.is_some() {
+        server_lives(&own, started, &mut p);
+        h.servers.push(own);
+    }
+    refuse_linked_instances(&dir, &h.name, budget, problems);
+    read_instances(&dir, h, started, budget, problems);
+    name_missing_files(&dir, h, started, problems);
+}
+
+/// The files in the host's own folder: the load generator's (lines, summary,
+/// histograms), the sampler's, the tuning, and the server's that writes straight into
+/// the folder (returned, empty when there is none).
+fn read_host_files(
+    dir: &Path,
+    h: &mut HostData,
+    budget: &Budget,
+    p: &mut impl FnMut(String),
+) -> ServerLog {
+    let mut own = read_server(dir, None, budget, p);
+    h.loadgen = read_jsonl(&dir.join("loadgen.jsonl"), budget, p);
+    h.net = read_jsonl(&dir.join("net.jsonl"), budget, p);
+    if let Some(text) = read_file(&dir.join("summary.json"), SUMMARY_CAP, budget, p) {
         match serde_json::from_slice::<serde_json::Value>(&text) {
             // A server's account written under the load generator's name: keep it apart.
             Ok(v) if v.get("shake_balanced").is_some() => match serde_json::from_value(v) {
@@ -443,17 +508,17 @@ fn read_host(
         }
     }
     h.histograms =
-        read_json::<HistogramsFile>(&dir.join(histograms::FILE), HISTOGRAMS_CAP, budget, &mut p)
-            .and_then(|f| decode_histograms(&f, budget, &mut p));
-    if let Some(text) = read_file(&dir.join("tuning.txt"), TUNING_CAP, budget, &mut p) {
+        read_json::<HistogramsFile>(&dir.join(histograms::FILE), HISTOGRAMS_CAP, budget, p)
+            .and_then(|f| decode_histograms(&f, budget, p));
+    if let Some(text) = read_file(&dir.join("tuning.txt"), TUNING_CAP, budget, p) {
         h.tuning = tuning::parse(&String::from_utf8_lossy(&text));
     }
-    if !own.lines.is_empty() || own.summary.is_some() {
-        server_lives(&own, started, &mut p);
-        h.servers.push(own);
-    }
-    // An instance folder that is a link is not entered (`instance_dirs` skips it): named.
-    for e in fs::read_dir(&dir)
+    own
+}
+
+/// An instance folder that is a link is not entered (`instance_dirs` skips it): named.
+fn refuse_linked_instances(dir: &Path, host: &str, budget: &Budget, problems: &mut Vec<String>) {
+    for e in fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
@@ -463,12 +528,23 @@ fn read_host(
         if link && formats::parse_instance_dir(&name).is_some() {
             budget.refuse();
             problems.push(format!(
-                "host {}: {name} is a symbolic link: not followed",
-                h.name
+                "host {host}: {name} is a symbolic link: not followed"
             ));
         }
     }
-    for (i, idir) in instance_dirs(&dir) {
+}
+
+/// Each server instance's folder (`instance-I/`), in instance order, with what is
+/// missing from it.
+fn read_instances(
+    dir: &Path,
+    h: &mut HostData,
+    started: f64,
+    budget: &Budget,
+    problems: &mut Vec<String>,
+) {
+    let name = h.name.clone();
+    for (i, idir) in instance_dirs(dir) {
         let inst = formats::instance_dir(i);
         let mut p = |s: String| problems.push(format!("host {name}: {inst}: {s}"));
         let log = read_server(&idir, Some(i), budget, &mut p);
@@ -484,6 +560,13 @@ fn read_host(
         server_lives(&log, started, &mut p);
         h.servers.push(log);
     }
+}
+
+/// What the host's folder lacks for its role: one sentence for a load generator that
+/// stopped before its end, else each expected file that is missing, and the failure
+/// `run.json` records.
+fn name_missing_files(dir: &Path, h: &HostData, started: f64, problems: &mut Vec<String>) {
+    let name = &h.name;
     let failed = failed_note(h);
     let mut p = |s: String| problems.push(format!("host {name}: {s}"));
     if h.loadgen_cut_short() && !h.loadgen.is_empty() {
@@ -514,7 +597,7 @@ fn read_host(
         p(format!("failed during the run{failed}"));
     }
     let expected: &[&str] = match h.role() {
-        // With instances, each instance's folder holds its server.jsonl (checked above).
+        // With instances, each instance's folder holds its server.jsonl (see `read_instances`).
         Role::Server if h.has_instances() => &["net.jsonl", "tuning.txt"],
         Role::Server => &["server.jsonl", "net.jsonl", "tuning.txt"],
         Role::Loadgen => &["loadgen.jsonl", "summary.json", "net.jsonl", "tuning.txt"],

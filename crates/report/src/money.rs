@@ -13,11 +13,12 @@
 //! generator killed before its summary leaves the clients' total *incomplete*, and the
 //! gap to what the servers paid is its share. The other ledgers are still checked.
 
-use super::load::{when, Role, Run};
+use super::load::{Role, Run};
+use super::numbers::when;
 
 /// Sums over the run's final accounts.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct MoneyCheck {
+pub struct Reconciliation {
     /// Final accounts read (an instance's earlier clean lives count one each), and the
     /// server processes without one.
     pub accounts: usize,
@@ -55,7 +56,7 @@ pub enum Agreement {
     ClientsIncomplete,
 }
 
-impl MoneyCheck {
+impl Reconciliation {
     /// Clients against servers on won and grabbed cents.
     pub fn agreement(&self) -> Agreement {
         if self.clients == 0 && self.clients_missing.is_empty() {
@@ -158,9 +159,10 @@ impl MoneyCheck {
     }
 }
 
-/// The run's money check; `None` when no server left a log or an account.
-pub fn check(run: &Run) -> Option<MoneyCheck> {
-    let mut m = MoneyCheck {
+/// The run's money reconciled over its final accounts; `None` when no server left a log
+/// or an account.
+pub fn reconcile(run: &Run) -> Option<Reconciliation> {
+    let mut m = Reconciliation {
         servers_balanced: true,
         ..Default::default()
     };
@@ -288,7 +290,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let m = check(&run(vec![server, client(100)])).unwrap();
+        let m = reconcile(&run(vec![server, client(100)])).unwrap();
         assert_eq!((m.accounts, m.server_won_cents), (2, 100));
         assert_eq!(m.agreement(), Agreement::Agree);
         assert!(m.gaps().is_empty());
@@ -312,7 +314,7 @@ mod tests {
             ..Default::default()
         };
         // The clients saw exactly what the one account says: still not a match.
-        let m = check(&run(vec![server, client(60)])).unwrap();
+        let m = reconcile(&run(vec![server, client(60)])).unwrap();
         assert!(m.servers_balanced);
         assert_eq!(m.agreement(), Agreement::NotReconcilable);
         assert_eq!(m.unreconciled_names, ["server1 instance 2"]);

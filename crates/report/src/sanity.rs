@@ -7,12 +7,13 @@
 //! rate against the run's own targets ([`RATE_FACTOR`] times the highest, never less
 //! than [`RATE_FLOOR`]), money against what the servers issued and created and against
 //! [`MONEY_CAP_CENTS`], phase times against each other. Each finding is one sentence;
-//! [`super::load`] lists them with the problems and the verdict fails on any.
+//! [`crate::load`] lists them with the problems and the verdict fails on any.
 
 use std::collections::BTreeMap;
 
-use super::load::Run;
-use redpacket_formats::Latency;
+use super::load::{HostData, Run, ServerLog};
+use super::numbers::fmt_num;
+use redpacket_formats::{Latency, LoadgenSummary};
 
 /// How far beyond the run's highest target a rate may go before no run could have
 /// produced it: two orders of magnitude (a load generator sends its target, a server
@@ -61,140 +62,164 @@ pub fn plausible_rate(r: f64, limit: f64) -> bool {
 }
 
 /// Every implausible figure of the run, one sentence each.
-pub fn check(run: &Run) -> Vec<String> {
+pub fn implausible(run: &Run) -> Vec<String> {
     let mut v = Vec::new();
     phases(run, &mut v);
     let limit = rate_limit(run);
-    let rate = |r: f64| super::analyze::fmt_num(r, 0);
     for h in &run.hosts {
-        let host = &h.name;
         if let Some(s) = &h.summary {
-            for p in &s.phases {
-                let what = format!("host {host}: summary.json, phase {}", p.name);
-                if !plausible_rate(p.achieved_qps, limit) || !plausible_target(p.target_qps) {
-                    v.push(format!(
-                        "{what}: a rate of {:e} shakes/s (target {:e}) is beyond anything this \
-                         run could produce (at most {} shakes/s)",
-                        p.achieved_qps,
-                        p.target_qps,
-                        rate(limit)
-                    ));
-                }
-                let secs = p.end - p.start;
-                if !secs.is_finite() || secs < 0.0 {
-                    v.push(format!("{what}: runs backwards ({secs:.0} s long)"));
-                } else {
-                    let most = limit * secs.max(1.0);
-                    let counts = [p.scheduled, p.sent, p.answered, p.errors, p.timeouts];
-                    if counts.iter().any(|c| *c as f64 > most) {
-                        v.push(format!(
-                            "{what}: counts above {} (the limit of {} shakes/s over {secs:.0} \
-                             s) are beyond anything this run could produce",
-                            rate(most),
-                            rate(limit)
-                        ));
-                    }
-                }
-                if !plausible_latency(&p.latency_ms) {
-                    v.push(format!("{what}: a latency below zero"));
-                }
-            }
-            let m = &s.money;
-            if [
-                m.client_won_cents,
-                m.client_grabbed_cents,
-                m.client_sent_cents,
-            ]
-            .iter()
-            .any(|c| *c > MONEY_CAP_CENTS)
-            {
-                v.push(format!(
-                    "host {host}: summary.json money above {MONEY_CAP_CENTS} cents (100 \
-                     billion yuan), more than any run hands out"
-                ));
-            }
+            loadgen_summary(&h.name, s, limit, &mut v);
         }
-        let odd = h
-            .loadgen
-            .iter()
-            .filter(|l| {
-                let dt = if l.interval_s > 0.0 {
-                    l.interval_s
-                } else {
-                    1.0
-                };
-                !plausible_target(l.target_qps)
-                    || [l.sent, l.answered, l.errors, l.timeouts]
-                        .iter()
-                        .any(|c| !plausible_rate(*c as f64 / dt, limit))
-                    || !plausible_latency(&l.latency_ms)
-            })
-            .count();
-        if odd > 0 {
-            v.push(format!(
-                "host {host}: loadgen.jsonl has {odd} line(s) with a rate beyond anything this \
-                 run could produce (at most {} shakes/s) or a latency below zero",
-                rate(limit)
-            ));
-        }
+        loadgen_lines(h, limit, &mut v);
         for log in &h.servers {
-            let label = log.label(host);
-            let odd = log
-                .lines
-                .iter()
-                .filter(|l| {
-                    let dt = if l.interval_s > 0.0 {
-                        l.interval_s
-                    } else {
-                        1.0
-                    };
-                    !plausible_rate(l.per_second.requests.shake as f64 / dt, limit)
-                })
-                .count();
-            if odd > 0 {
-                v.push(format!(
-                    "host {label}: server.jsonl has {odd} line(s) with a shake rate beyond \
-                     anything this run could produce (at most {} shakes/s)",
-                    rate(limit)
-                ));
-            }
-            let accounts = log
-                .summary
-                .iter()
-                .map(|a| ("server-summary.json".to_string(), a))
-                .chain(
-                    log.earlier
-                        .iter()
-                        .map(|(n, a)| (format!("life {n}'s account"), a)),
-                );
-            for (what, a) in accounts {
-                let (shake, send) = (&a.stats.shake, &a.stats.send);
-                let over = [
-                    shake.issued_cents,
-                    shake.won_cents,
-                    send.created_cents,
-                    send.grabbed_cents,
-                ]
-                .iter()
-                .any(|c| *c > MONEY_CAP_CENTS);
-                if over {
-                    v.push(format!(
-                        "host {label}: {what}: money above {MONEY_CAP_CENTS} cents (100 billion \
-                         yuan), more than any run hands out"
-                    ));
-                }
-                if shake.won_cents > shake.issued_cents || send.grabbed_cents > send.created_cents {
-                    v.push(format!(
-                        "host {label}: {what}: more money won or grabbed ({} and {} cents) than \
-                         issued or created ({} and {})",
-                        shake.won_cents, send.grabbed_cents, shake.issued_cents, send.created_cents
-                    ));
-                }
-            }
+            let label = log.label(&h.name);
+            server_lines(&label, log, limit, &mut v);
+            server_accounts(&label, log, &mut v);
         }
     }
     clients_within_issued(run, &mut v);
     v
+}
+
+/// A load generator's `summary.json`: each phase's rate, length, counts and latency,
+/// then its money.
+fn loadgen_summary(host: &str, s: &LoadgenSummary, limit: f64, v: &mut Vec<String>) {
+    for p in &s.phases {
+        let what = format!("host {host}: summary.json, phase {}", p.name);
+        if !plausible_rate(p.achieved_qps, limit) || !plausible_target(p.target_qps) {
+            v.push(format!(
+                "{what}: a rate of {:e} shakes/s (target {:e}) is beyond anything this \
+                 run could produce (at most {} shakes/s)",
+                p.achieved_qps,
+                p.target_qps,
+                fmt_num(limit, 0)
+            ));
+        }
+        let secs = p.end - p.start;
+        if !secs.is_finite() || secs < 0.0 {
+            v.push(format!("{what}: runs backwards ({secs:.0} s long)"));
+        } else {
+            let most = limit * secs.max(1.0);
+            let counts = [p.scheduled, p.sent, p.answered, p.errors, p.timeouts];
+            if counts.iter().any(|c| *c as f64 > most) {
+                v.push(format!(
+                    "{what}: counts above {} (the limit of {} shakes/s over {secs:.0} \
+                     s) are beyond anything this run could produce",
+                    fmt_num(most, 0),
+                    fmt_num(limit, 0)
+                ));
+            }
+        }
+        if !plausible_latency(&p.latency_ms) {
+            v.push(format!("{what}: a latency below zero"));
+        }
+    }
+    let m = &s.money;
+    if [
+        m.client_won_cents,
+        m.client_grabbed_cents,
+        m.client_sent_cents,
+    ]
+    .iter()
+    .any(|c| *c > MONEY_CAP_CENTS)
+    {
+        v.push(format!(
+            "host {host}: summary.json money above {MONEY_CAP_CENTS} cents (100 \
+             billion yuan), more than any run hands out"
+        ));
+    }
+}
+
+/// The seconds a per-second line covers: its interval, or one when it has none.
+fn interval(interval_s: f64) -> f64 {
+    if interval_s > 0.0 {
+        interval_s
+    } else {
+        1.0
+    }
+}
+
+/// A load generator's per-second lines: one sentence for all the lines whose target,
+/// rates or latency no run produces.
+fn loadgen_lines(h: &HostData, limit: f64, v: &mut Vec<String>) {
+    let odd = h
+        .loadgen
+        .iter()
+        .filter(|l| {
+            let dt = interval(l.interval_s);
+            !plausible_target(l.target_qps)
+                || [l.sent, l.answered, l.errors, l.timeouts]
+                    .iter()
+                    .any(|c| !plausible_rate(*c as f64 / dt, limit))
+                || !plausible_latency(&l.latency_ms)
+        })
+        .count();
+    if odd > 0 {
+        v.push(format!(
+            "host {}: loadgen.jsonl has {odd} line(s) with a rate beyond anything this \
+             run could produce (at most {} shakes/s) or a latency below zero",
+            h.name,
+            fmt_num(limit, 0)
+        ));
+    }
+}
+
+/// A server's per-second lines: one sentence for all the lines with a shake rate no run
+/// produces.
+fn server_lines(label: &str, log: &ServerLog, limit: f64, v: &mut Vec<String>) {
+    let odd = log
+        .lines
+        .iter()
+        .filter(|l| {
+            let dt = interval(l.interval_s);
+            !plausible_rate(l.per_second.requests.shake as f64 / dt, limit)
+        })
+        .count();
+    if odd > 0 {
+        v.push(format!(
+            "host {label}: server.jsonl has {odd} line(s) with a shake rate beyond \
+             anything this run could produce (at most {} shakes/s)",
+            fmt_num(limit, 0)
+        ));
+    }
+}
+
+/// A server's final accounts (its last life's and its earlier clean lives'): money
+/// over the cap, or more handed out than there was.
+fn server_accounts(label: &str, log: &ServerLog, v: &mut Vec<String>) {
+    let accounts = log
+        .summary
+        .iter()
+        .map(|a| ("server-summary.json".to_string(), a))
+        .chain(
+            log.earlier
+                .iter()
+                .map(|(n, a)| (format!("life {n}'s account"), a)),
+        );
+    for (what, a) in accounts {
+        let (shake, send) = (&a.stats.shake, &a.stats.send);
+        let over = [
+            shake.issued_cents,
+            shake.won_cents,
+            send.created_cents,
+            send.grabbed_cents,
+        ]
+        .iter()
+        .any(|c| *c > MONEY_CAP_CENTS);
+        if over {
+            v.push(format!(
+                "host {label}: {what}: money above {MONEY_CAP_CENTS} cents (100 billion \
+                 yuan), more than any run hands out"
+            ));
+        }
+        if shake.won_cents > shake.issued_cents || send.grabbed_cents > send.created_cents {
+            v.push(format!(
+                "host {label}: {what}: more money won or grabbed ({} and {} cents) than \
+                 issued or created ({} and {})",
+                shake.won_cents, send.grabbed_cents, shake.issued_cents, send.created_cents
+            ));
+        }
+    }
 }
 
 fn plausible_latency(l: &Latency) -> bool {

@@ -353,113 +353,128 @@ pub fn build(run: &Run) -> Series {
         }
         let mut acc = HostAcc::default();
         for l in &h.loadgen {
-            let t = l.t;
-            acc.line(t, l.interval_s);
-            // Served answers (a packet or none left); older lines may only have totals.
-            let served = if l.got + l.none > 0 {
-                l.got + l.none
-            } else {
-                l.answered.saturating_sub(l.overloaded)
-            };
-            for (k, v) in [
-                ("sent", l.sent),
-                ("answered", l.answered),
-                ("served", served),
-                ("got", l.got),
-                ("none", l.none),
-                ("overloaded", l.overloaded),
-                ("errors", l.errors),
-                ("timeouts", l.timeouts),
-            ] {
-                acc.count(&format!("client.{k}"), t, v as f64);
-            }
-            for (k, v) in [
-                ("sent", l.sent),
-                ("errors", l.errors),
-                ("timeouts", l.timeouts),
-            ] {
-                acc.count(&format!("host.{host}.client.{k}"), t, v as f64);
-            }
-            acc.gauge("client.target_qps", t, l.target_qps, Agg::Sum);
-            acc.gauge("client.connections", t, l.connections as f64, Agg::Sum);
-            acc.gauge(
-                &format!("host.{host}.client.connections"),
-                t,
-                l.connections as f64,
-                Agg::Sum,
-            );
-            acc.gauge(
-                &format!("host.{host}.own_sockets"),
-                t,
-                l.connections as f64,
-                Agg::Sum,
-            );
-            for (addr, n) in &l.connections_by_addr {
-                acc.gauge(&format!("client.conn_addr.{addr}"), t, *n as f64, Agg::Sum);
-            }
-            let lat = &l.latency_ms;
-            for (k, v) in [
-                ("p50", lat.p50),
-                ("p90", lat.p90),
-                ("p99", lat.p99),
-                ("p999", lat.p999),
-                ("max", lat.max),
-            ] {
-                if let Some(v) = v {
-                    acc.gauge(&format!("client.lat.{k}"), t, v, Agg::Max);
-                }
-            }
+            loadgen_line(&mut acc, host, l);
         }
         acc.flush(&mut s);
         // Each file has its own intervals: a fresh accumulator for the sampler's lines.
         let mut acc = HostAcc::default();
         let iface = main_iface(&h.net);
         for l in &h.net {
-            let t = l.t;
-            let dt = if l.interval_s > 0.0 {
-                l.interval_s
-            } else {
-                1.0
-            };
-            acc.line(t, dt);
-            let k = |m: &str| format!("host.{host}.{m}");
-            if let Some(i) = iface.as_ref().and_then(|n| l.ifaces.get(n)) {
-                let r = &i.per_second;
-                acc.count(&k("rx_packets"), t, r.rx_packets * dt);
-                acc.count(&k("tx_packets"), t, r.tx_packets * dt);
-            }
-            let drops: f64 = l
-                .ifaces
-                .values()
-                .map(|i| i.per_second.rx_drop + i.per_second.tx_drop)
-                .sum();
-            acc.count(&k("if_drops"), t, drops * dt);
-            let tcp = |n: &str| l.tcp_per_second.get(n).copied().unwrap_or(0.0) * dt;
-            acc.count(&k("retrans"), t, tcp("RetransSegs"));
-            acc.count(
-                &k("listen_drops"),
-                t,
-                tcp("ListenDrops") + tcp("ListenOverflows"),
-            );
-            acc.count(&k("resets"), t, tcp("OutRsts"));
-            if let Some(e) = l.tcp.get("CurrEstab") {
-                acc.gauge(&k("estab"), t, *e as f64, Agg::Sum);
-            }
-            acc.gauge(&k("cpu"), t, l.cpu.total_pct, Agg::Max);
-            // One saturated core (interrupts, one hot worker) hides in the average.
-            let busiest = l.cpu.cores_pct.iter().copied().fold(0.0, f64::max);
-            acc.gauge(&k("core_max"), t, busiest, Agg::Max);
-            acc.gauge(&k("proc_cpu"), t, l.process.cpu_pct, Agg::Max);
-            acc.gauge(
-                &k("rss_mib"),
-                t,
-                l.process.rss_kib as f64 / 1024.0,
-                Agg::Max,
-            );
+            net_line(&mut acc, host, iface.as_ref(), l);
         }
         acc.flush(&mut s);
     }
     s
+}
+
+/// One load generator line into its host's accumulator: the fleet's `client.*` series
+/// (counts, target, users, users by source address, latency percentiles) and the host's
+/// own `host.<host>.client.*`.
+fn loadgen_line(acc: &mut HostAcc, host: &str, l: &redpacket_formats::LoadgenLine) {
+    let t = l.t;
+    acc.line(t, l.interval_s);
+    // Served answers (a packet or none left); older lines may only have totals.
+    let served = if l.got + l.none > 0 {
+        l.got + l.none
+    } else {
+        l.answered.saturating_sub(l.overloaded)
+    };
+    for (k, v) in [
+        ("sent", l.sent),
+        ("answered", l.answered),
+        ("served", served),
+        ("got", l.got),
+        ("none", l.none),
+        ("overloaded", l.overloaded),
+        ("errors", l.errors),
+        ("timeouts", l.timeouts),
+    ] {
+        acc.count(&format!("client.{k}"), t, v as f64);
+    }
+    for (k, v) in [
+        ("sent", l.sent),
+        ("errors", l.errors),
+        ("timeouts", l.timeouts),
+    ] {
+        acc.count(&format!("host.{host}.client.{k}"), t, v as f64);
+    }
+    acc.gauge("client.target_qps", t, l.target_qps, Agg::Sum);
+    acc.gauge("client.connections", t, l.connections as f64, Agg::Sum);
+    acc.gauge(
+        &format!("host.{host}.client.connections"),
+        t,
+        l.connections as f64,
+        Agg::Sum,
+    );
+    acc.gauge(
+        &format!("host.{host}.own_sockets"),
+        t,
+        l.connections as f64,
+        Agg::Sum,
+    );
+    for (addr, n) in &l.connections_by_addr {
+        acc.gauge(&format!("client.conn_addr.{addr}"), t, *n as f64, Agg::Sum);
+    }
+    let lat = &l.latency_ms;
+    for (k, v) in [
+        ("p50", lat.p50),
+        ("p90", lat.p90),
+        ("p99", lat.p99),
+        ("p999", lat.p999),
+        ("max", lat.max),
+    ] {
+        if let Some(v) = v {
+            acc.gauge(&format!("client.lat.{k}"), t, v, Agg::Max);
+        }
+    }
+}
+
+/// One sampler line (`net.jsonl`) into its host's accumulator, as `host.<host>.*`: the
+/// busiest interface's packets, drops, TCP retransmits, listen drops and resets,
+/// established connections, CPU (all cores, the busiest, the sampling process) and its
+/// memory.
+fn net_line(acc: &mut HostAcc, host: &str, iface: Option<&String>, l: &redpacket_formats::NetLine) {
+    let t = l.t;
+    let dt = if l.interval_s > 0.0 {
+        l.interval_s
+    } else {
+        1.0
+    };
+    acc.line(t, dt);
+    let k = |m: &str| format!("host.{host}.{m}");
+    if let Some(i) = iface.and_then(|n| l.ifaces.get(n)) {
+        let r = &i.per_second;
+        acc.count(&k("rx_packets"), t, r.rx_packets * dt);
+        acc.count(&k("tx_packets"), t, r.tx_packets * dt);
+    }
+    let drops: f64 = l
+        .ifaces
+        .values()
+        .map(|i| i.per_second.rx_drop + i.per_second.tx_drop)
+        .sum();
+    acc.count(&k("if_drops"), t, drops * dt);
+    let tcp = |n: &str| l.tcp_per_second.get(n).copied().unwrap_or(0.0) * dt;
+    acc.count(&k("retrans"), t, tcp("RetransSegs"));
+    acc.count(
+        &k("listen_drops"),
+        t,
+        tcp("ListenDrops") + tcp("ListenOverflows"),
+    );
+    acc.count(&k("resets"), t, tcp("OutRsts"));
+    if let Some(e) = l.tcp.get("CurrEstab") {
+        acc.gauge(&k("estab"), t, *e as f64, Agg::Sum);
+    }
+    acc.gauge(&k("cpu"), t, l.cpu.total_pct, Agg::Max);
+    // One saturated core (interrupts, one hot worker) hides in the average.
+    let busiest = l.cpu.cores_pct.iter().copied().fold(0.0, f64::max);
+    acc.gauge(&k("core_max"), t, busiest, Agg::Max);
+    acc.gauge(&k("proc_cpu"), t, l.process.cpu_pct, Agg::Max);
+    acc.gauge(
+        &k("rss_mib"),
+        t,
+        l.process.rss_kib as f64 / 1024.0,
+        Agg::Max,
+    );
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn full_run_gives_tables_capacity_charts_and_pages() {
         serde_json::from_str(&fs::read_to_string(dir.join("client1/summary.json")).unwrap())
             .unwrap();
     let peak = summary.phases.iter().find(|p| p.name == "peak").unwrap();
-    let fmt = redpacket_report::analyze::fmt_num;
+    let fmt = redpacket_report::numbers::fmt_num;
     assert_eq!(
         row("client1")[1..],
         [
@@ -626,7 +626,7 @@ fn fleet_with_server_instances_and_merged_histograms() {
     let peak = summary.phases.iter().find(|p| p.name == "peak").unwrap();
     assert_eq!(
         row("all 2 load generator(s)")[2],
-        redpacket_report::analyze::fmt_num(2.0 * peak.achieved_qps, 0)
+        redpacket_report::numbers::fmt_num(2.0 * peak.achieved_qps, 0)
     );
     assert_eq!(
         row("all 2 load generator(s)").last().unwrap(),
@@ -1240,7 +1240,7 @@ fn a_killed_instance_cannot_be_reconciled_and_the_others_still_balance() {
     passed(&dir.join("client1"));
 
     let run = redpacket_report::load(&dir).unwrap();
-    let m = money::check(&run).unwrap();
+    let m = money::reconcile(&run).unwrap();
     assert!(m.servers_balanced, "{m:?}");
     assert_eq!(m.unbalanced, Vec::<String>::new());
     assert_eq!(
@@ -1360,7 +1360,7 @@ fn a_killed_load_generator_leaves_the_clients_total_incomplete() {
     fs::write(dir.join("run.json"), meta.to_string()).unwrap();
 
     let run = redpacket_report::load(&dir).unwrap();
-    let m = money::check(&run).unwrap();
+    let m = money::reconcile(&run).unwrap();
     assert!(m.servers_balanced);
     assert_eq!(m.clients_missing, ["client2"]);
     assert_eq!(m.agreement(), Agreement::ClientsIncomplete);
