@@ -59,6 +59,12 @@ pub fn second_line(
         connections_by_addr,
         inflight,
         latency_ms: Latency::of(&tally.latency),
+        // Empty when nothing was answered: nothing to merge.
+        latency_hist: if tally.latency.is_empty() {
+            String::new()
+        } else {
+            redpacket_formats::histograms::encode(&tally.latency).unwrap_or_default()
+        },
         error_kinds: c.error_kinds(),
         packets: c.packets,
         conn_events: ConnEvents {

@@ -160,6 +160,12 @@ pub struct LoadgenLine {
     pub inflight: u64,
     /// Latency of the shakes answered in the interval.
     pub latency_ms: Latency,
+    /// The same latencies as a histogram of microseconds, encoded as in
+    /// `histograms.json` ([`super::histograms::ENCODING`]): processes and hosts merge
+    /// these second by second into exact fleet-wide percentiles. Empty in files of
+    /// writers that did not record it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub latency_hist: String,
     pub error_kinds: Errors,
     pub packets: Packets,
     pub conn_events: ConnEvents,

@@ -35,6 +35,9 @@ pub struct RunMeta {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub failed_hosts: BTreeMap<String, String>,
+    /// What a phase must stay under to pass, for every phase that does not give its own.
+    #[serde(skip_serializing_if = "Thresholds::is_empty")]
+    pub thresholds: Thresholds,
     /// Anything else a writer records (the demo: users, plan, versions); kept as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -49,6 +52,43 @@ pub struct PhasePlan {
     /// Unix seconds.
     pub start: f64,
     pub end: f64,
+    /// This phase's own thresholds, over the run's.
+    #[serde(skip_serializing_if = "Thresholds::is_empty")]
+    pub thresholds: Thresholds,
+}
+
+/// Limits a phase is judged against; `None`: the report's default for that limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    /// The highest p99 latency, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// The highest p99.9 latency, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p999_ms: Option<f64>,
+    /// How far below its target a phase's achieved rate may fall, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_tolerance_pct: Option<f64>,
+    /// The most errors plus timeouts a phase may have, as a fraction of what was due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+}
+
+impl Thresholds {
+    pub fn is_empty(&self) -> bool {
+        *self == Thresholds::default()
+    }
+
+    /// `self`, with each limit it does not set taken from `under`.
+    pub fn over(self, under: Thresholds) -> Thresholds {
+        Thresholds {
+            max_p99_ms: self.max_p99_ms.or(under.max_p99_ms),
+            max_p999_ms: self.max_p999_ms.or(under.max_p999_ms),
+            rate_tolerance_pct: self.rate_tolerance_pct.or(under.rate_tolerance_pct),
+            max_error_rate: self.max_error_rate.or(under.max_error_rate),
+        }
+    }
 }
 
 /// A host: either a bare name or an object with a role.
@@ -67,6 +107,13 @@ pub struct HostInfo {
     /// `server` or `loadgen`.
     pub role: String,
     pub address: String,
+    /// The host's clock minus the controller's, milliseconds, measured when the run
+    /// began (from a round trip to the host: its reading against the midpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    /// That round trip, milliseconds: the offset is known to within half of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_rtt_ms: Option<f64>,
 }
 
 /// `{name: reason}`, or a list of names (reasons empty), or null.

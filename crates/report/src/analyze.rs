@@ -185,6 +185,7 @@ pub fn analyze(run: &Run) -> Analysis {
                 target_qps: 0.0,
                 start: lo as f64 - 1.0,
                 end: hi as f64,
+                thresholds: Default::default(),
             });
         }
     }

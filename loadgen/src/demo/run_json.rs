@@ -65,6 +65,7 @@ fn meta(f: &RunFacts) -> RunMeta {
                 target_qps: *q,
                 start: *s,
                 end: *e,
+                thresholds: Default::default(),
             })
             .collect(),
         hosts: vec![HostEntry::Name(f.host.to_string())],
@@ -74,6 +75,7 @@ fn meta(f: &RunFacts) -> RunMeta {
         git_commit: git_commit().unwrap_or_default(),
         // One machine: a process that fails shows in its own files.
         failed_hosts: Default::default(),
+        thresholds: Default::default(),
         extra: extra(f)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
