@@ -114,7 +114,7 @@ pub const HOST_NOTE: &str = "Each figure covers the phase between its own bounda
 load generator's rate, errors and timeouts are its summary.json's per-phase totals (exact) \
 when it has the phase; every other count is cut from the per-second lines at the phase's \
 start and end (column \"counts from\": summary.json, or lines, cut). Peaks (busiest core, \
-connections) are over the whole seconds in the phase. The host columns are host-wide: \
+connections) are over the seconds wholly inside the phase. The host columns are host-wide: \
 they count every process of the host. Connections are the run's own: users logged in \
 (load generator) or connections open (server).";
 
@@ -127,31 +127,72 @@ pub struct HostRow {
     pub cells: Vec<Cell>,
 }
 
+/// The highest shake rate the servers served in a phase, what their hosts' CPU was
+/// doing meanwhile, and whether the run showed that rate to be a limit. Only a limit
+/// is sized up to 10 billion shakes: a rate the servers held with CPU to spare says
+/// nothing about how many servers the old question needs.
 #[derive(Clone, Debug)]
 pub struct Capacity {
     pub phase: String,
     pub per_server_qps: f64,
     pub servers: usize,
+    /// The server hosts' CPU over the phase, % of all cores (the mean of the hosts'
+    /// means), where they sampled it.
+    pub server_cpu_pct: Option<f64>,
+    /// The busiest core of any server host in the phase, % of one core.
+    pub busiest_core_pct: Option<f64>,
+    /// What showed the phase's rate to be a limit (`None`: nothing did).
+    pub limit: Option<String>,
     pub server_seconds: f64,
     pub minutes_with_2015_fleet: f64,
     pub servers_for_target: f64,
 }
 
+/// Server CPU, % of all cores, from which a phase counts as saturating its host.
+pub const CPU_SATURATED_PCT: f64 = 90.0;
+
 impl Capacity {
     pub fn sentence(&self) -> String {
-        format!(
-            "Capacity: at {} shakes/s per server (phase {}, mean over {} server(s)), 10 billion \
-             shake requests take {} server-seconds: {} minutes on the {} servers of 2015, or {} \
-             servers to finish in {} minutes.",
+        let rate = format!(
+            "{} shakes/s per server (phase {}, mean over {} server(s))",
             fmt_num(self.per_server_qps, 0),
             self.phase,
             self.servers,
+        );
+        let Some(limit) = &self.limit else {
+            return format!(
+                "Capacity not reached: the highest rate measured was {rate}, with the \
+                 server host(s) at {}. No phase showed a limit (load shed, errors or \
+                 timeouts, a rate short of its target, a latency threshold passed, CPU at \
+                 {CPU_SATURATED_PCT:.0} % or more), so the run does not say how many servers \
+                 10 billion shake requests need.",
+                self.cpu_words(),
+            );
+        };
+        format!(
+            "Capacity: at {rate}, where the run reached a limit ({limit}), with the server \
+             host(s) at {}, 10 billion shake requests take {} server-seconds: {} minutes on the {} \
+             servers of 2015, or {} servers to finish in {} minutes.",
+            self.cpu_words(),
             fmt_num(self.server_seconds, 0),
             fmt_num(self.minutes_with_2015_fleet, 1),
             FLEET_2015,
             fmt_num(self.servers_for_target.ceil(), 0),
             TARGET_MINUTES,
         )
+    }
+
+    /// The server hosts' CPU in words: all cores, and the busiest core.
+    fn cpu_words(&self) -> String {
+        match (self.server_cpu_pct, self.busiest_core_pct) {
+            (Some(c), Some(b)) => format!(
+                "{} % CPU over all cores, busiest core {} %",
+                fmt_num(c, 0),
+                fmt_num(b, 0)
+            ),
+            (Some(c), None) => format!("{} % CPU over all cores", fmt_num(c, 0)),
+            _ => "CPU not sampled".to_string(),
+        }
     }
 }
 
@@ -190,35 +231,95 @@ pub fn analyze(run: &Run) -> Analysis {
         }
     }
     let phases: Vec<PhaseStats> = plans.iter().map(|p| phase(run, &series, p)).collect();
-    let servers = run
-        .hosts
-        .iter()
-        .filter(|h| h.role() == Role::Server && h.has_server())
-        .count();
-    let capacity = phases
-        .iter()
-        .filter_map(|p| Some((p, series.cut_rate("server.served", p.start, p.end)?)))
-        .filter(|(_, m)| *m > 0.0)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .filter(|_| servers > 0)
-        .map(|(p, mean)| {
-            let per_server = mean / servers as f64;
-            let server_seconds = SHAKES_TOTAL / per_server;
-            Capacity {
-                phase: p.name.clone(),
-                per_server_qps: per_server,
-                servers,
-                server_seconds,
-                minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
-                servers_for_target: server_seconds / (TARGET_MINUTES * 60.0),
-            }
-        });
+    let capacity = capacity(run, &series, &plans);
     Analysis {
         t0,
         series,
         phases,
         capacity,
     }
+}
+
+/// The phase whose servers served the most shakes a second, and whether it was a limit.
+fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity> {
+    let server_hosts: Vec<&HostData> = run
+        .hosts
+        .iter()
+        .filter(|h| h.role() == Role::Server && h.has_server())
+        .collect();
+    let servers = server_hosts.len();
+    let (p, mean) = plans
+        .iter()
+        .filter_map(|p| Some((p, series.cut_rate("server.served", p.start, p.end)?)))
+        .filter(|(_, m)| *m > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|_| servers > 0)?;
+    let w = Window {
+        s: series,
+        start: p.start,
+        end: p.end,
+    };
+    let [server_cpu_pct, busiest_core_pct, ..] = group_cells(&w, &server_hosts).map(|c| c.value);
+    let per_server = mean / servers as f64;
+    let server_seconds = SHAKES_TOTAL / per_server;
+    Some(Capacity {
+        phase: p.name.clone(),
+        per_server_qps: per_server,
+        servers,
+        server_cpu_pct,
+        busiest_core_pct,
+        limit: limit(run, &w, p, server_cpu_pct),
+        server_seconds,
+        minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
+        servers_for_target: server_seconds / (TARGET_MINUTES * 60.0),
+    })
+}
+
+/// What, if anything, showed a phase's rate to be the run's limit: the servers shed
+/// load, requests failed or timed out, the load generators fell short of the target by
+/// more than the phase's tolerance (1 % unless set), the latency passed a threshold the
+/// run set, or the server hosts' CPU stayed at [`CPU_SATURATED_PCT`] or more.
+fn limit(run: &Run, w: &Window, p: &PhasePlan, server_cpu: Option<f64>) -> Option<String> {
+    let th = p.thresholds.over(run.meta.thresholds);
+    let mut why = Vec::new();
+    let count = |k: &str| w.sum(k).filter(|v| *v >= 0.5);
+    if let Some(n) = count("server.overloaded") {
+        why.push(format!("{} shakes shed as overloaded", fmt_num(n, 0)));
+    }
+    let failed = add(count("client.errors"), count("client.timeouts"));
+    if let Some(n) = failed {
+        why.push(format!("{} errors and timeouts", fmt_num(n, 0)));
+    }
+    let tolerance = th.rate_tolerance_pct.unwrap_or(1.0);
+    if let Some(got) = summary_achieved(run, &p.name) {
+        if p.target_qps > 0.0 && got < p.target_qps * (1.0 - tolerance / 100.0) {
+            why.push(format!(
+                "{} shakes/s achieved of {} asked",
+                fmt_num(got, 0),
+                fmt_num(p.target_qps, 0)
+            ));
+        }
+    }
+    if let Some(lat) = phase_latency(run, &p.name).map(|m| m.latency) {
+        for (name, got, max) in [
+            ("p99", lat.p99, th.max_p99_ms),
+            ("p99.9", lat.p999, th.max_p999_ms),
+        ] {
+            if let (Some(got), Some(max)) = (got, max) {
+                if got > max {
+                    why.push(format!(
+                        "{name} {} ms over the {} ms threshold",
+                        fmt_num(got, 2),
+                        fmt_num(max, 2)
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(c) = server_cpu.filter(|c| *c >= CPU_SATURATED_PCT) {
+        why.push(format!("server host CPU saturated, {} %", fmt_num(c, 0)));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 /// Per-second values of a phase for the stability figures: the first and last second
@@ -235,8 +336,8 @@ fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
 /// One phase's view of the series.
 ///
 /// Counts and means are cut at the phase's own boundaries, client and server alike (see
-/// [`Series::cut`]); peaks and the stability figures use the whole seconds whose centre
-/// the phase holds, and say so.
+/// [`Series::cut`]); peaks use the seconds wholly inside the phase, the stability
+/// figures the whole seconds whose centre the phase holds, and say so.
 struct Window<'s> {
     s: &'s Series,
     start: f64,
@@ -268,9 +369,10 @@ impl Window<'_> {
         }
     }
 
-    /// The peak of the whole seconds.
+    /// The peak of the seconds wholly inside the phase ([`Series::peak`]): a second
+    /// across its edge holds another phase's load.
     fn max(&self, name: &str) -> Option<f64> {
-        self.seconds(name).into_iter().map(|x| x.1).reduce(f64::max)
+        self.s.peak(name, self.start, self.end)
     }
 
     /// The last whole second's value.
@@ -451,7 +553,7 @@ fn money_rows(rows: &mut Rows, w: &Window) {
 /// address too), then per host beside the kernel's count of every established TCP
 /// connection of the host.
 fn connection_rows(rows: &mut Rows, run: &Run, w: &Window) {
-    rows.section("Connections (peak of the whole seconds in the phase)");
+    rows.section("Connections (peak of the seconds wholly inside the phase)");
     rows.row(
         "users logged in (load generators, loadgen.jsonl)",
         cell(w.max("client.connections"), 0),
@@ -542,8 +644,8 @@ fn host_sections(rows: &mut Rows, run: &Run, w: &Window) {
 /// Counts and means are cut at the phase's own boundaries, as in the phase table
 /// ([`Series::cut`]); a load generator's rate, errors and timeouts come from its
 /// `summary.json` when it has the phase (exact, over the phase as that host ran it), and
-/// the `counts from` column says which. Peaks (busiest core, connections) take the whole
-/// seconds whose centre the phase holds.
+/// the `counts from` column says which. Peaks (busiest core, connections) take the
+/// seconds wholly inside the phase.
 fn host_rows(run: &Run, w: &Window, phase: &str, fleet_latency: Option<Latency>) -> Vec<HostRow> {
     let clients: Vec<&HostData> = run.hosts.iter().filter(|h| is_client(h)).collect();
     let servers: Vec<&HostData> = run.hosts.iter().filter(|h| is_server(h)).collect();

@@ -2,9 +2,12 @@
 //!
 //! Every chart shares the x axis (seconds since the run started) and the shaded,
 //! labelled phase bands, so a dip in one chart can be matched with a spike in another
-//! by eye. Each chart has one unit on its y axis. Phase labels are laid out so they never
-//! overlap (staggered in rows, shortened when a band is too narrow), and a series that
-//! lies on an earlier one is marked in the legend (`= X`, `≈ X`), since it hides it.
+//! by eye. The axis ([`axis`]) begins where the run's load does: at the first phase, or
+//! at the first second a load generator or server was busy when that comes earlier; the
+//! samplers' idle seconds before it are left out, and the caption says so. Each chart
+//! has one unit on its y axis. Phase labels are laid out so they never overlap
+//! (staggered in rows, shortened when a band is too narrow), and a series that lies on
+//! an earlier one is marked in the legend (`= X`, `≈ X`), since it hides it.
 //! Text is drawn with DejaVu Sans embedded in the binary: the PNGs look the same on a
 //! server without fonts.
 
@@ -95,6 +98,83 @@ fn line(a: &Analysis, label: &str, name: &str) -> Line {
         points: pts(a, name),
         reference: false,
     }
+}
+
+/// The time axis every chart shares, in seconds since the run started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    pub from: f64,
+    pub to: f64,
+    /// Where the axis starts and why, when that is not the run's second 0.
+    pub note: Option<String>,
+}
+
+/// Series whose first non-zero second is the run's load beginning: users connecting,
+/// requests sent, connections the servers hold, requests they received.
+const ACTIVITY: [&str; 4] = [
+    "client.connections",
+    "client.sent",
+    "server.open",
+    "server.shake",
+];
+
+/// The charts' time axis: from the first phase's start, or from the first second with
+/// load-generator or server activity when that comes earlier (a connect ramp that is
+/// not a phase), to the last second of data or the last phase's end. Never from a
+/// sampler's or an idle server's first line: those start before the load and would
+/// draw empty seconds.
+pub fn axis(a: &Analysis) -> Axis {
+    let first_phase = a
+        .phases
+        .iter()
+        .filter(|p| p.start.is_finite())
+        .min_by(|x, y| x.start.total_cmp(&y.start));
+    // Second k covers (k - 1, k]: activity begins at its start.
+    let active = ACTIVITY
+        .iter()
+        .filter_map(|n| a.series.get(n)?.iter().find(|(_, v)| **v > 0.0))
+        .map(|(k, _)| *k as f64 - 1.0)
+        .reduce(f64::min);
+    let data_end = a.series.span().map(|(_, hi)| hi as f64);
+    let to = data_end
+        .into_iter()
+        .chain(a.phases.iter().map(|p| p.end))
+        .filter(|t| t.is_finite())
+        .reduce(f64::max)
+        .map_or(1.0, |t| t - a.t0);
+    let (start, why) = match (first_phase, active) {
+        // A whole second of activity before the first phase: the load began earlier.
+        (Some(p), Some(t)) if t + 1.0 <= p.start => (
+            t,
+            format!(
+                "the first second a load generator or server was busy, {} s before the \
+                 first phase ({})",
+                fmt_secs(p.start - t),
+                p.name
+            ),
+        ),
+        (Some(p), _) => (p.start, format!("the first phase's start ({})", p.name)),
+        (None, Some(t)) => (
+            t,
+            "the first second a load generator or server was busy".to_string(),
+        ),
+        (None, None) => (a.t0, String::new()),
+    };
+    // Whole seconds: the axis numbers stay round.
+    let from = (start - a.t0).floor().max(0.0).min(to - 1.0).max(0.0);
+    let note = (from > 0.0).then(|| {
+        format!(
+            "The time axis starts at {} s of the run, at {why}: the seconds before it \
+             (processes starting, samplers' idle lines) are left out.",
+            fmt_secs(from)
+        )
+    });
+    Axis { from, to, note }
+}
+
+/// Seconds as a whole number.
+fn fmt_secs(s: f64) -> String {
+    format!("{:.0}", s.max(0.0))
 }
 
 /// The charts of a run, before drawing.
@@ -350,32 +430,35 @@ pub fn draw_all(run: &Run, a: &Analysis, dir: &Path) -> io::Result<Vec<Drawn>> {
         .iter()
         .map(|p| (p.name.clone(), p.start - a.t0, p.end - a.t0))
         .collect();
-    let x_max = a
-        .series
-        .span()
-        .map_or(1.0, |(_, hi)| hi as f64 - a.t0)
-        .max(phases.iter().map(|p| p.2).fold(1.0, f64::max));
+    let ax = axis(a);
+    let x = (ax.from, ax.to);
     let mut out = Vec::new();
-    for chart in plan(run, a) {
+    for mut chart in plan(run, a) {
+        // Only the axis's seconds: the y range is theirs too.
+        for l in &mut chart.lines {
+            l.points.retain(|p| p.0 >= ax.from && p.0 <= ax.to);
+        }
         let png = dir.join(format!("{}.png", chart.name));
         {
             let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
-            draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
+            draw(&root, &chart, &phases, x).map_err(io::Error::other)?;
             root.present().map_err(io::Error::other)?;
         }
         let mut svg = String::new();
         let phase_labels = {
             let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            let labels = draw(&root, &chart, &phases, x_max).map_err(io::Error::other)?;
+            let labels = draw(&root, &chart, &phases, x).map_err(io::Error::other)?;
             root.present().map_err(io::Error::other)?;
             labels
         };
         fs::write(dir.join(format!("{}.svg", chart.name)), &svg)?;
         let mut caption = chart.caption.clone();
         let hidden = hidden_note(&chart);
-        if !hidden.is_empty() {
-            caption.push(' ');
-            caption.push_str(&hidden);
+        for extra in [hidden.as_str(), ax.note.as_deref().unwrap_or("")] {
+            if !extra.is_empty() {
+                caption.push(' ');
+                caption.push_str(extra);
+            }
         }
         out.push(Drawn {
             name: chart.name,
@@ -592,7 +675,7 @@ type Band<'p> = (usize, &'p String, f64, f64);
 /// The plot on `area`: the axes' room and the ranges.
 fn plot_on<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    x_max: f64,
+    (x0, x1): (f64, f64),
     lo: f64,
     hi: f64,
 ) -> DrawResult<DB, Plot<'_, DB>> {
@@ -600,7 +683,7 @@ fn plot_on<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(78)
-        .build_cartesian_2d(0.0..x_max, lo..hi)
+        .build_cartesian_2d(x0..x1, lo..hi)
 }
 
 /// The font of the phase labels.
@@ -614,7 +697,7 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
     phases: &[(String, f64, f64)],
-    x_max: f64,
+    x: (f64, f64),
 ) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
     root.fill(&WHITE)?;
     let (lo, hi) = y_range(chart);
@@ -622,8 +705,8 @@ fn draw<DB: DrawingBackend>(
     let body = root.titled(&chart.title, ("sans-serif", 22))?;
     let (plot, legend) = body.split_horizontally(WIDTH - LEGEND_W);
     // The phases' labels first: their rows decide the headroom above the data.
-    let bands = visible_bands(phases, x_max);
-    let layout = lay_out_labels(root, &plot, &bands, x_max, lo, hi)?;
+    let bands = visible_bands(phases, x);
+    let layout = lay_out_labels(root, &plot, &bands, x, lo, hi)?;
     let rows = layout
         .iter()
         .flatten()
@@ -632,19 +715,19 @@ fn draw<DB: DrawingBackend>(
         .unwrap_or(1);
     // One row fits in the 8 % above the data; each further row takes 5 % more.
     let hi = hi + (hi - lo) * 0.05 * (rows - 1) as f64;
-    let mut cc = plot_on(&plot, x_max, lo, hi)?;
+    let mut cc = plot_on(&plot, x, lo, hi)?;
     let labels = draw_bands(root, &mut cc, &bands, layout, phases.len(), (lo, hi))?;
     draw_axes(&mut cc, chart, lo, hi)?;
-    draw_lines(&mut cc, &legend, chart, x_max, (lo, hi))?;
+    draw_lines(&mut cc, &legend, chart, x, (lo, hi))?;
     Ok(labels)
 }
 
 /// The phases whose band shows on the axis, cut to it.
-fn visible_bands(phases: &[(String, f64, f64)], x_max: f64) -> Vec<Band<'_>> {
+fn visible_bands(phases: &[(String, f64, f64)], (x0, x1): (f64, f64)) -> Vec<Band<'_>> {
     phases
         .iter()
         .enumerate()
-        .map(|(i, (name, a, b))| (i, name, a.max(0.0), b.min(x_max)))
+        .map(|(i, (name, a, b))| (i, name, a.max(x0), b.min(x1)))
         .filter(|p| p.3 > p.2)
         .collect()
 }
@@ -655,7 +738,7 @@ fn lay_out_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     plot: &DrawingArea<DB, Shift>,
     bands: &[Band],
-    x_max: f64,
+    x: (f64, f64),
     lo: f64,
     hi: f64,
 ) -> DrawResult<DB, Vec<Option<PhaseLabel>>> {
@@ -664,7 +747,7 @@ fn lay_out_labels<DB: DrawingBackend>(
         root.estimate_text_size(t, &font)
             .map_or(8 * t.chars().count() as i32, |(w, _)| w as i32)
     };
-    let probe = plot_on(plot, x_max, lo, hi)?;
+    let probe = plot_on(plot, x, lo, hi)?;
     let spans: Vec<(String, i32, i32)> = bands
         .iter()
         .map(|&(_, name, a, b)| {
@@ -716,7 +799,7 @@ fn draw_axes<DB: DrawingBackend>(
         short(v)
     };
     cc.configure_mesh()
-        .x_desc("time since start (s)")
+        .x_desc("time since the run started (s)")
         .y_desc(chart.y_desc)
         .y_labels(if log { (hi - lo) as usize + 1 } else { 8 })
         .y_label_formatter(&y_fmt)
@@ -735,7 +818,7 @@ fn draw_lines<DB: DrawingBackend>(
     cc: &mut Plot<DB>,
     legend: &DrawingArea<DB, Shift>,
     chart: &Chart,
-    x_max: f64,
+    (x0, x1): (f64, f64),
     (lo, hi): (f64, f64),
 ) -> DrawResult<DB> {
     // (index in the chart, line, points as drawn)
@@ -750,7 +833,7 @@ fn draw_lines<DB: DrawingBackend>(
     if lines.is_empty() {
         cc.draw_series(std::iter::once(Text::new(
             "no data in this run",
-            (x_max * 0.4, (lo + hi) / 2.0),
+            (x0 + (x1 - x0) * 0.4, (lo + hi) / 2.0),
             ("sans-serif", 20).into_font().color(&BLACK.mix(0.6)),
         )))?;
         return Ok(());

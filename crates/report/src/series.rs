@@ -19,7 +19,16 @@ pub struct Series {
     /// (stamp, interval, events), so a phase can be cut at its own boundaries whatever
     /// second each process happened to stamp.
     events: BTreeMap<String, Vec<Vec<Line>>>,
+    /// Name -> (second -> the time its lines cover, from the earliest line's start to
+    /// the latest line's stamp), so a peak can leave out a second that straddles a
+    /// phase's edge.
+    covers: BTreeMap<String, BTreeMap<i64, (f64, f64)>>,
 }
+
+/// How far a second's lines may reach past a phase's edge and still count as inside
+/// it: clock jitter between a line's stamp and the phase's, not a share of another
+/// phase's load.
+const EDGE_SLACK_S: f64 = 0.01;
 
 #[derive(Clone, Copy, Debug)]
 enum Agg {
@@ -50,6 +59,41 @@ impl Series {
             Agg::Sum => *e += v,
             Agg::Max => *e = e.max(v),
         }
+    }
+
+    /// Records that second `k` of `name` covers `(lo, hi]`, widening what it covered.
+    fn cover_key(&mut self, name: &str, k: i64, (lo, hi): (f64, f64)) {
+        let e = self
+            .covers
+            .entry(name.to_string())
+            .or_default()
+            .entry(k)
+            .or_insert((lo, hi));
+        *e = (e.0.min(lo), e.1.max(hi));
+    }
+
+    /// The peak of a per-second series over `[start, end)`, from the seconds wholly
+    /// inside it: a second whose lines reach across an edge (the idle phase's first
+    /// second, with the end of the connect ramp in it) is left out, as no share of it
+    /// can be told apart. A second known only by its key covers `(k - 1, k]`.
+    pub fn peak(&self, name: &str, start: f64, end: f64) -> Option<f64> {
+        let m = self.map.get(name)?;
+        if !start.is_finite() || !end.is_finite() || end <= start {
+            return None;
+        }
+        let covers = self.covers.get(name);
+        let lo = start.floor() as i64;
+        let hi = end.ceil() as i64 + 1;
+        m.range(lo..=hi)
+            .filter(|(k, _)| {
+                let (a, b) = covers
+                    .and_then(|c| c.get(k))
+                    .copied()
+                    .unwrap_or((**k as f64 - 1.0, **k as f64));
+                a >= start - EDGE_SLACK_S && b <= end + EDGE_SLACK_S
+            })
+            .map(|(_, v)| *v)
+            .reduce(f64::max)
     }
 
     pub fn get(&self, name: &str) -> Option<&BTreeMap<i64, f64>> {
@@ -202,6 +246,8 @@ pub fn main_iface(net: &[redpacket_formats::NetLine]) -> Option<String> {
 #[derive(Default)]
 struct HostAcc {
     interval: BTreeMap<i64, f64>,
+    /// Per second, the time its lines cover: (earliest start, latest stamp).
+    spans: BTreeMap<i64, (f64, f64)>,
     /// The current line's (stamp, interval), for `events`.
     current: Option<(f64, f64)>,
     events: BTreeMap<String, Vec<Line>>,
@@ -218,6 +264,8 @@ impl HostAcc {
         if let Some(k) = key(t) {
             let dt = if dt > 0.0 && dt.is_finite() { dt } else { 1.0 };
             *self.interval.entry(k).or_default() += dt;
+            let e = self.spans.entry(k).or_insert((t - dt, t));
+            *e = (e.0.min(t - dt), e.1.max(t));
             self.current = Some((t, dt));
         }
     }
@@ -259,13 +307,21 @@ impl HostAcc {
         for (name, m) in self.counts {
             for (k, c) in m {
                 let dt = self.interval.get(&k).copied().unwrap_or(1.0);
+                let rate = format!("{name}/s");
                 s.put_key(&name, k, c, Agg::Sum);
-                s.put_key(&format!("{name}/s"), k, c / dt, Agg::Sum);
+                s.put_key(&rate, k, c / dt, Agg::Sum);
+                if let Some(&span) = self.spans.get(&k) {
+                    s.cover_key(&name, k, span);
+                    s.cover_key(&rate, k, span);
+                }
             }
         }
         for (name, (agg, m)) in self.gauges {
             for (k, v) in m {
                 s.put_key(&name, k, v, agg);
+                if let Some(&span) = self.spans.get(&k) {
+                    s.cover_key(&name, k, span);
+                }
             }
         }
     }
