@@ -1419,3 +1419,259 @@ fn a_killed_load_generator_leaves_the_clients_total_incomplete() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A phase's cell under `label` in the section whose title starts with `section`.
+fn section_cell(p: &redpacket_report::analyze::PhaseStats, section: &str, label: &str) -> String {
+    let start = p
+        .rows
+        .iter()
+        .position(|(l, _)| l.starts_with(&format!("## {section}")))
+        .unwrap_or_else(|| panic!("no section {section} in {}", p.name));
+    p.rows[start + 1..]
+        .iter()
+        .take_while(|(l, _)| !l.starts_with("## "))
+        .find(|(l, _)| l == label)
+        .map(|(_, c)| c.text.clone())
+        .unwrap_or_else(|| panic!("no {label} under {section} in {}", p.name))
+}
+
+/// Moves `run.json`'s start `secs` earlier and gives every sampler and server that many
+/// idle lines before the load: the processes start before the first phase.
+fn start_early(dir: &Path, secs: u32) {
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    meta["started"] = serde_json::json!(fixture::T0 - secs as f64);
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    let prepend = |path: &Path, idle: Vec<String>| {
+        let old = fs::read_to_string(path).unwrap();
+        fs::write(path, idle.join("\n") + "\n" + &old).unwrap();
+    };
+    let stamps = || (0..secs).map(|k| fixture::T0 - secs as f64 + k as f64 + 0.4);
+    for host in ["server1", "client1"] {
+        let idle = stamps()
+            .map(|t| {
+                let mut l = redpacket_formats::NetLine {
+                    t,
+                    interval_s: 1.0,
+                    ..Default::default()
+                };
+                l.cpu.total_pct = 1.0;
+                serde_json::to_string(&l).unwrap()
+            })
+            .collect();
+        prepend(&dir.join(host).join("net.jsonl"), idle);
+    }
+    let idle = stamps()
+        .map(|t| {
+            serde_json::to_string(&redpacket_formats::server::SecondLine {
+                t,
+                interval_s: 1.0,
+                per_second: Default::default(),
+                total: Default::default(),
+            })
+            .unwrap()
+        })
+        .collect();
+    prepend(&dir.join("server1").join("server.jsonl"), idle);
+}
+
+/// Samplers and an idle server that start 50 s before the first phase: the charts'
+/// axis starts at the phase, not at their first line, and the captions say so; without
+/// a connect phase, at the first second users connected.
+#[test]
+fn charts_start_where_the_load_starts() {
+    let dir = temp_dir("axis");
+    write_run(&dir, "fixture-axis", 1.0);
+    start_early(&dir, 50);
+    let run = redpacket_report::load(&dir).unwrap();
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    let a = redpacket_report::analyze::analyze(&run);
+    assert_eq!(
+        a.t0,
+        fixture::T0 - 50.0,
+        "the run's second 0 stays its start"
+    );
+    let axis = redpacket_report::charts::axis(&a);
+    assert_eq!(axis.from, 50.0, "{axis:?}");
+    assert_eq!(axis.to, 50.0 + 203.0, "{axis:?}");
+    let note = axis.note.clone().unwrap();
+    assert!(
+        note.contains("starts at 50 s") && note.contains("first phase's start (connect)"),
+        "{note}"
+    );
+    let out = redpacket_report::report(&dir).unwrap();
+    let md = fs::read_to_string(&out.markdown).unwrap();
+    assert_eq!(md.matches(&note).count(), 7, "every chart's caption");
+
+    // The connect ramp not a phase: the axis starts at the first second users
+    // connected, 20 s before the first phase.
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    meta["phases"].as_array_mut().unwrap().remove(0);
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    let run = redpacket_report::load(&dir).unwrap();
+    let axis = redpacket_report::charts::axis(&redpacket_report::analyze::analyze(&run));
+    assert_eq!(axis.from, 50.0, "{axis:?}");
+    let note = axis.note.unwrap();
+    assert!(
+        note.contains("busy, 20 s before the first phase (30k)"),
+        "{note}"
+    );
+
+    // Processes that start with the run: the axis starts at 0 and nothing is said.
+    let dir2 = temp_dir("axis-zero");
+    write_run(&dir2, "fixture-axis-zero", 1.0);
+    let run = redpacket_report::load(&dir2).unwrap();
+    let axis = redpacket_report::charts::axis(&redpacket_report::analyze::analyze(&run));
+    assert_eq!((axis.from, axis.note), (0.0, None));
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&dir2).unwrap();
+}
+
+/// The capacity line sizes the fleet for 10 billion shakes only from a phase that was
+/// a limit (here: load shed, or a p99 threshold passed); a run that held every rate
+/// with CPU to spare says only what it measured.
+#[test]
+fn capacity_names_a_server_count_only_at_a_limit() {
+    let dir = temp_dir("capacity");
+    // Without the peak phase the run's highest rate is 60 000/s, under the server's
+    // 70 000/s: nothing shed, no error, the server host at about 53 % CPU.
+    write_run(&dir, "fixture-capacity", 1.0);
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    meta["phases"].as_array_mut().unwrap().pop();
+    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    let run = redpacket_report::load(&dir).unwrap();
+    let a = redpacket_report::analyze::analyze(&run);
+    let c = a.capacity.as_ref().unwrap();
+    assert_eq!((c.phase.as_str(), c.limit.as_deref()), ("60k", None));
+    let s = c.sentence();
+    assert!(
+        s.starts_with("Capacity not reached: the highest rate measured was ")
+            && s.contains("shakes/s per server (phase 60k, mean over 1 server(s))"),
+        "{s}"
+    );
+    assert!((c.per_server_qps - 60_000.0).abs() < 600.0, "{s}");
+    let cpu = c.server_cpu_pct.unwrap();
+    assert!((45.0..60.0).contains(&cpu), "{cpu}");
+    assert!(s.contains(&format!("{cpu:.0} % CPU over all cores")), "{s}");
+    let out = redpacket_report::report(&dir).unwrap();
+    for text in [
+        out.text.clone(),
+        fs::read_to_string(&out.markdown).unwrap(),
+        fs::read_to_string(&out.html).unwrap(),
+    ] {
+        assert!(!text.contains("servers to finish"), "{text}");
+        assert!(!text.contains("server-seconds"), "{text}");
+    }
+
+    // A p99 threshold the phases pass: still no limit; one they pass not: a limit.
+    for (max, limit) in [(5.0, false), (1.0, true)] {
+        let mut meta: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        meta["thresholds"] = serde_json::json!({ "max_p99_ms": max });
+        fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+        let run = redpacket_report::load(&dir).unwrap();
+        let a = redpacket_report::analyze::analyze(&run);
+        let c = a.capacity.unwrap();
+        assert_eq!(c.limit.is_some(), limit, "{max}: {:?}", c.limit);
+        let s = c.sentence();
+        assert_eq!(s.contains("servers to finish in 5 minutes"), limit, "{s}");
+        if limit {
+            assert!(
+                s.contains("(p99 1.60 ms over the 1.00 ms threshold)"),
+                "{s}"
+            );
+        }
+    }
+
+    // The full load sheds at the peak: that rate is a limit and is sized up.
+    let full = temp_dir("capacity-full");
+    write_run(&full, "fixture-capacity-full", 1.0);
+    let run = redpacket_report::load(&full).unwrap();
+    let c = redpacket_report::analyze::analyze(&run).capacity.unwrap();
+    let limit = c.limit.clone().unwrap();
+    assert!(limit.contains("shed as overloaded"), "{limit}");
+    assert!(limit.contains("errors and timeouts"), "{limit}");
+    let s = c.sentence();
+    assert!(
+        s.starts_with("Capacity: at 70,015 shakes/s per server (phase peak")
+            && s.contains("servers to finish in 5 minutes"),
+        "{s}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&full).unwrap();
+}
+
+/// A sampler's second that straddles a phase's start (half connect ramp, half load)
+/// is no phase's peak: peaks take the seconds wholly inside the phase.
+#[test]
+fn a_straddling_second_is_not_a_phase_peak() {
+    let dir = temp_dir("straddle");
+    write_run(&dir, "fixture-straddle", 1.0);
+    // The server host's sampler line stamped 20.413 s covers (19.413, 20.413]: across
+    // the start of phase 30k at 20 s. Give it a burst no whole second has.
+    let path = dir.join("server1").join("net.jsonl");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<redpacket_formats::NetLine> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let edge = lines
+        .iter_mut()
+        .find(|l| (l.t - (fixture::T0 + 20.413)).abs() < 1e-3)
+        .unwrap();
+    let lo = edge.ifaces.get_mut("lo").unwrap();
+    lo.per_second.rx_packets = 999_999.0;
+    lo.per_second.tx_packets = 999_999.0;
+    edge.cpu.total_pct = 99.5;
+    edge.cpu.cores_pct = vec![99.5; 2];
+    let out: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).unwrap())
+        .collect();
+    fs::write(&path, out.join("\n") + "\n").unwrap();
+    let run = redpacket_report::load(&dir).unwrap();
+    let a = redpacket_report::analyze::analyze(&run);
+    for name in ["connect", "30k"] {
+        let p = a.phases.iter().find(|p| p.name == name).unwrap();
+        let cell = |label: &str| section_cell(p, "Host server1", label);
+        for label in ["PPS in (peak)", "PPS out (peak)"] {
+            let v: f64 = cell(label).replace(',', "").parse().unwrap();
+            assert!(v < 40_000.0, "{name} {label}: {v}");
+        }
+        for label in ["CPU all cores % (max)", "CPU busiest core % (max)"] {
+            let v: f64 = cell(label).parse().unwrap();
+            assert!(v < 99.0, "{name} {label}: {v}");
+        }
+        let host = p.hosts.iter().find(|r| r.name == "server1").unwrap();
+        assert!(host.cells[6].value.unwrap() < 99.0, "{name}: busiest core");
+    }
+    // The seconds wholly inside: the connect ramp's last second, 30k's first whole one.
+    let connect = a.phases.iter().find(|p| p.name == "connect").unwrap();
+    let ramp: f64 = 2.0 * (10_000.0 / 15.0) + 5.0;
+    let peak: f64 = section_cell(connect, "Host server1", "PPS in (peak)")
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert_eq!(peak, ramp.round(), "connect's peak: the whole ramp seconds");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The committed million-user run: the idle phase's first second, the end of the
+/// connect ramp, is not its peak, and its charts start at the connect phase.
+#[test]
+fn the_million_user_run_idles_at_zero_and_charts_from_connect() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261126-232259-demo");
+    let run = redpacket_report::load(&dir).unwrap();
+    let a = redpacket_report::analyze::analyze(&run);
+    let idle = a.phases.iter().find(|p| p.name == "idle").unwrap();
+    assert_eq!(section_cell(idle, "Host vm", "PPS in (mean)"), "0");
+    assert_eq!(section_cell(idle, "Host vm", "PPS in (peak)"), "0");
+    let axis = redpacket_report::charts::axis(&a);
+    let connect = a.phases.iter().find(|p| p.name == "connect").unwrap();
+    assert_eq!(axis.from, (connect.start - a.t0).floor());
+    assert!(axis.from > 40.0, "{axis:?}");
+    assert!(axis.note.unwrap().contains("(connect)"));
+}
