@@ -141,6 +141,9 @@ pub struct Capacity {
     pub server_cpu_pct: Option<f64>,
     /// The busiest core of any server host in the phase, % of one core.
     pub busiest_core_pct: Option<f64>,
+    /// The server process's own CPU, % of one core (the mean over server hosts), where
+    /// each server host runs one server process and samples it.
+    pub server_process_pct: Option<f64>,
     /// What showed the phase's rate to be a limit (`None`: nothing did).
     pub limit: Option<String>,
     pub server_seconds: f64,
@@ -184,15 +187,22 @@ impl Capacity {
 
     /// The server hosts' CPU in words: all cores, and the busiest core.
     fn cpu_words(&self) -> String {
-        match (self.server_cpu_pct, self.busiest_core_pct) {
+        let mut w = match (self.server_cpu_pct, self.busiest_core_pct) {
             (Some(c), Some(b)) => format!(
-                "{} % CPU over all cores, busiest core {} %",
+                "{} % CPU over all cores (host-wide), busiest core {} %",
                 fmt_num(c, 0),
                 fmt_num(b, 0)
             ),
-            (Some(c), None) => format!("{} % CPU over all cores", fmt_num(c, 0)),
+            (Some(c), None) => format!("{} % CPU over all cores (host-wide)", fmt_num(c, 0)),
             _ => "CPU not sampled".to_string(),
+        };
+        if let Some(p) = self.server_process_pct {
+            w.push_str(&format!(
+                ", the server process at {} % of one core",
+                fmt_num(p, 0)
+            ));
         }
+        w
     }
 }
 
@@ -260,6 +270,14 @@ fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity>
         end: p.end,
     };
     let [server_cpu_pct, busiest_core_pct, ..] = group_cells(&w, &server_hosts).map(|c| c.value);
+    // The sampling process is the server only where the host runs one.
+    let procs: Vec<f64> = server_hosts
+        .iter()
+        .filter(|h| h.servers.len() <= 1)
+        .filter_map(|h| w.mean(&format!("host.{}.proc_cpu", h.name)))
+        .collect();
+    let server_process_pct =
+        (procs.len() == servers).then(|| procs.iter().sum::<f64>() / servers as f64);
     let per_server = mean / servers as f64;
     let server_seconds = SHAKES_TOTAL / per_server;
     Some(Capacity {
@@ -268,6 +286,7 @@ fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity>
         servers,
         server_cpu_pct,
         busiest_core_pct,
+        server_process_pct,
         limit: limit(run, &w, p, server_cpu_pct),
         server_seconds,
         minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
@@ -317,7 +336,16 @@ fn limit(run: &Run, w: &Window, p: &PhasePlan, server_cpu: Option<f64>) -> Optio
         }
     }
     if let Some(c) = server_cpu.filter(|c| *c >= CPU_SATURATED_PCT) {
-        why.push(format!("server host CPU saturated, {} %", fmt_num(c, 0)));
+        let shared = run.hosts.iter().any(|h| is_server(h) && is_client(h));
+        why.push(format!(
+            "server host CPU saturated, {} %{}",
+            fmt_num(c, 0),
+            if shared {
+                ", shared with the load generators on the same host"
+            } else {
+                ""
+            }
+        ));
     }
     (!why.is_empty()).then(|| why.join(", "))
 }

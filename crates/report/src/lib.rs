@@ -19,7 +19,8 @@
 //! - `series` aligns every host's per-second lines on whole seconds; `analyze` turns
 //!   them into per-phase figures, cells that every view shares.
 //! - `table` lays the figures out as tables; `footprint` reads and tabulates what each
-//!   user and request costs; `charts` draws the PNG and SVG charts.
+//!   user and request costs; `charts` draws the PNG and SVG charts, from where the
+//!   run's load starts.
 //! - `verdict` words what a reader wants first (passed or failed, the run's lines);
 //!   `render` is the terminal view and the comparison; `page` holds the sections of the
 //!   two pages in one order, which `html` and `markdown` write.

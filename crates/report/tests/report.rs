@@ -1555,6 +1555,10 @@ fn capacity_names_a_server_count_only_at_a_limit() {
     let cpu = c.server_cpu_pct.unwrap();
     assert!((45.0..60.0).contains(&cpu), "{cpu}");
     assert!(s.contains(&format!("{cpu:.0} % CPU over all cores")), "{s}");
+    // One server process on the host: its own CPU, as the sampler saw it.
+    let process = c.server_process_pct.unwrap();
+    assert!((process - 1.8 * cpu).abs() < 1.0, "{process} {cpu}");
+    assert!(s.contains("the server process at"), "{s}");
     let out = redpacket_report::report(&dir).unwrap();
     for text in [
         out.text.clone(),
