@@ -116,7 +116,7 @@ impl Coordinator {
         let money = servers::reconcile(&self.totals.counts.packets, &cfg.server_controls);
         self.set(MODE_STOP, last_phase, 0.0, 0.0);
         self.stop_and_count();
-        self.note_late_records(cfg);
+        self.note_late_records();
         let tallies: Vec<Tally> = (0..runs.len())
             .map(|i| self.shared.phase_tally(i + 1))
             .collect();
@@ -287,8 +287,9 @@ impl Coordinator {
     }
 
     /// Says how many of the children's seconds came too late for their own line.
-    fn note_late_records(&self, cfg: &RunConfig) {
-        if self.late_records > 0 && !cfg.quiet {
+    /// (Not a progress line: said also with `--quiet`.)
+    fn note_late_records(&self) {
+        if self.late_records > 0 {
             note!(
                 "loadgen: {} per-second records of child processes came more than {CHILD_GRACE_S} s after their second; each was added to the next line written",
                 self.late_records
