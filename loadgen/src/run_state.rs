@@ -3,10 +3,13 @@
 //!
 //! The coordinator writes the mode, the rates and the phase; workers read them once per
 //! loop. Workers write their figures into their own [`WorkerBlock`] every few
-//! milliseconds; the coordinator (or, with `--procs`, a child's reader thread) reads them
-//! once a second. No lock is ever shared by two workers.
+//! milliseconds; the coordinator reads them once a second. With `--procs` a block is a
+//! child process's: its reader thread files the child's seconds by stamp
+//! ([`StampedSeconds`]) and the coordinator takes them a second at a time. No lock is
+//! ever shared by two workers.
 
 use crate::metrics::Tally;
+use crate::procs::seconds::StampedSeconds;
 use crate::users::UserRange;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -78,7 +81,8 @@ impl RunState {
         }
         out
     }
-    /// Takes what every worker counted since the last call.
+    /// Takes what every worker counted since the last call, and every second a child
+    /// sent that was not taken yet.
     pub fn take_interval(&self) -> Tally {
         let mut t = Tally::default();
         for w in &self.workers {
@@ -86,8 +90,30 @@ impl RunState {
                 t.add(&i);
                 *i = Tally::default();
             }
+            if let Ok(mut s) = w.seconds.lock() {
+                s.take_all(&mut t);
+            }
         }
         t
+    }
+    /// Takes the children's seconds stamped `upto` or earlier (the line of second
+    /// `upto`); also returns how many of them were stamped `written` (the last line
+    /// written) or earlier: records that came after their own line.
+    pub fn take_seconds(&self, upto: i64, written: i64) -> (Tally, u64) {
+        let mut t = Tally::default();
+        let mut late = 0;
+        for w in &self.workers {
+            if let Ok(mut s) = w.seconds.lock() {
+                late += s.take_upto(upto, written, &mut t);
+            }
+        }
+        (t, late)
+    }
+    /// Whether every child still running has sent its record of second `k`.
+    pub fn all_reported(&self, k: i64) -> bool {
+        self.workers
+            .iter()
+            .all(|w| w.seconds.lock().map_or(true, |s| s.has_reported(k)))
     }
     /// What every worker counted in phase `i`.
     pub fn phase_tally(&self, i: usize) -> Tally {
@@ -107,6 +133,8 @@ impl RunState {
 pub struct WorkerBlock {
     pub users: UserRange,
     pub interval: Mutex<Tally>,
+    /// A child's seconds, by the whole second each covers, until their line is written.
+    pub seconds: Mutex<StampedSeconds>,
     pub phases: Mutex<Vec<Tally>>,
     pub connected: AtomicU64,
     /// Shakes, grabs and sends awaiting an answer, plus grabs waiting to be sent.
@@ -120,6 +148,7 @@ impl WorkerBlock {
         WorkerBlock {
             users,
             interval: Mutex::new(Tally::default()),
+            seconds: Mutex::new(StampedSeconds::default()),
             phases: Mutex::new(Vec::new()),
             connected: AtomicU64::new(0),
             inflight: AtomicU64::new(0),

@@ -3,11 +3,13 @@
 //! instances and three load-generator processes, as a million users need about fifty
 //! of each under this machine's 20 000. Money must reconcile across the instances, the
 //! footprint must be sampled, and no process may outlive the demo, also on Ctrl-C; a
-//! host that cannot hold the users is refused before anything starts.
+//! host that cannot hold the users is refused before anything starts. The per-second
+//! lines of the several processes must add up second by second, as the totals do.
 
 use redpacket_testkit::process::Proc;
 use redpacket_testkit::{scratch, serial, wait};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -218,4 +220,129 @@ fn a_host_that_cannot_hold_the_users_is_refused_before_anything_starts() {
         "nothing was started or written"
     );
     assert_all_gone(&tag);
+}
+
+/// The JSON lines of every file `name` in the folders of `dir` (one level down, or two
+/// with `nested`), each keyed by its `t` as a whole second, `field` summed over files.
+fn per_second(dir: &Path, name: &str, nested: bool, field: &[&str]) -> BTreeMap<i64, u64> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.join(name).is_file() {
+            files.push(p.join(name));
+        }
+        if nested && p.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                if e.path().join(name).is_file() {
+                    files.push(e.path().join(name));
+                }
+            }
+        }
+    }
+    assert!(!files.is_empty(), "no {name} under {}", dir.display());
+    let mut sums = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let t = v["t"].as_f64().unwrap();
+            if i + 1 < lines.len() {
+                // Every line but the last (partial) one ends on a whole second.
+                assert_eq!(
+                    t,
+                    t.round(),
+                    "{}: line {} not on a whole second",
+                    f.display(),
+                    i + 1
+                );
+            }
+            let n = field
+                .iter()
+                .fold(&v, |v, k| &v[*k])
+                .as_u64()
+                .unwrap_or_else(|| panic!("{}: no {field:?} in {l}", f.display()));
+            *sums.entry(t.ceil() as i64).or_insert(0) += n;
+        }
+    }
+    sums
+}
+
+/// The coefficient of variation of `xs`, percent.
+fn cv_pct(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    100.0 * var.sqrt() / mean
+}
+
+#[test]
+fn the_seconds_of_several_processes_add_up_second_by_second() {
+    let _g = serial::lock();
+    let results = scratch!("seconds");
+    let tag = tag("seconds");
+    // 5 000 users under 2 000 open files: 3 server instances, 3 load-generator
+    // processes. Shakes at 2k, 4k and 8k a second, for 10 s each.
+    let extra = ["--run-id", "t", "--time-scale", "0.5", "--scale", "0.4"];
+    let child = start_demo("5000", &results, &extra, 2000, &tag);
+    let (code, out, err) = finish(child, Duration::from_secs(240), &tag);
+    assert_all_gone(&tag);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let run = results.join("t");
+    let meta = json(&run.join("run.json"));
+    assert_eq!(meta["server_instances"], 3, "{meta}");
+    assert_eq!(meta["loadgen_procs"], 3, "{meta}");
+    let host = run.join(meta["hosts"][0].as_str().unwrap());
+    let sent = per_second(&run, "loadgen.jsonl", false, &["sent"]);
+    let got = per_second(&run, "loadgen.jsonl", false, &["got"]);
+    let shakes = per_second(
+        &host,
+        "server.jsonl",
+        true,
+        &["per_second", "requests", "shake"],
+    );
+    let won = per_second(&host, "server.jsonl", true, &["per_second", "shake", "won"]);
+    let summary = json(&host.join("summary.json"));
+    let mut loaded = 0;
+    for p in meta["phases"].as_array().unwrap() {
+        let target = p["target_qps"].as_f64().unwrap();
+        if target == 0.0 {
+            continue;
+        }
+        loaded += 1;
+        let name = p["name"].as_str().unwrap();
+        let (start, end) = (p["start"].as_f64().unwrap(), p["end"].as_f64().unwrap());
+        // The phase's seconds: those wholly inside it, each keyed by its end.
+        let secs: Vec<i64> = ((start.ceil() as i64 + 1)..=(end.floor() as i64)).collect();
+        assert!(secs.len() >= 8, "phase {name}: {secs:?}");
+        let at = |m: &BTreeMap<i64, u64>, k: &i64| m.get(k).copied().unwrap_or(0) as f64;
+        let client: Vec<f64> = secs.iter().map(|k| at(&sent, k)).collect();
+        let server: Vec<f64> = secs.iter().map(|k| at(&shakes, k)).collect();
+        let mean = client.iter().sum::<f64>() / client.len() as f64;
+        let achieved = summary["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("phase {name} not in {summary}"))["achieved_qps"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (mean - achieved).abs() <= 0.01 * achieved,
+            "phase {name}: client sent {mean:.1}/s a second, achieved {achieved}/s; {client:?}"
+        );
+        let client_got: f64 = secs.iter().map(|k| at(&got, k)).sum();
+        let server_won: f64 = secs.iter().map(|k| at(&won, k)).sum();
+        assert!(server_won > 0.0, "phase {name}: nothing won");
+        assert!(
+            (client_got - server_won).abs() <= (0.01 * server_won).max(5.0),
+            "phase {name}: client got {client_got}, servers won {server_won}"
+        );
+        let (cc, sc) = (cv_pct(&client), cv_pct(&server));
+        assert!(
+            (cc - sc).abs() <= 3.0,
+            "phase {name}: client CV {cc:.2} %, server CV {sc:.2} %; client {client:?}, server {server:?}"
+        );
+    }
+    assert_eq!(loaded, 3, "{meta}");
 }

@@ -191,11 +191,7 @@ fn find_ethtool() -> Option<PathBuf> {
 }
 
 fn unix_now() -> f64 {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    (t * 1000.0).round() / 1000.0
+    (unix_secs() * 1000.0).round() / 1000.0
 }
 
 fn rusage_s(who: libc::c_int) -> f64 {
@@ -220,8 +216,11 @@ pub fn record_host(dir: &std::path::Path) -> io::Result<SamplerHandle> {
 pub struct Sampler;
 
 impl Sampler {
-    /// Starts a thread that appends one [`NetLine`] to `path` every `interval`, on a
-    /// fixed schedule (no drift), until [`SamplerHandle::stop`] or drop.
+    /// Starts a thread that appends one [`NetLine`] to `path` every `interval`, until
+    /// [`SamplerHandle::stop`] or drop. Lines fall on whole multiples of `interval` of
+    /// the wall clock (whole seconds at one second) and are stamped with them, as the
+    /// server's and the load generator's per-second lines are, so that the lines of
+    /// every process and host cover the same seconds.
     pub fn spawn(path: PathBuf, interval: Duration) -> io::Result<SamplerHandle> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
@@ -242,24 +241,35 @@ impl Sampler {
 fn run(file: File, interval: Duration, stop: mpsc::Receiver<()>) -> io::Result<()> {
     let mut out = BufWriter::new(file);
     let mut c = Collector::new();
-    let mut next = Instant::now() + interval;
+    let step = interval.as_secs_f64();
+    let mut next = next_boundary(unix_secs(), step);
     loop {
-        let wait = next.saturating_duration_since(Instant::now());
+        let wait = Duration::from_secs_f64((next - unix_secs()).max(0.0));
         match stop.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return out.flush(),
         }
-        let line = c.sample();
+        let mut line = c.sample();
+        line.t = (next * 1000.0).round() / 1000.0;
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
         out.flush()?;
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            // We fell behind (suspended, or a very slow disk): skip, do not burst.
-            next = now + interval;
-        }
+        // The next boundary; when we fell behind (suspended, or a very slow disk), the
+        // next one to come: skip, do not burst.
+        next = (next + step).max(next_boundary(unix_secs(), step));
     }
+}
+
+/// The first whole multiple of `step` seconds of the unix clock after `now`.
+fn next_boundary(now: f64, step: f64) -> f64 {
+    ((now / step).floor() + 1.0) * step
+}
+
+fn unix_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// A running sampler. Dropping it stops the thread too.
@@ -310,6 +320,14 @@ mod tests {
     }
 
     #[test]
+    fn boundaries_are_whole_multiples_of_the_interval() {
+        assert_eq!(next_boundary(1_795_000_000.2, 1.0), 1_795_000_001.0);
+        assert_eq!(next_boundary(1_795_000_000.0, 1.0), 1_795_000_001.0);
+        let b = next_boundary(1_795_000_000.26, 0.05);
+        assert!((b - 1_795_000_000.3).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
     fn sampler_writes_lines_and_stops_promptly() {
         let dir = std::env::temp_dir().join(format!("sysmon-test-{}", std::process::id()));
         let path = dir.join("net.jsonl");
@@ -324,7 +342,12 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert!(lines.len() >= 2, "{} lines", lines.len());
-        assert!(lines.windows(2).all(|w| w[1].t >= w[0].t));
+        assert!(lines.windows(2).all(|w| w[1].t > w[0].t));
+        // Stamped on whole multiples of the interval of the wall clock.
+        for l in &lines {
+            let twentieths = l.t * 20.0;
+            assert!((twentieths - twentieths.round()).abs() < 1e-3, "{}", l.t);
+        }
         let _ = fs::remove_dir_all(dir);
     }
 

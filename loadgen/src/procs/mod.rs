@@ -4,11 +4,13 @@
 //! itself as `run --child` once per slice of users ([`child_args`]) and each child runs
 //! the ordinary engine. This module is the parent's side: starting the children, a
 //! reader thread per child, and waiting for them at the end. What goes over the pipes,
-//! both ends of it, is [`pipe`]'s. The parent feeds what its children send into the
+//! both ends of it, is [`pipe`]'s; how the parent lines up its children's seconds,
+//! [`seconds`]'s. The parent feeds what its children send into the
 //! same [`crate::run_state::WorkerBlock`]s its own threads would use, so everything
 //! downstream is unchanged.
 
 pub mod pipe;
+pub mod seconds;
 
 use crate::run_config::RunConfig;
 use crate::run_state::RunState;

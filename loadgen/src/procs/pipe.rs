@@ -2,10 +2,11 @@
 //!
 //! The parent writes `set MODE PHASE QPS SEND_RATE` to a child's stdin whenever the plan
 //! (or `/qps`) changes ([`follow_parent`] applies them in the child); the child writes
-//! one JSON `Record` a line to its stdout: a record per second (counts and the latency
-//! histogram, in the serialised form of `histograms.json` so the parent merges exactly),
-//! `connected` after its ramp, per-phase totals and `done` at the end ([`read_child`]
-//! adds them up in the parent).
+//! one JSON `Record` a line to its stdout: a record per second (stamped with the whole
+//! unix second it covers, with counts and the latency histogram in the serialised form
+//! of `histograms.json` so the parent merges exactly), `connected` after its ramp,
+//! per-phase totals and `done` at the end ([`read_child`] files the seconds by stamp for
+//! the parent's lines, see [`super::seconds`], and adds up the rest).
 
 use crate::metrics::{Counts, Tally};
 use crate::run_state::{RunState, WorkerBlock, MODE_STOP};
@@ -20,6 +21,10 @@ use std::sync::Arc;
 #[serde(tag = "k", rename_all = "snake_case")]
 enum Record {
     Second {
+        /// The end of the interval, unix seconds: a whole second, but for the last
+        /// (partial) one.
+        t: f64,
+        interval_s: f64,
         counts: Counts,
         hist: String,
         connected: u64,
@@ -47,11 +52,26 @@ fn emit(r: &Record) {
     }
 }
 
-/// Sends one second's figures to the parent.
-pub fn emit_second(t: &Tally, connected: u64, inflight: u64, by_source: &[u64]) {
+/// What a child reports with each second besides its tally: the gauges.
+pub struct Gauges<'a> {
+    pub connected: u64,
+    pub inflight: u64,
+    pub by_source: &'a [u64],
+}
+
+/// Sends the figures of the interval of `interval_s` ending at unix time `t` to the
+/// parent.
+pub fn emit_second(t: f64, interval_s: f64, tally: &Tally, g: Gauges) {
+    let Gauges {
+        connected,
+        inflight,
+        by_source,
+    } = g;
     emit(&Record::Second {
-        counts: t.counts,
-        hist: histograms::encode(&t.latency).unwrap_or_default(),
+        t,
+        interval_s,
+        counts: tally.counts,
+        hist: histograms::encode(&tally.latency).unwrap_or_default(),
         connected,
         inflight,
         by_source: by_source.to_vec(),
@@ -117,20 +137,23 @@ pub fn follow_parent(shared: Arc<RunState>) {
 }
 
 /// In the parent: reads child `i`'s records from its stdout into its `block` until
-/// `done` or the end of the pipe.
+/// `done` or the end of the pipe; seconds are filed by their stamp.
 pub fn read_child(stdout: impl Read, block: &WorkerBlock, i: usize) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str::<Record>(&line) {
             Ok(Record::Second {
+                t,
+                interval_s: _,
                 counts,
                 hist,
                 connected,
                 inflight,
                 by_source,
             }) => {
-                if let Ok(mut iv) = block.interval.lock() {
-                    iv.add(&tally(counts, &hist));
+                let second = tally(counts, &hist);
+                if let Ok(mut s) = block.seconds.lock() {
+                    s.put(t, &second);
                 }
                 if let Ok(mut v) = block.by_source.lock() {
                     *v = by_source;
@@ -144,7 +167,10 @@ pub fn read_child(stdout: impl Read, block: &WorkerBlock, i: usize) {
             Err(e) => eprintln!("loadgen: child {i}: unreadable line ({e})"),
         }
     }
-    // Done, or the child died: it holds no users and waits for nothing.
+    // Done, or the child died: it holds no users, and no line waits for it.
+    if let Ok(mut s) = block.seconds.lock() {
+        s.end();
+    }
     block.connected.store(0, Relaxed);
     block.inflight.store(0, Relaxed);
 }
@@ -159,6 +185,8 @@ mod tests {
         t.counts.sent = 7;
         t.record_us(1234);
         let r = Record::Second {
+            t: 1_795_000_001.0,
+            interval_s: 1.0,
             counts: t.counts,
             hist: histograms::encode(&t.latency).unwrap(),
             connected: 3,
@@ -168,6 +196,7 @@ mod tests {
         let s = serde_json::to_string(&r).unwrap();
         match serde_json::from_str::<Record>(&s).unwrap() {
             Record::Second {
+                t,
                 counts,
                 hist,
                 connected,
@@ -175,6 +204,7 @@ mod tests {
             } => {
                 let back = tally(counts, &hist);
                 assert_eq!((back.counts.sent, back.latency.len(), connected), (7, 1, 3));
+                assert_eq!(t, 1_795_000_001.0);
             }
             _ => panic!("wrong record"),
         }

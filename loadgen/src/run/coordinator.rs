@@ -1,6 +1,13 @@
 //! The coordinator: the one place that knows about time in whole phases. It walks the
 //! plan step by step (ramp, hold for `--start-at`, phases, drain, summary), writes a
 //! line per second and steers the workers through the atomics of [`RunState`].
+//!
+//! Its seconds are whole seconds of the wall clock (the clock `--start-at` uses), each
+//! line stamped with the second it covers, so that lines of many processes and hosts
+//! add up second by second. A child ticks on them and sends each second, stamped, to
+//! its parent; the parent writes line `k` from every child's record stamped `k`, once
+//! all have sent theirs or [`CHILD_GRACE_S`] after `k` (a later record goes into the
+//! next line, and is counted).
 
 use super::clock::{instant_at, unix_f64};
 use super::progress::Progress;
@@ -16,6 +23,11 @@ use redpacket_formats::LoadgenSummary;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long after a whole second a `--procs` parent waits for a child's record of it
+/// before writing the line without it. A child sends its record within milliseconds of
+/// the second; this covers a child that a busy machine did not schedule at once.
+const CHILD_GRACE_S: f64 = 0.3;
 
 /// How a run ended.
 pub struct Outcome {
@@ -37,8 +49,14 @@ pub struct Coordinator {
     phase_name: String,
     /// When each phase began (unix s), to label each second by the phase at its middle.
     phase_log: Vec<(f64, String)>,
+    /// The whole second (unix) the next line covers up to.
     next_tick: f64,
+    /// Where the last line ended (unix): the start of the next line's interval.
     last_tick: f64,
+    /// The stamp of the last line written: a child's record stamped so is late.
+    written: i64,
+    /// Children's records that came after their second's line was written.
+    late_records: u64,
     /// The progress shown on stderr.
     progress: Progress,
     totals: Tally,
@@ -68,8 +86,10 @@ impl Coordinator {
             _sampler: sampler,
             phase_name: "connect".into(),
             phase_log: vec![(0.0, "connect".into())],
-            next_tick: (unix_f64().floor()) + 1.0,
+            next_tick: unix_f64().floor() + 1.0,
             last_tick: unix_f64(),
+            written: unix_f64().floor() as i64,
+            late_records: 0,
             progress: Progress::new(),
             totals: Tally::default(),
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
@@ -96,6 +116,7 @@ impl Coordinator {
         let money = servers::reconcile(&self.totals.counts.packets, &cfg.server_controls);
         self.set(MODE_STOP, last_phase, 0.0, 0.0);
         self.stop_and_count();
+        self.note_late_records();
         let tallies: Vec<Tally> = (0..runs.len())
             .map(|i| self.shared.phase_tally(i + 1))
             .collect();
@@ -261,8 +282,19 @@ impl Coordinator {
         // Let every worker flush, then write the last (partial) second: the totals the
         // money check uses must hold every answer.
         std::thread::sleep(Duration::from_millis(60));
-        self.tick(cfg);
+        self.tick_last(cfg);
         last_phase
+    }
+
+    /// Says how many of the children's seconds came too late for their own line.
+    /// (Not a progress line: said also with `--quiet`.)
+    fn note_late_records(&self) {
+        if self.late_records > 0 {
+            note!(
+                "loadgen: {} per-second records of child processes came more than {CHILD_GRACE_S} s after their second; each was added to the next line written",
+                self.late_records
+            );
+        }
     }
 
     /// Stops the workers and adds what they counted since the last second to the totals.
@@ -289,7 +321,8 @@ impl Coordinator {
         self.forwarded = now;
     }
 
-    /// Sleeps until `until` (or `done()`), writing a line at every whole second.
+    /// Sleeps until `until` (or `done()`), writing a line at every whole second (with
+    /// children, once they sent theirs).
     fn wait(&mut self, cfg: &RunConfig, until: Instant, mut done: impl FnMut(&RunState) -> bool) {
         loop {
             self.forward();
@@ -298,35 +331,95 @@ impl Coordinator {
                 return;
             }
             let to_tick = self.next_tick - unix_f64();
-            if to_tick <= 0.0 {
-                self.tick(cfg);
-                continue;
-            }
-            let step = until
+            let mut step = until
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(50));
-            std::thread::sleep(step.min(Duration::from_secs_f64(to_tick)));
+            if to_tick <= 0.0 {
+                if self.line_is_due(-to_tick) {
+                    self.tick(cfg);
+                    continue;
+                }
+                // Waiting for children's records: look again soon.
+                step = step.min(Duration::from_millis(5));
+            } else {
+                step = step.min(Duration::from_secs_f64(to_tick));
+            }
+            std::thread::sleep(step);
         }
     }
 
-    /// Writes the line of the second just ended (in a child: sends it to the parent).
+    /// Whether the line of the second `next_tick`, ended `past_s` ago, may be written:
+    /// at once without children; with them, once every child still running sent its
+    /// record of that second, or the grace is over.
+    fn line_is_due(&self, past_s: f64) -> bool {
+        self.children.is_none()
+            || past_s >= CHILD_GRACE_S
+            || self.shared.all_reported(self.next_tick as i64)
+    }
+
+    /// Writes the line of the whole second `next_tick` (in a child: sends it to the
+    /// parent).
     fn tick(&mut self, cfg: &RunConfig) {
+        let t = self.next_tick;
+        let k = t as i64;
+        let tally = if self.children.is_some() {
+            let (tally, late) = self.shared.take_seconds(k, self.written);
+            self.late_records += late;
+            tally
+        } else {
+            self.shared.take_interval()
+        };
+        self.written = k;
         let now = unix_f64();
-        // A line covers up to its `t`: a whole second, or less for the last one.
-        let t = self.next_tick.min(now);
-        let interval_s = (t - self.last_tick).clamp(0.0, 3600.0);
-        self.last_tick = t;
         self.next_tick += 1.0;
         if self.next_tick < now {
+            // Fell behind by more than a second (suspended?): the next line covers the
+            // seconds missed, up to the next whole one.
             self.next_tick = now.floor() + 1.0;
         }
-        let tally = self.shared.take_interval();
+        self.write_second(cfg, t, tally);
+    }
+
+    /// Writes the last line: the whole seconds still due, then the partial second up to
+    /// now, with everything counted and not yet written.
+    fn tick_last(&mut self, cfg: &RunConfig) {
+        loop {
+            let past_s = unix_f64() - self.next_tick;
+            if past_s < 0.0 {
+                break;
+            }
+            if self.line_is_due(past_s) {
+                self.tick(cfg);
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let tally = if self.children.is_some() {
+            let (tally, late) = self.shared.take_seconds(i64::MAX, self.written);
+            self.late_records += late;
+            tally
+        } else {
+            self.shared.take_interval()
+        };
+        self.write_second(cfg, unix_f64(), tally);
+    }
+
+    /// The line of the interval from the last line to `t` (in a child: sends it to the
+    /// parent).
+    fn write_second(&mut self, cfg: &RunConfig, t: f64, tally: Tally) {
+        let interval_s = (t - self.last_tick).clamp(0.0, 3600.0);
+        self.last_tick = t;
         self.totals.counts.add(&tally.counts);
         let connected = self.shared.connected();
         let inflight = self.shared.inflight();
         let by_source = self.shared.by_source();
         if cfg.child {
-            pipe::emit_second(&tally, connected, inflight, &by_source);
+            let g = pipe::Gauges {
+                connected,
+                inflight,
+                by_source: &by_source,
+            };
+            pipe::emit_second(t, interval_s, &tally, g);
             return;
         }
         let target =
@@ -390,9 +483,7 @@ impl Coordinator {
             s.mode.load(Relaxed) == MODE_STOP
         });
         self.stop();
-        let last = self.shared.take_interval();
-        let (c, i) = (self.shared.connected(), self.shared.inflight());
-        pipe::emit_second(&last, c, i, &self.shared.by_source());
+        self.tick_last(cfg);
         let phases = self
             .shared
             .workers
