@@ -129,7 +129,9 @@ pub struct ConnEvents {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoadgenLine {
-    /// Unix seconds at the end of the interval.
+    /// Unix seconds: the whole unix second the interval ends on, on every process and host alike, so
+    /// records of many processes add up second by second (the last line, written at stop,
+    /// ends when the process stopped).
     pub t: f64,
     /// Seconds covered by the counts (about 1); 0 or absent means 1.
     pub interval_s: f64,

@@ -64,7 +64,9 @@ pub struct SamplerCost {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetLine {
-    /// Unix time of the reading, seconds.
+    /// Unix seconds: the whole unix second the interval ends on, on every process and host alike, so
+    /// records of many processes add up second by second (the last line, written at stop,
+    /// ends when the process stopped).
     pub t: f64,
     /// Seconds since the previous reading; the rates are over this interval.
     pub interval_s: f64,

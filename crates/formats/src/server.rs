@@ -339,7 +339,9 @@ pub fn unix_now_f64() -> f64 {
 /// differences over `interval_s`, its gauges are current).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SecondLine {
-    /// Unix time of the sample, seconds.
+    /// Unix seconds: the whole unix second the interval ends on, on every process and host alike, so
+    /// records of many processes add up second by second (the last line, written at stop,
+    /// ends when the process stopped).
     pub t: f64,
     /// Seconds since the previous line (about 1).
     pub interval_s: f64,
