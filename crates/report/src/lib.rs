@@ -16,8 +16,11 @@
 //! - `load` reads the run folder into a [`Run`], listing what is missing or damaged.
 //! - `sanity` names the figures no run can produce; `money` reconciles the run's money
 //!   over every server and load generator.
-//! - `series` aligns every host's per-second lines on whole seconds; `analyze` turns
-//!   them into per-phase figures, cells that every view shares.
+//! - `thresholds` resolves the limits a phase is judged against (defaults, `run.json`,
+//!   the phase's own, flags) and names where each came from.
+//! - `series` aligns every host's per-second lines on whole seconds (merging each
+//!   second's latency histograms); `analyze` turns them into per-phase figures, cells
+//!   that every view shares, and judges each loaded phase against its limits.
 //! - `table` lays the figures out as tables; `footprint` reads and tabulates what each
 //!   user and request costs; `charts` draws the PNG and SVG charts.
 //! - `verdict` words what a reader wants first (passed or failed, the run's lines);
@@ -41,6 +44,7 @@ mod safe_fs;
 mod sanity;
 mod series;
 mod table;
+pub mod thresholds;
 mod verdict;
 
 use std::fmt;
