@@ -26,6 +26,7 @@
 //! - `verdict` words what a reader wants first (passed or failed, the run's lines);
 //!   `render` is the terminal view and the comparison; `page` holds the sections of the
 //!   two pages in one order, which `html` and `markdown` write.
+//! - `json` writes `report.json` from the same analysis and verdict.
 //! - This file: [`load`] runs `sanity` after `load`'s reading; [`report`] and
 //!   [`compare`] run the rest.
 
@@ -34,6 +35,7 @@ pub mod charts;
 pub mod footprint;
 pub mod heap;
 mod html;
+pub mod json;
 mod load;
 mod markdown;
 pub mod money;
@@ -52,6 +54,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use load::{NotARun, Run};
+pub use redpacket_formats::run::Thresholds;
 
 #[derive(Debug)]
 pub enum ReportError {
@@ -96,14 +99,23 @@ pub struct Outputs {
     pub text: String,
     pub html: PathBuf,
     pub markdown: PathBuf,
+    /// `report.json`, and its text.
+    pub json: PathBuf,
+    pub json_text: String,
     pub charts: Vec<PathBuf>,
 }
 
-/// Reports on one run folder: writes `report.html`, `report.md` and `charts/` into it
-/// and returns the terminal text.
+/// Reports on one run folder: writes `report.html`, `report.md`, `report.json` and
+/// `charts/` into it and returns the terminal text. Phases are judged against
+/// `run.json`'s thresholds and the defaults.
 pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
+    report_with(dir, &Thresholds::default())
+}
+
+/// [`report`], with thresholds (the flags of `redpacket-report`) over `run.json`'s.
+pub fn report_with(dir: &Path, flags: &Thresholds) -> Result<Outputs, ReportError> {
     let run = load(dir).map_err(ReportError::NotARun)?;
-    let a = analyze::analyze(&run);
+    let a = analyze::analyze_with(&run, flags);
     // Every output is written under a fresh name and renamed into place: a link planted
     // under an output's name is replaced, never written through (see `safe_fs`).
     let chart_dir = dir.join("charts");
@@ -115,12 +127,15 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     };
     let html_path = write("report.html", html::html(&run, &a, &drawn))?;
     let md_path = write("report.md", markdown::markdown(&run, &a, &drawn))?;
+    let json_text = json::to_text(&json::report_json(&run, &a));
+    let json_path = write(json::FILE, json_text.clone())?;
     let mut text = render::terminal(&run, &a);
     text.push_str(&render::footprints_text(&run));
     text.push_str(&format!(
-        "\nWrote {} and {} ({} charts in {}).\n",
+        "\nWrote {}, {} and {} ({} charts in {}).\n",
         html_path.display(),
         md_path.display(),
+        json_path.display(),
         drawn.len(),
         chart_dir.display()
     ));
@@ -132,14 +147,24 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
         text,
         html: html_path,
         markdown: md_path,
+        json: json_path,
+        json_text,
         charts,
     })
 }
 
 /// Two runs' phase tables side by side, matched by phase name, with B - A.
 pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
+    compare_with(a, b, &Thresholds::default())
+}
+
+/// [`compare`], each run judged with `flags` over its own `run.json`'s thresholds.
+pub fn compare_with(a: &Path, b: &Path, flags: &Thresholds) -> Result<String, ReportError> {
     let ra = load(a).map_err(ReportError::NotARun)?;
     let rb = load(b).map_err(ReportError::NotARun)?;
-    let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
+    let (aa, ab) = (
+        analyze::analyze_with(&ra, flags),
+        analyze::analyze_with(&rb, flags),
+    );
     Ok(render::comparison(&ra, &aa, &rb, &ab))
 }

@@ -8,7 +8,6 @@
 
 use serde::Serialize;
 
-use super::numbers::fmt_num;
 use redpacket_formats::run::Thresholds;
 use redpacket_formats::{PhasePlan, RunMeta};
 
@@ -102,19 +101,20 @@ impl InForce {
 
     /// `p99 <= 50 ms (default), p99.9 not judged (default), ...`.
     pub fn describe(&self) -> String {
-        let one = |what: &str, l: Limit, unit: &str| match l.value {
-            Some(v) => format!("{what} {}{unit} ({})", fmt_num(v, 2), l.source.word()),
+        // Limits as given: 50, 0.5, 0.001 (Rust's shortest form that reads back).
+        let one = |what: &str, l: Limit, show: &dyn Fn(f64) -> String| match l.value {
+            Some(v) => format!("{what} {} ({})", show(v), l.source.word()),
             None => format!("{what} not judged ({})", l.source.word()),
         };
         [
-            one("p99 <=", self.max_p99_ms, " ms"),
-            one("p99.9 <=", self.max_p999_ms, " ms"),
-            one(
-                "achieved rate >= target less",
-                self.rate_tolerance_pct,
-                " %",
-            ),
-            one("(errors + timeouts) / due <=", self.max_error_rate, ""),
+            one("p99", self.max_p99_ms, &|v| format!("<= {v} ms")),
+            one("p99.9", self.max_p999_ms, &|v| format!("<= {v} ms")),
+            one("achieved rate", self.rate_tolerance_pct, &|v| {
+                format!("at most {v} % under target")
+            }),
+            one("errors + timeouts", self.max_error_rate, &|v| {
+                format!("at most {v} of the shakes due")
+            }),
         ]
         .join(", ")
     }

@@ -124,6 +124,70 @@ fn ledger_lines(h: &HostData, v: &mut Vec<String>) {
     }
 }
 
+/// The run's outcome as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing to judge: no loaded phase and no server account.
+    None,
+    Passed,
+    /// Nothing failed, but the money cannot be judged.
+    Incomplete,
+    Failed,
+}
+
+/// The run judged: every phase's failures and the run's own, in words.
+pub struct RunVerdict<'a> {
+    pub outcome: Outcome,
+    /// The phases with a target, judged against their thresholds.
+    pub loaded: Vec<&'a PhaseStats>,
+    /// What failed, in words: each phase's failed thresholds first, then refused input,
+    /// implausible figures, undecodable histograms, the money.
+    pub failed: Vec<String>,
+    /// What cannot be judged (money not reconcilable, a client's total missing).
+    pub gaps: Vec<String>,
+    /// The loaded phase with the highest target that passed every threshold.
+    pub held: Option<&'a PhaseStats>,
+    pub money: Option<Reconciliation>,
+}
+
+/// Judges the run: its phases' thresholds (judged in `analyze`), what the report
+/// refused or found implausible, and its money.
+pub fn judge<'a>(run: &Run, a: &'a Analysis) -> RunVerdict<'a> {
+    let money = money::reconcile(run);
+    let loaded: Vec<&PhaseStats> = a.phases.iter().filter(|p| p.judged.is_some()).collect();
+    let mut failed: Vec<String> = loaded
+        .iter()
+        .filter_map(|p| p.judged.as_ref())
+        .flat_map(|j| j.failures.iter().map(|f| f.text.clone()))
+        .collect();
+    failed.extend(failures(run, a));
+    let gaps = match &money {
+        Some(m) => {
+            money_failures(m, &mut failed);
+            m.gaps()
+        }
+        None => Vec::new(),
+    };
+    let outcome = if loaded.is_empty() && money.is_none() && failed.is_empty() {
+        Outcome::None
+    } else if !failed.is_empty() {
+        Outcome::Failed
+    } else if !gaps.is_empty() {
+        Outcome::Incomplete
+    } else {
+        Outcome::Passed
+    };
+    RunVerdict {
+        outcome,
+        held: highest_held(run, &loaded),
+        loaded,
+        failed,
+        gaps,
+        money,
+    }
+}
+
 /// What a reader wants first: passed or failed (each loaded phase against its
 /// thresholds, by name and by how much; every ledger; client against server money;
 /// `INCOMPLETE` when nothing failed but money cannot be reconciled or the clients'
@@ -134,38 +198,23 @@ fn ledger_lines(h: &HostData, v: &mut Vec<String>) {
 /// This is the one place a run is judged: the load generators' own verdicts in their
 /// summaries are not read (their thresholds were whatever their flags said).
 pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
+    let j = judge(run, a);
+    let mut v = vec![match j.outcome {
+        Outcome::None => "Verdict: none (no loaded phase and no server account)".to_string(),
+        Outcome::Passed => "Verdict: PASSED".to_string(),
+        Outcome::Incomplete => format!("Verdict: INCOMPLETE: {}", j.gaps.join("; ")),
+        Outcome::Failed => {
+            let all: Vec<&str> = j.failed.iter().chain(&j.gaps).map(|s| s.as_str()).collect();
+            format!("Verdict: FAILED: {}", all.join("; "))
+        }
+    }];
+    let loaded = j.loaded;
+    let money = j.money;
     let sums: Vec<&LoadgenSummary> = run
         .hosts
         .iter()
         .filter_map(|h| h.summary.as_ref())
         .collect();
-    let money = money::reconcile(run);
-    let loaded: Vec<&PhaseStats> = a.phases.iter().filter(|p| p.judged.is_some()).collect();
-    let mut fails: Vec<String> = loaded
-        .iter()
-        .filter_map(|p| p.judged.as_ref())
-        .flat_map(|j| j.failures.iter().map(|f| f.text.clone()))
-        .collect();
-    fails.extend(failures(run, a));
-    let gaps = match &money {
-        Some(m) => {
-            money_failures(m, &mut fails);
-            m.gaps()
-        }
-        None => Vec::new(),
-    };
-    let mut v = vec![
-        if loaded.is_empty() && money.is_none() && fails.is_empty() {
-            "Verdict: none (no loaded phase and no server account)".to_string()
-        } else if fails.is_empty() && gaps.is_empty() {
-            "Verdict: PASSED".to_string()
-        } else if fails.is_empty() {
-            format!("Verdict: INCOMPLETE: {}", gaps.join("; "))
-        } else {
-            fails.extend(gaps);
-            format!("Verdict: FAILED: {}", fails.join("; "))
-        },
-    ];
     let without = without_cut_short(run);
     if !sums.is_empty() {
         let users = sums
@@ -174,7 +223,7 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
         v.push(format!("users connected at the end: {users}{without}"));
     }
     if !loaded.is_empty() {
-        v.push(match highest_held(run, &loaded) {
+        v.push(match j.held {
             Some(p) => format!(
                 "highest rate held under the thresholds: {} shakes/s (phase {})",
                 fmt_num(p.target_qps, 0),

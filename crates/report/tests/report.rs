@@ -689,8 +689,26 @@ fn report_help_and_version() {
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     let h = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&h.stdout);
-    assert!(text.contains("redpacket-report <RUN>\n"), "{text}");
+    assert!(
+        text.contains("redpacket-report [OPTIONS] <RUN>\n"),
+        "{text}"
+    );
     assert!(text.contains("--compare <RUN_A> <RUN_B>"), "{text}");
+    for flag in [
+        "--json",
+        "--max-p99-ms <MS>",
+        "--max-p999-ms <MS>",
+        "--rate-tolerance-pct <PCT>",
+        "--max-error-rate <FRACTION>",
+    ] {
+        assert!(text.contains(flag), "{flag} in {text}");
+    }
+    let bad = bin().args(["--max-p99-ms", "NaN", "x"]).output().unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a threshold that is not a number"
+    );
     let none = bin().output().unwrap();
     assert_eq!(none.status.code(), Some(2));
 }
