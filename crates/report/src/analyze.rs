@@ -483,9 +483,14 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan, limits: InForce) -> PhaseStats {
     stats
 }
 
-/// A fraction as a percentage with up to 4 significant decimals, no trailing zeros.
+/// A fraction as a percentage with up to 4 decimals, no trailing zeros.
 fn pct(x: f64) -> String {
-    let s = format!("{:.4}", x * 100.0);
+    let p = x * 100.0;
+    if p != 0.0 && p.abs() < 0.0001 {
+        // Too small for four decimals to show it: never "0%" for a share above 0.
+        return format!("{p:.2e}");
+    }
+    let s = format!("{p:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
 }
@@ -539,12 +544,11 @@ fn judge(p: &PhaseStats) -> Option<Judged> {
                 value: v,
                 text: match v {
                     Some(v) => format!(
-                        "{name}: achieved {} shakes/s < {} ({} less {}%), {}% short",
+                        "{name}: achieved {} shakes/s < {} ({} less {tol}%), {}% short",
                         fmt_num(v, 0),
                         fmt_num(floor, 0),
                         fmt_num(p.target_qps, 0),
-                        fmt_num(tol, 2),
-                        fmt_num(100.0 * (1.0 - v / p.target_qps), 2)
+                        pct(1.0 - v / p.target_qps)
                     ),
                     None => format!("{name}: achieved rate not measured"),
                 },

@@ -129,12 +129,13 @@ fn outputs_planted_as_links_are_replaced_not_written_through() {
     fs::create_dir(outside.join("folder")).unwrap();
     symlink(&victim, dir.join("report.html")).unwrap();
     symlink(&victim, dir.join("report.md")).unwrap();
+    symlink(&victim, dir.join("report.json")).unwrap();
     symlink(outside.join("folder"), dir.join("charts")).unwrap();
     let (md, _) = report_md(&dir);
     assert!(md.starts_with("# Red packet run"));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
     assert_eq!(fs::read_dir(outside.join("folder")).unwrap().count(), 0);
-    for f in ["report.html", "report.md", "charts"] {
+    for f in ["report.html", "report.md", "report.json", "charts"] {
         let t = fs::symlink_metadata(dir.join(f)).unwrap().file_type();
         assert!(!t.is_symlink(), "{f} is still a link");
     }
@@ -152,6 +153,7 @@ fn outputs_planted_as_links_are_replaced_not_written_through() {
             "charts",
             "client1",
             "report.html",
+            "report.json",
             "report.md",
             "run.json",
             "server1"

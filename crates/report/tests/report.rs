@@ -245,7 +245,8 @@ fn a_bad_line_in_the_middle_and_no_run_json() {
     let t = String::from_utf8(o.stdout).unwrap();
     assert!(t.contains("run.json is missing"), "{t}");
     assert!(t.contains("1 line(s) unreadable, first at line 2"), "{t}");
-    assert!(t.contains("all"), "one phase over the whole run: {t}");
+    // No plan: the phases are the load generator's own, by name.
+    assert!(t.contains("Hosts in phase 30k"), "{t}");
     fs::remove_dir_all(&dir).unwrap();
 }
 
