@@ -440,3 +440,74 @@ fn a_plain_loadgen_run_keeps_its_phases_and_claims_only_what_was_measured() {
     assert_eq!(phase(&j, "60k")["target_qps"], 60_000.0);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Rows equal to another in every phase are shown once and rows of zeros folded away,
+/// both named under the table; with shedding (the fixture's peak at full scale) they
+/// are all shown.
+#[test]
+fn the_phase_table_shows_equal_rows_once_and_folds_zeros() {
+    let dir = temp_dir("short");
+    // Without the phases next to the one over the server's cap (peak), nothing is shed
+    // and no line at a phase's edge borders a second that was.
+    write_run(&dir, "fixture-short", 1.0);
+    edit_json(&dir.join("run.json"), |v| {
+        v["phases"].as_array_mut().unwrap().truncate(2);
+    });
+    let out = redpacket_report::report(&dir).unwrap();
+    let md = fs::read_to_string(&out.markdown).unwrap();
+    for gone in [
+        "\n| client served QPS (mean) |",
+        "\n| server served QPS (mean) |",
+        "\n| packets won |",
+        "\n| errors |",
+        "\n| timeouts |",
+        "\n| shake overloaded |",
+        "\n| TCP retransmits |",
+    ] {
+        assert!(!md.contains(gone), "{gone} in {md}");
+    }
+    for kept in [
+        "\n| client answered QPS (mean) |",
+        "\n| server shake QPS (mean) |",
+        "\n| shake won |",
+    ] {
+        assert!(md.contains(kept), "{kept} missing in {md}");
+    }
+    assert!(
+        out.text.contains(
+            "[Shown once, equal in every phase: client served QPS (mean) = client answered \
+             QPS (mean); server served QPS (mean) = server shake QPS (mean); packets won = \
+             shake won]"
+        ),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains(
+            "[Zero in every phase, not shown: errors, timeouts, shake overloaded, TCP \
+             retransmits"
+        ),
+        "{}",
+        out.text
+    );
+    // report.json keeps every figure, zeros included.
+    let j: Value = serde_json::from_str(&out.json_text).unwrap();
+    assert_eq!(phase(&j, "30k")["client"]["errors"], 0.0);
+    assert_eq!(phase(&j, "30k")["server"]["overloaded"], 0.0);
+    assert_eq!(j["verdict"]["passed"], true);
+
+    // Shedding at full scale: every row is there.
+    write_run(&dir, "fixture-short", 1.0);
+    let out = redpacket_report::report(&dir).unwrap();
+    let md = fs::read_to_string(&out.markdown).unwrap();
+    for row in [
+        "\n| client served QPS (mean) |",
+        "\n| server served QPS (mean) |",
+        "\n| errors |",
+        "\n| shake overloaded |",
+    ] {
+        assert!(md.contains(row), "{row} missing in {md}");
+    }
+    assert!(out.text.contains("packets won = shake won"), "{}", out.text);
+    fs::remove_dir_all(&dir).unwrap();
+}
