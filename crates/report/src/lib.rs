@@ -1,4 +1,5 @@
-//! The results report: a run folder in, tables, charts, `report.html` and `report.md` out.
+//! The results report: a run folder in, a verdict, tables, charts, `report.html`,
+//! `report.md` and `report.json` out.
 //!
 //! The report reads only the run folder (`results/README.md` documents its files), so a
 //! run can be copied anywhere and reported on later. [`report`] writes the pages and

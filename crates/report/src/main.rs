@@ -21,7 +21,7 @@ static HEAP: redpacket_report::heap::Counting = redpacket_report::heap::Counting
 #[command(
     name = "redpacket-report",
     version,
-    about = "Report on a run folder: a table per phase, charts, report.html and report.md",
+    about = "Report on a run folder: a verdict against thresholds, a table per phase, charts, report.html, report.md and report.json",
     override_usage = "redpacket-report [OPTIONS] <RUN>\n       redpacket-report [OPTIONS] --compare <RUN_A> <RUN_B>"
 )]
 struct Args {

@@ -545,3 +545,35 @@ fn markup_in_a_phase_name_stays_text() {
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Per-second histograms in `loadgen.jsonl` go through the same checks: a bomb in every
+/// line is refused at the inflate cap, the run's tries stop after a few, those seconds
+/// keep the lines' own figures, and the verdict fails.
+#[test]
+fn per_second_histogram_bombs_are_refused_and_fail_the_verdict() {
+    let dir = run_dir("second-bombs");
+    let mut b = 0x1c84_9314u32.to_be_bytes().to_vec();
+    let inner = zlib_bomb(&v2_header(u32::MAX, 3, 1, 600_000_000), 4 << 20);
+    b.extend((inner.len() as u32).to_be_bytes());
+    b.extend(inner);
+    let bomb = base64::engine::general_purpose::STANDARD.encode(&b);
+    let log = dir.join("client1/loadgen.jsonl");
+    let text: String = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["latency_hist"] = serde_json::json!(bomb);
+            v.to_string() + "\n"
+        })
+        .collect();
+    fs::write(&log, text).unwrap();
+    let (md, ran) = report_md(&dir);
+    assert!(
+        md.contains("per-second latency histogram(s) of loadgen.jsonl cannot be decoded"),
+        "{md}"
+    );
+    assert_not_passed(&md);
+    assert_bounded(&ran, "per-second histogram bombs");
+    fs::remove_dir_all(&dir).unwrap();
+}
