@@ -7,7 +7,7 @@
 use super::load::{HostData, Role, Run};
 use super::numbers::{fmt_num, MANY};
 use super::series::{self, Series};
-use super::thresholds::InForce;
+use super::thresholds::{self, InForce};
 use redpacket_formats::run::Thresholds;
 use redpacket_formats::{histograms, Latency, PhasePlan};
 
@@ -243,6 +243,12 @@ pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
         Some((lo, _)) => lo as f64 - 1.0,
         None => run.meta.started,
     };
+    let loadgen = thresholds::of_loadgens(
+        run.hosts
+            .iter()
+            .filter_map(|h| h.summary.as_ref())
+            .map(|s| &s.verdict),
+    );
     let mut plans = run.meta.phases.clone();
     if plans.is_empty() {
         plans = loadgen_phases(run);
@@ -260,7 +266,10 @@ pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
     }
     let phases: Vec<PhaseStats> = plans
         .iter()
-        .map(|p| phase(run, &series, p, InForce::resolve(flags, &run.meta, Some(p))))
+        .map(|p| {
+            let limits = InForce::resolve(flags, &run.meta, Some(p), &loadgen);
+            phase(run, &series, p, limits)
+        })
         .collect();
     let servers = run
         .hosts
@@ -290,7 +299,7 @@ pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
         series,
         phases,
         capacity,
-        limits: InForce::resolve(flags, &run.meta, None),
+        limits: InForce::resolve(flags, &run.meta, None, &loadgen),
     }
 }
 

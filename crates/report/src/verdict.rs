@@ -196,7 +196,8 @@ pub fn judge<'a>(run: &Run, a: &'a Analysis) -> RunVerdict<'a> {
 /// figure, as in the table) and the money line. The first line starts `Verdict: `.
 ///
 /// This is the one place a run is judged: the load generators' own verdicts in their
-/// summaries are not read (their thresholds were whatever their flags said).
+/// summaries are not read; the limits they were given are one source of thresholds
+/// (see `thresholds`), judged here like the others.
 pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
     let j = judge(run, a);
     let mut v = vec![match j.outcome {

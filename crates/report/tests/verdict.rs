@@ -427,6 +427,23 @@ fn a_plain_loadgen_run_keeps_its_phases_and_claims_only_what_was_measured() {
     let (t, j) = report(&dir, &["--max-error-rate", "0.001"]);
     assert!(t.starts_with("Verdict: PASSED\n"), "{t}");
     assert_eq!(j["verdict"]["passed"], true);
+    // The limits the load generator was given (its summary.json) are judged here: a
+    // p99 of 1 ms fails every loaded phase; a flag still wins over them.
+    edit_json(&host.join("summary.json"), |v| {
+        v["verdict"]["max_p99_ms"] = serde_json::json!(1.0);
+        v["verdict"]["max_error_rate"] = serde_json::json!(0.001);
+    });
+    let (t, j) = report(&dir, &[]);
+    assert!(
+        t.starts_with(
+            "Verdict: FAILED: 30k: p99 1.60 ms > 1.00 ms; 60k: p99 1.60 ms > 1.00 ms; peak"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("thresholds: p99 <= 1 ms (summary.json)"), "{t}");
+    assert_eq!(j["thresholds"]["max_error_rate"]["source"], "loadgen");
+    let (t, _) = report(&dir, &["--max-p99-ms", "2"]);
+    assert!(t.starts_with("Verdict: PASSED\n"), "{t}");
     // Without a summary either, the phases come from the lines.
     fs::remove_file(host.join("summary.json")).unwrap();
     let (t, j) = report(&dir, &[]);
