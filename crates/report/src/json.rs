@@ -148,15 +148,6 @@ fn failures(p: &PhaseStats) -> Vec<FailureJson> {
 pub fn report_json(run: &Run, a: &Analysis) -> ReportJson {
     let j = verdict::judge(run, a);
     let feet = footprint::footprints(run);
-    let sums: Vec<_> = run
-        .hosts
-        .iter()
-        .filter_map(|h| h.summary.as_ref())
-        .collect();
-    let users = (!sums.is_empty()).then(|| {
-        sums.iter()
-            .fold(0u64, |n, s| n.saturating_add(s.connections.connected))
-    });
     let phases = a.phases.iter().map(|p| phase(p, &feet)).collect();
     ReportJson {
         schema: SCHEMA,
@@ -173,7 +164,7 @@ pub fn report_json(run: &Run, a: &Analysis) -> ReportJson {
             }),
         },
         thresholds: a.limits,
-        users_connected: users,
+        users_connected: j.users,
         phases,
     }
 }

@@ -148,6 +148,9 @@ pub struct RunVerdict<'a> {
     pub gaps: Vec<String>,
     /// The loaded phase with the highest target that passed every threshold.
     pub held: Option<&'a PhaseStats>,
+    /// Users logged in at the end, the load generators' summaries added up; `None`
+    /// without any summary.
+    pub users: Option<u64>,
     pub money: Option<Reconciliation>,
 }
 
@@ -178,8 +181,18 @@ pub fn judge<'a>(run: &Run, a: &'a Analysis) -> RunVerdict<'a> {
     } else {
         Outcome::Passed
     };
+    let sums: Vec<&LoadgenSummary> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .collect();
+    let users = (!sums.is_empty()).then(|| {
+        sums.iter()
+            .fold(0u64, |n, s| n.saturating_add(s.connections.connected))
+    });
     RunVerdict {
         outcome,
+        users,
         held: highest_held(run, &loaded),
         loaded,
         failed,
@@ -191,9 +204,9 @@ pub fn judge<'a>(run: &Run, a: &'a Analysis) -> RunVerdict<'a> {
 /// What a reader wants first: passed or failed (each loaded phase against its
 /// thresholds, by name and by how much; every ledger; client against server money;
 /// `INCOMPLETE` when nothing failed but money cannot be reconciled or the clients'
-/// total lacks a host), the thresholds in force and where each came from, users, the
-/// highest rate held under the thresholds, the p99 of each phase (the report's own
-/// figure, as in the table) and the money line. The first line starts `Verdict: `.
+/// total lacks a host), users, the highest rate held under the thresholds, the p99 of
+/// each phase (the report's own figure, as in the table), the thresholds in force and
+/// where each came from, and the money line. The first line starts `Verdict: `.
 ///
 /// This is the one place a run is judged: the load generators' own verdicts in their
 /// summaries are not read; the limits they were given are one source of thresholds
@@ -211,16 +224,8 @@ pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
     }];
     let loaded = j.loaded;
     let money = j.money;
-    let sums: Vec<&LoadgenSummary> = run
-        .hosts
-        .iter()
-        .filter_map(|h| h.summary.as_ref())
-        .collect();
-    let without = without_cut_short(run);
-    if !sums.is_empty() {
-        let users = sums
-            .iter()
-            .fold(0u64, |n, s| n.saturating_add(s.connections.connected));
+    if let Some(users) = j.users {
+        let without = without_cut_short(run);
         v.push(format!("users connected at the end: {users}{without}"));
     }
     if !loaded.is_empty() {
