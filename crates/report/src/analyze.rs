@@ -7,6 +7,8 @@
 use super::load::{HostData, Role, Run};
 use super::numbers::{fmt_num, MANY};
 use super::series::{self, Series};
+use super::thresholds::{self, InForce};
+use redpacket_formats::run::Thresholds;
 use redpacket_formats::{histograms, Latency, PhasePlan};
 
 /// The old article's question: 10 billion shake requests.
@@ -90,6 +92,61 @@ pub struct PhaseStats {
     /// The per-host table: the fleet's totals, then each host (and each server
     /// instance), with cells under [`HOST_COLUMNS`].
     pub hosts: Vec<HostRow>,
+    /// The limits this phase is judged against.
+    pub limits: InForce,
+    /// The phase measured against them; `None` for a phase that asked no load.
+    pub judged: Option<Judged>,
+}
+
+impl PhaseStats {
+    /// The number of the phase table's row `label` (the figure the pages show).
+    pub fn value(&self, label: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|(l, _)| l == label)
+            .and_then(|(_, c)| c.value)
+    }
+
+    /// The rate the load generators achieved: their summaries' whole-phase figure,
+    /// else the mean rate of their lines.
+    pub fn achieved_qps(&self) -> Option<f64> {
+        self.value(ROW_ACHIEVED).or_else(|| self.value(ROW_SENT))
+    }
+}
+
+/// Phase-table labels the verdict and `report.json` read their figures from.
+pub const ROW_SENT: &str = "client sent QPS (mean)";
+pub const ROW_ACHIEVED: &str = "client achieved QPS (summary)";
+pub const ROW_ANSWERED: &str = "client answered QPS (mean)";
+pub const ROW_CLIENT_CV: &str = "client QPS CV % (inner seconds)";
+pub const ROW_SERVER_SHAKE: &str = "server shake QPS (mean)";
+pub const ROW_USERS: &str = "users logged in (load generators, loadgen.jsonl)";
+
+/// A threshold a phase did not stay within.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The threshold's name as in `run.json`: `max_p99_ms`, `max_p999_ms`,
+    /// `rate_tolerance_pct`, `max_error_rate`.
+    pub threshold: &'static str,
+    /// The bound the value had to keep: ms for latency, the lowest rate accepted
+    /// (shakes/s) for the rate, a fraction for errors.
+    pub limit: f64,
+    /// The phase's figure; `None` when it was not measured.
+    pub value: Option<f64>,
+    /// In words, with the phase's name: `20k: p99 301 ms > 50 ms`.
+    pub text: String,
+}
+
+/// A loaded phase against its limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    pub failures: Vec<Failure>,
+}
+
+impl Judged {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
 }
 
 /// The columns of the per-host table. CPU, drops and retransmits are the host's
@@ -213,9 +270,18 @@ pub struct Analysis {
     pub series: Series,
     pub phases: Vec<PhaseStats>,
     pub capacity: Option<Capacity>,
+    /// The run-wide limits in force (each phase's own are in [`PhaseStats::limits`]).
+    pub limits: InForce,
 }
 
+/// [`analyze_with`] without flags: the limits of `run.json` and the defaults.
 pub fn analyze(run: &Run) -> Analysis {
+    analyze_with(run, &Thresholds::default())
+}
+
+/// The run's figures, each loaded phase judged against `flags` over `run.json`'s
+/// thresholds over the defaults (see `thresholds`).
+pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
     let series = series::build(run);
     let span = series.span();
     // Charts count from `started`, unless it is absent or a day away from the data.
@@ -228,7 +294,16 @@ pub fn analyze(run: &Run) -> Analysis {
         Some((lo, _)) => lo as f64 - 1.0,
         None => run.meta.started,
     };
+    let loadgen = thresholds::of_loadgens(
+        run.hosts
+            .iter()
+            .filter_map(|h| h.summary.as_ref())
+            .map(|s| &s.verdict),
+    );
     let mut plans = run.meta.phases.clone();
+    if plans.is_empty() {
+        plans = loadgen_phases(run);
+    }
     if plans.is_empty() {
         if let Some((lo, hi)) = span {
             plans.push(PhasePlan {
@@ -240,13 +315,20 @@ pub fn analyze(run: &Run) -> Analysis {
             });
         }
     }
-    let phases: Vec<PhaseStats> = plans.iter().map(|p| phase(run, &series, p)).collect();
+    let phases: Vec<PhaseStats> = plans
+        .iter()
+        .map(|p| {
+            let limits = InForce::resolve(flags, &run.meta, Some(p), &loadgen);
+            phase(run, &series, p, limits)
+        })
+        .collect();
     let capacity = capacity(run, &series, &plans);
     Analysis {
         t0,
         series,
         phases,
         capacity,
+        limits: InForce::resolve(flags, &run.meta, None, &loadgen),
     }
 }
 
@@ -350,6 +432,70 @@ fn limit(run: &Run, w: &Window, p: &PhasePlan, server_cpu: Option<f64>) -> Optio
     (!why.is_empty()).then(|| why.join(", "))
 }
 
+/// The phases as the load generators ran them, for a run without a plan (a plain
+/// `redpacket-loadgen run`, no `run.json`): from their summaries (name, the hosts'
+/// targets added, the earliest start and latest end), else from their lines (each
+/// phase's span of lines, the hosts' highest targets added). Empty when neither names
+/// a phase.
+fn loadgen_phases(run: &Run) -> Vec<PhasePlan> {
+    let mut plans: Vec<PhasePlan> = Vec::new();
+    let mut put = |name: &str, target: f64, start: f64, end: f64| {
+        if name.is_empty() || !(start.is_finite() && end.is_finite() && end > start) {
+            return;
+        }
+        match plans.iter_mut().find(|p| p.name == name) {
+            Some(p) => {
+                p.target_qps += target;
+                p.start = p.start.min(start);
+                p.end = p.end.max(end);
+            }
+            None => plans.push(PhasePlan {
+                name: name.to_string(),
+                target_qps: target,
+                start,
+                end,
+                thresholds: Default::default(),
+            }),
+        }
+    };
+    let sums: Vec<_> = run
+        .hosts
+        .iter()
+        .filter_map(|h| h.summary.as_ref())
+        .collect();
+    if !sums.is_empty() {
+        for sp in sums.iter().flat_map(|s| s.phases.iter()) {
+            put(&sp.name, sp.target_qps, sp.start, sp.end);
+        }
+    } else {
+        for h in &run.hosts {
+            // This host's phases: (name, highest target, first line's start, last t).
+            let mut own: Vec<(&str, f64, f64, f64)> = Vec::new();
+            for l in &h.loadgen {
+                let dt = if l.interval_s > 0.0 {
+                    l.interval_s
+                } else {
+                    1.0
+                };
+                match own.iter_mut().find(|o| o.0 == l.phase) {
+                    Some(o) => {
+                        o.1 = o.1.max(l.target_qps);
+                        o.2 = o.2.min(l.t - dt);
+                        o.3 = o.3.max(l.t);
+                    }
+                    None => own.push((&l.phase, l.target_qps, l.t - dt, l.t)),
+                }
+            }
+            for (name, target, start, end) in own {
+                put(name, target, start, end);
+            }
+        }
+    }
+    plans.retain(|p| p.target_qps.is_finite() && p.target_qps >= 0.0);
+    plans.sort_by(|a, b| a.start.total_cmp(&b.start));
+    plans
+}
+
 /// Per-second values of a phase for the stability figures: the first and last second
 /// are dropped when the phase is long enough, as they straddle a change of rate.
 fn steady(v: Vec<(i64, f64)>) -> Vec<f64> {
@@ -438,7 +584,7 @@ impl Rows {
 }
 
 /// One phase's figures: its table's sections in display order, then its per-host table.
-fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
+fn phase(run: &Run, s: &Series, p: &PhasePlan, limits: InForce) -> PhaseStats {
     let w = Window {
         s,
         start: p.start,
@@ -460,7 +606,7 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
     money_rows(&mut rows, &w);
     connection_rows(&mut rows, run, &w);
     host_sections(&mut rows, run, &w);
-    PhaseStats {
+    let mut stats = PhaseStats {
         name: p.name.clone(),
         target_qps: p.target_qps,
         start: p.start,
@@ -469,7 +615,109 @@ fn phase(run: &Run, s: &Series, p: &PhasePlan) -> PhaseStats {
         server_qps,
         rows: rows.0,
         hosts: host_rows(run, &w, &p.name, merged.map(|m| m.latency)),
+        limits,
+        judged: None,
+    };
+    stats.judged = judge(&stats);
+    stats
+}
+
+/// A fraction as a percentage with up to 4 decimals, no trailing zeros.
+fn pct(x: f64) -> String {
+    let p = x * 100.0;
+    if p != 0.0 && p.abs() < 0.0001 {
+        // Too small for four decimals to show it: never "0%" for a share above 0.
+        return format!("{p:.2e}");
     }
+    let s = format!("{p:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// A loaded phase (target above 0) against its limits, from the figures of its table:
+/// the achieved rate (see [`PhaseStats::achieved_qps`]) at least the target less the
+/// tolerance; errors plus timeouts (as the table shows them, whole) at most the error
+/// rate times what the target asked over the phase; p99 and p99.9 at most their
+/// limits. A figure that was not measured fails its limit.
+fn judge(p: &PhaseStats) -> Option<Judged> {
+    if p.target_qps.is_nan() || p.target_qps <= 0.0 {
+        return None;
+    }
+    let l = &p.limits;
+    let name = &p.name;
+    let mut failures = Vec::new();
+    let ms = |v: f64| fmt_num(v, if v >= 10.0 { 0 } else { 2 });
+    for (threshold, what, limit, value) in [
+        ("max_p99_ms", "p99", l.max_p99_ms.value, p.value("p99")),
+        (
+            "max_p999_ms",
+            "p99.9",
+            l.max_p999_ms.value,
+            p.value("p99.9"),
+        ),
+    ] {
+        let Some(limit) = limit else { continue };
+        match value {
+            Some(v) if v <= limit => {}
+            Some(v) => failures.push(Failure {
+                threshold,
+                limit,
+                value: Some(v),
+                text: format!("{name}: {what} {} ms > {} ms", ms(v), ms(limit)),
+            }),
+            None => failures.push(Failure {
+                threshold,
+                limit,
+                value: None,
+                text: format!("{name}: {what} not measured (limit {} ms)", ms(limit)),
+            }),
+        }
+    }
+    if let Some(tol) = l.rate_tolerance_pct.value {
+        let floor = p.target_qps * (1.0 - tol / 100.0);
+        match p.achieved_qps() {
+            Some(v) if v >= floor => {}
+            v => failures.push(Failure {
+                threshold: "rate_tolerance_pct",
+                limit: floor,
+                value: v,
+                text: match v {
+                    Some(v) => format!(
+                        "{name}: achieved {} shakes/s < {} ({} less {tol}%), {}% short",
+                        fmt_num(v, 0),
+                        fmt_num(floor, 0),
+                        fmt_num(p.target_qps, 0),
+                        pct(1.0 - v / p.target_qps)
+                    ),
+                    None => format!("{name}: achieved rate not measured"),
+                },
+            }),
+        }
+    }
+    if let Some(max) = l.max_error_rate.value {
+        let due = p.target_qps * (p.end - p.start);
+        let count = |label: &str| p.value(label).map(f64::round);
+        let (e, t) = (count("errors"), count("timeouts"));
+        let bad = e.unwrap_or(0.0) + t.unwrap_or(0.0);
+        let rate = if due > 0.0 { bad / due } else { 0.0 };
+        if rate > max {
+            failures.push(Failure {
+                threshold: "max_error_rate",
+                limit: max,
+                value: Some(rate),
+                text: format!(
+                    "{name}: {} errors + {} timeouts = {} of {} due ({}%) > {}%",
+                    fmt_num(e.unwrap_or(0.0), 0),
+                    fmt_num(t.unwrap_or(0.0), 0),
+                    fmt_num(bad, 0),
+                    fmt_num(due, 0),
+                    pct(rate),
+                    pct(max)
+                ),
+            });
+        }
+    }
+    Some(Judged { failures })
 }
 
 /// The Rate section: the plan, what the clients sent and were answered, what the
@@ -484,16 +732,10 @@ fn rate_rows(
     rows.section("Rate");
     rows.row("seconds", Cell::num(w.end - w.start, 0));
     rows.row("target QPS", Cell::num(p.target_qps, 0));
-    rows.row("client sent QPS (mean)", cell(w.mean("client.sent/s"), 0));
-    rows.row(
-        "client achieved QPS (summary)",
-        cell(summary_achieved(run, &p.name), 0),
-    );
-    rows.row(
-        "client answered QPS (mean)",
-        cell(w.mean("client.answered/s"), 0),
-    );
-    rows.row("server shake QPS (mean)", cell(w.mean("server.shake/s"), 0));
+    rows.row(ROW_SENT, cell(w.mean("client.sent/s"), 0));
+    rows.row(ROW_ACHIEVED, cell(summary_achieved(run, &p.name), 0));
+    rows.row(ROW_ANSWERED, cell(w.mean("client.answered/s"), 0));
+    rows.row(ROW_SERVER_SHAKE, cell(w.mean("server.shake/s"), 0));
     for (side, d) in sides {
         let label = |what: &str| format!("{side} {what}");
         rows.row(
@@ -582,10 +824,7 @@ fn money_rows(rows: &mut Rows, w: &Window) {
 /// connection of the host.
 fn connection_rows(rows: &mut Rows, run: &Run, w: &Window) {
     rows.section("Connections (peak of the seconds wholly inside the phase)");
-    rows.row(
-        "users logged in (load generators, loadgen.jsonl)",
-        cell(w.max("client.connections"), 0),
-    );
+    rows.row(ROW_USERS, cell(w.max("client.connections"), 0));
     rows.row(
         "connections open (servers, server.jsonl)",
         cell(w.max("server.open"), 0),

@@ -1,4 +1,5 @@
-//! The results report: a run folder in, tables, charts, `report.html` and `report.md` out.
+//! The results report: a run folder in, a verdict, tables, charts, `report.html`,
+//! `report.md` and `report.json` out.
 //!
 //! The report reads only the run folder (`results/README.md` documents its files), so a
 //! run can be copied anywhere and reported on later. [`report`] writes the pages and
@@ -16,14 +17,18 @@
 //! - `load` reads the run folder into a [`Run`], listing what is missing or damaged.
 //! - `sanity` names the figures no run can produce; `money` reconciles the run's money
 //!   over every server and load generator.
-//! - `series` aligns every host's per-second lines on whole seconds; `analyze` turns
-//!   them into per-phase figures, cells that every view shares.
+//! - `thresholds` resolves the limits a phase is judged against (defaults, `run.json`,
+//!   the phase's own, flags) and names where each came from.
+//! - `series` aligns every host's per-second lines on whole seconds (merging each
+//!   second's latency histograms); `analyze` turns them into per-phase figures, cells
+//!   that every view shares, and judges each loaded phase against its limits.
 //! - `table` lays the figures out as tables; `footprint` reads and tabulates what each
 //!   user and request costs; `charts` draws the PNG and SVG charts, from where the
 //!   run's load starts.
 //! - `verdict` words what a reader wants first (passed or failed, the run's lines);
 //!   `render` is the terminal view and the comparison; `page` holds the sections of the
 //!   two pages in one order, which `html` and `markdown` write.
+//! - `json` writes `report.json` from the same analysis and verdict.
 //! - This file: [`load`] runs `sanity` after `load`'s reading; [`report`] and
 //!   [`compare`] run the rest.
 
@@ -32,6 +37,7 @@ pub mod charts;
 pub mod footprint;
 pub mod heap;
 mod html;
+pub mod json;
 mod load;
 mod markdown;
 pub mod money;
@@ -42,6 +48,7 @@ mod safe_fs;
 mod sanity;
 mod series;
 mod table;
+pub mod thresholds;
 mod verdict;
 
 use std::fmt;
@@ -49,6 +56,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use load::{NotARun, Run};
+pub use redpacket_formats::run::Thresholds;
 
 #[derive(Debug)]
 pub enum ReportError {
@@ -93,14 +101,23 @@ pub struct Outputs {
     pub text: String,
     pub html: PathBuf,
     pub markdown: PathBuf,
+    /// `report.json`, and its text.
+    pub json: PathBuf,
+    pub json_text: String,
     pub charts: Vec<PathBuf>,
 }
 
-/// Reports on one run folder: writes `report.html`, `report.md` and `charts/` into it
-/// and returns the terminal text.
+/// Reports on one run folder: writes `report.html`, `report.md`, `report.json` and
+/// `charts/` into it and returns the terminal text. Phases are judged against
+/// `run.json`'s thresholds and the defaults.
 pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
+    report_with(dir, &Thresholds::default())
+}
+
+/// [`report`], with thresholds (the flags of `redpacket-report`) over `run.json`'s.
+pub fn report_with(dir: &Path, flags: &Thresholds) -> Result<Outputs, ReportError> {
     let run = load(dir).map_err(ReportError::NotARun)?;
-    let a = analyze::analyze(&run);
+    let a = analyze::analyze_with(&run, flags);
     // Every output is written under a fresh name and renamed into place: a link planted
     // under an output's name is replaced, never written through (see `safe_fs`).
     let chart_dir = dir.join("charts");
@@ -112,12 +129,15 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
     };
     let html_path = write("report.html", html::html(&run, &a, &drawn))?;
     let md_path = write("report.md", markdown::markdown(&run, &a, &drawn))?;
+    let json_text = json::to_text(&json::report_json(&run, &a));
+    let json_path = write(json::FILE, json_text.clone())?;
     let mut text = render::terminal(&run, &a);
     text.push_str(&render::footprints_text(&run));
     text.push_str(&format!(
-        "\nWrote {} and {} ({} charts in {}).\n",
+        "\nWrote {}, {} and {} ({} charts in {}).\n",
         html_path.display(),
         md_path.display(),
+        json_path.display(),
         drawn.len(),
         chart_dir.display()
     ));
@@ -129,14 +149,24 @@ pub fn report(dir: &Path) -> Result<Outputs, ReportError> {
         text,
         html: html_path,
         markdown: md_path,
+        json: json_path,
+        json_text,
         charts,
     })
 }
 
 /// Two runs' phase tables side by side, matched by phase name, with B - A.
 pub fn compare(a: &Path, b: &Path) -> Result<String, ReportError> {
+    compare_with(a, b, &Thresholds::default())
+}
+
+/// [`compare`], each run judged with `flags` over its own `run.json`'s thresholds.
+pub fn compare_with(a: &Path, b: &Path, flags: &Thresholds) -> Result<String, ReportError> {
     let ra = load(a).map_err(ReportError::NotARun)?;
     let rb = load(b).map_err(ReportError::NotARun)?;
-    let (aa, ab) = (analyze::analyze(&ra), analyze::analyze(&rb));
+    let (aa, ab) = (
+        analyze::analyze_with(&ra, flags),
+        analyze::analyze_with(&rb, flags),
+    );
     Ok(render::comparison(&ra, &aa, &rb, &ab))
 }

@@ -2,11 +2,15 @@
 //!
 //! Hosts sample at different offsets within a second, so each reading is keyed by its
 //! time rounded to the nearest second, and series from several hosts are summed (QPS,
-//! connections) or maxed (latency: the worst client is the one users feel) per key.
+//! connections) or maxed (CPU) per key. Client latency percentiles do not add up: when
+//! every load generator line of a second carries its histogram (`latency_hist`), the
+//! second's histograms are merged and its percentiles read from the sum (exact); a
+//! second where any line lacks one (older writers) keeps the worst line's value.
 
 use std::collections::BTreeMap;
 
 use super::load::{Role, Run};
+use redpacket_formats::{histograms, Latency};
 
 /// A count as one line wrote it: (stamp, interval, events).
 type Line = (f64, f64, f64);
@@ -23,6 +27,11 @@ pub struct Series {
     /// the latest line's stamp), so a peak can leave out a second that straddles a
     /// phase's edge.
     covers: BTreeMap<String, BTreeMap<i64, (f64, f64)>>,
+    /// Seconds whose client latency is read from their merged histograms (exact).
+    pub latency_merged: usize,
+    /// Latency histograms of `loadgen.jsonl` lines that could not be decoded (no real
+    /// writer makes one); their seconds keep the worst line's values.
+    pub latency_undecodable: usize,
 }
 
 /// How far a second's lines may reach past a phase's edge and still count as inside
@@ -420,7 +429,70 @@ pub fn build(run: &Run) -> Series {
         }
         acc.flush(&mut s);
     }
+    merged_latency(run, &mut s);
     s
+}
+
+/// After this many undecodable histograms the rest of the run's are not tried: a real
+/// writer makes none, and each try costs up to `histograms::MAX_DECODED` inflated.
+const UNDECODABLE_BUDGET: usize = 16;
+
+/// The percentiles of each second's merged latency histograms, over the worst line's
+/// values, for every second whose load generator lines all carry one.
+///
+/// One second at a time: its histograms are decoded one by one into a sum and dropped,
+/// so memory stays at one second's sum however long the run. A histogram that cannot
+/// be decoded (`histograms::decode` refuses what would cost more than a real one)
+/// leaves that second's worst-line values, and is counted.
+fn merged_latency(run: &Run, s: &mut Series) {
+    // Second -> the histograms of its lines, or None once a line lacks one.
+    let mut seconds: BTreeMap<i64, Option<Vec<&str>>> = BTreeMap::new();
+    for h in &run.hosts {
+        for l in &h.loadgen {
+            let Some(k) = key(l.t) else { continue };
+            let e = seconds.entry(k).or_insert_with(|| Some(Vec::new()));
+            match e {
+                Some(v) if !l.latency_hist.is_empty() => v.push(&l.latency_hist),
+                // A line that answered nothing has no latency to miss.
+                Some(_) if l.answered == 0 && l.latency_ms.p50.is_none() => {}
+                _ => *e = None,
+            }
+        }
+    }
+    for (k, hists) in seconds {
+        let Some(hists) = hists.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if s.latency_undecodable >= UNDECODABLE_BUDGET {
+            s.latency_undecodable += hists.len();
+            continue;
+        }
+        let mut sum = histograms::new_latency_histogram();
+        sum.auto(true);
+        let ok = hists.iter().all(|enc| match histograms::decode(enc) {
+            Ok(h) => sum.add(&h).is_ok(),
+            Err(_) => false,
+        });
+        if !ok {
+            s.latency_undecodable += 1;
+            continue;
+        }
+        s.latency_merged += 1;
+        let lat = Latency::of(&sum);
+        for (name, v) in [
+            ("p50", lat.p50),
+            ("p90", lat.p90),
+            ("p99", lat.p99),
+            ("p999", lat.p999),
+            ("max", lat.max),
+        ] {
+            let m = s.map.entry(format!("client.lat.{name}")).or_default();
+            match v {
+                Some(v) => m.insert(k, v),
+                None => m.remove(&k),
+            };
+        }
+    }
 }
 
 /// One load generator line into its host's accumulator: the fleet's `client.*` series

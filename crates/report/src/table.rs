@@ -18,23 +18,83 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-/// The phase table: figures down, phases across.
+/// Rows shown once when every phase shows the same text in both: (kept, left out).
+/// Served answers are answered less shed ones, so the two agree whenever nothing was
+/// shed; packets won is shake won by definition.
+const SHOWN_ONCE: [(&str, &str); 3] = [
+    ("client answered QPS (mean)", "client served QPS (mean)"),
+    ("server shake QPS (mean)", "server served QPS (mean)"),
+    ("shake won", "packets won"),
+];
+
+/// Rows that matter only when they are not zero: folded away when every phase shows 0
+/// (or nothing).
+const ONLY_WHEN_NOT_ZERO: [&str; 7] = [
+    "errors",
+    "timeouts",
+    "shake overloaded",
+    "TCP retransmits",
+    "listen drops+overflows",
+    "interface drops",
+    "TCP resets sent",
+];
+
+/// The phase table: figures down, phases across. A row equal to another in every
+/// phase ([`SHOWN_ONCE`]) is shown once and one zero in every phase
+/// ([`ONLY_WHEN_NOT_ZERO`]) is left out; a last line names both.
 pub fn phase_table(a: &Analysis) -> Table {
     let mut header = vec!["figure".to_string()];
     header.extend(a.phases.iter().map(|p| p.name.clone()));
     let mut rows = Vec::new();
+    let mut equal: Vec<String> = Vec::new();
+    let mut zero: Vec<&str> = Vec::new();
     if let Some(first) = a.phases.first() {
+        let cells = |i: usize| -> Vec<String> {
+            a.phases
+                .iter()
+                .map(|p| p.rows.get(i).map_or("-".into(), |(_, c)| c.text.clone()))
+                .collect()
+        };
+        let index = |label: &str| first.rows.iter().position(|(l, _)| l == label);
         for (i, (label, _)) in first.rows.iter().enumerate() {
             if let Some(title) = label.strip_prefix("## ") {
                 rows.push(vec![title.to_string()]);
                 continue;
             }
-            let mut r = vec![label.clone()];
-            for p in &a.phases {
-                r.push(p.rows.get(i).map_or("-".into(), |(_, c)| c.text.clone()));
+            let these = cells(i);
+            if ONLY_WHEN_NOT_ZERO.contains(&label.as_str())
+                && these.iter().all(|c| c == "0" || c == "-")
+            {
+                if !zero.contains(&label.as_str()) {
+                    zero.push(label);
+                }
+                continue;
             }
+            let same_as = SHOWN_ONCE
+                .iter()
+                .find(|(_, out)| out == label)
+                .and_then(|(kept, _)| index(kept).map(|j| (kept, j)))
+                .filter(|(_, j)| cells(*j) == these);
+            if let Some((kept, _)) = same_as {
+                equal.push(format!("{label} = {kept}"));
+                continue;
+            }
+            let mut r = vec![label.clone()];
+            r.extend(these);
             rows.push(r);
         }
+    }
+    if !equal.is_empty() {
+        rows.push(vec![format!(
+            "Shown once, equal in every phase: {}",
+            equal.join("; ")
+        )]);
+    }
+    if !zero.is_empty() {
+        rows.push(vec![format!(
+            "Zero in every phase, not shown: {}",
+            zero.join(", ")
+        )]);
     }
     Table { header, rows }
 }

@@ -1,17 +1,17 @@
 //! What every view of a run says first: the verdict, and the run's own lines (its id,
 //! hosts, ledgers and money).
 //!
-//! The verdict weighs everything the lower layers found: the load generators'
-//! thresholds, what [`super::sanity`] calls implausible, what was refused as unsafe, and
+//! The verdict weighs everything the lower layers found: each loaded phase against its
+//! thresholds (judged in [`super::analyze`]), what [`super::sanity`] calls implausible, what was refused as unsafe, and
 //! the money as [`super::money`] reconciles it. The terminal, report.md and report.html
 //! print these same lines, each in its own markup.
 
-use super::analyze::Analysis;
+use super::analyze::{Analysis, PhaseStats};
 use super::load::{HostData, Role, Run};
 use super::money::{self, Reconciliation};
 use super::numbers::{fmt_num, MANY};
 use super::sanity;
-use redpacket_formats::{LoadgenSummary, PhaseSummary};
+use redpacket_formats::LoadgenSummary;
 
 /// The run's header lines: id, commit, hosts, and what is missing.
 pub fn preamble(run: &Run) -> Vec<String> {
@@ -124,65 +124,149 @@ fn ledger_lines(h: &HostData, v: &mut Vec<String>) {
     }
 }
 
-/// What a reader wants first: passed or failed (the load generators' thresholds, every
-/// ledger, client against server money; `INCOMPLETE` when nothing failed but money
-/// cannot be reconciled or the clients' total lacks a host), users, the highest rate held without an error
-/// or timeout, the p99 of each phase (the report's own figure, as in the table) and the
-/// money line. The first line starts `Verdict: `.
-pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
+/// The run's outcome as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing to judge: no loaded phase and no server account.
+    None,
+    Passed,
+    /// Nothing failed, but the money cannot be judged.
+    Incomplete,
+    Failed,
+}
+
+/// The run judged: every phase's failures and the run's own, in words.
+pub struct RunVerdict<'a> {
+    pub outcome: Outcome,
+    /// The phases with a target, judged against their thresholds.
+    pub loaded: Vec<&'a PhaseStats>,
+    /// What failed, in words: each phase's failed thresholds first, then refused input,
+    /// implausible figures, undecodable histograms, the money.
+    pub failed: Vec<String>,
+    /// What cannot be judged (money not reconcilable, a client's total missing).
+    pub gaps: Vec<String>,
+    /// The loaded phase with the highest target that passed every threshold.
+    pub held: Option<&'a PhaseStats>,
+    /// Users logged in at the end, the load generators' summaries added up; `None`
+    /// without any summary.
+    pub users: Option<u64>,
+    pub money: Option<Reconciliation>,
+}
+
+/// Judges the run: its phases' thresholds (judged in `analyze`), what the report
+/// refused or found implausible, and its money.
+pub fn judge<'a>(run: &Run, a: &'a Analysis) -> RunVerdict<'a> {
+    let money = money::reconcile(run);
+    let loaded: Vec<&PhaseStats> = a.phases.iter().filter(|p| p.judged.is_some()).collect();
+    let mut failed: Vec<String> = loaded
+        .iter()
+        .filter_map(|p| p.judged.as_ref())
+        .flat_map(|j| j.failures.iter().map(|f| f.text.clone()))
+        .collect();
+    failed.extend(failures(run, a));
+    let gaps = match &money {
+        Some(m) => {
+            money_failures(m, &mut failed);
+            m.gaps()
+        }
+        None => Vec::new(),
+    };
+    let outcome = if loaded.is_empty() && money.is_none() && failed.is_empty() {
+        Outcome::None
+    } else if !failed.is_empty() {
+        Outcome::Failed
+    } else if !gaps.is_empty() {
+        Outcome::Incomplete
+    } else {
+        Outcome::Passed
+    };
     let sums: Vec<&LoadgenSummary> = run
         .hosts
         .iter()
         .filter_map(|h| h.summary.as_ref())
         .collect();
-    let money = money::reconcile(run);
-    let mut fails = failures(run, &sums);
-    let gaps = match &money {
-        Some(m) => {
-            money_failures(m, &mut fails);
-            m.gaps()
+    let users = (!sums.is_empty()).then(|| {
+        sums.iter()
+            .fold(0u64, |n, s| n.saturating_add(s.connections.connected))
+    });
+    RunVerdict {
+        outcome,
+        users,
+        held: highest_held(run, &loaded),
+        loaded,
+        failed,
+        gaps,
+        money,
+    }
+}
+
+/// What a reader wants first: passed or failed (each loaded phase against its
+/// thresholds, by name and by how much; every ledger; client against server money;
+/// `INCOMPLETE` when nothing failed but money cannot be reconciled or the clients'
+/// total lacks a host), users, the highest rate held under the thresholds, the p99 of
+/// each phase (the report's own figure, as in the table), the thresholds in force and
+/// where each came from, and the money line. The first line starts `Verdict: `.
+///
+/// This is the one place a run is judged: the load generators' own verdicts in their
+/// summaries are not read; the limits they were given are one source of thresholds
+/// (see `thresholds`), judged here like the others.
+pub fn verdict(run: &Run, a: &Analysis) -> Vec<String> {
+    let j = judge(run, a);
+    let mut v = vec![match j.outcome {
+        Outcome::None => "Verdict: none (no loaded phase and no server account)".to_string(),
+        Outcome::Passed => "Verdict: PASSED".to_string(),
+        Outcome::Incomplete => format!("Verdict: INCOMPLETE: {}", j.gaps.join("; ")),
+        Outcome::Failed => {
+            let all: Vec<&str> = j.failed.iter().chain(&j.gaps).map(|s| s.as_str()).collect();
+            format!("Verdict: FAILED: {}", all.join("; "))
         }
-        None => Vec::new(),
-    };
-    let mut v = vec![if sums.is_empty() && money.is_none() && fails.is_empty() {
-        "Verdict: none (no load generator summary and no server account)".to_string()
-    } else if fails.is_empty() && gaps.is_empty() {
-        "Verdict: PASSED".to_string()
-    } else if fails.is_empty() {
-        format!("Verdict: INCOMPLETE: {}", gaps.join("; "))
-    } else {
-        fails.extend(gaps);
-        format!("Verdict: FAILED: {}", fails.join("; "))
     }];
-    if !sums.is_empty() {
+    let loaded = j.loaded;
+    let money = j.money;
+    if let Some(users) = j.users {
         let without = without_cut_short(run);
-        let users = sums
-            .iter()
-            .fold(0u64, |n, s| n.saturating_add(s.connections.connected));
         v.push(format!("users connected at the end: {users}{without}"));
-        v.push(match highest_clean_rate(run, a, &sums) {
-            Some((n, r)) => format!(
-                "highest rate held without an error or timeout: {} shakes/s (phase {n}){without}",
-                fmt_num(r, 0)
+    }
+    if !loaded.is_empty() {
+        v.push(match j.held {
+            Some(p) => format!(
+                "highest rate held under the thresholds: {} shakes/s (phase {})",
+                fmt_num(p.target_qps, 0),
+                p.name
             ),
-            None => "no phase ran without an error or timeout".into(),
+            None => "no phase held its target under the thresholds".into(),
         });
     }
     v.extend(p99_line(a));
+    if !loaded.is_empty() {
+        v.extend(threshold_lines(a, &loaded));
+    }
     if let Some(m) = &money {
         v.push(m.sentence());
     }
     v
 }
 
-/// What fails the run before its money is looked at: the load generators' own
-/// failures, untrusted input the report refused, figures no run produces (never a
-/// pass), and a load generator that did not pass without saying why.
-fn failures(run: &Run, sums: &[&LoadgenSummary]) -> Vec<String> {
-    let mut fails: Vec<String> = sums
-        .iter()
-        .flat_map(|s| s.verdict.failures.iter().cloned())
-        .collect();
+/// `thresholds: p99 <= 50 ms (default), ...`, then a line per loaded phase whose
+/// limits differ from the run's.
+fn threshold_lines(a: &Analysis, loaded: &[&PhaseStats]) -> Vec<String> {
+    let mut v = vec![format!("thresholds: {}", a.limits.describe())];
+    for p in loaded.iter().filter(|p| p.limits != a.limits) {
+        v.push(format!(
+            "thresholds of phase {}: {}",
+            p.name,
+            p.limits.describe()
+        ));
+    }
+    v
+}
+
+/// What fails the run beyond its phases' thresholds and its money: untrusted input
+/// the report refused, figures no run produces (never a pass), latency histograms that
+/// could not be decoded (no real writer makes one).
+fn failures(run: &Run, a: &Analysis) -> Vec<String> {
+    let mut fails = Vec::new();
     if run.refused > 0 {
         fails.push(format!(
             "{} file(s) or name(s) of the run folder refused as unsafe (see what is missing \
@@ -196,8 +280,12 @@ fn failures(run: &Run, sums: &[&LoadgenSummary]) -> Vec<String> {
             run.implausible.len()
         ));
     }
-    if fails.is_empty() && sums.iter().any(|s| !s.verdict.passed) {
-        fails.push("a load generator did not pass".into());
+    if a.series.latency_undecodable > 0 {
+        fails.push(format!(
+            "{} per-second latency histogram(s) of loadgen.jsonl cannot be decoded (those \
+             seconds keep the worst line's figures)",
+            a.series.latency_undecodable
+        ));
     }
     fails
 }
@@ -237,24 +325,20 @@ fn without_cut_short(run: &Run) -> String {
     }
 }
 
-/// The phase with the highest rate the load generators held without an error or a
-/// timeout (a rate no run can produce does not count), and that rate.
-fn highest_clean_rate(run: &Run, a: &Analysis, sums: &[&LoadgenSummary]) -> Option<(String, f64)> {
-    let mut best: Option<(String, f64)> = None;
+/// The loaded phase with the highest target that passed every threshold, its
+/// achieved rate plausible (a rate no run can produce does not count).
+fn highest_held<'a>(run: &Run, loaded: &[&'a PhaseStats]) -> Option<&'a PhaseStats> {
     let limit = sanity::rate_limit(run);
-    for p in &a.phases {
-        let mine: Vec<&PhaseSummary> = sums
-            .iter()
-            .filter_map(|s| s.phases.iter().find(|q| q.name == p.name))
-            .collect();
-        let clean = mine.iter().all(|q| q.errors == 0 && q.timeouts == 0);
-        let rate: f64 = mine.iter().map(|q| q.achieved_qps).sum();
-        let plausible = sanity::plausible_rate(rate, limit);
-        if !mine.is_empty() && clean && plausible && best.as_ref().is_none_or(|b| rate > b.1) {
-            best = Some((p.name.clone(), rate));
-        }
-    }
-    best
+    loaded
+        .iter()
+        .copied()
+        .filter(|p| p.judged.as_ref().is_some_and(|j| j.passed()))
+        .filter(|p| sanity::plausible_rate(p.target_qps, limit))
+        .filter(|p| {
+            p.achieved_qps()
+                .is_some_and(|r| sanity::plausible_rate(r, limit))
+        })
+        .max_by(|a, b| a.target_qps.total_cmp(&b.target_qps))
 }
 
 /// `latency, p99 of each phase: ...`, from the phase table; a phase that asked nothing

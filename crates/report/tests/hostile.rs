@@ -129,12 +129,13 @@ fn outputs_planted_as_links_are_replaced_not_written_through() {
     fs::create_dir(outside.join("folder")).unwrap();
     symlink(&victim, dir.join("report.html")).unwrap();
     symlink(&victim, dir.join("report.md")).unwrap();
+    symlink(&victim, dir.join("report.json")).unwrap();
     symlink(outside.join("folder"), dir.join("charts")).unwrap();
     let (md, _) = report_md(&dir);
     assert!(md.starts_with("# Red packet run"));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
     assert_eq!(fs::read_dir(outside.join("folder")).unwrap().count(), 0);
-    for f in ["report.html", "report.md", "charts"] {
+    for f in ["report.html", "report.md", "report.json", "charts"] {
         let t = fs::symlink_metadata(dir.join(f)).unwrap().file_type();
         assert!(!t.is_symlink(), "{f} is still a link");
     }
@@ -152,6 +153,7 @@ fn outputs_planted_as_links_are_replaced_not_written_through() {
             "charts",
             "client1",
             "report.html",
+            "report.json",
             "report.md",
             "run.json",
             "server1"
@@ -455,13 +457,13 @@ fn a_run_json_with_100_000_hosts_takes_seconds() {
 #[test]
 fn a_rate_of_1e308_fails_the_verdict_and_is_not_the_rate_held() {
     let dir = run_dir("rate");
-    // 60k ran without an error: the highest rate held, until it claims 1e308.
+    // peak held under the thresholds: the highest rate held, until it claims 1e308.
     edit_json(&dir.join("client1/summary.json"), |v| {
-        v["phases"][2]["achieved_qps"] = serde_json::json!(1e308);
+        v["phases"][3]["achieved_qps"] = serde_json::json!(1e308);
     });
     let (md, _) = report_md(&dir);
     assert!(
-        md.contains("host client1: summary.json, phase 60k: a rate of 1e308 shakes/s"),
+        md.contains("host client1: summary.json, phase peak: a rate of 1e308 shakes/s"),
         "{md}"
     );
     assert!(!md.contains("000000000000000000000"), "{md}");
@@ -469,7 +471,7 @@ fn a_rate_of_1e308_fails_the_verdict_and_is_not_the_rate_held() {
         .lines()
         .find(|l| l.starts_with("highest rate held"))
         .unwrap();
-    assert!(held.ends_with("shakes/s (phase 30k)  "), "{held}");
+    assert!(held.ends_with("shakes/s (phase 60k)  "), "{held}");
     assert_not_passed(&md);
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -541,5 +543,37 @@ fn markup_in_a_phase_name_stays_text() {
     );
     assert!(md.contains("\n\\# not a heading \\`code\\`  \n"), "{md}");
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Per-second histograms in `loadgen.jsonl` go through the same checks: a bomb in every
+/// line is refused at the inflate cap, the run's tries stop after a few, those seconds
+/// keep the lines' own figures, and the verdict fails.
+#[test]
+fn per_second_histogram_bombs_are_refused_and_fail_the_verdict() {
+    let dir = run_dir("second-bombs");
+    let mut b = 0x1c84_9314u32.to_be_bytes().to_vec();
+    let inner = zlib_bomb(&v2_header(u32::MAX, 3, 1, 600_000_000), 4 << 20);
+    b.extend((inner.len() as u32).to_be_bytes());
+    b.extend(inner);
+    let bomb = base64::engine::general_purpose::STANDARD.encode(&b);
+    let log = dir.join("client1/loadgen.jsonl");
+    let text: String = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["latency_hist"] = serde_json::json!(bomb);
+            v.to_string() + "\n"
+        })
+        .collect();
+    fs::write(&log, text).unwrap();
+    let (md, ran) = report_md(&dir);
+    assert!(
+        md.contains("per-second latency histogram(s) of loadgen.jsonl cannot be decoded"),
+        "{md}"
+    );
+    assert_not_passed(&md);
+    assert_bounded(&ran, "per-second histogram bombs");
     fs::remove_dir_all(&dir).unwrap();
 }

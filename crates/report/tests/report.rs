@@ -245,7 +245,8 @@ fn a_bad_line_in_the_middle_and_no_run_json() {
     let t = String::from_utf8(o.stdout).unwrap();
     assert!(t.contains("run.json is missing"), "{t}");
     assert!(t.contains("1 line(s) unreadable, first at line 2"), "{t}");
-    assert!(t.contains("all"), "one phase over the whole run: {t}");
+    // No plan: the phases are the load generator's own, by name.
+    assert!(t.contains("Hosts in phase 30k"), "{t}");
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -484,9 +485,14 @@ fn the_million_user_run_reports_its_headline() {
     let a = redpacket_report::analyze::analyze(&run);
     let t = redpacket_report::render::terminal(&run, &a);
     let head: Vec<&str> = t.lines().take(5).collect();
-    assert_eq!(head[0], "Verdict: PASSED", "{t}");
+    // Every user held and the money exact, but the tail was far over the default p99
+    // limit of 50 ms at 10k and 20k: only 5k held.
+    assert_eq!(
+        head[0], "Verdict: FAILED: 10k: p99 89 ms > 50 ms; 20k: p99 301 ms > 50 ms",
+        "{t}"
+    );
     assert_eq!(head[1], "users connected at the end: 1000000", "{t}");
-    assert!(head[2].contains("(phase 20k)"), "{t}");
+    assert!(head[2].contains("(phase 5k)"), "{t}");
     assert!(
         t.contains(
             "final ledgers of 51 instances: shake packets balanced, user-to-user packets balanced"
@@ -684,8 +690,26 @@ fn report_help_and_version() {
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     let h = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&h.stdout);
-    assert!(text.contains("redpacket-report <RUN>\n"), "{text}");
+    assert!(
+        text.contains("redpacket-report [OPTIONS] <RUN>\n"),
+        "{text}"
+    );
     assert!(text.contains("--compare <RUN_A> <RUN_B>"), "{text}");
+    for flag in [
+        "--json",
+        "--max-p99-ms <MS>",
+        "--max-p999-ms <MS>",
+        "--rate-tolerance-pct <PCT>",
+        "--max-error-rate <FRACTION>",
+    ] {
+        assert!(text.contains(flag), "{flag} in {text}");
+    }
+    let bad = bin().args(["--max-p99-ms", "NaN", "x"]).output().unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a threshold that is not a number"
+    );
     let none = bin().output().unwrap();
     assert_eq!(none.status.code(), Some(2));
 }
@@ -1334,6 +1358,7 @@ fn a_killed_load_generator_leaves_the_clients_total_incomplete() {
     let dir = temp_dir("killed-client");
     write_run(&dir, "fixture-killed-client", 1.0);
     let c1 = dir.join("client1");
+    passed(&c1);
     let c2 = dir.join("client2");
     fs::create_dir_all(&c2).unwrap();
     // client2 ran the first 100 seconds only; client1 saw part of the money.

@@ -113,6 +113,11 @@ fn demo_steps(c: &DemoConfig) -> Result<i32, Failed> {
         server_argvs: servers.servers.iter().map(|s| &s.argv[..]).collect(),
         server_codes: &server_codes,
         outcome: &outcome,
+        thresholds: redpacket_formats::run::Thresholds {
+            max_p99_ms: c.max_p99_ms,
+            max_error_rate: c.max_error_rate,
+            ..Default::default()
+        },
     };
     run_json::write(&folders.run_dir, &facts).map_err(failed)?;
     make_report(&folders, &outcome)?;

@@ -7,6 +7,7 @@
 use crate::instances::Layout;
 use crate::plan::Phase;
 use crate::run::{self, Outcome};
+use redpacket_formats::run::Thresholds;
 use redpacket_formats::{HostEntry, PhasePlan, RunMeta, SCHEMA};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -26,6 +27,9 @@ pub struct RunFacts<'a> {
     /// Each server's exit code (`None`: killed).
     pub server_codes: &'a [Option<i32>],
     pub outcome: &'a Outcome,
+    /// The demo's `--max-p99-ms` and `--max-error-rate`, which the report judges the
+    /// phases by.
+    pub thresholds: Thresholds,
 }
 
 /// Writes `run_dir/run.json`.
@@ -75,7 +79,7 @@ fn meta(f: &RunFacts) -> RunMeta {
         git_commit: git_commit().unwrap_or_default(),
         // One machine: a process that fails shows in its own files.
         failed_hosts: Default::default(),
-        thresholds: Default::default(),
+        thresholds: f.thresholds,
         extra: extra(f)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
