@@ -322,7 +322,7 @@ pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
             phase(run, &series, p, limits)
         })
         .collect();
-    let capacity = capacity(run, &series, &plans);
+    let capacity = capacity(run, &series, &plans, &phases);
     Analysis {
         t0,
         series,
@@ -333,7 +333,12 @@ pub fn analyze_with(run: &Run, flags: &Thresholds) -> Analysis {
 }
 
 /// The phase whose servers served the most shakes a second, and whether it was a limit.
-fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity> {
+fn capacity(
+    run: &Run,
+    series: &Series,
+    plans: &[PhasePlan],
+    judged: &[PhaseStats],
+) -> Option<Capacity> {
     let server_hosts: Vec<&HostData> = run
         .hosts
         .iter()
@@ -369,7 +374,12 @@ fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity>
         server_cpu_pct,
         busiest_core_pct,
         server_process_pct,
-        limit: limit(run, &w, p, server_cpu_pct),
+        limit: limit(
+            run,
+            &w,
+            judged.iter().find(|j| j.name == p.name),
+            server_cpu_pct,
+        ),
         server_seconds,
         minutes_with_2015_fleet: server_seconds / FLEET_2015 / 60.0,
         servers_for_target: server_seconds / (TARGET_MINUTES * 60.0),
@@ -377,45 +387,26 @@ fn capacity(run: &Run, series: &Series, plans: &[PhasePlan]) -> Option<Capacity>
 }
 
 /// What, if anything, showed a phase's rate to be the run's limit: the servers shed
-/// load, requests failed or timed out, the load generators fell short of the target by
-/// more than the phase's tolerance (1 % unless set), the latency passed a threshold the
-/// run set, or the server hosts' CPU stayed at [`CPU_SATURATED_PCT`] or more.
-fn limit(run: &Run, w: &Window, p: &PhasePlan, server_cpu: Option<f64>) -> Option<String> {
-    let th = p.thresholds.over(run.meta.thresholds);
+/// load, the phase failed a threshold of the verdict (its rate, errors and timeouts,
+/// latency: the same judgement, so the capacity line and the verdict never disagree),
+/// or the server hosts' CPU stayed at [`CPU_SATURATED_PCT`] or more.
+fn limit(
+    run: &Run,
+    w: &Window,
+    judged: Option<&PhaseStats>,
+    server_cpu: Option<f64>,
+) -> Option<String> {
     let mut why = Vec::new();
-    let count = |k: &str| w.sum(k).filter(|v| *v >= 0.5);
-    if let Some(n) = count("server.overloaded") {
+    if let Some(n) = w.sum("server.overloaded").filter(|v| *v >= 0.5) {
         why.push(format!("{} shakes shed as overloaded", fmt_num(n, 0)));
     }
-    let failed = add(count("client.errors"), count("client.timeouts"));
-    if let Some(n) = failed {
-        why.push(format!("{} errors and timeouts", fmt_num(n, 0)));
-    }
-    let tolerance = th.rate_tolerance_pct.unwrap_or(1.0);
-    if let Some(got) = summary_achieved(run, &p.name) {
-        if p.target_qps > 0.0 && got < p.target_qps * (1.0 - tolerance / 100.0) {
-            why.push(format!(
-                "{} shakes/s achieved of {} asked",
-                fmt_num(got, 0),
-                fmt_num(p.target_qps, 0)
-            ));
-        }
-    }
-    if let Some(lat) = phase_latency(run, &p.name).map(|m| m.latency) {
-        for (name, got, max) in [
-            ("p99", lat.p99, th.max_p99_ms),
-            ("p99.9", lat.p999, th.max_p999_ms),
-        ] {
-            if let (Some(got), Some(max)) = (got, max) {
-                if got > max {
-                    why.push(format!(
-                        "{name} {} ms over the {} ms threshold",
-                        fmt_num(got, 2),
-                        fmt_num(max, 2)
-                    ));
-                }
-            }
-        }
+    if let Some(j) = judged.and_then(|p| p.judged.as_ref()) {
+        // The text names the phase first ("20k: p99 301 ms > 50 ms"): the rest says why.
+        why.extend(j.failures.iter().map(|f| {
+            f.text
+                .split_once(": ")
+                .map_or(f.text.clone(), |(_, why)| why.to_string())
+        }));
     }
     if let Some(c) = server_cpu.filter(|c| *c >= CPU_SATURATED_PCT) {
         let shared = run.hosts.iter().any(|h| is_server(h) && is_client(h));
