@@ -12,6 +12,10 @@ report says its money cannot be reconciled; every other instance still balances.
 --killed-client HOST: that host's load generator was killed: its partial per-second
 records arrived without summary.json, failed_hosts names it, the report says so; the
 servers' ledgers still balance and the other clients' cents do not exceed theirs.
+Always: every host that answered has its clock's offset and round trip in run.json
+(the test fleets' hosts share this machine's clock, so each offset is within half its
+round trip), and run.json's thresholds are the role defaults' (redpacket_thresholds, and
+each phase's own from redpacket_phases): the test inventories set neither.
 Exit 0 when all holds, 1 with the first thing that does not.
 """
 
@@ -83,12 +87,47 @@ def main():
         expect = [a.unreachable] if a.unreachable else []
         assert sorted(failed) == expect, "failed hosts: %s" % failed
         print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
+    check_clocks(run, [h for h, _ in servers] + clients, a.unreachable)
+    check_thresholds(run)
     for h, _ in servers:
         assert (d / h).is_dir(), "files of %s did not arrive" % h
     for c in clients:
         if c != a.unreachable:
             assert (d / c / "loadgen.jsonl").is_file(), "files of %s did not arrive" % c
     return 0
+
+
+def check_clocks(run, hosts, unreachable):
+    """Each host but the unreachable one has clock_offset_ms and clock_rtt_ms; sharing
+    this machine's clock, its reading fell inside the round trip: |offset| <= rtt / 2."""
+    entries = {h["name"]: h for h in run["hosts"] if isinstance(h, dict)}
+    said = []
+    for h in hosts:
+        if h == unreachable:
+            continue
+        e = entries[h]
+        off, rtt = e.get("clock_offset_ms"), e.get("clock_rtt_ms")
+        assert isinstance(off, (int, float)) and isinstance(rtt, (int, float)), "%s: no clock offset: %s" % (h, e)
+        assert 0 < rtt < 5000, "%s: clock round trip %s ms" % (h, rtt)
+        # 1 us of slack: both figures are rounded to it.
+        assert abs(off) <= rtt / 2 + 0.001, "%s: offset %s ms outside half the round trip %s ms" % (h, off, rtt)
+        said.append("%s %+.3f +- %.3f ms" % (h, off, rtt / 2))
+    print("clocks (host minus controller): " + ", ".join(said))
+
+
+def check_thresholds(run):
+    """run.json's thresholds are the role defaults' redpacket_thresholds; each phase's,
+    its own from redpacket_phases (absent when it has none)."""
+    import yaml  # Ansible's own dependency: the tests run this with Ansible's Python
+
+    defaults = pathlib.Path(__file__).resolve().parent.parent / "roles/redpacket/defaults/main.yml"
+    want = yaml.safe_load(defaults.read_text())
+    assert run.get("thresholds") == want["redpacket_thresholds"], "thresholds %s, defaults %s" % (
+        run.get("thresholds"), want["redpacket_thresholds"])
+    for p in run["phases"]:
+        own = want["redpacket_phases"].get(p["name"], {}).get("thresholds") or {}
+        assert p.get("thresholds", {}) == own, "phase %s thresholds %s, defaults %s" % (p["name"], p.get("thresholds"), own)
+    print("thresholds: %s; phases: %s" % (run["thresholds"], {p["name"]: p.get("thresholds", {}) for p in run["phases"]}))
 
 
 if __name__ == "__main__":

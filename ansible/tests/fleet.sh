@@ -15,7 +15,8 @@
 #   2. a phase of a million users per server: the pre-flight (check --json) refuses it
 #      before anything starts, naming the host;
 #   3. run-phase.yml -e phase=tiny: every host's files arrived, the report was made,
-#      every instance's money ledger balances and the clients' cents equal the servers';
+#      every instance's money ledger balances and the clients' cents equal the servers',
+#      run.json has every host's clock offset and round trip and the defaults' thresholds;
 #   4. plants a symbolic link (-> /etc/hostname) and a FIFO in one client host's folder
 #      of that run and collects it again into a fresh folder: that host's archive is
 #      rejected and named, the others arrive whole, nothing else changes;
@@ -61,8 +62,9 @@ for cmd in ip /usr/sbin/sshd sudo ssh ssh-keygen /usr/bin/python3 cargo; do
 done
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || skip_or_fail "python3-venv"
 sysctl_dir=${FLEET_SYSCTL_DIR:-$repo/sysctl}
-[ -f "$sysctl_dir/server.conf" ] && [ -f "$sysctl_dir/client.conf" ] \
-  || skip_or_fail "$sysctl_dir/server.conf and client.conf"
+if [ ! -f "$sysctl_dir/server.conf" ] || [ ! -f "$sysctl_dir/client.conf" ]; then
+  skip_or_fail "$sysctl_dir/server.conf and client.conf"
+fi
 
 # --- Ansible from PyPI, in a cached virtualenv; then the linter ---------------------------
 ansible_venv
@@ -97,10 +99,13 @@ cleanup() {
     local n=${ns[$h]}
     grep -qw "$n" <<<"$(ip netns list 2>/dev/null)" || continue
     local pids
+    # One pid a line: split into arguments on purpose.
     pids=$(ip netns pids "$n" 2>/dev/null)
+    # shellcheck disable=SC2086
     [ -n "$pids" ] && kill $pids 2>/dev/null
     sleep 0.2
     pids=$(ip netns pids "$n" 2>/dev/null)
+    # shellcheck disable=SC2086
     [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
     ip netns del "$n" 2>/dev/null
   done
@@ -119,7 +124,7 @@ sudoers=/etc/sudoers.d/redpacket-fleet-test
 if [ ! -f "$sudoers" ]; then
   echo "$user ALL=(ALL) NOPASSWD: ALL" >"$sudoers.tmp" && chmod 440 "$sudoers.tmp" && mv "$sudoers.tmp" "$sudoers"
 fi
-mkdir -p -m 755 /run/sshd
+mkdir -p /run/sshd && chmod 755 /run/sshd
 
 mkdir -p "$tmp/ssh" "$tmp/cp" "$tmp/hosts" "$results"
 ssh-keygen -q -t ed25519 -N '' -f "$tmp/ssh/id" -C redpacket-fleet-test
@@ -277,7 +282,7 @@ for i in $(seq 1 "$clients"); do
 done
 python3 "$here/tests/check_run.py" "$d" --servers "srv1:$instances" --clients "$(seq -s, -f "cli%g" 1 "$clients")" \
   || fail "money or files do not add up"
-say "run 1: files of every host, report, ledgers balanced"
+say "run 1: files of every host, report, ledgers balanced, clock offsets and thresholds recorded"
 
 # --- 4. a client host that is not clean: its files are untrusted input -------------------
 bad=cli1
@@ -338,6 +343,10 @@ python3 - "$d" "$dead" "$bad" <<'EOF' || fail "run 2's run.json does not name $d
 import json, sys
 failed = json.load(open(sys.argv[1] + "/run.json"))["failed_hosts"]
 assert sorted(failed) == sorted(h for h in sys.argv[2:] if h), failed
+# The dead host was measured by no one; every other host's clock was.
+for h in json.load(open(sys.argv[1] + "/run.json"))["hosts"]:
+    measured = "clock_offset_ms" in h and "clock_rtt_ms" in h
+    assert measured == (h["name"] != sys.argv[2]), h
 if sys.argv[3]:
     why = "results rejected: member '%s/evil' is a symbolic link (-> '/etc/hostname')" % sys.argv[3]
     assert failed[sys.argv[3]].startswith(why), failed

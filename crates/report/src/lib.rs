@@ -34,6 +34,7 @@
 
 pub mod analyze;
 pub mod charts;
+mod clocks;
 pub mod footprint;
 pub mod heap;
 mod html;

@@ -24,6 +24,7 @@ pub fn preamble(run: &Run) -> Vec<String> {
         v.push(format!("git commit {}", m.git_commit));
     }
     v.push(hosts_line(run));
+    v.extend(super::clocks::skew_lines(m));
     for h in &run.hosts {
         v.extend(client_money_line(h));
         ledger_lines(h, &mut v);
