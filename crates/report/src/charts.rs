@@ -280,18 +280,28 @@ fn qps_chart(a: &Analysis, servers: &[&str], instances: &[String]) -> Chart {
     )
 }
 
-/// Each second's latency percentiles, the worst load generator's, on a log axis.
+/// Each second's latency percentiles on a log axis: from every load generator's
+/// histogram of the second merged, or the worst load generator's where a line of the
+/// second has none (files of older writers).
 fn latency_chart(a: &Analysis) -> Chart {
     let lat = ["p50", "p90", "p99", "p999", "max"]
         .iter()
         .map(|k| line(a, &k.replace("p999", "p99.9"), &format!("client.lat.{k}")))
         .collect();
+    let how = if a.series.latency_merged > 0 {
+        "every load generator's answers of the second merged (exact; a second some line \
+         of which carries no histogram shows the worst load generator's)"
+    } else {
+        "the worst load generator per second"
+    };
     new_chart(
         "latency",
         "Client latency percentiles (per second)",
-        "Each second's percentiles over the answers received in it, from each request's \
-         scheduled send time, the worst load generator per second; log scale. The \
-         whole-phase figures are in the table.",
+        &format!(
+            "Each second's percentiles over the answers received in it, from each \
+             request's scheduled send time, {how}; log scale. The whole-phase figures are \
+             in the table."
+        ),
         "latency, ms (log scale)",
         true,
         lat,
