@@ -1701,3 +1701,61 @@ fn the_million_user_run_idles_at_zero_and_charts_from_connect() {
     assert!(axis.from > 40.0, "{axis:?}");
     assert!(axis.note.unwrap().contains("(connect)"));
 }
+
+/// The committed runs of many processes written with whole-second stamps (every line
+/// carries its second's histogram): each phase's figures in report.json, cut on the
+/// same boundaries for every process, meet the bounds the report promises a fleet:
+/// client sent within 1 % of the achieved total, client got within 1 % of server won,
+/// and the client's per-second CV within 3 points of the server's. report.json is
+/// made from the analysis here, so the committed run folders stay as they are.
+#[test]
+fn committed_runs_of_many_processes_agree_within_one_percent() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples");
+    let mut checked = 0;
+    for e in fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("run.json").exists() {
+            continue;
+        }
+        let run = redpacket_report::load(&dir).unwrap();
+        let whole_seconds = run.hosts.iter().all(|h| {
+            h.loadgen
+                .iter()
+                .all(|l| !l.latency_hist.is_empty() || l.answered == 0)
+        });
+        if !run.hosts.iter().any(|h| h.has_instances()) || !whole_seconds {
+            continue;
+        }
+        let a = redpacket_report::analyze::analyze(&run);
+        let j = serde_json::to_value(redpacket_report::json::report_json(&run, &a)).unwrap();
+        for p in j["phases"].as_array().unwrap() {
+            if p["target_qps"].as_f64().unwrap_or(0.0) <= 0.0 {
+                continue;
+            }
+            let f = |side: &str, k: &str| p[side][k].as_f64().unwrap_or(f64::NAN);
+            let what = format!("{} {}", dir.display(), p["name"]);
+            let (sent, achieved) = (f("client", "sent_qps"), f("client", "achieved_qps"));
+            assert!(
+                (sent / achieved - 1.0).abs() < 0.01,
+                "{what}: sent {sent} vs {achieved}"
+            );
+            let (got, won) = (f("client", "got"), f("server", "won"));
+            assert!(
+                (got / won - 1.0).abs() < 0.01,
+                "{what}: got {got} vs won {won}"
+            );
+            let (ccv, scv) = (f("client", "qps_cv_pct"), f("server", "qps_cv_pct"));
+            assert!(
+                ccv - scv < 3.0,
+                "{what}: client CV {ccv} % vs server {scv} %"
+            );
+            assert_eq!(p["client"]["latency_source"], "histogram (exact)", "{what}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "no run of many processes in {}",
+        root.display()
+    );
+}
