@@ -87,6 +87,7 @@ def main():
         expect = [a.unreachable] if a.unreachable else []
         assert sorted(failed) == expect, "failed hosts: %s" % failed
         print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
+        check_phases(d)
     check_clocks(run, [h for h, _ in servers] + clients, a.unreachable)
     check_thresholds(run)
     for h, _ in servers:
@@ -95,6 +96,25 @@ def main():
         if c != a.unreachable:
             assert (d / c / "loadgen.jsonl").is_file(), "files of %s did not arrive" % c
     return 0
+
+
+def check_phases(d):
+    """Per phase, from report.json (the figures the report's tables show), cut on the same
+    boundaries for every client and server: the clients' mean sent rate within 1 % of
+    their achieved total, and the packets they got within 1 % of what the servers say
+    were won (or 5 packets, for a short phase of few packets)."""
+    rep = json.loads((d / "report.json").read_text())
+    seen = []
+    for p in rep["phases"]:
+        if not (p.get("target_qps") or 0) > 0:
+            continue
+        c, s = p["client"], p["server"]
+        sent, achieved, got, won = c["sent_qps"], c["achieved_qps"], c["got"], s["won"]
+        assert achieved and abs(sent / achieved - 1) < 0.01, "%s: client sent %s/s vs achieved %s/s" % (p["name"], sent, achieved)
+        assert abs(got - won) <= max(0.01 * won, 5), "%s: client got %s vs server won %s" % (p["name"], got, won)
+        seen.append("%s: sent %.1f/s vs achieved %.1f/s, got %.1f vs won %.1f" % (p["name"], sent, achieved, got, won))
+    assert seen, "report.json has no phase with a target"
+    print("phases cut alike on every host: " + "; ".join(seen))
 
 
 def check_clocks(run, hosts, unreachable):
