@@ -360,6 +360,7 @@ mod format_tests {
             connect_s: 1.25,
             start_at: Some(1_795_000_000.0),
             users_not_connected_at_start: 3,
+            late_child_records: 2,
             money: Money {
                 client_won_cents: 1,
                 client_grabbed_cents: 2,

@@ -265,6 +265,9 @@ pub struct LoadgenSummary {
     /// Users of this load generator not logged in when the first phase began (the ramp
     /// was cut by `--start-at` or `--connect-deadline`; they keep connecting during it).
     pub users_not_connected_at_start: u64,
+    /// Per-second records of `--procs` children that came after their second's line was
+    /// written (each went into the next line): 0 when every second lined up.
+    pub late_child_records: u64,
     pub money: Money,
     pub verdict: Verdict,
 }

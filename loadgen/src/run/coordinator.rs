@@ -127,6 +127,7 @@ impl Coordinator {
                 not_connected_at_start,
                 connected_at_end,
                 interrupted: signals::interrupted(),
+                late_child_records: self.late_records,
             },
             &runs,
             &tallies,

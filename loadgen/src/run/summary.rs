@@ -27,6 +27,8 @@ pub struct Ends {
     pub not_connected_at_start: u64,
     pub connected_at_end: u64,
     pub interrupted: bool,
+    /// Children's per-second records that missed their line.
+    pub late_child_records: u64,
 }
 
 /// The run's summary: its phases (`tallies[i]` is `runs[i]`'s), connections, money
@@ -52,6 +54,7 @@ pub fn summarize(
         connect_s: output::round2(ends.connect_s),
         start_at: cfg.start_at,
         users_not_connected_at_start: ends.not_connected_at_start,
+        late_child_records: ends.late_child_records,
         money,
         verdict,
     }
