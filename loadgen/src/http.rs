@@ -1,5 +1,6 @@
 //! The HTTP this tool speaks: GET to the servers' control addresses (campaigns, and
-//! `/stats` for the money check), and its own `--control` listener (`/qps`, `/stats`).
+//! `/stats` for the money check), and its own `--control` listener (`/qps`, `/stats`,
+//! `/metrics`).
 //!
 //! Both sides are hyper's HTTP/1.1, the crate the server's control address is served
 //! with (same versions in `Cargo.lock`), driven by a tokio runtime of one thread that is
@@ -100,18 +101,38 @@ impl Default for Limits {
     }
 }
 
+/// What a handler of [`serve`] answers: a status, the body's media type and the body.
+/// A `(status, body)` pair is a JSON answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl From<(u16, String)> for Answer {
+    fn from((status, body): (u16, String)) -> Answer {
+        Answer {
+            status,
+            content_type: "application/json",
+            body,
+        }
+    }
+}
+
 /// Serves GET requests on `listener` in a thread of its own; `handle(target)` returns
-/// (status, JSON body) for a request target such as `/qps?qps=3000`.
-pub fn serve(
+/// the [`Answer`] (or a (status, JSON body) pair) for a request target such as
+/// `/qps?qps=3000`.
+pub fn serve<A: Into<Answer>>(
     listener: TcpListener,
     limits: Limits,
-    handle: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    handle: impl Fn(&str) -> A + Send + Sync + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let handle = Arc::new(handle);
+    let handle = Arc::new(move |t: &str| handle(t).into());
     std::thread::Builder::new()
         .name("loadgen-control".into())
         .spawn(move || {
@@ -149,7 +170,7 @@ async fn connection<H>(
     handle: Arc<H>,
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) where
-    H: Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    H: Fn(&str) -> Answer + Send + Sync + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let answer = respond(&*handle, &req);
@@ -165,21 +186,18 @@ async fn connection<H>(
     let _ = tokio::time::timeout(limits.conn_timeout, conn).await;
 }
 
-fn respond<H: Fn(&str) -> (u16, String)>(
-    handle: &H,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let (status, body) = if req.method() == Method::GET {
+fn respond<H: Fn(&str) -> Answer>(handle: &H, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let a = if req.method() == Method::GET {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         handle(target)
     } else {
-        (405, "{\"error\":\"only GET\"}".to_string())
+        (405, "{\"error\":\"only GET\"}".to_string()).into()
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = Response::new(Full::new(Bytes::from(a.body)));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(a.content_type),
     );
     r
 }

@@ -12,7 +12,8 @@
 //!   run writes), [`run_dir`] (naming a run's folder).
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
 //!   addresses); socket and epoll calls are `redpacket_sys`'s, shared with the server,
-//!   [`http`] (the small HTTP it speaks), [`procs`] (`--procs N`: the children and,
+//!   [`http`] (the small HTTP it speaks, and [`prometheus`] the text format its
+//!   `/metrics` answers in), [`procs`] (`--procs N`: the children and,
 //!   in [`procs::pipe`], what they say to the parent).
 //! - [`demo`] (the one-command local run), [`instances`] (its server instances, laid
 //!   out by the open-files limit), [`footprint`] (what the run costs the host) and
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod procs;
+pub mod prometheus;
 pub mod run;
 pub mod run_config;
 pub mod run_dir;

@@ -1,14 +1,29 @@
 //! The `--control` listener's handler: `GET /qps?qps=X` sets the target rate during a
-//! load phase, `GET /stats` shows the live figures. The HTTP around it is
+//! load phase, `GET /stats` shows the live figures, `GET /metrics` the run so far in
+//! Prometheus's text format ([`super::live`]). The HTTP around it is
 //! [`crate::http::serve`]'s.
 
-use crate::http;
+use super::live::Live;
+use crate::http::{self, Answer};
+use crate::prometheus;
 use crate::run_state::{RunState, MODE_LOAD};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
 
-/// The `/qps?qps=X` handler.
-pub(super) fn control(shared: &RunState, target: &str) -> (u16, String) {
+/// The listener's handler: `/qps`, `/stats` and `/metrics`.
+pub(super) fn control(shared: &RunState, live: &Mutex<Live>, target: &str) -> Answer {
     let path = target.split('?').next().unwrap_or("");
+    if path == "/metrics" {
+        let body = match live.lock() {
+            Ok(l) => l.render(shared.connected(), shared.inflight()),
+            Err(_) => return (500, "{\"error\":\"no record\"}".to_string()).into(),
+        };
+        return Answer {
+            status: 200,
+            content_type: prometheus::CONTENT_TYPE,
+            body,
+        };
+    }
     match path {
         "/qps" => match http::query_param(target, "qps").map(crate::plan::parse_rate) {
             Some(Some(q)) if shared.mode.load(Relaxed) == MODE_LOAD => {
@@ -32,8 +47,12 @@ pub(super) fn control(shared: &RunState, target: &str) -> (u16, String) {
                 shared.phase.load(Relaxed)
             ),
         ),
-        _ => (404, "{\"error\":\"try /qps?qps=X or /stats\"}".into()),
+        _ => (
+            404,
+            "{\"error\":\"try /qps?qps=X, /stats or /metrics\"}".into(),
+        ),
     }
+    .into()
 }
 
 #[cfg(test)]
@@ -46,6 +65,11 @@ mod tests {
     #[test]
     fn control_sets_the_rate_only_during_load() {
         let sh = RunState::new(UserRange::new(0, 10), &[UserRange::new(0, 10)]);
+        let live = Mutex::new(Live::default());
+        let control = |sh: &RunState, t: &str| {
+            let a = control(sh, &live, t);
+            (a.status, a.body)
+        };
         assert_eq!(control(&sh, "/qps?qps=5").0, 409);
         sh.mode.store(MODE_LOAD, Relaxed);
         assert_eq!(control(&sh, "/qps?qps=2.5k").0, 200);
@@ -70,7 +94,8 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let h = sh.clone();
-        http::serve(l, http::Limits::default(), move |t| control(&h, t)).unwrap();
+        let live = Mutex::new(Live::default());
+        http::serve(l, http::Limits::default(), move |t| control(&h, &live, t)).unwrap();
         let get = |path: &str| http::get(addr, path, Duration::from_secs(2)).unwrap();
         for bad in [
             "/qps?qps=1e300",
@@ -104,5 +129,16 @@ mod tests {
         assert_eq!(get("/qps?qps=2.5k").0, 200);
         assert_eq!(sh.qps(), 2500.0);
         assert_eq!(get("/stats").0, 200);
+        let (status, metrics) = get("/metrics");
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("\nredpacket_loadgen_users_connected 0\n"),
+            "{metrics}"
+        );
+        let head = raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            head.contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
     }
 }

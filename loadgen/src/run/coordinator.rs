@@ -10,6 +10,7 @@
 //! next line, and is counted).
 
 use super::clock::{instant_at, unix_f64};
+use super::live::Live;
 use super::progress::Progress;
 use super::summary::{self, PhaseRun};
 use super::{servers, signals, start};
@@ -21,7 +22,7 @@ use crate::run_state::{RunState, MODE_CONNECT, MODE_DRAIN, MODE_LOAD, MODE_STOP}
 use crate::users::Targets;
 use redpacket_formats::LoadgenSummary;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long after a whole second a `--procs` parent waits for a child's record of it
@@ -60,6 +61,8 @@ pub struct Coordinator {
     /// The progress shown on stderr.
     progress: Progress,
     totals: Tally,
+    /// The run so far, as `/metrics` serves it (updated with each line).
+    live: Arc<Mutex<Live>>,
     forwarded: (u8, usize, f64, f64),
 }
 
@@ -77,7 +80,11 @@ impl Coordinator {
         let workers = start::workers(cfg, targets)?;
         let sampler = start::host_sampler(cfg);
         let jsonl = start::jsonl(cfg)?;
-        start::control_listener(cfg, &workers.shared)?;
+        let live = Arc::new(Mutex::new(Live {
+            phase: "connect".into(),
+            ..Live::default()
+        }));
+        start::control_listener(cfg, &workers.shared, &live)?;
         Ok(Coordinator {
             shared: workers.shared,
             threads: workers.threads,
@@ -92,6 +99,7 @@ impl Coordinator {
             late_records: 0,
             progress: Progress::new(),
             totals: Tally::default(),
+            live,
             forwarded: (MODE_CONNECT, 0, 0.0, 0.0),
         })
     }
@@ -303,6 +311,10 @@ impl Coordinator {
         self.stop();
         let last = self.shared.take_interval();
         self.totals.counts.add(&last.counts);
+        if let Ok(mut l) = self.live.lock() {
+            let target = l.target_qps;
+            l.add(&last, &self.phase_name, target);
+        }
     }
 
     /// Sends changed atomics on to the children, if any.
@@ -425,6 +437,9 @@ impl Coordinator {
         }
         let target =
             self.shared.qps() * f64::from(cfg.users.len()) / f64::from(cfg.all_users.len().max(1));
+        if let Ok(mut l) = self.live.lock() {
+            l.add(&tally, &self.phase_name, target);
+        }
         let label = self.phase_at(t - interval_s / 2.0).to_string();
         let by_addr = cfg
             .source_addrs

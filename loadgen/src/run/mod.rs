@@ -12,7 +12,8 @@
 //! first second), `summary` (the verdict and the summary files), `clock` (unix time and
 //! `--start-at`), `signals` (Ctrl-C), `progress` (the terminal's status line),
 //! `servers` (the servers' HTTP: campaigns and the money check's `/stats`) and
-//! `control` (the `--control` listener's `/qps` handler).
+//! `control` (the `--control` listener's handler) with `live` (the record its
+//! `/metrics` serves).
 
 /// `eprintln!` that keeps off the live status line ([`note_line`]).
 macro_rules! note {
@@ -24,6 +25,7 @@ macro_rules! note {
 mod clock;
 mod control;
 mod coordinator;
+mod live;
 mod progress;
 mod servers;
 mod signals;

@@ -2,6 +2,7 @@
 //! children), this host's sampler, `loadgen.jsonl` and the `--control` listener.
 
 use super::control;
+use super::live::Live;
 use crate::engine::{self, WorkerConfig};
 use crate::http;
 use crate::procs::{self, Children};
@@ -11,7 +12,7 @@ use crate::users::{split_even, Targets};
 use redpacket_host::sampler::SamplerHandle;
 use std::fs::File;
 use std::io::BufWriter;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The workers of a run: its own threads, or the children that run them.
@@ -98,19 +99,24 @@ pub fn jsonl(cfg: &RunConfig) -> Result<Option<BufWriter<File>>, (i32, String)> 
     Ok(Some(BufWriter::new(f)))
 }
 
-/// Serves `--control` (`/qps`, `/stats`) on its own thread, if asked (never in a child).
-pub fn control_listener(cfg: &RunConfig, shared: &Arc<RunState>) -> Result<(), (i32, String)> {
+/// Serves `--control` (`/qps`, `/stats`, `/metrics` from `live`) on its own thread, if
+/// asked (never in a child).
+pub fn control_listener(
+    cfg: &RunConfig,
+    shared: &Arc<RunState>,
+    live: &Arc<Mutex<Live>>,
+) -> Result<(), (i32, String)> {
     let Some(addr) = cfg.control.filter(|_| !cfg.child) else {
         return Ok(());
     };
     let l = std::net::TcpListener::bind(addr).map_err(|e| (1, format!("--control {addr}: {e}")))?;
     let bound = l.local_addr().map_err(|e| (1, e.to_string()))?;
     if !cfg.quiet {
-        note!("loadgen: control on http://{bound}/qps?qps=X");
+        note!("loadgen: control on http://{bound}/qps?qps=X, /stats and /metrics");
     }
-    let sh = shared.clone();
+    let (sh, live) = (shared.clone(), live.clone());
     http::serve(l, http::Limits::default(), move |target| {
-        control::control(&sh, target)
+        control::control(&sh, &live, target)
     })
     .map_err(|e| (1, e.to_string()))
 }
