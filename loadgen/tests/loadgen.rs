@@ -599,6 +599,109 @@ fn the_rate_changes_live_and_source_addresses_are_used() {
     );
 }
 
+/// The value of the sample `series` (name and labels, as written) in a `/metrics` page.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{series}: {e}"))
+}
+
+// GET /metrics on --control, scraped every 100 ms while a run goes: counters never go
+// back, the phase shows, and the last scrape is at most a second's worth (the record's
+// step) behind summary.json, for shakes sent and for the latency histogram's count of
+// answered shakes.
+#[test]
+fn metrics_follow_the_run_and_agree_with_the_summary() {
+    let _g = serial::lock();
+    let Some(floor) = floor_bin("metrics_follow_the_run_and_agree_with_the_summary") else {
+        return;
+    };
+    let port = free_port();
+    let _floor = start_floor(&floor, port, None);
+    let control: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let out = scratch!("metrics");
+    let out_s = out.to_str().unwrap().to_string();
+    let server = format!("127.0.0.1:{port}");
+    let ctl = control.to_string();
+    const RATE: f64 = 500.0;
+    let runner = std::thread::spawn(move || {
+        loadgen(
+            &[
+                "run",
+                "--users",
+                "0..500",
+                "--server",
+                &server,
+                "--phase",
+                "m:500:3s",
+                "--send-rate",
+                "0",
+                "--threads",
+                "1",
+                "--quiet",
+                "--control",
+                &ctl,
+                "--out",
+                &out_s,
+            ],
+            Duration::from_secs(60),
+        )
+    });
+    let sent = "redpacket_loadgen_requests_total{kind=\"shake\"}";
+    let count = "redpacket_loadgen_shake_latency_seconds_count";
+    let mut pages: Vec<String> = Vec::new();
+    while !runner.is_finished() {
+        if let Ok((200, page)) =
+            redpacket_loadgen::http::get(control, "/metrics", Duration::from_secs(1))
+        {
+            pages.push(page);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, table) = runner.join().unwrap();
+    assert_eq!(code, 0, "{table}");
+    assert!(pages.len() >= 10, "only {} scrapes", pages.len());
+    for w in pages.windows(2) {
+        for series in [sent, count, "redpacket_loadgen_scheduled_total"] {
+            assert!(
+                metric(&w[0], series) <= metric(&w[1], series),
+                "{series} went back"
+            );
+        }
+    }
+    assert!(
+        pages.iter().any(
+            |p| p.contains("redpacket_loadgen_phase_info{phase=\"m\"} 1\n")
+                && metric(p, "redpacket_loadgen_target_qps") == RATE
+        ),
+        "no scrape during the phase"
+    );
+    let last = pages.last().unwrap();
+    let s = summary(&out);
+    let phases = s["phases"].as_array().unwrap();
+    let total = |k: &str| phases.iter().map(|p| f(&p[k])).sum::<f64>();
+    let (sent_total, answered) = (total("sent"), total("answered"));
+    assert!(sent_total > 2.0 * RATE, "sent {sent_total}");
+    let second = RATE * 1.2;
+    let scraped = metric(last, sent);
+    assert!(
+        scraped <= sent_total && sent_total - scraped <= second,
+        "scraped {scraped} shakes sent, summary.json {sent_total}"
+    );
+    let counted = metric(last, count);
+    assert!(
+        counted <= answered && answered - counted <= second,
+        "histogram count {counted}, answered {answered}"
+    );
+    let inf = metric(
+        last,
+        "redpacket_loadgen_shake_latency_seconds_bucket{le=\"+Inf\"}",
+    );
+    assert_eq!(inf, counted);
+}
+
 /// A wrong server: logs users in, then answers every shake for another user, or with
 /// money on a "none left" answer.
 fn start_lying_server() -> u16 {
