@@ -32,15 +32,15 @@ pub const LATENCY_BUCKETS_S: [f64; 16] = [
 pub struct Buckets {
     /// Values in each bucket alone (not cumulative); the last is above the last bound.
     per_bucket: [u64; LATENCY_BUCKETS_S.len() + 1],
-    /// Sum of the values, seconds.
-    sum_s: f64,
+    /// Sum of the values, microseconds: whole numbers add up exactly, in any order.
+    sum_us: u64,
 }
 
 impl Buckets {
-    /// Adds one value, seconds.
+    /// Adds one value, seconds (kept to the microsecond in the sum).
     pub fn observe(&mut self, s: f64) {
         self.per_bucket[bucket_of(s)] += 1;
-        self.sum_s += s;
+        self.sum_us += (s * 1e6).round() as u64;
     }
 
     /// Adds every value of an HdrHistogram of microseconds. Each bucket of the
@@ -52,7 +52,7 @@ impl Buckets {
             let n = v.count_at_value();
             let low = h.lowest_equivalent(us) as f64 / 1e6;
             self.per_bucket[bucket_of(low)] += n;
-            self.sum_s += h.median_equivalent(us) as f64 / 1e6 * n as f64;
+            self.sum_us += h.median_equivalent(us).saturating_mul(n);
         }
     }
 
@@ -61,7 +61,7 @@ impl Buckets {
         for (a, b) in self.per_bucket.iter_mut().zip(o.per_bucket) {
             *a += b;
         }
-        self.sum_s += o.sum_s;
+        self.sum_us += o.sum_us;
     }
 
     /// How many values.
@@ -71,7 +71,7 @@ impl Buckets {
 
     /// Sum of the values, seconds.
     pub fn sum_s(&self) -> f64 {
-        self.sum_s
+        self.sum_us as f64 / 1e6
     }
 
     /// (bound, values at or below it) for every bound, `+Inf` last.
@@ -392,10 +392,13 @@ pub mod tests {
     fn two_hosts_buckets_add_up_to_the_histogram_of_both() {
         let a = [0.00003, 0.0015, 0.0015, 0.04, 3.0];
         let b = [0.0002, 0.0019, 0.5, 20.0];
-        let (_, text_a) = host(&a);
-        let (_, text_b) = host(&b);
+        let (mut ba, text_a) = host(&a);
+        let (bb, text_b) = host(&b);
         let both: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
-        let (_, text_both) = host(&both);
+        let (bboth, text_both) = host(&both);
+        // Sums too: kept in whole microseconds, they add exactly.
+        ba.add(&bb);
+        assert_eq!(ba, bboth);
         let (sa, sb, sboth) = (parse(&text_a), parse(&text_b), parse(&text_both));
         let name = "redpacket_test_seconds";
         let added: Vec<(String, f64)> = buckets(&sa, name)

@@ -107,7 +107,8 @@ pub struct RunArgs {
     /// Do not sample this host into --out (when a server on the same host does).
     #[arg(long)]
     pub no_sample_host: bool,
-    /// Serve GET /qps?qps=X (change the rate live) and /stats on this address.
+    /// Serve GET /qps?qps=X (change the rate live), /stats and /metrics (Prometheus) on
+    /// this address. Nothing listens without it.
     #[arg(long)]
     pub control: Option<SocketAddr>,
     /// Fail (exit 1) if any phase's p99 latency is above this, milliseconds.
