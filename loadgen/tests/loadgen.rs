@@ -608,9 +608,10 @@ fn metric(page: &str, series: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{series}: {e}"))
 }
 
-// GET /metrics on --control, scraped every 100 ms while a run goes: counters never go
-// back, the phase shows, and the last scrape is at most a second's worth (the record's
-// step) behind summary.json, for shakes sent and for the latency histogram's count of
+// GET /metrics on --control, scraped every 100 ms while a run goes, with threads and
+// with --procs 2 (the parent's figures hold its children's): counters never go back,
+// the phase shows, and the last scrape is at most a second's worth (the record's step)
+// behind summary.json, for shakes sent and for the latency histogram's count of
 // answered shakes.
 #[test]
 fn metrics_follow_the_run_and_agree_with_the_summary() {
@@ -618,13 +619,20 @@ fn metrics_follow_the_run_and_agree_with_the_summary() {
     let Some(floor) = floor_bin("metrics_follow_the_run_and_agree_with_the_summary") else {
         return;
     };
+    for procs in ["1", "2"] {
+        metrics_of_a_run(&floor, procs);
+    }
+}
+
+fn metrics_of_a_run(floor: &Path, procs: &str) {
     let port = free_port();
-    let _floor = start_floor(&floor, port, None);
+    let _floor = start_floor(floor, port, None);
     let control: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let out = scratch!("metrics");
+    let out = scratch!("metrics").join(format!("procs-{procs}"));
     let out_s = out.to_str().unwrap().to_string();
     let server = format!("127.0.0.1:{port}");
     let ctl = control.to_string();
+    let procs_s = procs.to_string();
     const RATE: f64 = 500.0;
     let runner = std::thread::spawn(move || {
         loadgen(
@@ -640,6 +648,8 @@ fn metrics_follow_the_run_and_agree_with_the_summary() {
                 "0",
                 "--threads",
                 "1",
+                "--procs",
+                &procs_s,
                 "--quiet",
                 "--control",
                 &ctl,
@@ -661,7 +671,7 @@ fn metrics_follow_the_run_and_agree_with_the_summary() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (code, table) = runner.join().unwrap();
-    assert_eq!(code, 0, "{table}");
+    assert_eq!(code, 0, "--procs {procs}: {table}");
     assert!(pages.len() >= 10, "only {} scrapes", pages.len());
     for w in pages.windows(2) {
         for series in [sent, count, "redpacket_loadgen_scheduled_total"] {
@@ -688,12 +698,12 @@ fn metrics_follow_the_run_and_agree_with_the_summary() {
     let scraped = metric(last, sent);
     assert!(
         scraped <= sent_total && sent_total - scraped <= second,
-        "scraped {scraped} shakes sent, summary.json {sent_total}"
+        "--procs {procs}: scraped {scraped} shakes sent, summary.json {sent_total}"
     );
     let counted = metric(last, count);
     assert!(
         counted <= answered && answered - counted <= second,
-        "histogram count {counted}, answered {answered}"
+        "--procs {procs}: histogram count {counted}, answered {answered}"
     );
     let inf = metric(
         last,
