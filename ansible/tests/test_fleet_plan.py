@@ -184,9 +184,9 @@ class Knobs(unittest.TestCase):
         self.assertEqual(plan["errors"], [])
         self.assertEqual(plan["clients"]["c"]["servers"], ["198.18.0.10:1025=0..4000"])
         # Without redpacket_listen nor ansible_host: the inventory name.
-        plan = redpacket_fleet_plan({"10.0.0.1": {}, "c": {}}, ["10.0.0.1"], ["c"], ["30k"], PHASES, SETTINGS)
+        plan = redpacket_fleet_plan({"198.18.0.11": {}, "c": {}}, ["198.18.0.11"], ["c"], ["30k"], PHASES, SETTINGS)
         self.assertEqual(plan["errors"], [])
-        self.assertEqual(plan["clients"]["c"]["servers"], ["10.0.0.1:1025=0..4000"])
+        self.assertEqual(plan["clients"]["c"]["servers"], ["198.18.0.11:1025=0..4000"])
         self.assertEqual(plan["instances"][0]["control_port"], 8989)
 
     def test_ipv6_listen_is_bracketed(self):
