@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use fixture::{passed, report_bin, temp_dir, write_run};
+use fixture::{edit_json, passed, report_bin, temp_dir, write_run};
 
 /// Peak RSS any hostile case may cost the report process. A clean fixture run takes
 /// about a tenth of it; without the caps each bomb here costs gigabytes.
@@ -102,13 +102,6 @@ fn assert_bounded(ran: &Ran, what: &str) {
         "{what}: {:.0} MiB",
         ran.rss_mib
     );
-}
-
-fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
-    f(&mut v);
-    fs::write(path, v.to_string()).unwrap();
 }
 
 #[test]

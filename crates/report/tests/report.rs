@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use fixture::{passed, report_bin as bin, temp_dir, write_run};
+use fixture::{edit_json, passed, report_bin as bin, temp_dir, write_run};
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
@@ -539,13 +539,12 @@ fn fleet_with_server_instances_and_merged_histograms() {
     for f in ["loadgen.jsonl", "net.jsonl", "summary.json", "tuning.txt"] {
         fs::copy(dir.join("client1").join(f), c2.join(f)).unwrap();
     }
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    meta["hosts"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        meta["hosts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
+    });
     // client1 fast and even; client2 slower with a tail of 50-250 ms, fewer answers.
     let (mut a, mut b, mut all) = (
         new_latency_histogram(),
@@ -911,18 +910,17 @@ fn charts_with_many_short_phases_keep_labels_apart() {
     use redpacket_report::charts;
     let dir = temp_dir("short-phases");
     write_run(&dir, "fixture-short", 1.0);
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    let t0 = fixture::T0;
-    meta["phases"] = (0..8)
-        .map(|i| {
-            let start = t0 + 20.0 + 2.0 * i as f64;
-            serde_json::json!({"name": format!("ramp-{}k-steady", i + 1),
-                "target_qps": 30_000.0, "start": start, "end": start + 2.0})
-        })
-        .collect();
-    meta["ended"] = serde_json::json!(t0 + 36.0);
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        let t0 = fixture::T0;
+        meta["phases"] = (0..8)
+            .map(|i| {
+                let start = t0 + 20.0 + 2.0 * i as f64;
+                serde_json::json!({"name": format!("ramp-{}k-steady", i + 1),
+                    "target_qps": 30_000.0, "start": start, "end": start + 2.0})
+            })
+            .collect();
+        meta["ended"] = serde_json::json!(t0 + 36.0);
+    });
     // The lines stop where the phases do: a 36 s axis, about 40 px a phase.
     for f in [
         "server1/server.jsonl",
@@ -1375,14 +1373,13 @@ fn a_killed_load_generator_leaves_the_clients_total_incomplete() {
     s1.money.client_grabbed_cents = grabbed - 4_200;
     s1.verdict.passed = true;
     fs::write(c1.join("summary.json"), serde_json::to_string(&s1).unwrap()).unwrap();
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    meta["hosts"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
-    meta["failed_hosts"] = serde_json::json!({"client2": "redpacket-loadgen was killed"});
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        meta["hosts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "client2", "role": "loadgen"}));
+        meta["failed_hosts"] = serde_json::json!({"client2": "redpacket-loadgen was killed"});
+    });
 
     let run = redpacket_report::load(&dir).unwrap();
     let m = money::reconcile(&run).unwrap();
@@ -1463,10 +1460,9 @@ fn section_cell(p: &redpacket_report::analyze::PhaseStats, section: &str, label:
 /// Moves `run.json`'s start `secs` earlier and gives every sampler and server that many
 /// idle lines before the load: the processes start before the first phase.
 fn start_early(dir: &Path, secs: u32) {
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    meta["started"] = serde_json::json!(fixture::T0 - secs as f64);
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        meta["started"] = serde_json::json!(fixture::T0 - secs as f64);
+    });
     let prepend = |path: &Path, idle: Vec<String>| {
         let old = fs::read_to_string(path).unwrap();
         fs::write(path, idle.join("\n") + "\n" + &old).unwrap();
@@ -1530,10 +1526,9 @@ fn charts_start_where_the_load_starts() {
 
     // The connect ramp not a phase: the axis starts at the first second users
     // connected, 20 s before the first phase.
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    meta["phases"].as_array_mut().unwrap().remove(0);
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        meta["phases"].as_array_mut().unwrap().remove(0);
+    });
     let run = redpacket_report::load(&dir).unwrap();
     let axis = redpacket_report::charts::axis(&redpacket_report::analyze::analyze(&run));
     assert_eq!(axis.from, 50.0, "{axis:?}");
@@ -1562,10 +1557,9 @@ fn capacity_names_a_server_count_only_at_a_limit() {
     // Without the peak phase the run's highest rate is 60 000/s, under the server's
     // 70 000/s: nothing shed, no error, the server host at about 53 % CPU.
     write_run(&dir, "fixture-capacity", 1.0);
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    meta["phases"].as_array_mut().unwrap().pop();
-    fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+    edit_json(&dir.join("run.json"), |meta| {
+        meta["phases"].as_array_mut().unwrap().pop();
+    });
     let run = redpacket_report::load(&dir).unwrap();
     let a = redpacket_report::analyze::analyze(&run);
     let c = a.capacity.as_ref().unwrap();
@@ -1596,10 +1590,9 @@ fn capacity_names_a_server_count_only_at_a_limit() {
 
     // A p99 threshold the phases pass: still no limit; one they pass not: a limit.
     for (max, limit) in [(5.0, false), (1.0, true)] {
-        let mut meta: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-        meta["thresholds"] = serde_json::json!({ "max_p99_ms": max });
-        fs::write(dir.join("run.json"), meta.to_string()).unwrap();
+        edit_json(&dir.join("run.json"), |meta| {
+            meta["thresholds"] = serde_json::json!({ "max_p99_ms": max });
+        });
         let run = redpacket_report::load(&dir).unwrap();
         let a = redpacket_report::analyze::analyze(&run);
         let c = a.capacity.unwrap();

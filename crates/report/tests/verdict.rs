@@ -12,13 +12,7 @@ use redpacket_formats::histograms::{self, new_latency_histogram};
 use redpacket_formats::{Latency, LoadgenLine};
 use serde_json::Value;
 
-use fixture::{report_bin as bin, temp_dir, write_run};
-
-fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
-    let mut v: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
-    f(&mut v);
-    fs::write(path, v.to_string()).unwrap();
-}
+use fixture::{edit_json, report_bin as bin, temp_dir, write_run};
 
 /// Runs the report binary with `args` on `dir`; returns (terminal text, report.json).
 fn report(dir: &Path, args: &[&str]) -> (String, Value) {
