@@ -21,6 +21,7 @@
 //! | `<host>/net.jsonl` | [`NetLine`] | the host sampler, once a second |
 //! | `<host>/footprint.jsonl` | [`FootprintLine`] | the demo (both sides on one host), once a second |
 //! | `<host>/tuning.txt` | `key = value` lines ([`tuning::parse`]) | the host sampler, at start |
+//! | `live.jsonl` | [`LiveLine`] | `redpacket-live` on the controller, once a second while the run goes |
 //!
 //! The server's counters are here too ([`server`]): a worker's counter block and the
 //! snapshot it sums to are one macro, so a counter cannot be added to one and not the
@@ -28,6 +29,7 @@
 
 pub mod footprint;
 pub mod histograms;
+pub mod live;
 pub mod lives;
 pub mod loadgen;
 pub mod net;
@@ -37,6 +39,7 @@ pub mod tuning;
 
 pub use footprint::{FootprintLine, ProcessGroup};
 pub use histograms::{HistogramsFile, PhaseHistogram};
+pub use live::LiveLine;
 pub use loadgen::{
     Answered, ConnEvents, Connections, Errors, Latency, LoadgenLine, LoadgenSummary, Money,
     Packets, PhaseSummary, Verdict,

@@ -14,6 +14,7 @@ use super::analyze::{
 };
 use super::footprint;
 use super::load::Run;
+use super::series::Series;
 use super::thresholds::InForce;
 use super::verdict::{self, Outcome};
 
@@ -35,6 +36,29 @@ pub struct ReportJson {
     /// without any summary.
     pub users_connected: Option<u64>,
     pub phases: Vec<PhaseJson>,
+    /// The fleet second by second, as the charts draw it: every second any load
+    /// generator or server wrote a record of. The live view's `live.jsonl` holds the
+    /// same sums for the same seconds.
+    pub seconds: Vec<SecondJson>,
+}
+
+/// One second of the fleet: the records of every host stamped with it, added up.
+#[derive(Serialize)]
+pub struct SecondJson {
+    /// Unix seconds: the whole second the counts end on.
+    pub t: i64,
+    /// Client side: shake requests written, answered, failed, timed out; users logged in.
+    pub sent: Option<f64>,
+    pub answered: Option<f64>,
+    pub errors: Option<f64>,
+    pub timeouts: Option<f64>,
+    pub users: Option<f64>,
+    /// The second's latency percentiles (merged histograms when every record has one).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    /// Server side: shake requests received, over every instance.
+    pub server_shake: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -166,7 +190,45 @@ pub fn report_json(run: &Run, a: &Analysis) -> ReportJson {
         thresholds: a.limits,
         users_connected: j.users,
         phases,
+        seconds: seconds(&a.series),
     }
+}
+
+/// Every second of the client and server series, in time order.
+fn seconds(s: &Series) -> Vec<SecondJson> {
+    const NAMES: [&str; 9] = [
+        "client.sent",
+        "client.answered",
+        "client.errors",
+        "client.timeouts",
+        "client.connections",
+        "client.lat.p50",
+        "client.lat.p99",
+        "client.lat.p999",
+        "server.shake",
+    ];
+    let mut keys = std::collections::BTreeSet::new();
+    for n in ["client.sent", "server.shake"] {
+        keys.extend(s.get(n).into_iter().flat_map(|m| m.keys().copied()));
+    }
+    keys.into_iter()
+        .map(|k| {
+            let [sent, answered, errors, timeouts, users, p50, p99, p999, shake] =
+                NAMES.map(|n| fin(s.get(n).and_then(|m| m.get(&k)).copied()));
+            SecondJson {
+                t: k,
+                sent,
+                answered,
+                errors,
+                timeouts,
+                users,
+                p50_ms: p50,
+                p99_ms: p99,
+                p999_ms: p999,
+                server_shake: shake,
+            }
+        })
+        .collect()
 }
 
 fn phase(p: &PhaseStats, feet: &[footprint::Footprint]) -> PhaseJson {
