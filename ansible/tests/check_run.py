@@ -21,6 +21,7 @@ Exit 0 when all holds, 1 with the first thing that does not.
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 
@@ -88,6 +89,7 @@ def main():
         assert sorted(failed) == expect, "failed hosts: %s" % failed
         print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
         check_phases(d)
+    check_live(d, run, len(servers) + len(clients) - (1 if a.unreachable else 0), a.killed_client)
     check_clocks(run, [h for h, _ in servers] + clients, a.unreachable)
     check_thresholds(run)
     for h, _ in servers:
@@ -115,6 +117,44 @@ def check_phases(d):
         seen.append("%s: sent %.1f/s vs achieved %.1f/s, got %.1f vs won %.1f" % (p["name"], sent, achieved, got, won))
     assert seen, "report.json has no phase with a target"
     print("phases cut alike on every host: " + "; ".join(seen))
+
+
+def check_live(d, run, hosts, killed_client):
+    """live.jsonl, the fleet as the controller showed it once a second: a line for every
+    second from the first load generator record to the end of the last phase, each
+    host counted; every second in which all hosts reported equals the report's figures
+    of that second (report.json `seconds`: the same records summed); a killed client is
+    named missing within 5 s of its last record."""
+    lines = [json.loads(x) for x in (d / "live.jsonl").read_text().splitlines() if x.strip()]
+    assert lines, "live.jsonl is empty"
+    ts = [x["t"] for x in lines]
+    assert ts == list(range(ts[0], ts[0] + len(ts))), "live.jsonl skips or repeats seconds: %s" % ts
+    end = max(p["end"] for p in run["phases"])
+    assert ts[-1] >= math.ceil(end) - 1, "live.jsonl ends at %s, the run at %s" % (ts[-1], end)
+    assert all(x["hosts_expected"] == hosts for x in lines), "hosts_expected %s, not %s" % (
+        sorted({x["hosts_expected"] for x in lines}), hosts)
+    rep = {s["t"]: s for s in json.loads((d / "report.json").read_text())["seconds"]}
+    same = 0
+    for x in lines:
+        r = rep.get(x["t"])
+        if x.get("missing") or r is None or not x["sent"]:
+            continue
+        for k in ("sent", "answered", "errors", "timeouts"):
+            assert x[k] == (r[k] or 0), "second %s: live %s %s, report %s" % (x["t"], k, x[k], r[k])
+        for k in ("p50_ms", "p99_ms", "p999_ms"):
+            assert x[k] is None and r[k] is None or abs(x[k] - r[k]) < 0.0015, "second %s: live %s %s, report %s" % (
+                x["t"], k, x[k], r[k])
+        same += 1
+    assert same >= 3, "only %d live seconds to compare with the report" % same
+    named = ""
+    if killed_client:
+        gone = [x for x in lines if killed_client in x.get("missing", {})]
+        assert gone, "live.jsonl never names %s missing" % killed_client
+        after = gone[0]["missing"][killed_client]
+        assert after <= 5.0, "%s named missing %.1f s after its last record" % (killed_client, after)
+        named = "; %s named missing %.1f s after its last record (second %s)" % (killed_client, after, gone[0]["t"])
+    print("live: %d seconds, %d equal to the report's (sent, answered, errors, timeouts, p50/p99/p99.9)%s"
+          % (len(lines), same, named))
 
 
 def check_clocks(run, hosts, unreachable):
