@@ -33,15 +33,15 @@ fn group(pids: &[u32]) -> ProcessGroup {
 }
 
 /// Takes one sample now. `servers` are the server instances' pids, instance order; the
-/// load generator is this process and its children that are not servers.
+/// load generator is this process and its children that run this program (not the
+/// servers, nor the live view's `tail`).
 pub fn sample(servers: &[u32]) -> FootprintLine {
     let me = std::process::id();
+    let exe = std::fs::read_link("/proc/self/exe").ok();
     let mut loadgens = vec![me];
-    loadgens.extend(
-        procfs::children_of(me)
-            .into_iter()
-            .filter(|p| !servers.contains(p)),
-    );
+    loadgens.extend(procfs::children_of(me).into_iter().filter(|p| {
+        !servers.contains(p) && std::fs::read_link(format!("/proc/{p}/exe")).ok() == exe
+    }));
     let sock = procfs::read_sockstat();
     let mem = procfs::read_meminfo();
     let total = mem.get("MemTotal").copied().unwrap_or(0);

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod conn;
 pub mod demo;
 pub mod engine;
+pub mod fleet_view;
 pub mod footprint;
 pub mod http;
 pub mod instances;

@@ -48,6 +48,9 @@ pub struct RunConfig {
     pub max_error_rate: Option<f64>,
     pub money_check: bool,
     pub quiet: bool,
+    /// The live fleet view ([`crate::fleet_view`]) shows each second: no progress line
+    /// of our own.
+    pub live_view: bool,
     /// Run as a child of `--procs`: commands on stdin, figures on stdout.
     pub child: bool,
     pub seed: u64,

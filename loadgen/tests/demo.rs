@@ -162,6 +162,57 @@ fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent()
     );
     assert!(out.contains("Footprint on"), "{out}");
     assert!(out.contains("bytes per user"), "{out}");
+    live_equals_the_report(&run, &err);
+}
+
+/// The live view: a line a second on stderr for the load generator and the 3 instances,
+/// and every second in `live.jsonl` where all reported equal to report.json's.
+fn live_equals_the_report(run: &Path, err: &str) {
+    assert!(err.contains("hosts 4/4"), "no live line on stderr: {err}");
+    let report = json(&run.join("report.json"));
+    let seconds: std::collections::BTreeMap<i64, &Value> = report["seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["t"].as_i64().unwrap(), s))
+        .collect();
+    let live: Vec<Value> = std::fs::read_to_string(run.join("live.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut same = 0;
+    for l in &live {
+        assert_eq!(l["hosts_expected"], 4, "{l}");
+        let t = l["t"].as_i64().unwrap();
+        if l.get("missing").is_some() || l["sent"] == 0 {
+            continue;
+        }
+        let r = seconds[&t];
+        for k in ["sent", "answered", "errors", "timeouts"] {
+            assert_eq!(
+                l[k].as_f64(),
+                r[k].as_f64().or(Some(0.0)),
+                "{k} at {t}: {l} vs {r}"
+            );
+        }
+        for k in ["p50_ms", "p99_ms", "p999_ms"] {
+            assert_eq!(l[k], r[k], "{k} at {t}: {l} vs {r}");
+        }
+        let shakes: f64 = l["servers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert_eq!(Some(shakes), r["server_shake"].as_f64(), "servers at {t}");
+        same += 1;
+    }
+    assert!(
+        same >= 5,
+        "{same} live seconds equal to the report's of {}",
+        live.len()
+    );
 }
 
 #[test]

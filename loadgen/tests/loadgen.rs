@@ -439,9 +439,11 @@ fn demo_against_the_real_server_reconciles_money_exactly() {
 #[test]
 fn procs_split_users_and_merge_figures() {
     let _g = serial::lock();
-    let out = scratch!("procs");
+    let run_dir = scratch!("procs");
+    // The host folder of a run folder: the live view writes live.jsonl above it.
+    let out = run_dir.join("h1");
     let port = free_port();
-    let (_server, control) = start_server_with_control(port, &out);
+    let (_server, control) = start_server_with_control(port, &run_dir);
     let (code, table) = loadgen(
         &[
             "run",
@@ -457,7 +459,6 @@ fn procs_split_users_and_merge_figures() {
             "m:1000:4s:campaigns",
             "--threads",
             "1",
-            "--quiet",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -465,6 +466,21 @@ fn procs_split_users_and_merge_figures() {
     );
     assert_eq!(code, 0, "{table}");
     let s = summary(&out);
+    // The live view showed the merged seconds: live.jsonl holds every record's shakes.
+    let sum = |path: &std::path::Path| -> u64 {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["sent"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let live = sum(&run_dir.join("live.jsonl"));
+    assert!(live > 0);
+    assert_eq!(live, sum(&out.join("loadgen.jsonl")));
     let p = &s["phases"][0];
     let achieved = f(&p["achieved_qps"]);
     assert!((achieved - 1000.0).abs() <= 20.0, "achieved {achieved}/s");

@@ -208,6 +208,15 @@ impl Fleet {
         out
     }
 
+    /// Every second still held, up to the last one any record reached, as they are:
+    /// for a view told to stop (the run is over) rather than one waiting for its end.
+    pub fn flush(&mut self, now: f64) -> Vec<LiveLine> {
+        if let Some(&last) = self.seconds.keys().next_back() {
+            self.last = Some(self.last.map_or(last, |l| l.min(last)));
+        }
+        self.ready(now + DEADLINE_S)
+    }
+
     /// Second `k`'s line, its records dropped.
     fn line(&mut self, k: i64, now: f64) -> LiveLine {
         let s = self.seconds.remove(&k).unwrap_or_default();

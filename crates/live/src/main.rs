@@ -59,7 +59,7 @@ fn run(plan: &Plan, out: &std::path::Path) -> Result<(), String> {
     };
     let seen = redpacket_live::watch(
         &plan.hosts(),
-        plan.until,
+        Some(plan.until),
         &mut file,
         &mut print,
         &AtomicBool::new(false),

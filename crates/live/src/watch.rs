@@ -23,13 +23,18 @@ pub struct Watched {
 /// with what it has.
 const LINGER_S: f64 = 5.0;
 
+/// After `stop` is set, how long records still in flight (a file's last lines) are read
+/// before the held seconds are given out.
+const DRAIN_S: f64 = 1.5;
+
 /// Follows `hosts` until every second up to `until` is out (at most [`LINGER_S`] past
-/// its deadline) or `stop` is set: each second's line to `print`, its record to `out`
-/// (one JSON object per line). `note` receives what is not a second (a follower that
-/// ended).
+/// its deadline), or, without `until`, until `stop` is set (then the records still in
+/// flight are read and every second held is given out): each second's line to
+/// `print`, its record to `out` (one JSON object per line). `print` also receives a
+/// line for a follower that ended.
 pub fn watch(
     hosts: &[(Source, Role)],
-    until: f64,
+    until: Option<f64>,
     out: &mut dyn Write,
     print: &mut dyn FnMut(&str),
     stop: &AtomicBool,
@@ -41,7 +46,9 @@ pub fn watch(
             .map(|(s, r)| (s.host.as_str(), *r, s.files.clone())),
         now,
     );
-    fleet.end_at(until);
+    if let Some(until) = until {
+        fleet.end_at(until);
+    }
     let (tx, rx) = mpsc::channel();
     let _followers = follow::start(
         &hosts.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
@@ -49,7 +56,10 @@ pub fn watch(
     )?;
     drop(tx);
     let mut seen = Watched::default();
-    let give_up = until.ceil() + crate::fleet::DEADLINE_S + LINGER_S;
+    let give_up = until.map_or(f64::INFINITY, |u| {
+        u.ceil() + crate::fleet::DEADLINE_S + LINGER_S
+    });
+    let mut stopping: Option<f64> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Event::Line {
@@ -76,7 +86,16 @@ pub fn watch(
             }
         }
         let now = follow::unix_now();
-        for l in fleet.ready(now) {
+        if stopping.is_none() && stop.load(Ordering::Relaxed) {
+            stopping = Some(now + DRAIN_S);
+        }
+        let drained = stopping.is_some_and(|at| now >= at);
+        let lines = if drained {
+            fleet.flush(now)
+        } else {
+            fleet.ready(now)
+        };
+        for l in lines {
             serde_json::to_writer(&mut *out, &l)?;
             out.write_all(b"\n")?;
             out.flush()?;
@@ -84,7 +103,7 @@ pub fn watch(
             seen.seconds += 1;
             seen.missed.extend(l.missing.keys().cloned());
         }
-        if fleet.done() || now > give_up || stop.load(Ordering::Relaxed) {
+        if fleet.done() || now > give_up || drained {
             break;
         }
     }

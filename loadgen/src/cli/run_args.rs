@@ -151,7 +151,15 @@ impl RunArgs {
         };
         let out = cfg.out.clone();
         let quiet = cfg.quiet;
-        match run::run(cfg) {
+        let view = match (&out, cfg.live_view) {
+            (Some(dir), true) => fleet_view_of(dir),
+            _ => None,
+        };
+        let outcome = run::run(cfg);
+        if let Some(v) = view {
+            v.finish();
+        }
+        match outcome {
             Ok(o) => {
                 if let Some(s) = &o.summary {
                     print!("{}", output::table(s));
@@ -217,6 +225,8 @@ impl RunArgs {
             max_error_rate: self.max_error_rate,
             money_check: !self.no_money_check,
             quiet: self.quiet,
+            // `--procs`: the processes' merged seconds shown by the fleet view.
+            live_view: self.procs > 1 && !self.quiet && !self.child,
             child: self.child,
             seed: self.seed.unwrap_or_else(|| run::unix_f64().to_bits()),
             tick: self.tick,
@@ -285,6 +295,20 @@ impl RunArgs {
             run_dir::fresh_run_dir(std::path::Path::new("results"), &id).join(run_dir::hostname())
         })
     }
+}
+
+/// The live view of a `--procs` run whose host folder is `out`: `live.jsonl` goes into
+/// the run folder above it.
+fn fleet_view_of(out: &std::path::Path) -> Option<crate::fleet_view::FleetView> {
+    let run_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(out);
+    std::fs::create_dir_all(out).ok()?;
+    let host = out
+        .file_name()
+        .map_or_else(|| "loadgen".into(), |n| n.to_string_lossy().into_owned());
+    crate::fleet_view::FleetView::start(run_dir, &host, out, &[])
 }
 
 /// A `MIN..MAX` of cents as the wire carries them (1..=u32::MAX).

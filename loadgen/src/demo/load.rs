@@ -106,6 +106,7 @@ pub fn run_config(
         max_error_rate: c.max_error_rate,
         money_check: true,
         quiet: false,
+        live_view: true,
         child: false,
         seed: started.to_bits(),
         // Ticking batches a busy worker's wake-ups (one per 500 us); fifty processes

@@ -96,7 +96,11 @@ fn demo_steps(c: &DemoConfig) -> Result<i32, Failed> {
         controls: servers.controls(),
     };
     let cfg = load::run_config(c, &layout, endpoints, &folders, plan.clone(), started);
+    let view = fleet_view(&folders, layout.instances);
     let outcome = run::run(cfg);
+    if let Some(v) = view {
+        v.finish();
+    }
     if layout.instances > 1 {
         eprintln!("demo: stopping {} server instances", layout.instances);
     }
@@ -122,6 +126,28 @@ fn demo_steps(c: &DemoConfig) -> Result<i32, Failed> {
     run_json::write(&folders.run_dir, &facts).map_err(failed)?;
     make_report(&folders, &outcome)?;
     Ok(outcome.exit_code)
+}
+
+/// The live view of the demo: its load generator as the host, each server instance as
+/// `<host>/instance-I` (or `<host>/server`), from the files they write for the report.
+fn fleet_view(f: &Folders, instances: usize) -> Option<crate::fleet_view::FleetView> {
+    let servers: Vec<(String, std::path::PathBuf)> = if instances > 1 {
+        (1..=instances as u32)
+            .map(|i| {
+                let dir = redpacket_formats::instance_dir(i);
+                (
+                    format!("{}/{dir}", f.host),
+                    f.host_dir.join(&dir).join("server.jsonl"),
+                )
+            })
+            .collect()
+    } else {
+        vec![(
+            format!("{}/server", f.host),
+            f.host_dir.join("server.jsonl"),
+        )]
+    };
+    crate::fleet_view::FleetView::start(&f.run_dir, &f.host, &f.host_dir, &servers)
 }
 
 /// Raises the open-files limit (the servers and load-generator processes inherit it),

@@ -462,7 +462,7 @@ impl Coordinator {
                 note!("loadgen: cannot write loadgen.jsonl: {e}");
             }
         }
-        if !cfg.quiet {
+        if !cfg.quiet && !cfg.live_view {
             self.progress
                 .show(&self.phase_name, &line, connected, cfg.users.len());
         }
