@@ -270,6 +270,8 @@ run_fails_naming sys-c cli7
 python3 "$here/tests/check_run.py" "$results/sys-c" --servers srv1:2 --clients cli1,cli2,cli3,cli4,cli5,cli6,cli7 \
   --killed-client cli7 || fail "topology C: the killed client is not reported as it should be"
 say "topology C: $(grep -o 'host cli7: the load generator stopped[^:]*' "$results/sys-c/report.md" | head -1)"
+say "topology C: the live view as the controller showed it, around cli7's kill:"
+grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$tmp/sys-c.log" | grep -B4 -A2 -m1 MISSING | cut -c1-260 || true
 
 # --- 5. a server reboots --------------------------------------------------------------------
 say "srv1: systemctl reboot, then boot it again"
