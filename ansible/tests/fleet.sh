@@ -30,6 +30,7 @@
 # Ansible comes from PyPI (ansible/requirements.txt) into a cached virtualenv.
 # FLEET_SYSCTL_DIR=DIR tests the tuning against another sysctl/ folder than the repo's;
 # FLEET_PREBUILT_DIR=DIR installs the binaries of DIR instead of building them.
+# FLEET_RUN_ARGS="-e @FILE" adds arguments to run 1's run-phase.yml (a longer phase).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)     # ansible/
@@ -270,8 +271,13 @@ say "refused before starting: $(grep -o 'not started: [^"]*' "$tmp/refused.log" 
 # --- 3. a phase -------------------------------------------------------------------------
 run1="fleet-test-1"
 say "run-phase.yml -e phase=tiny (run $run1)"
-playbook run-phase.yml -e phase=tiny -e run_id="$run1" >"$tmp/run1.log" 2>&1 \
+# FLEET_RUN_ARGS: more ansible-playbook arguments for this run (words split on spaces),
+# e.g. a longer phase from a file: -e @vars.yml
+# shellcheck disable=SC2086
+playbook run-phase.yml -e phase=tiny -e run_id="$run1" ${FLEET_RUN_ARGS:-} >"$tmp/run1.log" 2>&1 \
   || { tail -60 "$tmp/run1.log"; fail "run-phase.yml failed"; }
+say "run 1: the live view as the controller showed it:"
+grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} |^live: ' "$tmp/run1.log" | cut -c1-260 || true
 d="$results/$run1"
 [ -f "$d/run.json" ] || fail "no run.json"
 [ -f "$d/report.html" ] || fail "no report.html"
