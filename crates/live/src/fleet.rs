@@ -86,6 +86,8 @@ pub enum Fed {
     Counted,
     /// Its second had already been given out: the report has it, the live line not.
     Late,
+    /// Of a second before the view's first (a server's, before the load began).
+    Before,
     /// Not a record of the file's kind (a partial or foreign line): left out.
     Unreadable,
     /// From a host or file not in the plan: left out.
@@ -100,8 +102,12 @@ pub struct Fleet {
     next: Option<i64>,
     /// When the view started (wall clock): a host never heard from is missing since.
     started: f64,
-    /// The last second to give out, if the run's end is known.
+    /// The first second given out: records of earlier ones (a server's lines from
+    /// before the load generators started, read as the view starts) are not late.
+    first: Option<i64>,
+    /// The last second to give out, if the run's end is known, and the end itself.
     last: Option<i64>,
+    end: Option<f64>,
     pub late: u64,
     pub unreadable: u64,
 }
@@ -129,7 +135,9 @@ impl Fleet {
             seconds: BTreeMap::new(),
             next: None,
             started: now,
+            first: None,
             last: None,
+            end: None,
             late: 0,
             unreadable: 0,
         }
@@ -139,6 +147,7 @@ impl Fleet {
     /// are in or its deadline is past.
     pub fn end_at(&mut self, t: f64) {
         self.last = Some(t.ceil() as i64);
+        self.end = Some(t);
     }
 
     /// Whether every second up to the run's end has been given out.
@@ -171,7 +180,11 @@ impl Fleet {
         if h.role == Role::Loadgen && self.next.is_none() {
             // The view starts with the load: servers' earlier seconds are not shown.
             self.next = Some(k);
+            self.first = Some(k);
             self.seconds = self.seconds.split_off(&k);
+        }
+        if self.first.is_some_and(|f| k < f) {
+            return Fed::Before;
         }
         if self.next.is_some_and(|n| k < n) {
             self.late += 1;
@@ -202,8 +215,14 @@ impl Fleet {
             if !whole && now < k as f64 + DEADLINE_S {
                 break;
             }
-            out.push(self.line(k, now));
             self.next = Some(k + 1);
+            // A second reaching past the run's end that no load generator wrote a
+            // record of is after the run, not a second of it.
+            if self.end.is_some_and(|e| k as f64 > e) && !self.loadgen_in(k) {
+                self.seconds.remove(&k);
+                continue;
+            }
+            out.push(self.line(k, now));
         }
         out
     }
@@ -215,6 +234,15 @@ impl Fleet {
             self.last = Some(self.last.map_or(last, |l| l.min(last)));
         }
         self.ready(now + DEADLINE_S)
+    }
+
+    /// Whether any load generator wrote a record of second `k`.
+    fn loadgen_in(&self, k: i64) -> bool {
+        self.seconds.get(&k).is_some_and(|s| {
+            s.hosts
+                .keys()
+                .any(|h| self.hosts.get(h).is_some_and(|h| h.role == Role::Loadgen))
+        })
     }
 
     /// Second `k`'s line, its records dropped.
@@ -439,11 +467,24 @@ mod tests {
     #[test]
     fn the_view_ends_with_the_run() {
         let mut f = fleet();
-        f.end_at(100.4);
+        f.end_at(101.4);
         f.feed("cli1", "l", &lg(100.0, 10, 5), 100.1);
+        f.feed("cli1", "l", &lg(101.0, 10, 5), 101.1);
+        // Its last record, at stop, after the end: second 101.
+        f.feed("cli1", "l", &lg(101.45, 1, 5), 101.5);
         assert!(!f.done());
         let out = f.ready(200.0);
+        // Second 102 reaches past the end and no load generator wrote of it.
         assert_eq!(out.iter().map(|l| l.t).collect::<Vec<_>>(), vec![100, 101]);
+        assert_eq!(out[1].sent, 11);
         assert!(f.done());
+    }
+
+    #[test]
+    fn a_servers_records_from_before_the_load_are_not_late() {
+        let mut f = fleet();
+        f.feed("cli1", "l", &lg(100.0, 10, 5), 100.1);
+        assert_eq!(f.feed("srv1", "i1", &srv(98.0, 0), 100.2), Fed::Before);
+        assert_eq!(f.late, 0);
     }
 }
