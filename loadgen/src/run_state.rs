@@ -48,14 +48,32 @@ impl RunState {
             workers: slices.iter().map(|r| WorkerBlock::new(*r)).collect(),
         }
     }
+    /// Wakes every worker to read the shared state again (mode, phase, rates).
+    pub fn wake(&self) {
+        for w in &self.workers {
+            if let Some(k) = &w.waker {
+                k.wake();
+            }
+        }
+    }
+    /// Sets the mode (and the phase with it) and wakes the workers to act on it.
+    pub fn set_mode(&self, mode: u8, phase: Option<usize>) {
+        if let Some(p) = phase {
+            self.phase.store(p, Relaxed);
+        }
+        self.mode.store(mode, Relaxed);
+        self.wake();
+    }
     pub fn set_qps(&self, q: f64) {
         self.qps.store(q.max(0.0).to_bits(), Relaxed);
+        self.wake();
     }
     pub fn qps(&self) -> f64 {
         f64::from_bits(self.qps.load(Relaxed))
     }
     pub fn set_send_rate(&self, q: f64) {
         self.send_rate.store(q.max(0.0).to_bits(), Relaxed);
+        self.wake();
     }
     pub fn send_rate(&self) -> f64 {
         f64::from_bits(self.send_rate.load(Relaxed))
@@ -141,6 +159,10 @@ pub struct WorkerBlock {
     pub inflight: AtomicU64,
     /// Users logged in, by index in the source address list (empty without one).
     pub by_source: Mutex<Vec<u64>>,
+    /// Wakes the worker when what it reads from here changes ([`RunState::wake`]):
+    /// it sleeps until its next request or event. `None` if the system has no eventfd
+    /// to give: the worker then looks every 10 ms.
+    pub waker: Option<redpacket_sys::wake::Waker>,
 }
 
 impl WorkerBlock {
@@ -153,6 +175,7 @@ impl WorkerBlock {
             connected: AtomicU64::new(0),
             inflight: AtomicU64::new(0),
             by_source: Mutex::new(Vec::new()),
+            waker: redpacket_sys::wake::Waker::new().ok(),
         }
     }
     /// Adds `t` to the current interval and to phase `phase`.

@@ -50,6 +50,8 @@ pub struct Issuer {
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
     /// Send-campaign packets reserved per worker this tick.
     owed: Vec<u64>,
+    /// Wakes the ticker, asleep while there is nothing to issue or hand out.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Issuer {
@@ -67,7 +69,14 @@ impl Issuer {
             rng: SmallRng::from_os_rng(),
             scratch: Default::default(),
             owed: vec![0; n],
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Whether a tick would do nothing: no campaign running and no packet waiting to
+    /// be handed to a worker. The ticker then sleeps until a campaign starts.
+    fn quiet(&self) -> bool {
+        self.campaigns.is_empty() && self.central.is_empty()
     }
 
     fn counters(&self) -> &Counters {
@@ -112,6 +121,7 @@ impl Issuer {
             shown: shown.clone(),
             credit: 0.0,
         });
+        self.wake.notify_one();
         Ok(shown)
     }
 
@@ -304,9 +314,11 @@ impl Issuer {
     }
 }
 
-/// Ticks the issuer every [`ISSUE_TICK`] until aborted; while the server shuts down it
-/// issues nothing.
+/// Ticks the issuer every [`ISSUE_TICK`] until aborted, and sleeps while it has
+/// nothing to issue or hand out (no campaign, an empty pool) until a campaign starts;
+/// while the server shuts down it issues nothing.
 pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: CancellationToken) {
+    let wake = lock(&issuer).wake.clone();
     let mut iv = tokio::time::interval(ISSUE_TICK);
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Instant::now();
@@ -317,8 +329,19 @@ pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: Cancellation
             continue;
         }
         let now = Instant::now();
-        lock(&issuer).tick(now.duration_since(last).as_secs_f64());
+        let quiet = {
+            let mut i = lock(&issuer);
+            i.tick(now.duration_since(last).as_secs_f64());
+            i.quiet()
+        };
         last = now;
+        if quiet {
+            // A campaign's start wakes it (a permit is kept if it starts before this
+            // waits); its credit begins at 0, so the time asleep owes nothing.
+            wake.notified().await;
+            iv.reset();
+            last = Instant::now();
+        }
     }
 }
 

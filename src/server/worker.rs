@@ -2,8 +2,11 @@
 //!
 //! The worker accepts connections into its SETs (`set`), runs one task per SET that
 //! serves the SET's ready connections, handles the messages other threads send it, and
-//! ticks every 10 ms (budget, packet shares, login deadlines, expiry). What a request
-//! gets as answer is `requests`; the sockets' system calls are `socket`.
+//! ticks every 10 ms (budget, packet shares, login deadlines, expiry) while it has
+//! something to tick for: a worker whose users are all idle sleeps until a request, a
+//! message or a connection comes (see [`Worker::quiet`]), so a million idle users cost
+//! no wake-up. What a request gets as answer is `requests`; the sockets' system calls
+//! are `socket`.
 //!
 //! All state of a worker lives in one [`Worker`] behind an `Rc<RefCell<..>>`: the thread
 //! runs one task at a time, so a borrow is never contended, and no borrow is held across
@@ -48,6 +51,11 @@ pub struct Worker {
     actions: Vec<Action>,
     scratch: (Vec<u64>, Vec<u64>, Vec<u64>),
     last_purge: Instant,
+    /// When the last tick ran: the next one refills the budget for the time since.
+    last_tick: Instant,
+    /// The ticker is waiting on `wake` (the worker was [`Worker::quiet`]).
+    ticker_asleep: bool,
+    wake: Rc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -63,6 +71,31 @@ impl Worker {
             actions: Vec::new(),
             scratch: Default::default(),
             last_purge: Instant::now(),
+            last_tick: Instant::now(),
+            ticker_asleep: false,
+            wake: Rc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Whether ticking would change nothing until something comes in: no connection
+    /// waiting to log in, no user-to-user packet to expire, a full budget and no shake
+    /// demand since the last tick. Packets waiting in the worker's pool wait for demand,
+    /// which only a request brings. The directory's purge waits for the next wake.
+    fn quiet(&self) -> bool {
+        let cap = (self.req.me().budget.load(Relaxed) as f64 * BUDGET_BURST).max(1.0);
+        self.deadlines.is_empty()
+            && self.req.sends.outstanding() == 0
+            && self.req.tokens >= cap
+            && self.sets.iter().all(|s| s.shakes.demand == 0)
+    }
+
+    /// Something came in: a sleeping ticker catches up (the clock, the budget for the
+    /// time asleep) before it is served, and starts ticking again.
+    fn awake(&mut self) {
+        if self.ticker_asleep {
+            self.ticker_asleep = false;
+            self.tick(Instant::now());
+            self.wake.notify_one();
         }
     }
 
@@ -82,6 +115,8 @@ impl Worker {
     /// Places a new connection in a SET with room (a new SET when all are full). The
     /// second value is the new SET's number when one was made (its task must start).
     fn add_conn(&mut self, fd: OwnedFd) -> (Option<ConnKey>, Option<usize>) {
+        // Its login deadline needs the ticker.
+        self.awake();
         let size = self.state().cfg.set_size;
         let n = self.sets.len();
         let mut fd = fd;
@@ -142,6 +177,7 @@ impl Worker {
 
     /// One round of a SET's ready connections; true when it left nothing ready.
     fn serve_set(&mut self, set: usize) -> bool {
+        self.awake();
         match self.sets.get_mut(set) {
             Some(s) => s.serve_ready(&mut self.req),
             None => true,
@@ -197,6 +233,7 @@ impl Worker {
     }
 
     pub fn on_msg(&mut self, msg: Msg) {
+        self.awake();
         match msg {
             Msg::Online { user, at } => {
                 self.directory
@@ -244,7 +281,9 @@ impl Worker {
     }
 
     /// Periodic work: budget, packet shares, login deadlines, expiry.
-    fn tick(&mut self, now: Instant, dt: f64) {
+    fn tick(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
         let req = &mut self.req;
         req.now_unix = redpacket_protocol::unix_now();
         let rate = req.me().budget.load(Relaxed) as f64;
@@ -400,16 +439,24 @@ pub fn run(
         let accept = tokio::task::spawn_local(accept_loop(worker.clone(), listener));
         let ticker = {
             let w = worker.clone();
+            let wake = worker.borrow().wake.clone();
             tokio::task::spawn_local(async move {
                 let mut iv = tokio::time::interval(WORKER_TICK);
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut last = Instant::now();
                 loop {
                     iv.tick().await;
-                    let now = Instant::now();
-                    w.borrow_mut()
-                        .tick(now, now.duration_since(last).as_secs_f64());
-                    last = now;
+                    let quiet = {
+                        let mut w = w.borrow_mut();
+                        w.tick(Instant::now());
+                        let quiet = w.quiet();
+                        w.ticker_asleep = quiet;
+                        quiet
+                    };
+                    if quiet {
+                        // Until `awake`: it ticks (catching up) before serving.
+                        wake.notified().await;
+                        iv.reset();
+                    }
                 }
             })
         };

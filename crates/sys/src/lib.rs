@@ -10,6 +10,7 @@
 //! - [`cores`]: which CPUs this process may use, and pinning a thread to one;
 //! - [`system`]: memory and CPUs, through the `sysinfo` crate;
 //! - [`sysctl`]: live kernel settings from `/proc/sys`;
+//! - [`wake`]: an eventfd that wakes a thread asleep in its epoll set;
 //! - [`procfs`]: parsers for what sysinfo does not read (`/proc/net` TCP counters,
 //!   socket memory, interface drops, slabs, a process's CPU and RSS).
 //!
@@ -24,3 +25,4 @@ pub mod socket;
 pub mod spare;
 pub mod sysctl;
 pub mod system;
+pub mod wake;

@@ -37,9 +37,18 @@ use schedule::Schedule;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The epoll key of the coordinator's wake-ups (no connection index reaches it).
+const WAKE_KEY: u64 = u32::MAX as u64;
+
+/// How long an idle worker sleeps when nothing is due: a safety net, not a tick (the
+/// coordinator wakes it on every change of mode, phase or rate; sockets wake it on
+/// every answer).
+const IDLE_WAKE_NS: u64 = 1_000_000_000;
 
 /// Everything a worker needs to know, fixed for the run.
 #[derive(Clone, Debug)]
@@ -193,6 +202,13 @@ impl Worker {
 
     fn run(&mut self) {
         let mut events = vec![NO_EVENT; 1024];
+        // The coordinator's wake-ups arrive on the worker's own epoll set, under a key
+        // no connection has: with it the worker may sleep until it is told.
+        let woken = self
+            .block()
+            .waker
+            .as_ref()
+            .is_some_and(|k| self.ep.add(k.as_fd(), epoll::WANT_READ, WAKE_KEY).is_ok());
         loop {
             self.clock();
             let mode = self.shared.mode.load(Relaxed);
@@ -223,13 +239,19 @@ impl Worker {
             if self.now >= self.last_flush + 20_000_000 {
                 self.flush();
             }
-            let wake = self.next_wake(mode);
+            let wake = self.next_wake(mode, woken);
             self.last_wake = self.now;
             let mut wait = wake.saturating_sub(self.now);
-            if self.cfg.tick_ns > 0 {
+            if wait > 20_000_000 {
+                // A long sleep ahead: what was counted is handed over first, so it is
+                // counted in its own second.
+                self.flush();
+            }
+            if self.cfg.tick_ns > 0 && wait <= IDLE_WAKE_NS / 2 {
                 // Ticked: sleep through the tick whatever arrives, then take every ready
                 // socket at once. One wake-up per tick instead of one per answer; an
-                // answer is timed when its tick collects it (at most a tick late).
+                // answer is timed when its tick collects it (at most a tick late). An
+                // idle worker waits in epoll instead, where a wake-up reaches it.
                 let until = wake.max(self.now + self.cfg.tick_ns);
                 std::thread::sleep(Duration::from_nanos(until.saturating_sub(self.now)));
                 wait = 0;
@@ -242,7 +264,14 @@ impl Worker {
                     .unwrap_or_else(|e| panic!("epoll wait on a worker's own set: {e}"));
                 self.clock();
                 for ev in &events[..n] {
-                    self.on_event(epoll::key(ev) as u32, epoll::bits(ev));
+                    match epoll::key(ev) {
+                        WAKE_KEY => {
+                            if let Some(k) = &self.block().waker {
+                                k.take();
+                            }
+                        }
+                        key => self.on_event(key as u32, epoll::bits(ev)),
+                    }
                 }
                 if n < events.len() {
                     break;
@@ -259,9 +288,20 @@ impl Worker {
         self.flush();
     }
 
-    /// When the loop must next act on its own (not on a socket event), worker clock ns.
-    fn next_wake(&self, mode: u8) -> u64 {
-        let mut t = self.now + 10_000_000;
+    /// When the loop must next act on its own (not on a socket event), worker clock ns:
+    /// the next request or grab due, a connect to make, a sweep of requests in flight
+    /// (every 100 ms). With nothing of those and the coordinator able to wake it
+    /// (`woken`), a worker sleeps [`IDLE_WAKE_NS`]; else it looks every 10 ms.
+    fn next_wake(&self, mode: u8, woken: bool) -> u64 {
+        let busy = self.inflight > 0
+            || self.in_connect > 0
+            || !self.grab_timers.is_empty()
+            || !self.retry.is_empty();
+        let mut t = if woken && !busy {
+            self.now + IDLE_WAKE_NS
+        } else {
+            self.now + 10_000_000
+        };
         if mode == MODE_LOAD {
             let mut due = u64::MAX;
             for s in [&self.shake_due, &self.send_due] {

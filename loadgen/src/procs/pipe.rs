@@ -127,12 +127,11 @@ pub fn follow_parent(shared: Arc<RunState>) {
                     ) {
                         shared.set_qps(q);
                         shared.set_send_rate(s);
-                        shared.phase.store(p, Relaxed);
-                        shared.mode.store(m, Relaxed);
+                        shared.set_mode(m, Some(p));
                     }
                 }
             }
-            shared.mode.store(MODE_STOP, Relaxed);
+            shared.set_mode(MODE_STOP, None);
         });
 }
 

@@ -30,6 +30,10 @@ use std::time::{Duration, Instant};
 /// the second; this covers a child that a busy machine did not schedule at once.
 const CHILD_GRACE_S: f64 = 0.3;
 
+/// How often a phase's wait wakes between its seconds to notice a signal: the workers
+/// are woken by what changes, and an idle phase should cost next to nothing.
+const QUIET_POLL: Duration = Duration::from_millis(250);
+
 /// How a run ended.
 pub struct Outcome {
     pub summary: Option<LoadgenSummary>,
@@ -193,7 +197,7 @@ impl Coordinator {
                 until.saturating_duration_since(Instant::now()).as_secs_f64()
             );
         }
-        self.wait(cfg, until, |_| false);
+        self.wait_until(cfg, until);
     }
 
     /// Nothing to measure: stops, and says why instead of running the plan against
@@ -255,7 +259,7 @@ impl Coordinator {
             self.set(MODE_LOAD, i + 1, p.qps, send_rate);
             servers::start_campaigns(cfg, targets, p);
             offset += p.duration_s;
-            self.wait(cfg, anchor + Duration::from_secs_f64(offset), |_| false);
+            self.wait_until(cfg, anchor + Duration::from_secs_f64(offset));
             runs.push(PhaseRun {
                 name: p.name.clone(),
                 planned_qps: p.qps,
@@ -280,7 +284,7 @@ impl Coordinator {
             // Children report in-flight counts once a second: wait for two quiet reports.
             let mut quiet = 0;
             while Instant::now() < drain_until && quiet < 2 {
-                self.wait(cfg, Instant::now() + Duration::from_millis(1100), |_| false);
+                self.wait_until(cfg, Instant::now() + Duration::from_millis(1100));
                 quiet = if self.shared.inflight() == 0 {
                     quiet + 1
                 } else {
@@ -334,9 +338,26 @@ impl Coordinator {
         self.forwarded = now;
     }
 
-    /// Sleeps until `until` (or `done()`), writing a line at every whole second (with
-    /// children, once they sent theirs).
-    fn wait(&mut self, cfg: &RunConfig, until: Instant, mut done: impl FnMut(&RunState) -> bool) {
+    /// Sleeps until `until`, writing a line at every whole second (with children, once
+    /// they sent theirs): between seconds it wakes only every [`QUIET_POLL`], to notice
+    /// a signal (an idle phase costs a few wake-ups a second).
+    fn wait_until(&mut self, cfg: &RunConfig, until: Instant) {
+        self.wait_polling(cfg, until, QUIET_POLL, |_| false)
+    }
+
+    /// Sleeps until `until` or `done()`, looked at every 50 ms, writing a line at every
+    /// whole second.
+    fn wait(&mut self, cfg: &RunConfig, until: Instant, done: impl FnMut(&RunState) -> bool) {
+        self.wait_polling(cfg, until, Duration::from_millis(50), done)
+    }
+
+    fn wait_polling(
+        &mut self,
+        cfg: &RunConfig,
+        until: Instant,
+        poll: Duration,
+        mut done: impl FnMut(&RunState) -> bool,
+    ) {
         loop {
             self.forward();
             let now = Instant::now();
@@ -344,9 +365,7 @@ impl Coordinator {
                 return;
             }
             let to_tick = self.next_tick - unix_f64();
-            let mut step = until
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(50));
+            let mut step = until.saturating_duration_since(now).min(poll);
             if to_tick <= 0.0 {
                 if self.line_is_due(-to_tick) {
                     self.tick(cfg);
@@ -488,8 +507,7 @@ impl Coordinator {
     fn set(&mut self, mode: u8, phase: usize, qps: f64, send: f64) {
         self.shared.set_qps(qps);
         self.shared.set_send_rate(send);
-        self.shared.phase.store(phase, Relaxed);
-        self.shared.mode.store(mode, Relaxed);
+        self.shared.set_mode(mode, Some(phase));
         self.forward();
     }
 
@@ -520,7 +538,7 @@ impl Coordinator {
     /// Stops every worker (threads joined, children waited for).
     fn stop(&mut self) {
         self.progress.close();
-        self.shared.mode.store(MODE_STOP, Relaxed);
+        self.shared.set_mode(MODE_STOP, None);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
