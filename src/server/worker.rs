@@ -291,16 +291,19 @@ impl Worker {
 
         let now_ms = now.duration_since(self.epoch).as_millis() as u32;
         while let Some(&(at, key)) = self.deadlines.front() {
-            // Wrapping comparison: milliseconds in a u32 wrap every 49 days.
-            if (at.wrapping_sub(now_ms) as i32) > 0 {
-                break;
-            }
-            self.deadlines.pop_front();
             let waiting = self
                 .sets
                 .get_mut(key.set as usize)
                 .and_then(|s| s.get_mut(key))
                 .is_some_and(|s| s.user.is_none());
+            // Wrapping comparison: milliseconds in a u32 wrap every 49 days.
+            let due = (at.wrapping_sub(now_ms) as i32) <= 0;
+            if waiting && !due {
+                break;
+            }
+            // Due, or nothing to enforce (logged in, or closed): it leaves the queue
+            // now, so a worker whose users have all logged in has no deadline to tick for.
+            self.deadlines.pop_front();
             if waiting {
                 self.close(key, CloseReason::LoginTimeout);
             }
