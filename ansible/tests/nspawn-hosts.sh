@@ -17,9 +17,10 @@
 
 NSPAWN_SUITE=${NSPAWN_SUITE:-bookworm}
 NSPAWN_MIRROR=${NSPAWN_MIRROR:-http://deb.debian.org/debian}
-# prometheus and prometheus-node-exporter: the monitor role's `apt: state=present` then
+# prometheus and prometheus-node-exporter (and python3-apt, which the apt module needs):
+# the monitor role's `apt: state=present` then
 # needs no network (the hosts have no route beyond the bridge).
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,prometheus,prometheus-node-exporter
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,prometheus,prometheus-node-exporter,python3-apt
 declare -A NSPAWN_PID NSPAWN_ADDR NSPAWN_MACHINE
 
 # The cached image: debootstrap once, then the parts every host shares (networkd on,
