@@ -321,4 +321,4 @@ nspawn_ssh srv1 'cat /proc/sys/fs/file-max >/dev/null && test -f /etc/security/l
 playbook -i "$tmp/all.yml" provision.yml >"$tmp/provision3.log" 2>&1 || { tail -40 "$tmp/provision3.log"; fail "provision.yml after the reboot failed"; }
 expect_unchanged "$tmp/provision3.log" "${hosts[@]}"
 say "after the reboot: sysctls in force, limits and units in place, provisioning changes nothing"
-say "PASS (provision x2, topologies A B C with a killed instance and a killed client, a reboot) in $(($(date +%s) - t0)) s"
+say "PASS (provision x2, topologies A B C with a killed instance and a killed client, the monitor against the report, a reboot) in $(($(date +%s) - t0)) s"
