@@ -17,7 +17,10 @@
 
 NSPAWN_SUITE=${NSPAWN_SUITE:-bookworm}
 NSPAWN_MIRROR=${NSPAWN_MIRROR:-http://deb.debian.org/debian}
-NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps
+# prometheus and prometheus-node-exporter (and python3-apt, which the apt module needs):
+# the monitor role's `apt: state=present` then
+# needs no network (the hosts have no route beyond the bridge).
+NSPAWN_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,sudo,iproute2,procps,prometheus,prometheus-node-exporter,python3-apt
 declare -A NSPAWN_PID NSPAWN_ADDR NSPAWN_MACHINE
 
 # The cached image: debootstrap once, then the parts every host shares (networkd on,
@@ -38,6 +41,9 @@ nspawn_image() {
   : >"$r/etc/machine-id"
   rm -f "$r"/etc/ssh/ssh_host_*
   systemctl --root="$r" enable systemd-networkd.service >/dev/null 2>&1
+  # Installed, not running: the monitor role enables node-exporter on every host and
+  # Prometheus on the monitor host only, as on hosts that never had them.
+  systemctl --root="$r" disable prometheus.service prometheus-node-exporter.service >/dev/null 2>&1
   chroot "$r" useradd --create-home --shell /bin/bash "$NSPAWN_USER"
   chroot "$r" usermod -p '*' "$NSPAWN_USER"
   echo "$NSPAWN_USER ALL=(ALL) NOPASSWD: ALL" >"$r/etc/sudoers.d/$NSPAWN_USER"

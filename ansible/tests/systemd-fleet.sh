@@ -17,7 +17,12 @@
 #      and each host's per-namespace sysctls hold the files' values;
 #   2. topology A, srv1 x 2 instances + 3 clients: a tiny phase; every instance started
 #      and stopped through systemd (its journal says so), every ledger balances and the
-#      clients' cents equal the servers';
+#      clients' cents equal the servers'; the monitor (Debian's Prometheus on srv2, the
+#      `monitor` group, metrics on the fleet network with the control token) scraped
+#      every instance, load generator and node-exporter during the phase, its shake
+#      rates agree with the report's within 2 %, every panel of the Grafana dashboard
+#      has data; node-exporter refuses a scrape without the token and nothing listens
+#      on a wildcard address;
 #   3. topology B, srv1 (2) + srv2 (1) + 3 clients: each instance's open-files limit is
 #      the one configured; half-way, srv2's instance 1 is killed with SIGKILL: systemd
 #      restarts it, the run finishes, names srv2, records the restart in run.json, and
@@ -117,6 +122,10 @@ inventory() {
     echo "    redpacket_results_dir: $results"
     echo "    redpacket_prebuilt_dir: $bins"
     echo "    redpacket_start_margin_s: 15            # nine hosts starting on two cores"
+    echo "    redpacket_metrics_listen: fleet           # Prometheus on srv2 scrapes over the bridge, with the token"
+    echo "    redpacket_control_token_src: $tmp/control-token"
+    echo "    monitor_scrape_interval: 1s"
+    echo "    monitor_scrape_timeout: 1s"
     echo "  children:"
     echo "    servers:"
     echo "      hosts:"
@@ -139,6 +148,9 @@ inventory() {
       echo "          ansible_host: $NSPAWN_NET.${octet[$h]}"
       echo "          redpacket_source_addrs: [$NSPAWN_NET.$((100 + 2 * i)), $NSPAWN_NET.$((101 + 2 * i))]"
     done
+    echo "    monitor:"
+    echo "      hosts:"
+    echo "        srv2: {ansible_host: $NSPAWN_NET.${octet[srv2]}, ansible_user: root}"
   } >"$file"
 }
 inventory "$tmp/all.yml" "srv1:2 srv2:1" "cli1 cli2 cli3 cli4 cli5 cli6 cli7"
@@ -242,6 +254,33 @@ for i in 1 2; do
 done
 say "topology A: both instances started and stopped by systemd (journal), every ledger balanced"
 
+# What the monitor saw of topology A's phase, against the report (on srv2, where
+# Prometheus listens on loopback): the fleet's shake rate, the targets, the dashboard.
+read -r p_start p_end p_server p_client < <(python3 -c '
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))["phases"] if p["name"] == "tiny"][0]
+print(p["start"], p["end"], p["server"]["shake_qps"], p["client"]["sent_qps"])' "$results/sys-a/report.json")
+cp "$here/tests/check_prometheus.py" "$(host_file srv2 /root/check_prometheus.py)"
+cp "$here/roles/monitor/files/grafana-redpacket.json" "$(host_file srv2 /root/grafana-redpacket.json)"
+up=redpacket-server:srv1,node:srv1,node:srv2
+for h in cli1 cli2 cli3; do up="$up,redpacket-loadgen:$h,node:$h"; done
+nspawn_ssh srv2 python3 /root/check_prometheus.py --start "$p_start" --end "$p_end" \
+  --server-qps "$p_server" --client-qps "$p_client" --up "$up" --dashboard /root/grafana-redpacket.json \
+  >"$tmp/prometheus.txt" 2>&1 || { cat "$tmp/prometheus.txt"; fail "topology A: Prometheus and the report disagree"; }
+# Off loopback every endpoint takes the token: node-exporter (still running) without it.
+# And no metrics port (Prometheus, node-exporter, load generator, control) on a wildcard.
+code=$(python3 -c 'import sys, urllib.request, urllib.error
+try: print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except urllib.error.HTTPError as e: print(e.code)' "http://$NSPAWN_NET.${octet[cli1]}:9100/metrics")
+[ "$code" = 401 ] || fail "cli1's node-exporter answered $code without the token"
+for h in srv1 srv2 cli1; do
+  if nspawn_ssh "$h" ss -Hltn | awk '{print $4}' | grep -E '^(0\.0\.0\.0|\*|\[::\]):(9090|9100|9188|89[0-9][0-9])$' >"$tmp/wild.txt"; then
+    fail "$h listens on a wildcard address: $(tr '\n' ' ' <"$tmp/wild.txt")"
+  fi
+done
+say "topology A, the monitor: $(grep -h 'shake rate' "$tmp/prometheus.txt" | tr '\n' ';')"
+say "topology A, the monitor: $(grep -h 'dashboard:' "$tmp/prometheus.txt"); node-exporter refuses a scrape without the token; no wildcard listener"
+
 # --- 3. topology B, and a server instance killed half-way -----------------------------------
 say "topology B (srv1 x 2 + srv2 x 1, 3 clients): srv2's instance 1 killed with SIGKILL half-way"
 run_bg "$tmp/b.yml" sys-b
@@ -282,4 +321,4 @@ nspawn_ssh srv1 'cat /proc/sys/fs/file-max >/dev/null && test -f /etc/security/l
 playbook -i "$tmp/all.yml" provision.yml >"$tmp/provision3.log" 2>&1 || { tail -40 "$tmp/provision3.log"; fail "provision.yml after the reboot failed"; }
 expect_unchanged "$tmp/provision3.log" "${hosts[@]}"
 say "after the reboot: sysctls in force, limits and units in place, provisioning changes nothing"
-say "PASS (provision x2, topologies A B C with a killed instance and a killed client, a reboot) in $(($(date +%s) - t0)) s"
+say "PASS (provision x2, topologies A B C with a killed instance and a killed client, the monitor against the report, a reboot) in $(($(date +%s) - t0)) s"

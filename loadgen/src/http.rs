@@ -14,8 +14,11 @@
 //!   of at most [`MAX_BODY`] bytes that must be UTF-8; anything else is an error line.
 //! - [`serve`]: one request per connection, GET only; at most `max_conns` connections
 //!   at once (more are closed on accept); a request head within `header_timeout` and the
-//!   whole connection within `conn_timeout`; heads of at most 16 KiB.
+//!   whole connection within `conn_timeout`; heads of at most 16 KiB; with a
+//!   [`Token`], every request without `Authorization: Bearer <token>` answered 401
+//!   before the handler sees it.
 
+use crate::token::Token;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1 as server_http1;
@@ -122,10 +125,12 @@ impl From<(u16, String)> for Answer {
 
 /// Serves GET requests on `listener` in a thread of its own; `handle(target)` returns
 /// the [`Answer`] (or a (status, JSON body) pair) for a request target such as
-/// `/qps?qps=3000`.
+/// `/qps?qps=3000`. With a `token`, a request must carry it (`Authorization: Bearer`)
+/// to reach `handle` at all: every path alike, since `/qps` changes the run.
 pub fn serve<A: Into<Answer>>(
     listener: TcpListener,
     limits: Limits,
+    token: Option<Token>,
     handle: impl Fn(&str) -> A + Send + Sync + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -133,6 +138,7 @@ pub fn serve<A: Into<Answer>>(
         .enable_all()
         .build()?;
     let handle = Arc::new(move |t: &str| handle(t).into());
+    let token = Arc::new(token);
     std::thread::Builder::new()
         .name("loadgen-control".into())
         .spawn(move || {
@@ -157,7 +163,13 @@ pub fn serve<A: Into<Answer>>(
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
                         continue; // over the cap: closed at once (dropped)
                     };
-                    tokio::spawn(connection(stream, limits, handle.clone(), slot));
+                    tokio::spawn(connection(
+                        stream,
+                        limits,
+                        token.clone(),
+                        handle.clone(),
+                        slot,
+                    ));
                 }
             })
         })?;
@@ -167,13 +179,14 @@ pub fn serve<A: Into<Answer>>(
 async fn connection<H>(
     stream: tokio::net::TcpStream,
     limits: Limits,
+    token: Arc<Option<Token>>,
     handle: Arc<H>,
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) where
     H: Fn(&str) -> Answer + Send + Sync + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let answer = respond(&*handle, &req);
+        let answer = respond(&*handle, (*token).as_ref(), &req);
         async move { Ok::<_, Infallible>(answer) }
     });
     let conn = server_http1::Builder::new()
@@ -186,8 +199,25 @@ async fn connection<H>(
     let _ = tokio::time::timeout(limits.conn_timeout, conn).await;
 }
 
-fn respond<H: Fn(&str) -> Answer>(handle: &H, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let a = if req.method() == Method::GET {
+fn respond<H: Fn(&str) -> Answer>(
+    handle: &H,
+    token: Option<&Token>,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let unauthorized = token.is_some_and(|t| !t.admits(authorization));
+    let a = if unauthorized {
+        Answer {
+            status: 401,
+            content_type: "text/plain; charset=utf-8",
+            body:
+                "this control address needs Authorization: Bearer <token> (--control-token-file)\n"
+                    .into(),
+        }
+    } else if req.method() == Method::GET {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         handle(target)
     } else {
@@ -199,6 +229,12 @@ fn respond<H: Fn(&str) -> Answer>(handle: &H, req: &Request<Incoming>) -> Respon
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(a.content_type),
     );
+    if unauthorized {
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+    }
     r
 }
 
@@ -220,7 +256,7 @@ mod tests {
     fn serve_and_get_round_trip() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        serve(l, Limits::default(), |t| {
+        serve(l, Limits::default(), None, |t| {
             (200, format!("{{\"t\":\"{t}\"}}"))
         })
         .unwrap();
@@ -354,7 +390,7 @@ mod tests {
             header_timeout: Duration::from_millis(300),
             conn_timeout: Duration::from_secs(2),
         };
-        serve(l, limits, |t| (200, format!("{{\"t\":{:?}}}", t))).unwrap();
+        serve(l, limits, None, |t| (200, format!("{{\"t\":{:?}}}", t))).unwrap();
         let post = raw_request(
             addr,
             b"POST /qps?qps=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",

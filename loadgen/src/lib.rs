@@ -13,7 +13,7 @@
 //! - [`plan`] (phases), [`users`] (id ranges and sharding), [`addrs`] (source
 //!   addresses); socket and epoll calls are `redpacket_sys`'s, shared with the server,
 //!   [`http`] (the small HTTP it speaks, and [`prometheus`] the text format its
-//!   `/metrics` answers in), [`procs`] (`--procs N`: the children and,
+//!   `/metrics` answers in, [`token`] who may use its `--control`), [`procs`] (`--procs N`: the children and,
 //!   in [`procs::pipe`], what they say to the parent).
 //! - [`demo`] (the one-command local run), [`instances`] (its server instances, laid
 //!   out by the open-files limit), [`footprint`] (what the run costs the host) and
@@ -40,4 +40,5 @@ pub mod run_config;
 pub mod run_dir;
 pub mod run_state;
 pub mod siblings;
+pub mod token;
 pub mod users;

@@ -6,10 +6,19 @@
 //! imports the other for it.
 
 use crate::plan::Phase;
+use crate::token::Token;
 use crate::users::{ServerTarget, UserRange};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The `--control` listener (`/qps`, `/stats`, `/metrics`): its address and, required
+/// off loopback, the token every request must carry ([`crate::token`]).
+#[derive(Clone, Debug)]
+pub struct ControlListen {
+    pub addr: SocketAddr,
+    pub token: Option<Token>,
+}
 
 /// Everything a run needs, validated.
 #[derive(Clone, Debug)]
@@ -43,7 +52,8 @@ pub struct RunConfig {
     /// Write `net.jsonl` and `tuning.txt` for this host into `out` (off when a server on
     /// the same host already does, as in the demo).
     pub sample_host: bool,
-    pub control: Option<SocketAddr>,
+    /// `--control`: where the live listener binds, and the token it asks for.
+    pub control: Option<ControlListen>,
     pub max_p99_ms: Option<f64>,
     pub max_error_rate: Option<f64>,
     pub money_check: bool,

@@ -6,8 +6,9 @@ use crate::addrs::parse_source_addrs;
 use crate::output;
 use crate::plan::{self, Phase};
 use crate::run;
-use crate::run_config::RunConfig;
+use crate::run_config::{ControlListen, RunConfig};
 use crate::run_dir;
+use crate::token;
 use crate::users::{ServerTarget, Targets, UserRange};
 use clap::Args;
 use std::net::SocketAddr;
@@ -108,9 +109,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_sample_host: bool,
     /// Serve GET /qps?qps=X (change the rate live), /stats and /metrics (Prometheus) on
-    /// this address. Nothing listens without it.
+    /// this address. Nothing listens without it. An address other than loopback needs
+    /// --control-token-file.
     #[arg(long)]
     pub control: Option<SocketAddr>,
+    /// File holding the --control token (at least 16 printable characters, the server's
+    /// rule): every request to --control must then carry `Authorization: Bearer
+    /// <token>`.
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
     /// Fail (exit 1) if any phase's p99 latency is above this, milliseconds.
     #[arg(long)]
     pub max_p99_ms: Option<f64>,
@@ -195,6 +202,7 @@ impl RunArgs {
             run::check_start_at(at, run::unix_f64())?;
         }
         let send_cents = cents(self.send_cents, "--send-cents")?;
+        let control = self.control_listen()?;
         let deadline = self
             .connect_deadline
             .map(|d| d.as_secs_f64())
@@ -220,7 +228,7 @@ impl RunArgs {
             start_at: self.start_at.filter(|_| !self.child),
             out: (!self.child).then(|| self.out_dir()),
             sample_host: !self.no_sample_host,
-            control: self.control,
+            control,
             max_p99_ms: self.max_p99_ms,
             max_error_rate: self.max_error_rate,
             money_check: !self.no_money_check,
@@ -257,6 +265,19 @@ impl RunArgs {
             plan = plan::default_plan(self.scale, self.phase_duration.as_secs_f64());
         }
         Ok(plan)
+    }
+
+    /// `--control` and `--control-token-file`: the token is read now, and a listener
+    /// off loopback without one is refused before anything starts.
+    fn control_listen(&self) -> Result<Option<ControlListen>, String> {
+        let Some(addr) = self.control else {
+            return match &self.control_token_file {
+                Some(_) => Err("--control-token-file needs --control ADDR".into()),
+                None => Ok(None),
+            };
+        };
+        let token = token::control_token(addr, self.control_token_file.as_deref())?;
+        Ok(Some(ControlListen { addr, token }))
     }
 
     /// Checks `--server`, `--server-control`, `--users` and `--all-users` together;
@@ -402,6 +423,43 @@ mod tests {
         ])
         .unwrap_err();
         assert!(controls.contains("one address per --server"), "{controls}");
+    }
+
+    #[test]
+    fn a_control_address_off_loopback_needs_a_token() {
+        let off = run_config(&["--control", "198.18.1.21:9188"]).unwrap_err();
+        assert!(
+            off.contains("not a loopback address") && off.contains("--control-token-file"),
+            "{off}"
+        );
+        let lo = run_config(&["--control", "127.0.0.1:9188"]).unwrap();
+        assert!(lo.control.is_some_and(|c| c.token.is_none()));
+        let alone = run_config(&["--control-token-file", "/nonexistent"]).unwrap_err();
+        assert!(alone.contains("needs --control"), "{alone}");
+        let missing = run_config(&[
+            "--control",
+            "127.0.0.1:9188",
+            "--control-token-file",
+            "/nonexistent/t",
+        ])
+        .unwrap_err();
+        assert!(
+            missing.contains("--control-token-file /nonexistent/t"),
+            "{missing}"
+        );
+        let d = redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "loadgen", "run-token");
+        let f = d.join("token");
+        std::fs::write(&f, "0123456789abcdef0123\n").unwrap();
+        let c = run_config(&[
+            "--control",
+            "198.18.1.21:9188",
+            "--control-token-file",
+            f.to_str().unwrap(),
+        ])
+        .unwrap();
+        let listen = c.control.unwrap();
+        assert_eq!(listen.addr, "198.18.1.21:9188".parse().unwrap());
+        assert!(listen.token.is_some());
     }
 
     #[test]

@@ -95,7 +95,10 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let h = sh.clone();
         let live = Mutex::new(Live::default());
-        http::serve(l, http::Limits::default(), move |t| control(&h, &live, t)).unwrap();
+        http::serve(l, http::Limits::default(), None, move |t| {
+            control(&h, &live, t)
+        })
+        .unwrap();
         let get = |path: &str| http::get(addr, path, Duration::from_secs(2)).unwrap();
         for bad in [
             "/qps?qps=1e300",
@@ -140,5 +143,61 @@ mod tests {
             head.contains("content-type: text/plain; version=0.0.4"),
             "{head}"
         );
+    }
+
+    /// With a token, no path answers without `Authorization: Bearer <token>`, and a
+    /// refused `/qps` changes nothing.
+    #[test]
+    fn with_a_token_every_path_needs_it() {
+        use std::io::{Read, Write};
+        let sh = Arc::new(RunState::new(
+            UserRange::new(0, 10),
+            &[UserRange::new(0, 10)],
+        ));
+        sh.mode.store(MODE_LOAD, Relaxed);
+        sh.set_qps(1000.0);
+        let d = redpacket_testkit::scratch::fresh_in(&std::env::temp_dir(), "loadgen", "ctl-token");
+        std::fs::write(d.join("t"), "s3cret-s3cret-s3cret\n").unwrap();
+        let token = crate::token::read_token(&d.join("t")).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = sh.clone();
+        let live = Mutex::new(Live::default());
+        http::serve(l, http::Limits::default(), Some(token), move |t| {
+            control(&h, &live, t)
+        })
+        .unwrap();
+        let ask = |path: &str, auth: &str| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+            s.write_all(req.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        for path in ["/metrics", "/stats", "/qps?qps=7", "/nope"] {
+            for auth in [
+                "",
+                "Authorization: Bearer s3cret-s3cret-s3cre\r\n",
+                "Authorization: Basic s3cret-s3cret-s3cret\r\n",
+            ] {
+                let a = ask(path, auth);
+                assert!(a.starts_with("HTTP/1.1 401"), "{path} {auth}: {a}");
+                assert!(
+                    a.to_ascii_lowercase().contains("www-authenticate: bearer"),
+                    "{a}"
+                );
+            }
+        }
+        assert_eq!(sh.qps(), 1000.0, "a refused /qps changed the rate");
+        let ok = "Authorization: Bearer s3cret-s3cret-s3cret\r\n";
+        let m = ask("/metrics", ok);
+        assert!(
+            m.starts_with("HTTP/1.1 200") && m.contains("redpacket_loadgen_users_connected"),
+            "{m}"
+        );
+        assert!(ask("/qps?qps=7", ok).starts_with("HTTP/1.1 200"));
+        assert_eq!(sh.qps(), 7.0);
     }
 }

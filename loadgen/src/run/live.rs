@@ -198,4 +198,69 @@ mod tests {
         assert_eq!(errors.count(), 4, "one sample per kind, no total");
         assert!(s.iter().all(|x| x.0.starts_with(PREFIX)));
     }
+
+    /// Every metric family an exposition declares (`# TYPE`), a histogram's as the
+    /// names its samples take.
+    fn families(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut words = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+                continue;
+            };
+            if kind == "histogram" {
+                out.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")));
+            } else {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
+
+    /// The fleet's Grafana dashboard (ansible/roles/monitor) is valid JSON, and every
+    /// metric its queries name is one the server's control port, the load generator's
+    /// `--control` or node-exporter exposes: a renamed counter fails here, not on a
+    /// blank panel.
+    #[test]
+    fn the_dashboard_names_only_exposed_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ansible/roles/monitor/files/grafana-redpacket.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let dash: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut known = families(&redpacket_control::prometheus_text(
+            &redpacket_formats::server::Snapshot::default(),
+        ));
+        known.extend(families(&Live::default().render(0, 0)));
+        // node-exporter's (Debian's prometheus-node-exporter), and Prometheus's own.
+        known.extend(["node_cpu_seconds_total", "up"].map(String::from));
+        let mut named = 0;
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 5, "{path}: too few panels");
+        for panel in panels {
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}: no query", panel["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().expect("expr");
+                let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+                for w in words.filter(|w| w.starts_with("redpacket_") || w.starts_with("node_")) {
+                    assert!(
+                        known.iter().any(|k| k == w),
+                        "{}: {w} is exposed by nothing",
+                        panel["title"]
+                    );
+                    named += 1;
+                }
+                if expr.contains("histogram_quantile") {
+                    assert!(expr.contains("by (le)"), "{expr}: sum the buckets by le");
+                }
+            }
+        }
+        assert!(named >= 10, "only {named} metric names in {path}");
+    }
 }

@@ -106,17 +106,26 @@ pub fn control_listener(
     shared: &Arc<RunState>,
     live: &Arc<Mutex<Live>>,
 ) -> Result<(), (i32, String)> {
-    let Some(addr) = cfg.control.filter(|_| !cfg.child) else {
+    let Some(listen) = cfg.control.as_ref().filter(|_| !cfg.child) else {
         return Ok(());
     };
+    let addr = listen.addr;
     let l = std::net::TcpListener::bind(addr).map_err(|e| (1, format!("--control {addr}: {e}")))?;
     let bound = l.local_addr().map_err(|e| (1, e.to_string()))?;
     if !cfg.quiet {
-        note!("loadgen: control on http://{bound}/qps?qps=X, /stats and /metrics");
+        let auth = if listen.token.is_some() {
+            " (Authorization: Bearer, --control-token-file)"
+        } else {
+            ""
+        };
+        note!("loadgen: control on http://{bound}/qps?qps=X, /stats and /metrics{auth}");
     }
     let (sh, live) = (shared.clone(), live.clone());
-    http::serve(l, http::Limits::default(), move |target| {
-        control::control(&sh, &live, target)
-    })
+    http::serve(
+        l,
+        http::Limits::default(),
+        listen.token.clone(),
+        move |target| control::control(&sh, &live, target),
+    )
     .map_err(|e| (1, e.to_string()))
 }
