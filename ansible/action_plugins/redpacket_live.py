@@ -3,14 +3,14 @@
 Runs `redpacket-live` on the controller with a plan of every host (its per-second files
 and the ssh command `redpacket_reach` returned for it) and shows each line it prints as
 it comes; the seconds also go to `out` (the run folder's live.jsonl). Returns when the
-run's last phase has ended (`until`, Unix seconds) and the view has given out its last
+run's last phase has ended (`ends_at`, Unix seconds) and the view has given out its last
 second.
 
     - name: Show the fleet once a second
       redpacket_live:
         binary: /path/to/redpacket-live
         out: results/RUN/live.jsonl
-        until: 1796288431.5
+        ends_at: 1796288431.5
         hosts:
           - {name: cli1, role: loadgen, files: [...], ssh: [...], sudo: true}
       run_once: true
@@ -31,14 +31,14 @@ from ansible.utils.display import Display
 
 display = Display()
 
-# How long past `until` the view may run before it is stopped: it stops by itself 7 s
+# How long past `ends_at` the view may run before it is stopped: it stops by itself 7 s
 # after (its deadline and linger); this only guards against a stuck follower.
 GUARD_S = 60
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("binary", "out", "until", "hosts"))
+    _VALID_ARGS = frozenset(("binary", "out", "ends_at", "hosts"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -47,9 +47,9 @@ class ActionModule(ActionBase):
             if k not in a:
                 raise AnsibleActionFail("redpacket_live needs %s" % k)
         try:
-            until = float(a["until"])
+            until = float(a["ends_at"])
         except (TypeError, ValueError):
-            raise AnsibleActionFail("until must be Unix seconds, not %r" % (a["until"],))
+            raise AnsibleActionFail("ends_at must be Unix seconds, not %r" % (a["ends_at"],))
         plan = {"until": until, "hosts": list(a["hosts"])}
         fd, plan_path = tempfile.mkstemp(prefix="redpacket-live-", suffix=".json")
         with os.fdopen(fd, "w") as f:
