@@ -324,30 +324,8 @@ pub struct Config {
     pub max_campaigns: usize,
 }
 
-/// Shortest control token accepted.
-pub const MIN_TOKEN_LEN: usize = 16;
-
-/// Reads a token file (`--control-token-file`): its content without surrounding
-/// whitespace, at least [`MIN_TOKEN_LEN`] printable bytes.
-pub fn read_token(path: &Path) -> Result<Token, String> {
-    let raw =
-        std::fs::read(path).map_err(|e| format!("--control-token-file {}: {e}", path.display()))?;
-    let t = raw.trim_ascii();
-    if t.len() < MIN_TOKEN_LEN {
-        return Err(format!(
-            "--control-token-file {}: the token has {} bytes, need at least {MIN_TOKEN_LEN}",
-            path.display(),
-            t.len()
-        ));
-    }
-    if t.iter().any(|b| !b.is_ascii_graphic()) {
-        return Err(format!(
-            "--control-token-file {}: the token must be printable ASCII without spaces",
-            path.display()
-        ));
-    }
-    Ok(Token::new(t.to_vec()))
-}
+/// The token file's rules are the one home's, shared with the load generator.
+pub use redpacket_token::{read as read_token, MIN_TOKEN_LEN};
 
 /// Whether an address only this host can reach (127.0.0.0/8, ::1, or ::ffff:127.x).
 pub fn is_loopback(addr: &SocketAddr) -> bool {

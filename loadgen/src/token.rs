@@ -1,5 +1,6 @@
 //! The `--control` listener's token (`--control-token-file`): with one, every request
-//! must carry `Authorization: Bearer <token>`, compared in constant time.
+//! must carry `Authorization: Bearer <token>`, compared in constant time
+//! (`redpacket-token`, the server's rules).
 //!
 //! The listener changes the run's rate (`/qps`) and shows its figures, so once it leaves
 //! loopback (a Prometheus on another host scrapes `/metrics`) a token is required; the
@@ -8,57 +9,9 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use subtle::ConstantTimeEq;
 
-/// Shortest token accepted (the server's minimum too).
-pub const MIN_TOKEN_LEN: usize = 16;
-
-/// A control token; its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(Vec<u8>);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
-    }
-}
-
-impl Token {
-    /// Whether an `Authorization` header's value is `Bearer <this token>` (the scheme
-    /// name case-insensitive, as HTTP's are). Constant time in the token's content; only
-    /// a difference in length returns early, and the length is not the secret.
-    pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(v) = authorization else {
-            return false;
-        };
-        let (Some(scheme), Some(rest)) = (v.get(..7), v.get(7..)) else {
-            return false;
-        };
-        scheme.eq_ignore_ascii_case(b"bearer ") && bool::from(rest.trim_ascii().ct_eq(&self.0))
-    }
-}
-
-/// Reads a token file: its content without surrounding whitespace, at least
-/// [`MIN_TOKEN_LEN`] printable ASCII bytes without spaces.
-pub fn read_token(path: &Path) -> Result<Token, String> {
-    let raw =
-        std::fs::read(path).map_err(|e| format!("--control-token-file {}: {e}", path.display()))?;
-    let t = raw.trim_ascii();
-    if t.len() < MIN_TOKEN_LEN {
-        return Err(format!(
-            "--control-token-file {}: the token has {} bytes, need at least {MIN_TOKEN_LEN}",
-            path.display(),
-            t.len()
-        ));
-    }
-    if t.iter().any(|b| !b.is_ascii_graphic()) {
-        return Err(format!(
-            "--control-token-file {}: the token must be printable ASCII without spaces",
-            path.display()
-        ));
-    }
-    Ok(Token(t.to_vec()))
-}
+/// The token and its file's rules: the server's own (`redpacket-token`).
+pub use redpacket_token::{read as read_token, Token, MIN_TOKEN_LEN};
 
 /// The `--control` listener as asked: its address and the token (read from `file`),
 /// refused when the address is not loopback and no token is given.
