@@ -285,10 +285,12 @@ say "topology A, the monitor: $(grep -h 'dashboard:' "$tmp/prometheus.txt"); nod
 say "topology B (srv1 x 2 + srv2 x 1, 3 clients): srv2's instance 1 killed with SIGKILL half-way"
 run_bg "$tmp/b.yml" sys-b
 wait_phase cli1 8 sys-b
-for h in srv1 srv2; do
-  pid=$(nspawn_ssh "$h" systemctl show -p MainPID --value redpacket-server@1)
+# Every instance of the topology, as HOST:INSTANCE.
+for hi in srv1:1 srv1:2 srv2:1; do
+  h=${hi%:*} i=${hi#*:}
+  pid=$(nspawn_ssh "$h" systemctl show -p MainPID --value "redpacket-server@$i")
   lim=$(nspawn_ssh "$h" cat "/proc/$pid/limits" | awk '/^Max open files/ {print $4, $5}')
-  [ "$lim" = "20000 20000" ] || fail "$h: instance 1 (pid $pid) has open files '$lim', configured 20000"
+  [ "$lim" = "20000 20000" ] || fail "$h: instance $i (pid $pid) has open files '$lim', configured 20000"
 done
 # SIGKILL to the unit's main process, as the OOM killer or a crash would end it.
 nspawn_ssh srv2 'kill -KILL "$(systemctl show -p MainPID --value redpacket-server@1)"'
