@@ -500,6 +500,52 @@ fn money_of_u64_max_on_both_sides_does_not_agree_into_a_pass() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The other figures no run produces, each under the caps the cases above pass: a
+/// phase's counts beyond its length at the run's rate limit, a latency below zero, a
+/// second of `loadgen.jsonl` and of `server.jsonl` far past the targets, a server that
+/// paid out more than it issued, and load generators that saw more won than every
+/// server issued (both well under the money cap). Each is named; the verdict fails.
+#[test]
+fn counts_rates_and_money_beyond_the_run_fail() {
+    let dir = run_dir("beyond");
+    edit_json(&dir.join("client1/summary.json"), |v| {
+        v["phases"][1]["sent"] = serde_json::json!(1_000_000_000_000u64);
+        v["phases"][2]["latency_ms"]["p99"] = serde_json::json!(-1.0);
+        v["money"]["client_won_cents"] = serde_json::json!(1_000_000_000u64);
+    });
+    edit_json(&dir.join("server1/server-summary.json"), |v| {
+        let issued = v["stats"]["shake"]["issued_cents"].as_u64().unwrap();
+        v["stats"]["shake"]["won_cents"] = serde_json::json!(issued + 1);
+    });
+    // One second of each per-second file claims a billion shakes.
+    let first_line = |path: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let text = fs::read_to_string(path).unwrap();
+        let (first, rest) = text.split_once('\n').unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(first).unwrap();
+        f(&mut v);
+        fs::write(path, format!("{v}\n{rest}")).unwrap();
+    };
+    first_line(&dir.join("client1/loadgen.jsonl"), &|v| {
+        v["sent"] = serde_json::json!(1_000_000_000u64);
+    });
+    first_line(&dir.join("server1/server.jsonl"), &|v| {
+        v["per_second"]["requests"]["shake"] = serde_json::json!(1_000_000_000u64);
+    });
+    let (md, _) = report_md(&dir);
+    for want in [
+        "host client1: summary.json, phase 30k: counts above 540,000,000 (the limit of 9,000,000 shakes/s over 60 s)",
+        "host client1: summary.json, phase 60k: a latency below zero",
+        "host client1: loadgen.jsonl has 1 line(s) with a rate beyond anything this run could produce",
+        "host server1: server.jsonl has 1 line(s) with a shake rate beyond anything this run",
+        "host server1: server-summary.json: more money won or grabbed",
+        "the load generators saw 1000000000 cents won",
+    ] {
+        assert!(md.contains(want), "{want} in {md}");
+    }
+    assert_not_passed(&md);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn phases_backwards_overlapping_or_repeated_fail() {
     let dir = run_dir("phases");
