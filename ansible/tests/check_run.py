@@ -5,7 +5,10 @@ ledger, the clients' cents against the servers', run.json's failed hosts and res
         [--killed-instance srv2:1] [--killed-client cli3] [--unreachable cli2]
 
 Without faults: every instance's ledger balances and issued packets, the clients won
-and grabbed exactly the cents the servers paid, run.json names no failed host.
+and grabbed exactly the cents the servers paid, run.json names no failed host; in
+report.json every loaded phase's client sent and answered rates are within 1 % of the
+achieved total, client got within 1 % of server won, the client's per-second CV within
+3 points of the server's, and the verdict is what run.json's thresholds say: passed.
 --killed-instance HOST:I: that instance was killed and restarted by systemd: its
 starts.jsonl records a lost life, run.json's restarts and failed_hosts name it, the
 report says its money cannot be reconciled; every other instance still balances.
@@ -88,7 +91,7 @@ def main():
         expect = [a.unreachable] if a.unreachable else []
         assert sorted(failed) == expect, "failed hosts: %s" % failed
         print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
-        check_phases(d)
+        check_phases(d, run)
     check_live(d, run, len(servers) + len(clients) - (1 if a.unreachable else 0), a.killed_client)
     check_clocks(run, [h for h, _ in servers] + clients, a.unreachable)
     check_thresholds(run)
@@ -100,23 +103,73 @@ def main():
     return 0
 
 
-def check_phases(d):
+def check_phases(d, run):
     """Per phase, from report.json (the figures the report's tables show), cut on the same
-    boundaries for every client and server: the clients' mean sent rate within 1 % of
-    their achieved total, and the packets they got within 1 % of what the servers say
-    were won (or 5 packets, for a short phase of few packets)."""
+    boundaries for every client and server: the clients' mean sent and answered rates
+    within 1 % of their achieved total, the packets they got within 1 % of what the
+    servers say were won (or 5 packets, for a short phase of few packets), and the
+    clients' per-second CV within 3 points of the servers'. Then the verdict: each
+    phase's thresholds are run.json's (the phase's own over the run's), its pass or fail
+    is what those thresholds say of its figures, and the run, which had no fault, passed,
+    as the first line of report.md says."""
     rep = json.loads((d / "report.json").read_text())
     seen = []
     for p in rep["phases"]:
         if not (p.get("target_qps") or 0) > 0:
             continue
         c, s = p["client"], p["server"]
-        sent, achieved, got, won = c["sent_qps"], c["achieved_qps"], c["got"], s["won"]
-        assert achieved and abs(sent / achieved - 1) < 0.01, "%s: client sent %s/s vs achieved %s/s" % (p["name"], sent, achieved)
-        assert abs(got - won) <= max(0.01 * won, 5), "%s: client got %s vs server won %s" % (p["name"], got, won)
-        seen.append("%s: sent %.1f/s vs achieved %.1f/s, got %.1f vs won %.1f" % (p["name"], sent, achieved, got, won))
+        name = p["name"]
+        sent, answered, achieved = c["sent_qps"], c["answered_qps"], c["achieved_qps"]
+        got, won = c["got"], s["won"]
+        assert achieved and abs(sent / achieved - 1) < 0.01, "%s: client sent %s/s vs achieved %s/s" % (name, sent, achieved)
+        assert abs(answered / achieved - 1) < 0.01, "%s: client answered %s/s vs achieved %s/s" % (name, answered, achieved)
+        assert abs(got - won) <= max(0.01 * won, 5), "%s: client got %s vs server won %s" % (name, got, won)
+        ccv, scv = c["qps_cv_pct"], s["qps_cv_pct"]
+        assert ccv is not None and scv is not None, "%s: no per-second CV (client %s, server %s)" % (name, ccv, scv)
+        assert ccv - scv < 3.0, "%s: client CV %.2f %% vs server %.2f %%" % (name, ccv, scv)
+        check_judged(run, p)
+        seen.append("%s: sent %.1f/s, answered %.1f/s vs achieved %.1f/s, got %.1f vs won %.1f, CV %.2f %% vs %.2f %%, %s"
+                    % (name, sent, answered, achieved, got, won, ccv, scv, "passed" if p["passed"] else "failed"))
     assert seen, "report.json has no phase with a target"
+    v = rep["verdict"]
+    assert v["passed"] and v["outcome"] == "passed" and not v["failures"], "verdict: %s" % v
+    assert all(p["passed"] is not False for p in rep["phases"]), "a phase failed though the verdict passed"
+    first = (d / "report.md").read_text().splitlines()
+    verdict_line = next((x for x in first if x.startswith("**Verdict:")), "")
+    assert verdict_line.startswith("**Verdict: PASSED**"), "report.md says %r, report.json passed" % verdict_line
     print("phases cut alike on every host: " + "; ".join(seen))
+
+
+def check_judged(run, p):
+    """A phase's thresholds in report.json are run.json's (the phase's own key by key over
+    the run's; a key neither sets is the report's default or the load generators' own),
+    and its pass or fail is what they say of its figures."""
+    own = next((q.get("thresholds") or {} for q in run["phases"] if q["name"] == p["name"]), {})
+    runs = run.get("thresholds") or {}
+    th = p["thresholds"]
+    for k in ("max_p99_ms", "max_p999_ms", "rate_tolerance_pct", "max_error_rate"):
+        want = ("phase", own[k]) if k in own else ("run_json", runs[k]) if k in runs else None
+        got = (th[k]["source"], th[k]["value"])
+        if want:
+            assert got[0] == want[0] and float(got[1]) == float(want[1]), "%s: threshold %s is %s, run.json says %s" % (
+                p["name"], k, got, want)
+        else:
+            assert got[0] in ("default", "loadgen"), "%s: threshold %s from %s" % (p["name"], k, got)
+    c = p["client"]
+    lim = {k: th[k]["value"] for k in th}
+    fails = []
+    if lim["max_p99_ms"] is not None and not (c["p99_ms"] is not None and c["p99_ms"] <= lim["max_p99_ms"]):
+        fails.append("max_p99_ms")
+    if lim["max_p999_ms"] is not None and not (c["p999_ms"] is not None and c["p999_ms"] <= lim["max_p999_ms"]):
+        fails.append("max_p999_ms")
+    if lim["rate_tolerance_pct"] is not None and c["achieved_qps"] < p["target_qps"] * (1 - lim["rate_tolerance_pct"] / 100):
+        fails.append("rate_tolerance_pct")
+    due = p["target_qps"] * p["seconds"]
+    if lim["max_error_rate"] is not None and round(c["errors"] or 0) + round(c["timeouts"] or 0) > lim["max_error_rate"] * due:
+        fails.append("max_error_rate")
+    named = sorted(f["threshold"] for f in p["failures"])
+    assert named == sorted(fails), "%s: report.json fails %s, its thresholds fail %s" % (p["name"], named, fails)
+    assert p["passed"] == (not fails), "%s: passed is %s, thresholds failed %s" % (p["name"], p["passed"], fails)
 
 
 def check_live(d, run, hosts, killed_client):
