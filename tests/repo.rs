@@ -14,7 +14,7 @@ use std::process::Command;
 
 /// The files a run writes into its folder (`results/README.md`): tracked only under
 /// `results/examples/`.
-const RUN_FILES: [&str; 13] = [
+const RUN_FILES: [&str; 15] = [
     "run.json",
     "loadgen.jsonl",
     "summary.json",
@@ -28,6 +28,8 @@ const RUN_FILES: [&str; 13] = [
     "server.log",
     "report.html",
     "report.md",
+    "report.json",
+    "live.jsonl",
 ];
 
 /// `git -C <workspace root> ARGS`, or why git cannot answer here.
@@ -180,6 +182,8 @@ fn run_outputs_are_told_apart_from_sources() {
         "charts/qps.svg",
         "vm/server-summary.life-2.json",
         "some/where/net.jsonl",
+        "some/where/live.jsonl",
+        "some/where/report.json",
         "ansible/tests/__pycache__/x.pyc",
     ] {
         assert!(run_output(bad).is_some(), "{bad}");

@@ -41,7 +41,7 @@ pub struct FootprintLine {
     /// `/proc/meminfo` `Slab`, bytes: every slab cache.
     pub slab_bytes: u64,
     /// Bytes of the slab caches that grow with connections
-    /// ([`crate::host::procfs::SOCKET_SLABS`]), by name; empty when `/proc/slabinfo`
+    /// ([`redpacket_sys::procfs::SOCKET_SLABS`]), by name; empty when `/proc/slabinfo`
     /// cannot be read (it needs root).
     pub slabs: BTreeMap<String, u64>,
     /// `MemTotal - MemAvailable`, bytes: the machine's memory in use.

@@ -67,12 +67,7 @@ fn streams(run: &Path) -> Vec<(String, Role, PathBuf)> {
 #[test]
 fn every_second_of_the_live_view_equals_the_reports() {
     for run in examples() {
-        let tmp = std::env::temp_dir().join(format!(
-            "live-replay-{}-{}",
-            std::process::id(),
-            run.file_name().unwrap().to_str().unwrap()
-        ));
-        let _ = fs::remove_dir_all(&tmp);
+        let tmp = redpacket_testkit::scratch!(run.file_name().unwrap().to_str().unwrap());
         copy_records(&run, &tmp);
         let out = redpacket_report::report(&tmp).unwrap();
         let report: serde_json::Value = serde_json::from_str(&out.json_text).unwrap();
