@@ -8,7 +8,7 @@
 //! ([`StampedSeconds`]) and the coordinator takes them a second at a time. No lock is
 //! ever shared by two workers.
 
-use crate::metrics::Tally;
+use crate::metrics::{Pending, Tally};
 use crate::procs::seconds::StampedSeconds;
 use crate::users::UserRange;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
@@ -178,12 +178,17 @@ impl WorkerBlock {
             waker: redpacket_sys::wake::Waker::new().ok(),
         }
     }
-    /// Adds `t` to the current interval and to phase `phase`.
-    pub fn add(&self, t: &Tally, phase: usize) {
+    /// Adds what a worker counted to the current interval and to phase `phase`.
+    pub fn add(&self, p: &Pending, phase: usize) {
         if let Ok(mut i) = self.interval.lock() {
-            i.add(t);
+            p.add_to(&mut i);
         }
-        self.add_phase(t, phase);
+        if let Ok(mut ph) = self.phases.lock() {
+            if ph.len() <= phase {
+                ph.resize_with(phase + 1, Tally::default);
+            }
+            p.add_to(&mut ph[phase]);
+        }
     }
     pub fn add_phase(&self, t: &Tally, phase: usize) {
         if let Ok(mut p) = self.phases.lock() {

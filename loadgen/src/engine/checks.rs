@@ -12,7 +12,7 @@
 //! answer naming another user, a send answer echoing another amount.
 
 use crate::conn::{Conn, LOGGING_IN, READY};
-use crate::metrics::{Failure, Tally};
+use crate::metrics::{Failure, Pending};
 use redpacket_protocol::{result, Frame, MAX_RECIPIENTS};
 use std::collections::{HashMap, VecDeque};
 
@@ -70,7 +70,7 @@ impl Answers {
         c: &mut Conn,
         f: Frame,
         answered_at: u64,
-        tally: &mut Tally,
+        tally: &mut Pending,
         inflight: &mut u64,
     ) -> Seen {
         let mut r = Received {
@@ -175,7 +175,7 @@ struct Received<'a> {
     me: u32,
     c: &'a mut Conn,
     answered_at: u64,
-    tally: &'a mut Tally,
+    tally: &'a mut Pending,
     inflight: &'a mut u64,
 }
 
@@ -259,7 +259,7 @@ mod tests {
     struct User {
         c: Conn,
         answers: Answers,
-        tally: Tally,
+        tally: Pending,
         inflight: u64,
     }
 
@@ -270,7 +270,7 @@ mod tests {
             User {
                 c,
                 answers: Answers::default(),
-                tally: Tally::default(),
+                tally: Pending::default(),
                 inflight: 0,
             }
         }
@@ -330,11 +330,7 @@ mod tests {
         );
         assert_eq!((c.packets.won_cents, u.bad(), u.inflight), (250, 0, 0));
         // Latency from the scheduled time (1 ms) to the answer (5 ms), first one.
-        assert_eq!(u.tally.latency.len(), 3);
-        assert_eq!(
-            u.tally.latency.max(),
-            u.tally.latency.highest_equivalent(4000)
-        );
+        assert_eq!(u.tally.latency_us, [4000, 3000, 2000]);
     }
 
     #[test]
@@ -351,7 +347,7 @@ mod tests {
         assert_eq!(u.counts().packets.won_cents, 0);
         assert_eq!(u.counts().answered(), 0);
         // Each still answered a request: none is left waiting, none timed.
-        assert_eq!((u.inflight, u.c.npend, u.tally.latency.len()), (0, 0, 0));
+        assert_eq!((u.inflight, u.c.npend, u.tally.latency_us.len()), (0, 0, 0));
     }
 
     #[test]
@@ -368,7 +364,7 @@ mod tests {
         u.got(shake(ME, result::GOT, 3));
         let c = u.counts();
         assert_eq!((c.late, c.results.got, c.packets.won_cents), (1, 1, 3));
-        assert!(u.tally.latency.is_empty());
+        assert!(u.tally.latency_us.is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod requests;
 mod schedule;
 
 use crate::conn::Conn;
-use crate::metrics::Tally;
+use crate::metrics::Pending;
 use crate::run_state::{RunState, WorkerBlock, MODE_LOAD, MODE_STOP};
 use crate::users::Targets;
 use crate::users::UserRange;
@@ -102,7 +102,7 @@ struct Worker {
     now: u64,
     unix: u64,
     rng: SmallRng,
-    tally: Tally,
+    tally: Pending,
     phase: usize,
     /// Next user for a first connect; later ones come from `retry`.
     next_first: u32,
@@ -149,7 +149,7 @@ impl Worker {
             start: Instant::now(),
             now: 0,
             unix: unix_now(),
-            tally: Tally::default(),
+            tally: Pending::default(),
             phase: 0,
             next_first: 0,
             retry: BinaryHeap::new(),
@@ -322,9 +322,9 @@ impl Worker {
 
     fn flush(&mut self) {
         self.last_flush = self.now;
-        let t = self.tally.take();
-        let b = self.block();
-        b.add(&t, self.phase);
+        let b = &self.shared.workers[self.cfg.index];
+        b.add(&self.tally, self.phase);
+        self.tally.clear();
         b.connected.store(self.connected, Relaxed);
         if !self.by_source.is_empty() {
             if let Ok(mut v) = b.by_source.lock() {
