@@ -24,8 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How often campaigns issue and packets are handed out.
+/// How often campaigns issue and packets are handed out, at the most.
 pub const ISSUE_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest the issuer waits between ticks while a campaign runs or packets wait:
+/// a campaign slow enough to owe its next packet later than [`ISSUE_TICK`] is ticked
+/// when that packet falls due, not a hundred times a second for nothing (a server of
+/// fifty instances splits its campaigns fifty ways).
+pub const MAX_ISSUE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 /// A worker is granted at least this many packets of headroom even with no demand yet.
 const MIN_HEADROOM: u64 = 4;
 
@@ -133,6 +138,18 @@ impl Issuer {
         Some(self.campaigns.remove(at).shown)
     }
 
+    /// How long until the next tick can do something: the earliest time a campaign's
+    /// credit reaches a whole packet, within [`ISSUE_TICK`]..[`MAX_ISSUE_TICK`]
+    /// (packets waiting for demand are looked at again within the longest).
+    fn next_tick(&self) -> std::time::Duration {
+        let due = self
+            .campaigns
+            .iter()
+            .filter(|r| r.shown.rate > 0.0)
+            .map(|r| (1.0 - r.credit).max(0.0) / r.shown.rate)
+            .fold(MAX_ISSUE_TICK.as_secs_f64(), f64::min);
+        std::time::Duration::from_secs_f64(due).clamp(ISSUE_TICK, MAX_ISSUE_TICK)
+    }
     /// The campaigns still running, oldest first.
     pub fn campaigns(&self) -> Vec<Campaign> {
         self.campaigns.iter().map(|r| r.shown.clone()).collect()
@@ -314,24 +331,30 @@ impl Issuer {
     }
 }
 
-/// Ticks the issuer every [`ISSUE_TICK`] until aborted, and sleeps while it has
-/// nothing to issue or hand out (no campaign, an empty pool) until a campaign starts;
-/// while the server shuts down it issues nothing.
+/// Ticks the issuer until aborted: every [`ISSUE_TICK`] while a campaign owes packets
+/// that often, else when its next packet falls due (at most [`MAX_ISSUE_TICK`] apart);
+/// it sleeps while it has nothing to issue or hand out (no campaign, an empty pool)
+/// until a campaign starts (which also cuts a long wait short); while the server shuts
+/// down it issues nothing.
 pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: CancellationToken) {
     let wake = lock(&issuer).wake.clone();
-    let mut iv = tokio::time::interval(ISSUE_TICK);
-    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Instant::now();
+    let mut next = ISSUE_TICK;
     loop {
-        iv.tick().await;
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = wake.notified() => {}
+        }
         if shutdown.is_cancelled() {
             // Shutting down: campaigns stop issuing; what was issued stays counted.
+            next = ISSUE_TICK;
             continue;
         }
         let now = Instant::now();
         let quiet = {
             let mut i = lock(&issuer);
             i.tick(now.duration_since(last).as_secs_f64());
+            next = i.next_tick();
             i.quiet()
         };
         last = now;
@@ -339,8 +362,8 @@ pub async fn issue_every_tick(issuer: Arc<Mutex<Issuer>>, shutdown: Cancellation
             // A campaign's start wakes it (a permit is kept if it starts before this
             // waits); its credit begins at 0, so the time asleep owes nothing.
             wake.notified().await;
-            iv.reset();
             last = Instant::now();
+            next = ISSUE_TICK;
         }
     }
 }

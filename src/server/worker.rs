@@ -36,6 +36,10 @@ use tokio_util::sync::CancellationToken;
 /// How often a worker refills its budget, hands packets to SETs, enforces login
 /// deadlines and expires packets.
 pub const WORKER_TICK: Duration = Duration::from_millis(10);
+/// How long the ticker sleeps while requests keep the worker awake: the serving path
+/// then ticks on its own ([`Worker::awake`]) and the ticker only backs it up, so a busy
+/// worker is not woken a hundred times a second for work it already does.
+pub const BUSY_TICKER_SLEEP: Duration = Duration::from_millis(100);
 
 pub type WorkerRef = Rc<RefCell<Worker>>;
 
@@ -55,6 +59,8 @@ pub struct Worker {
     last_tick: Instant,
     /// The ticker is waiting on `wake` (the worker was [`Worker::quiet`]).
     ticker_asleep: bool,
+    /// When the serving path last ticked (its requests keep the ticks going).
+    served_tick: Instant,
     wake: Rc<tokio::sync::Notify>,
 }
 
@@ -73,6 +79,7 @@ impl Worker {
             last_purge: Instant::now(),
             last_tick: Instant::now(),
             ticker_asleep: false,
+            served_tick: Instant::now(),
             wake: Rc::new(tokio::sync::Notify::new()),
         }
     }
@@ -90,12 +97,28 @@ impl Worker {
     }
 
     /// Something came in: a sleeping ticker catches up (the clock, the budget for the
-    /// time asleep) before it is served, and starts ticking again.
+    /// time asleep) before it is served, and starts ticking again; a tick that falls
+    /// due while the worker is up anyway runs here, not on a timer of its own.
     fn awake(&mut self) {
+        let now = Instant::now();
         if self.ticker_asleep {
             self.ticker_asleep = false;
-            self.tick(Instant::now());
+            self.tick(now);
+            self.served_tick = now;
             self.wake.notify_one();
+        } else if now.saturating_duration_since(self.last_tick) >= WORKER_TICK {
+            self.tick(now);
+            self.served_tick = now;
+        }
+    }
+
+    /// How long the ticker may sleep: [`WORKER_TICK`], or [`BUSY_TICKER_SLEEP`] while
+    /// the serving path has been ticking by itself.
+    fn ticker_sleep(&self, now: Instant) -> Duration {
+        if now.saturating_duration_since(self.served_tick) <= 2 * WORKER_TICK {
+            BUSY_TICKER_SLEEP
+        } else {
+            WORKER_TICK
         }
     }
 
@@ -444,13 +467,17 @@ pub fn run(
             let w = worker.clone();
             let wake = worker.borrow().wake.clone();
             tokio::task::spawn_local(async move {
-                let mut iv = tokio::time::interval(WORKER_TICK);
-                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut sleep = WORKER_TICK;
                 loop {
-                    iv.tick().await;
+                    tokio::time::sleep(sleep).await;
                     let quiet = {
                         let mut w = w.borrow_mut();
-                        w.tick(Instant::now());
+                        let now = Instant::now();
+                        // The serving path may have ticked in the meantime.
+                        if now.saturating_duration_since(w.last_tick) >= WORKER_TICK {
+                            w.tick(now);
+                        }
+                        sleep = w.ticker_sleep(now);
                         let quiet = w.quiet();
                         w.ticker_asleep = quiet;
                         quiet
@@ -458,7 +485,7 @@ pub fn run(
                     if quiet {
                         // Until `awake`: it ticks (catching up) before serving.
                         wake.notified().await;
-                        iv.reset();
+                        sleep = WORKER_TICK;
                     }
                 }
             })
