@@ -1,10 +1,11 @@
 //! `redpacket-loadgen demo`'s flags, checked and turned into a [`DemoConfig`].
 
 use super::usage::usage_error;
-use super::values::rate;
+use super::values::{duration_or_zero, rate};
 use crate::demo::{self, DemoConfig};
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Flags of `demo`.
 #[derive(Args, Debug, Clone)]
@@ -25,8 +26,8 @@ pub struct DemoArgs {
     /// Default: the UTC time, e.g. 20261126-142501-demo.
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s with one server; 5k,
-    /// 10k, 20k with several instances).
+    /// Multiplies the plan's shake rates (1 = 1k, 2k, 4k shakes/s with one server; 10k,
+    /// 20k, 30k with several instances).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Multiplies the plan's phase lengths (1 = about a minute in all).
@@ -39,6 +40,10 @@ pub struct DemoArgs {
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Shortest time between two timed wake-ups of a load-generator worker (as `run
+    /// --tick`). Default: 500us with one process, TICK_MANY with several.
+    #[arg(long, value_parser = duration_or_zero)]
+    pub tick: Option<Duration>,
     /// Fail if any phase's p99 is above this, milliseconds.
     #[arg(long)]
     pub max_p99_ms: Option<f64>,
@@ -79,6 +84,7 @@ impl DemoArgs {
             time_scale: self.time_scale,
             server_bin: self.server_bin.clone(),
             threads: self.threads,
+            tick: self.tick,
             max_p99_ms: self.max_p99_ms,
             max_error_rate: self.max_error_rate,
         })

@@ -55,6 +55,8 @@ pub struct DemoConfig {
     pub server_bin: Option<PathBuf>,
     /// Worker threads of the load generator (with a single process).
     pub threads: usize,
+    /// A load-generator worker's tick; `None`: the layout's default.
+    pub tick: Option<Duration>,
     pub max_p99_ms: Option<f64>,
     pub max_error_rate: Option<f64>,
 }
