@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Samples between two scans for the load generator's processes.
+const RESCAN_EVERY: u64 = 5;
+
 fn group(pids: &[u32]) -> ProcessGroup {
     let mut g = ProcessGroup::default();
     for &pid in pids {
@@ -32,16 +35,25 @@ fn group(pids: &[u32]) -> ProcessGroup {
     g
 }
 
-/// Takes one sample now. `servers` are the server instances' pids, instance order; the
-/// load generator is this process and its children that run this program (not the
-/// servers, nor the live view's `tail`).
-pub fn sample(servers: &[u32]) -> FootprintLine {
+/// The load generator's processes: this one and its children that run this program
+/// (not the servers, nor the live view's `tail`).
+fn loadgen_pids(servers: &[u32]) -> Vec<u32> {
     let me = std::process::id();
     let exe = std::fs::read_link("/proc/self/exe").ok();
     let mut loadgens = vec![me];
     loadgens.extend(procfs::children_of(me).into_iter().filter(|p| {
         !servers.contains(p) && std::fs::read_link(format!("/proc/{p}/exe")).ok() == exe
     }));
+    loadgens
+}
+
+/// Takes one sample now. `servers` are the server instances' pids, instance order.
+pub fn sample(servers: &[u32]) -> FootprintLine {
+    sample_of(servers, &loadgen_pids(servers))
+}
+
+/// One sample of `servers` and the load generator's processes `loadgens`.
+fn sample_of(servers: &[u32], loadgens: &[u32]) -> FootprintLine {
     let sock = procfs::read_sockstat();
     let mem = procfs::read_meminfo();
     let total = mem.get("MemTotal").copied().unwrap_or(0);
@@ -49,7 +61,7 @@ pub fn sample(servers: &[u32]) -> FootprintLine {
     FootprintLine {
         t: crate::run::unix_f64(),
         servers: group(servers),
-        loadgens: group(&loadgens),
+        loadgens: group(loadgens),
         tcp_inuse: sock.tcp_inuse,
         tcp_mem_pages: sock.tcp_mem_pages,
         slab_bytes: mem.get("Slab").copied().unwrap_or(0),
@@ -83,9 +95,15 @@ impl Sampler {
             .name("footprint".into())
             .spawn(move || {
                 let mut w = std::io::BufWriter::new(file);
-                loop {
+                // The instrument costs what it reads: the load generator's processes
+                // (a scan of every process) are looked up again every few seconds only.
+                let mut loadgens: (Vec<u32>, Vec<u32>) = Default::default();
+                for k in 0u64.. {
                     let pids = sv.lock().map(|v| v.clone()).unwrap_or_default();
-                    let line = sample(&pids);
+                    if k % RESCAN_EVERY == 0 || loadgens.0 != pids {
+                        loadgens = (pids.clone(), loadgen_pids(&pids));
+                    }
+                    let line = sample_of(&pids, &loadgens.1);
                     if let Ok(s) = serde_json::to_string(&line) {
                         let _ = writeln!(w, "{s}");
                         let _ = w.flush();
@@ -93,13 +111,17 @@ impl Sampler {
                     if !pids.is_empty() && line.servers.processes == pids.len() as u64 {
                         saw.store(true, Relaxed);
                     }
-                    // Sleep to the next whole second, checking for the stop every 50 ms.
+                    // Sleep to the next whole second, checking for the stop every 250 ms.
                     let next = line.t.floor() + 1.0;
-                    while crate::run::unix_f64() < next {
+                    loop {
                         if st.load(Relaxed) {
                             return;
                         }
-                        std::thread::sleep(Duration::from_millis(50));
+                        let left = next - crate::run::unix_f64();
+                        if left <= 0.0 {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_secs_f64(left.min(0.25)));
                     }
                 }
             })
