@@ -15,6 +15,10 @@ report says its money cannot be reconciled; every other instance still balances.
 --killed-client HOST: that host's load generator was killed: its partial per-second
 records arrived without summary.json, failed_hosts names it, the report says so; the
 servers' ledgers still balance and the other clients' cents do not exceed theirs.
+--unreachable HOST: that client never answered (alone, or beside a killed instance or
+client): run.json's failed_hosts says it did not answer before the run and its hosts
+entry has no clock reading, no folder of it exists, the report says it has none, and the
+live view never counted it; the rest is checked as above without it.
 Always: every host that answered has its clock's offset and round trip in run.json
 (the test fleets' hosts share this machine's clock, so each offset is within half its
 round trip), and run.json's thresholds are the role defaults' (redpacket_thresholds, and
@@ -81,6 +85,7 @@ def main():
         assert (d / c / "loadgen.jsonl").stat().st_size > 0, "%s: partial records not collected" % c
         assert not (d / c / "summary.json").exists(), "%s has a summary although killed" % c
         assert c in failed and "load generator failed" in failed[c], failed
+        assert sorted(failed) == sorted(h for h in (c, a.unreachable) if h), "failed hosts: %s" % failed
         assert "host %s: the load generator stopped before its end" % c in report, "report does not name %s" % c
         assert 0 < cw <= won and cg <= grabbed, "clients %d/%d vs servers %d/%d" % (cw, cg, won, grabbed)
         print("killed %s's load generator: partial files collected, named; servers balance; "
@@ -92,6 +97,8 @@ def main():
         assert sorted(failed) == expect, "failed hosts: %s" % failed
         print("money: every instance balanced; clients' won %d and grabbed %d cents equal the servers'" % (won, grabbed))
         check_phases(d, run)
+    if a.unreachable:
+        check_unreachable(d, run, report, a.unreachable)
     check_live(d, run, len(servers) + len(clients) - (1 if a.unreachable else 0), a.killed_client)
     check_clocks(run, [h for h, _ in servers] + clients, a.unreachable)
     check_thresholds(run)
@@ -101,6 +108,21 @@ def main():
         if c != a.unreachable:
             assert (d / c / "loadgen.jsonl").is_file(), "files of %s did not arrive" % c
     return 0
+
+
+def check_unreachable(d, run, report, host):
+    """A client that never answered: named in run.json's failed_hosts as not answering
+    before the run, listed among its hosts without a clock reading, no folder, named in
+    the report as having none."""
+    why = (run.get("failed_hosts") or {}).get(host)
+    assert why and why.startswith("did not answer before the run"), "failed_hosts[%s]: %r" % (host, why)
+    entry = [h for h in run["hosts"] if isinstance(h, dict) and h["name"] == host]
+    assert len(entry) == 1, "run.json hosts lists %s %d time(s)" % (host, len(entry))
+    assert "clock_offset_ms" not in entry[0] and "clock_rtt_ms" not in entry[0], "%s has a clock reading: %s" % (host, entry[0])
+    assert not (d / host).exists(), "%s has a folder although it never answered" % host
+    said = "host %s: no folder (the host died or its logs were not collected)" % host
+    assert said in report, "the report does not say %s has no folder" % host
+    print("unreachable %s: run.json failed_hosts: %s; the report: %s" % (host, why, said))
 
 
 def check_phases(d, run):

@@ -8,7 +8,8 @@
 #   bash ansible/tests/systemd-fleet.sh [--keep]
 #
 # Hosts: srv1 (2 instances), srv2 (1 instance), cli1..cli7, on a bridge in 198.18.1.0/24
-# (the controller, this machine, is 198.18.1.1 on the bridge: no route beyond it).
+# (the controller, this machine, is 198.18.1.1 on the bridge: no route beyond it); cli8,
+# in topology C's inventory only, has an address there (198.18.1.28) and no host behind it.
 # Ansible logs in as a user with passwordless sudo (root by key on srv2), so `become` is
 # used. The inventory a user would write, the shared settings in `all: vars:` and the
 # clients' in their group's `vars:` (Ansible's ordinary precedence). The test:
@@ -27,9 +28,10 @@
 #      the one configured; half-way, srv2's instance 1 is killed with SIGKILL: systemd
 #      restarts it, the run finishes, names srv2, records the restart in run.json, and
 #      the report says that instance's money cannot be reconciled; the others balance;
-#   4. topology C, srv1 (2) + 7 clients: half-way, cli7's load generator is killed: the
-#      run finishes naming cli7, its partial files are collected, the report says what is
-#      missing, the servers' ledgers balance;
+#   4. topology C, srv1 (2) + 7 clients and cli8, unreachable from the start: half-way,
+#      cli7's load generator is killed: the run finishes naming cli7 and cli8, cli7's
+#      partial files are collected, the report says what is missing and that cli8 has no
+#      folder, run.json has no clock reading of cli8, the servers' ledgers balance;
 #   5. srv1 reboots (`systemctl reboot` inside, then booted again): its sysctl and
 #      limits files are in force and provisioning again changes nothing.
 # Everything it makes (containers, overlays, the bridge, files) is removed on exit,
@@ -99,6 +101,9 @@ nspawn_image
 hosts=(srv1 srv2 cli1 cli2 cli3 cli4 cli5 cli6 cli7)
 declare -A octet=([srv1]=10 [srv2]=11)
 for i in 1 2 3 4 5 6 7; do octet[cli$i]=$((20 + i)); done
+# cli8: an address on the bridge with no container behind it (in topology C only), a
+# client that is unreachable from the start.
+octet[cli8]=28
 nspawn_bridge_up
 for h in "${hosts[@]}"; do nspawn_make "$h" "${octet[$h]}"; done
 for h in "${hosts[@]}"; do nspawn_boot "$h"; done
@@ -156,7 +161,8 @@ inventory() {
 inventory "$tmp/all.yml" "srv1:2 srv2:1" "cli1 cli2 cli3 cli4 cli5 cli6 cli7"
 inventory "$tmp/a.yml" "srv1:2" "cli1 cli2 cli3"
 inventory "$tmp/b.yml" "srv1:2 srv2:1" "cli1 cli2 cli3"
-inventory "$tmp/c.yml" "srv1:2" "cli1 cli2 cli3 cli4 cli5 cli6 cli7"
+# C's clients: cli8 last, so its users (the last eighth) share instance 2 with cli5..cli7.
+inventory "$tmp/c.yml" "srv1:2" "cli1 cli2 cli3 cli4 cli5 cli6 cli7 cli8"
 
 export ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_SSH_CONTROL_PATH_DIR="$tmp/cp" \
   ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOME="$tmp/ansible-home" \
@@ -233,12 +239,15 @@ wait_phase() {
     sleep 0.1
   done
 }
-# Waits for the background run; fails unless it failed naming $2.
+# Waits for the background run; fails unless it failed naming each host after $1.
 run_fails_naming() {
-  local run=$1 host=$2 rc=0
+  local run=$1 host rc=0
+  shift
   wait "$run_pid" || rc=$?
-  [ "$rc" -ne 0 ] || { tail -30 "$tmp/$run.log"; fail "$run exited 0 although $host failed"; }
-  grep -q "finished without .*$host" "$tmp/$run.log" || { tail -40 "$tmp/$run.log"; fail "$run did not name $host"; }
+  [ "$rc" -ne 0 ] || { tail -30 "$tmp/$run.log"; fail "$run exited 0 although $* failed"; }
+  for host in "$@"; do
+    grep -q "finished without .*$host" "$tmp/$run.log" || { tail -40 "$tmp/$run.log"; fail "$run did not name $host"; }
+  done
 }
 
 # --- 2. topology A: one server with two instances, three clients ---------------------------
@@ -302,15 +311,16 @@ python3 "$here/tests/check_run.py" "$results/sys-b" --servers srv1:2,srv2:1 --cl
   --killed-instance srv2:1 || fail "topology B: the killed instance is not reported as it should be"
 say "topology B: open files 20000 per instance; $(grep -o 'srv2 instance 1: restarted[^;]*' "$results/sys-b/report.md" | head -1)"
 
-# --- 4. topology C, and a client's load generator killed half-way ---------------------------
-say "topology C (srv1 x 2, 7 clients): cli7's load generator killed half-way"
+# --- 4. topology C, a client unreachable from the start, a load generator killed half-way ---
+say "topology C (srv1 x 2, 7 clients and cli8 at $NSPAWN_NET.${octet[cli8]}, where no host answers): cli7's load generator killed half-way"
 run_bg "$tmp/c.yml" sys-c
 wait_phase cli7 8 sys-c
 nspawn_ssh cli7 pkill -KILL -f /opt/redpacket/bin/redpacket-loadgen
-run_fails_naming sys-c cli7
-python3 "$here/tests/check_run.py" "$results/sys-c" --servers srv1:2 --clients cli1,cli2,cli3,cli4,cli5,cli6,cli7 \
-  --killed-client cli7 || fail "topology C: the killed client is not reported as it should be"
+run_fails_naming sys-c cli7 cli8
+python3 "$here/tests/check_run.py" "$results/sys-c" --servers srv1:2 --clients cli1,cli2,cli3,cli4,cli5,cli6,cli7,cli8 \
+  --killed-client cli7 --unreachable cli8 || fail "topology C: the killed or the unreachable client is not reported as it should be"
 say "topology C: $(grep -o 'host cli7: the load generator stopped[^:]*' "$results/sys-c/report.md" | head -1)"
+say "topology C: $(grep -o 'host cli8: no folder ([^)]*)' "$results/sys-c/report.md" | head -1)"
 say "topology C: the live view as the controller showed it, around cli7's kill:"
 grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$tmp/sys-c.log" | grep -B4 -A2 -m1 MISSING | cut -c1-260 || true
 
@@ -323,4 +333,4 @@ nspawn_ssh srv1 'cat /proc/sys/fs/file-max >/dev/null && test -f /etc/security/l
 playbook -i "$tmp/all.yml" provision.yml >"$tmp/provision3.log" 2>&1 || { tail -40 "$tmp/provision3.log"; fail "provision.yml after the reboot failed"; }
 expect_unchanged "$tmp/provision3.log" "${hosts[@]}"
 say "after the reboot: sysctls in force, limits and units in place, provisioning changes nothing"
-say "PASS (provision x2, topologies A B C with a killed instance and a killed client, the monitor against the report, a reboot) in $(($(date +%s) - t0)) s"
+say "PASS (provision x2, topologies A B C with a killed instance, a killed client and an unreachable one, the monitor against the report, a reboot) in $(($(date +%s) - t0)) s"
