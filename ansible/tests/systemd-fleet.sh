@@ -32,8 +32,11 @@
 #      cli7's load generator is killed: the run finishes naming cli7 and cli8, cli7's
 #      partial files are collected, the report says what is missing and that cli8 has no
 #      folder, run.json has no clock reading of cli8, the servers' ledgers balance;
-#   5. srv1 reboots (`systemctl reboot` inside, then booted again): its sysctl and
-#      limits files are in force and provisioning again changes nothing.
+#   5. srv1 reboots (`systemctl reboot` inside, then booted again): its sysctls hold the
+#      file's values, its limits file is the repository's and a login reads it (its
+#      value is refused where the hard limit is lower, as here), each instance started
+#      by systemd gets the configured open-files limit, and provisioning again changes
+#      nothing.
 # Everything it makes (containers, overlays, the bridge, files) is removed on exit,
 # failure or interrupt; --keep keeps the logs and results in its temporary folder.
 # Needs root, systemd-nspawn (systemd-container), debootstrap, overlayfs, ip, ssh and
@@ -104,6 +107,8 @@ for i in 1 2 3 4 5 6 7; do octet[cli$i]=$((20 + i)); done
 # cli8: an address on the bridge with no container behind it (in topology C only), a
 # client that is unreachable from the start.
 octet[cli8]=28
+# The instances' open-files limit: the hard limit these containers keep (this machine's).
+nofile=20000
 nspawn_bridge_up
 for h in "${hosts[@]}"; do nspawn_make "$h" "${octet[$h]}"; done
 for h in "${hosts[@]}"; do nspawn_boot "$h"; done
@@ -123,7 +128,7 @@ inventory() {
     echo "    ansible_ssh_common_args: -o UserKnownHostsFile=$tmp/known_hosts -o StrictHostKeyChecking=yes"
     echo "    ansible_python_interpreter: /usr/bin/python3"
     echo "    redpacket_tuning_global: false            # the hosts share this machine's kernel"
-    echo "    redpacket_server_limit_nofile: 20000      # the hard limit these containers keep"
+    echo "    redpacket_server_limit_nofile: $nofile      # the hard limit these containers keep"
     echo "    redpacket_results_dir: $results"
     echo "    redpacket_prebuilt_dir: $bins"
     echo "    redpacket_start_margin_s: 15            # nine hosts starting on two cores"
@@ -199,7 +204,7 @@ for h in srv1 srv2; do
   nspawn_ssh "$h" 'id redpacket && systemctl cat redpacket-server@1.service' >"$tmp/$h-unit.txt" \
     || fail "$h: no redpacket user or unit"
   grep -q '^Group=redpacket$' "$tmp/$h-unit.txt" || fail "$h: the drop-in does not set the group"
-  grep -q '^LimitNOFILE=20000$' "$tmp/$h-unit.txt" || fail "$h: the drop-in does not set LimitNOFILE"
+  grep -q "^LimitNOFILE=$nofile\$" "$tmp/$h-unit.txt" || fail "$h: the drop-in does not set LimitNOFILE"
   [ -f "$(host_file "$h" /etc/sysctl.d/60-redpacket-server.conf)" ] || fail "$h: no sysctl file in /etc/sysctl.d"
 done
 for h in "${hosts[@]}"; do
@@ -299,9 +304,10 @@ for hi in srv1:1 srv1:2 srv2:1; do
   h=${hi%:*} i=${hi#*:}
   pid=$(nspawn_ssh "$h" systemctl show -p MainPID --value "redpacket-server@$i")
   lim=$(nspawn_ssh "$h" cat "/proc/$pid/limits" | awk '/^Max open files/ {print $4, $5}')
-  [ "$lim" = "20000 20000" ] || fail "$h: instance $i (pid $pid) has open files '$lim', configured 20000"
+  [ "$lim" = "$nofile $nofile" ] || fail "$h: instance $i (pid $pid) has open files '$lim', configured $nofile"
 done
 # SIGKILL to the unit's main process, as the OOM killer or a crash would end it.
+# shellcheck disable=SC2016 # expanded on srv2
 nspawn_ssh srv2 'kill -KILL "$(systemctl show -p MainPID --value redpacket-server@1)"'
 run_fails_naming sys-b srv2
 nspawn_ssh srv2 journalctl -q -u redpacket-server@1 -o cat >"$tmp/journal-srv2.txt"
@@ -309,7 +315,7 @@ grep -q "status=9/KILL" "$tmp/journal-srv2.txt" || { tail "$tmp/journal-srv2.txt
 grep -q "Scheduled restart job" "$tmp/journal-srv2.txt" || { tail "$tmp/journal-srv2.txt"; fail "systemd did not restart srv2's instance 1"; }
 python3 "$here/tests/check_run.py" "$results/sys-b" --servers srv1:2,srv2:1 --clients cli1,cli2,cli3 \
   --killed-instance srv2:1 || fail "topology B: the killed instance is not reported as it should be"
-say "topology B: open files 20000 per instance; $(grep -o 'srv2 instance 1: restarted[^;]*' "$results/sys-b/report.md" | head -1)"
+say "topology B: open files $nofile per instance; $(grep -o 'srv2 instance 1: restarted[^;]*' "$results/sys-b/report.md" | head -1)"
 
 # --- 4. topology C, a client unreachable from the start, a load generator killed half-way ---
 say "topology C (srv1 x 2, 7 clients and cli8 at $NSPAWN_NET.${octet[cli8]}, where no host answers): cli7's load generator killed half-way"
@@ -328,9 +334,45 @@ grep -E '^[0-9]{2}:[0-9]{2}:[0-9]{2} ' "$tmp/sys-c.log" | grep -B4 -A2 -m1 MISSI
 say "srv1: systemctl reboot, then boot it again"
 nspawn_reboot srv1
 check_sysctls srv1
-nspawn_ssh srv1 'cat /proc/sys/fs/file-max >/dev/null && test -f /etc/security/limits.d/60-redpacket.conf && systemctl cat redpacket-server@.service >/dev/null' \
-  || fail "srv1: its files did not survive the reboot"
+nspawn_ssh srv1 'cat /proc/sys/fs/file-max >/dev/null && systemctl cat redpacket-server@.service >/dev/null' \
+  || fail "srv1: its units did not survive the reboot"
+# The limits file is the repository's, and pam_limits reads it at each login (ssh, su,
+# sudo). Its values (1048576) are above the hard limit these containers keep (20000,
+# without CAP_SYS_RESOURCE to raise it): there pam_limits says it could not set them and
+# the login keeps its limits; on a host that allows them, a root login gets them.
+nspawn_ssh srv1 cat /etc/security/limits.d/60-redpacket.conf >"$tmp/srv1-limits.conf" \
+  || fail "srv1: no limits file after the reboot"
+cmp -s "$repo/sysctl/limits.conf" "$tmp/srv1-limits.conf" || fail "srv1: its limits file is not sysctl/limits.conf after the reboot"
+read -r lsoft lhard < <(awk '$1 == "root" && $3 == "nofile" {v[$2] = $4} END {print v["soft"], v["hard"]}' "$repo/sysctl/limits.conf")
+session=$(nspawn_ssh srv1 'ulimit -Sn; ulimit -Hn' | paste -sd ' ')
+if [ "$session" = "$lsoft $lhard" ]; then
+  limits_said="a root login gets the file's open files ($session)"
+else
+  # Read first: with pipefail, `ssh | grep -q` fails when grep exits before ssh writes all.
+  boot_log=$(nspawn_ssh srv1 journalctl -b -q -o cat)
+  grep -qF "pam_limits(sshd:session): Could not set limit for 'nofile' to soft=$lsoft, hard=$lhard: Operation not permitted" <<<"$boot_log" \
+    || fail "srv1: a root login has open files '$session', and pam_limits did not try the file's $lsoft/$lhard"
+  limits_said="pam_limits reads it at login (asks for open files $lsoft/$lhard; refused here, the login keeps $session)"
+fi
+# Each instance, started by systemd on the rebooted host (with the last run's flags, into
+# a folder of its own), gets the drop-in's LimitNOFILE; then stopped.
+# shellcheck disable=SC2016 # expanded on srv1
+nspawn_ssh srv1 'set -e
+  for i in 1 2; do
+    sed -i "s#/runs/sys-c/#/runs/sys-reboot/#" /opt/redpacket/etc/server-$i.env
+    grep -q /runs/sys-reboot/ /opt/redpacket/etc/server-$i.env
+  done
+  mkdir -p /opt/redpacket/runs/sys-reboot/srv1
+  chown redpacket:redpacket /opt/redpacket/runs/sys-reboot/srv1
+  systemctl start redpacket-server@1 redpacket-server@2' || fail "srv1: its instances did not start after the reboot"
+for i in 1 2; do
+  pid=$(nspawn_ssh srv1 systemctl show -p MainPID --value "redpacket-server@$i")
+  lim=$(nspawn_ssh srv1 cat "/proc/$pid/limits" | awk '/^Max open files/ {print $4, $5}')
+  [ "$lim" = "$nofile $nofile" ] || fail "srv1, after the reboot: instance $i (pid $pid) has open files '$lim', configured $nofile"
+done
+nspawn_ssh srv1 systemctl stop redpacket-server@1 redpacket-server@2 || fail "srv1: its instances did not stop after the reboot"
+say "after the reboot: sysctls in force; limits file as sysctl/limits.conf, $limits_said; instances 1 and 2 started by systemd with open files $nofile"
 playbook -i "$tmp/all.yml" provision.yml >"$tmp/provision3.log" 2>&1 || { tail -40 "$tmp/provision3.log"; fail "provision.yml after the reboot failed"; }
 expect_unchanged "$tmp/provision3.log" "${hosts[@]}"
-say "after the reboot: sysctls in force, limits and units in place, provisioning changes nothing"
+say "after the reboot: units in place, provisioning changes nothing"
 say "PASS (provision x2, topologies A B C with a killed instance, a killed client and an unreachable one, the monitor against the report, a reboot) in $(($(date +%s) - t0)) s"
