@@ -51,6 +51,9 @@ impl FleetView {
         let thread = std::thread::Builder::new()
             .name("fleet view".into())
             .spawn(move || {
+                // The view and its followers (threads and `tail`s, which inherit it)
+                // wait for the run's workers when both want a CPU.
+                redpacket_sys::cores::background();
                 let mut out = std::io::BufWriter::new(file);
                 let mut print = |s: &str| eprintln!("{s}");
                 if let Err(e) = redpacket_live::watch(&hosts, None, &mut out, &mut print, &flag) {

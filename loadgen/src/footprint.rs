@@ -94,6 +94,8 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("footprint".into())
             .spawn(move || {
+                // An instrument: it waits for what it measures when both want a CPU.
+                redpacket_sys::cores::background();
                 let mut w = std::io::BufWriter::new(file);
                 // The instrument costs what it reads: the load generator's processes
                 // (a scan of every process) are looked up again every few seconds only.

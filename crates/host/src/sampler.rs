@@ -230,7 +230,11 @@ impl Sampler {
         let (tx, rx) = mpsc::channel::<()>();
         let join = std::thread::Builder::new()
             .name("sysmon".into())
-            .spawn(move || run(file, interval, rx))?;
+            .spawn(move || {
+                // An instrument: it waits for what it measures when both want a CPU.
+                redpacket_sys::cores::background();
+                run(file, interval, rx)
+            })?;
         Ok(SamplerHandle {
             stop: Some(tx),
             join: Some(join),

@@ -108,9 +108,38 @@ pub fn tight_timer_slack() {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
 }
 
+/// Puts the calling thread at the lowest priority (nice 19); threads and processes it
+/// starts afterwards inherit it. For housekeeping beside a request path on the same
+/// CPUs (per-second lines, the control port, samplers, the live view): when both want
+/// a CPU, the housekeeping waits instead of holding a request up. Fifty processes that
+/// all write their second's line at the same instant otherwise stall every request in
+/// flight for tens of milliseconds, once a second. Best effort: false when refused.
+pub fn background() -> bool {
+    // SAFETY: gettid and setpriority take integers; on Linux a thread id given to
+    // PRIO_PROCESS changes that thread only, and lowering a priority needs no privilege.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_lowers_only_the_calling_thread() {
+        let nice = || std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Field 19 of stat is the nice value (after the command in parentheses).
+        let field = |s: String| -> i64 {
+            let rest = &s[s.rfind(')').unwrap() + 2..];
+            rest.split(' ').nth(16).unwrap().parse().unwrap()
+        };
+        let before = field(nice());
+        let t = std::thread::spawn(move || {
+            assert!(background());
+            field(nice())
+        });
+        assert_eq!(t.join().unwrap(), 19);
+        assert_eq!(field(nice()), before);
+    }
 
     #[test]
     fn lists_parse_like_taskset() {

@@ -146,7 +146,11 @@ pub fn spawn_children(
         let sh = shared.clone();
         let reader = std::thread::Builder::new()
             .name(format!("loadgen-child{i}"))
-            .spawn(move || pipe::read_child(stdout, &sh.workers[i], i))
+            .spawn(move || {
+                // Reading a child's lines is housekeeping: it waits for the workers.
+                redpacket_sys::cores::background();
+                pipe::read_child(stdout, &sh.workers[i], i)
+            })
             .map_err(|e| e.to_string())?;
         ch.procs.push(child);
         ch.stdins.push(stdin);

@@ -114,6 +114,9 @@ impl Coordinator {
         let ramp = self.ramp(cfg);
         if cfg.child {
             pipe::emit_connected(self.shared.connected());
+            // From here a child's own thread only writes its seconds: it waits for the
+            // workers (its and the servers') when both want a CPU.
+            redpacket_sys::cores::background();
             return self.run_child(cfg);
         }
         self.hold_for_start_at(cfg, ramp.connect_s);
