@@ -17,7 +17,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 10_000)]
     pub users: u32,
     /// New connections per second, all processes together. Default: 5 000 with one
-    /// server, 10 000 with several instances.
+    /// server, 25 000 with several instances.
     #[arg(long, value_parser = rate)]
     pub connect_rate: Option<f64>,
     /// Results go to RESULTS/RUN_ID/.

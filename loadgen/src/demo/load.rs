@@ -71,7 +71,7 @@ pub fn run_config(
     let users = UserRange::new(0, c.users);
     let connect_rate = c
         .connect_rate
-        .unwrap_or(if many { 10_000.0 } else { 5000.0 });
+        .unwrap_or(if many { 25_000.0 } else { 5000.0 });
     RunConfig {
         users,
         all_users: users,
