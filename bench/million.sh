@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The million-user demo on this box, as sysctl/server.conf tunes a server: its two
+# global settings that a million loopback users meet (net.ipv4.tcp_mem, so connects
+# do not stall near 800 000; net.core.netdev_max_backlog, so the loopback's per-CPU
+# queue does not drop segments in a burst, each drop costing a retransmission of at
+# least 200 ms) are raised for the run and put back after, also on failure or Ctrl-C.
+# Prints what the kernel dropped and retransmitted during the run beside the report's
+# summary lines.
+#
+#   bench/million.sh                      this build (target/release), 1 000 000 users
+#   USERS=300000 bench/million.sh         fewer users (still many processes here)
+#   BIN_DIR=DIR bench/million.sh          the binaries of DIR
+#   BACKLOG=1000 bench/million.sh         keep the kernel's default queue (to compare)
+#   RESULTS=DIR bench/million.sh -- ...   results under DIR; demo flags after --
+#
+# Needs root (sysctl -w). Everything runs on loopback and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${USERS:-1000000}
+BIN=${BIN_DIR:-target/release}
+RESULTS=${RESULTS:-results}
+TCP_MEM=${TCP_MEM:-524288 1048576 2097152}
+BACKLOG=${BACKLOG:-16384}
+[ "${1:-}" = "--" ] && shift
+[ -n "${BIN_DIR:-}" ] || cargo build --release -q --bin redpacket-server --bin redpacket-loadgen
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/million.sh: needs root to raise net.ipv4.tcp_mem and net.core.netdev_max_backlog for the run" >&2
+  exit 2
+fi
+
+old_mem=$(sysctl -n net.ipv4.tcp_mem | tr -s '\t ' ' ')
+old_backlog=$(sysctl -n net.core.netdev_max_backlog)
+# shellcheck disable=SC2317 # run by the trap
+restore() {
+  sysctl -qw net.ipv4.tcp_mem="$old_mem" net.core.netdev_max_backlog="$old_backlog"
+}
+trap restore EXIT
+sysctl -qw net.ipv4.tcp_mem="$TCP_MEM" net.core.netdev_max_backlog="$BACKLOG"
+
+# Segments the loopback queue dropped (second column of softnet_stat, per CPU, hex).
+drops() {
+  local s=0 x
+  while read -r _ x _; do s=$((s + 16#$x)); done </proc/net/softnet_stat
+  echo "$s"
+}
+# A counter of /proc/net/snmp or /proc/net/netstat (lines in pairs: names, values).
+tcp() {
+  awk -v k="$1" '{ if (seen[$1]++ % 2 == 0) { for (i = 2; i <= NF; i++) name[i] = $i }
+                   else { for (i = 2; i <= NF; i++) if (name[i] == k) print $i } }' \
+    /proc/net/snmp /proc/net/netstat
+}
+before=("$(drops)" "$(tcp RetransSegs)" "$(tcp TCPTimeouts)" "$(tcp TCPLossProbes)")
+
+ulimit -n "$(ulimit -Hn)"
+status=0
+"$BIN/redpacket-loadgen" demo --users "$USERS" --results "$RESULTS" \
+  --server-bin "$BIN/redpacket-server" "$@" || status=$?
+
+after=("$(drops)" "$(tcp RetransSegs)" "$(tcp TCPTimeouts)" "$(tcp TCPLossProbes)")
+echo "bench/million.sh: during the run the kernel dropped $((after[0] - before[0])) segments on the loopback queue" \
+  "(netdev_max_backlog $BACKLOG); TCP retransmitted $((after[1] - before[1])) segments," \
+  "$((after[2] - before[2])) retransmission timeouts, $((after[3] - before[3])) tail-loss probes"
+exit "$status"
