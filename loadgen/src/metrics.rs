@@ -166,9 +166,6 @@ impl Tally {
     pub fn record_us(&mut self, us: u64) {
         self.latency.saturating_record(us.max(1));
     }
-    pub fn take(&mut self) -> Tally {
-        std::mem::take(self)
-    }
 }
 
 /// What a worker counted since its last flush: the counters, and the latencies as the
@@ -236,7 +233,7 @@ mod tests {
         a.add(&b);
         assert_eq!((a.counts.sent, a.latency.len()), (5, 3));
         assert_eq!(a.latency.min(), 1);
-        assert!(a.take().latency.len() == 3 && a.latency.is_empty());
+        assert!(std::mem::take(&mut a).latency.len() == 3 && a.latency.is_empty());
     }
 
     #[test]

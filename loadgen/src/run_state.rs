@@ -183,19 +183,19 @@ impl WorkerBlock {
         if let Ok(mut i) = self.interval.lock() {
             p.add_to(&mut i);
         }
-        if let Ok(mut ph) = self.phases.lock() {
-            if ph.len() <= phase {
-                ph.resize_with(phase + 1, Tally::default);
-            }
-            p.add_to(&mut ph[phase]);
-        }
+        self.with_phase(phase, |t| p.add_to(t));
     }
+    /// Adds a child's figures of phase `phase`.
     pub fn add_phase(&self, t: &Tally, phase: usize) {
+        self.with_phase(phase, |p| p.add(t));
+    }
+    /// Runs `f` on phase `phase`'s figures, made on first use.
+    fn with_phase(&self, phase: usize, f: impl FnOnce(&mut Tally)) {
         if let Ok(mut p) = self.phases.lock() {
             if p.len() <= phase {
                 p.resize_with(phase + 1, Tally::default);
             }
-            p[phase].add(t);
+            f(&mut p[phase]);
         }
     }
 }
