@@ -75,6 +75,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 /// its descriptors too, so it lives with the other reserved descriptors.
 pub use redpacket_host::reserve::DEFAULT_CONTROL_MAX_CONNS;
 
+/// Most workers `--workers` starts: each is a thread with its own listener and runtime.
+pub const MAX_WORKERS: usize = 1024;
+
 // The server's flags (`redpacket-server` without a subcommand). A plain comment: a doc
 // comment here would replace the program's description, which with its subcommands is
 // `crate::cli::ServerCli`'s, into which these flags are flattened.
@@ -92,6 +95,14 @@ pub struct ServerArgs {
     /// Default: every CPU this process may run on.
     #[arg(long)]
     pub cores: Option<String>,
+
+    /// Run this many workers, not pinned: the kernel places each on any CPU this
+    /// process may run on. For several server processes sharing a host's CPUs, as the
+    /// one-host demo runs them: a pinned one-worker process cannot leave a CPU that
+    /// something else holds (a kernel thread, a burst of its neighbours), and its
+    /// clients wait until that CPU is free while the other one idles.
+    #[arg(long, conflicts_with_all = ["cores", "steer_incoming_cpu"])]
+    pub workers: Option<usize>,
 
     /// Shake requests answered per second, server-wide, before the rest are answered
     /// "overloaded" (17). The budget is divided among workers by their demand.
@@ -287,8 +298,11 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 pub struct Config {
     pub listen: SocketAddr,
     pub control: SocketAddr,
-    /// The CPU of each worker, in worker order.
+    /// The CPU of each worker, in worker order: where it is pinned, or with `pinned`
+    /// false (`--workers`) only a spread for the host check, the kernel placing it.
     pub cores: Vec<usize>,
+    /// Each worker pinned to its CPU (`--cores`, the default) or placed by the kernel.
+    pub pinned: bool,
     pub max_qps: u64,
     pub set_size: usize,
     pub login_timeout: Duration,
@@ -392,16 +406,23 @@ impl ServerArgs {
         Ok(self.into_config(cores, control_token))
     }
 
-    /// `--cores`, each one this process may run on; by default all of those.
+    /// `--cores`, each one this process may run on; by default all of those. With
+    /// `--workers N`, the allowed CPUs taken in turn for N workers (where none is pinned).
     fn worker_cores(&self) -> Result<Vec<usize>, String> {
         let allowed = cores::allowed_cpus();
-        let cores = match &self.cores {
-            Some(list) => {
+        let cores = match (&self.cores, self.workers) {
+            (_, Some(n)) => {
+                if n == 0 || n > MAX_WORKERS {
+                    return Err(format!("--workers {n}: give 1 to {MAX_WORKERS}"));
+                }
+                allowed.iter().copied().cycle().take(n).collect()
+            }
+            (Some(list), None) => {
                 let want = cores::parse_list(list)?;
                 cores::check_allowed(&want, &allowed)?;
                 want
             }
-            None => allowed,
+            (None, None) => allowed,
         };
         if cores.is_empty() {
             return Err("no CPU to run a worker on".into());
@@ -472,6 +493,7 @@ impl ServerArgs {
             listen: self.listen,
             control: self.control,
             cores,
+            pinned: self.workers.is_none(),
             max_qps: self.max_qps,
             set_size: self.set_size,
             login_timeout: self.login_timeout,
@@ -597,6 +619,20 @@ mod tests {
         let on = ServerArgs::parse_from(["x", "--epoll-busy-poll", "50"]);
         assert_eq!(on.validate().unwrap().epoll_busy_poll, 50);
         assert!(ServerArgs::try_parse_from(["x", "--epoll-busy-poll", "-1"]).is_err());
+        assert!(c.pinned, "workers are pinned one per CPU by default");
+    }
+
+    #[test]
+    fn workers_without_cores_are_not_pinned() {
+        let c = ServerArgs::parse_from(["x", "--workers", "3"])
+            .validate()
+            .unwrap();
+        assert_eq!(c.cores.len(), 3);
+        assert!(!c.pinned);
+        let allowed = cores::allowed_cpus();
+        assert!(c.cores.iter().all(|x| allowed.contains(x)), "{:?}", c.cores);
+        let pinned = ServerArgs::parse_from(["x", "--cores", &allowed[0].to_string()]);
+        assert!(pinned.validate().unwrap().pinned);
     }
 
     #[test]
@@ -610,6 +646,9 @@ mod tests {
                 .unwrap_err()
         };
         assert!(bad(&["--cores", "4096"]).contains("4096"));
+        assert!(bad(&["--workers", "0"]).contains("--workers"));
+        assert!(bad(&["--workers", "2", "--cores", "0"]).contains("--cores"));
+        assert!(bad(&["--workers", "2", "--steer-incoming-cpu"]).contains("steer"));
         assert!(bad(&["--set-size", "0"]).contains("set-size"));
         assert!(bad(&["--send-amount", "1..10"]).contains("MIN"));
         assert!(bad(&["--listen", "127.0.0.1:5", "--control", "127.0.0.1:5"]).contains("both"));

@@ -375,9 +375,13 @@ impl Server {
                 .spawn(move || control_thread::run(state, control_listener, shutdown, stop))
                 .map_err(StartError::Spawn)?
         };
+        let placed = if state.cfg.pinned {
+            format!("on CPUs {:?}", state.cfg.cores)
+        } else {
+            "placed by the kernel (--workers)".to_string()
+        };
         tracing::info!(
-            "listening on {listen} with {n} workers on CPUs {:?}; control on http://{control}",
-            state.cfg.cores
+            "listening on {listen} with {n} workers {placed}; control on http://{control}"
         );
         if let Some(path) = &state.cfg.ready_file {
             let body = serde_json::json!({

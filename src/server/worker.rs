@@ -452,7 +452,7 @@ pub fn run(
     shutdown: CancellationToken,
 ) -> Held {
     let core = state.cfg.cores[index];
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+    if state.cfg.pinned && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!("worker {index}: could not pin to CPU {core}");
     }
     let Some(rt) = super::thread_runtime(&format!("worker {index}")) else {
