@@ -184,6 +184,11 @@ fn lay_out(c: &DemoConfig) -> Result<Layout, Failed> {
             ),
         ));
     }
+    for a in &verdict.advice {
+        // What costs CPU rather than users (e.g. a small established table): said, not
+        // refused.
+        eprintln!("demo: advice: {a}");
+    }
     if many {
         let addr = |a: Option<&std::net::IpAddr>| a.map(|x| x.to_string()).unwrap_or_default();
         eprintln!(

@@ -43,6 +43,9 @@ pub struct HostView {
     pub allowed_cpus: Vec<usize>,
     /// `net.ipv4.ip_local_port_range`.
     pub port_range: Option<(u64, u64)>,
+    /// Buckets of this network namespace's TCP established table
+    /// (`net.ipv4.tcp_ehash_entries`, negative when shared with the host's: its size).
+    pub ehash_buckets: Option<u64>,
     /// Live values of the conf's keys (`None`: not in this kernel or namespace).
     pub sysctls: BTreeMap<String, Option<String>>,
 }
@@ -63,6 +66,9 @@ impl HostView {
             cpus: system::cpu_count(),
             allowed_cpus: redpacket_sys::cores::allowed_cpus(),
             port_range: sysctl::port_range(),
+            ehash_buckets: sysctl::read("net.ipv4.tcp_ehash_entries")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(i64::unsigned_abs),
             sysctls: conf
                 .map(|c| {
                     c.keys
@@ -155,6 +161,7 @@ pub fn server(ask: &ServerAsk, conf: Option<&Conf>, host: &HostView) -> Report {
     let mut items = nofile_items(n, ask.instances.max(1), reserve, host, conf, &SERVER);
     items.extend(memory_item(n, host, &SERVER));
     items.push(server_cpus(ask, host));
+    items.extend(established_table_item(n, host));
     items.extend(conf_items(n, conf, host, &SERVER));
     Report::new(Role::Server, n, items)
 }
@@ -247,7 +254,39 @@ pub fn one_host(ask: &OneHostAsk, host: &HostView) -> Report {
         procs: ask.procs,
     };
     items.extend(ports_item(&ports, host));
+    items.extend(established_table_item(2 * n, host));
     Report::new(Role::Loadgen, n, items)
+}
+
+/// The TCP established table against the sockets it will hold. Every segment that
+/// arrives walks one of its chains; it is sized once, at boot (or when a network
+/// namespace is made), so a host with far more sockets than buckets pays on every
+/// segment (two million loopback sockets in 262 144 buckets: 10 % of all CPU at
+/// 30 000 shakes/s, bench/README.md). Advice: it bounds CPU, not connections.
+fn established_table_item(sockets: u64, host: &HostView) -> Option<Item> {
+    let buckets = host.ehash_buckets.filter(|b| *b > 0)?;
+    // Chains of two sockets on average at most.
+    let wanted = sockets.div_ceil(2).max(1).next_power_of_two();
+    Some(Item {
+        name: "net.ipv4.tcp_ehash_entries".into(),
+        value: format!(
+            "{buckets} (chains of {:.1} sockets)",
+            sockets as f64 / buckets as f64
+        ),
+        wanted: wanted.to_string(),
+        ok: buckets >= wanted,
+        judged: true,
+        scope: Scope::Netns,
+        limits: "CPU per segment: each one walks a chain of the table".into(),
+        kind: Kind::Advice,
+        op: ">=",
+        holds: None,
+        fix: format!(
+            "sized at boot: add thash_entries={wanted} to the kernel command line; for a \
+             network namespace, sysctl net.ipv4.tcp_child_ehash_entries={wanted} before \
+             it is made (bench/million.sh does)"
+        ),
+    })
 }
 
 fn show(v: u64) -> String {
@@ -565,8 +604,46 @@ mod tests {
             cpus: 2,
             allowed_cpus: vec![0, 1],
             port_range: Some((32768, 60999)),
+            ehash_buckets: Some(262_144),
             sysctls: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_small_established_table_is_advice_not_a_limit() {
+        let mut h = host();
+        let ask = OneHostAsk {
+            users: 1_000_000,
+            instances: 51,
+            workers: 1,
+            procs: 51,
+            source_addrs: 50,
+        };
+        let r = one_host(&ask, &h);
+        let it = item(&r, "net.ipv4.tcp_ehash_entries");
+        assert_eq!(
+            (it.kind, it.ok, it.wanted.as_str()),
+            (Kind::Advice, false, "1048576")
+        );
+        assert!(it.value.contains("chains of 7.6"), "{}", it.value);
+        assert!(it.fix.contains("thash_entries=1048576"), "{}", it.fix);
+        assert!(r
+            .advice
+            .iter()
+            .any(|a| a.starts_with("net.ipv4.tcp_ehash_entries")));
+        h.ehash_buckets = Some(2_097_152);
+        let r = one_host(&ask, &h);
+        assert!(item(&r, "net.ipv4.tcp_ehash_entries").ok);
+        // A server's own connections: one socket each.
+        h.ehash_buckets = Some(524_288);
+        let r = server(&sask(1_000_000, 1), None, &h);
+        assert!(item(&r, "net.ipv4.tcp_ehash_entries").ok);
+        h.ehash_buckets = None;
+        let r = server(&sask(1_000_000, 1), None, &h);
+        assert!(r
+            .items
+            .iter()
+            .all(|i| i.name != "net.ipv4.tcp_ehash_entries"));
     }
 
     fn sask(n: u64, k: u64) -> ServerAsk {
