@@ -16,10 +16,18 @@ pub fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
-/// One read into `buf`: `Ok(0)` is the client's end of stream.
+/// One read into `buf`: `Ok(0)` is the client's end of stream. `recv(2)`, not `read(2)`:
+/// the socket call skips the file layer's position lock and access notification.
 pub fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -138,14 +146,11 @@ pub fn so_error(fd: BorrowedFd) -> Option<io::Error> {
 
 /// Writes all of `buf` or fails: frames are a few dozen bytes, so a short write means the
 /// peer has stopped reading, which the engine treats as a broken connection (reported
-/// as would-block).
+/// as would-block). Through [`send`]: no SIGPIPE, and the socket call rather than
+/// `write(2)`'s file layer.
 pub fn write_all(fd: BorrowedFd, buf: &[u8]) -> io::Result<()> {
-    // SAFETY: fd is live; buf is a valid slice for its length.
-    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-    if n == buf.len() as isize {
+    if send(fd, buf)? == buf.len() {
         Ok(())
-    } else if n < 0 {
-        Err(io::Error::last_os_error())
     } else {
         Err(io::Error::from_raw_os_error(libc::EAGAIN))
     }
