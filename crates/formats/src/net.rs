@@ -53,11 +53,11 @@ pub struct ProcessLine {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SamplerCost {
-    /// CPU seconds used by the sampler thread since it started (getrusage RUSAGE_THREAD).
+    /// CPU seconds used by the sampler thread since it started (getrusage RUSAGE_THREAD),
+    /// its reads of the NIC counters included: it starts no process. (Lines written
+    /// while it ran `ethtool -S` also have `children_cpu_s`, the CPU of those runs;
+    /// it is ignored when read.)
     pub cpu_s: f64,
-    /// CPU seconds of the sampler's `ethtool` runs, cumulative (the process's children
-    /// usage measured around each run).
-    pub children_cpu_s: f64,
 }
 
 /// One line of `net.jsonl`.
@@ -80,7 +80,8 @@ pub struct NetLine {
     pub cpu: CpuLine,
     pub process: ProcessLine,
     pub sampler: SamplerCost,
-    /// `ethtool -S` counters by interface, cumulative; absent where ethtool does not work.
+    /// NIC driver counters by interface (what `ethtool -S` prints, read with the ethtool
+    /// ioctl), cumulative; absent where the driver has none (never loopback).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ethtool: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -205,5 +206,13 @@ mod tests {
         assert_eq!(back, l);
         let sparse: NetLine = serde_json::from_str(r#"{"t": 2.0, "new_field": 1}"#).unwrap();
         assert_eq!(sparse.t, 2.0);
+        // Lines from before the counters were read in-process: their children's CPU is
+        // dropped, the rest reads.
+        let old: NetLine = serde_json::from_str(
+            r#"{"t": 3.0, "sampler": {"cpu_s": 0.5, "children_cpu_s": 0.25}}"#,
+        )
+        .unwrap();
+        assert_eq!(old.sampler.cpu_s, 0.5);
+        assert!(!serde_json::to_string(&old).unwrap().contains("children"));
     }
 }

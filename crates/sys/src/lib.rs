@@ -4,6 +4,8 @@
 //!
 //! - [`epoll`]: the epoll instance of a server SET or a load-generator worker (every
 //!   epoll call is in that file, with the `epoll_pwait2` -> `epoll_wait` fallback);
+//! - [`ethtool`]: a NIC driver's own counters (what `ethtool -S` prints) through the
+//!   ethtool ioctl, without a child process;
 //! - [`socket`]: the socket calls of both hot paths (nonblocking read and send, connect
 //!   from a source address, stamped reads, unsent bytes, reset on close);
 //! - [`rlimit`]: the open-files limit, raised at start by both programs;
@@ -19,6 +21,7 @@
 
 pub mod cores;
 pub mod epoll;
+pub mod ethtool;
 pub mod procfs;
 pub mod rlimit;
 pub mod socket;

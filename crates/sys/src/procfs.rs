@@ -3,7 +3,7 @@
 //!
 //! `/proc/net/dev` (sysinfo's interface counters have no drop counts and cost ~20x more
 //! per reading: seven sysfs files and an address dump per interface), `/proc/net/snmp`,
-//! `/proc/net/netstat`, `/proc/net/sockstat`, `ethtool -S`, and what the demo's
+//! `/proc/net/netstat`, `/proc/net/sockstat`, and what the demo's
 //! footprint needs: `/proc/PID/{stat,statm}` (a process's RSS, CPU time and parent: the
 //! demo finds its children by their parent, one small file each), `/proc/meminfo`
 //! (`Slab`, which sysinfo does not give) and `/proc/slabinfo`. They take the whole file
@@ -274,16 +274,6 @@ pub fn read_socket_slabs() -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// `ethtool -S IFACE`: `name: value` lines under a `NIC statistics:` header.
-pub fn ethtool_stats(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.trim().to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +282,6 @@ mod tests {
     const SNMP: &str = include_str!("../fixtures/proc/snmp.txt");
     const NETSTAT: &str = include_str!("../fixtures/proc/netstat.txt");
     const SOCKSTAT: &str = include_str!("../fixtures/proc/sockstat.txt");
-    const ETHTOOL: &str = include_str!("../fixtures/proc/ethtool_s.txt");
 
     #[test]
     fn net_dev_reads_every_interface() {
@@ -372,12 +361,5 @@ broken 1 2 3\n";
         let me = read_process(std::process::id()).unwrap();
         assert!(me.rss_bytes > 0);
         assert!(me.ppid > 0);
-    }
-
-    #[test]
-    fn ethtool_counters() {
-        let e = ethtool_stats(ETHTOOL);
-        assert_eq!(e["rx_missed_errors"], 12);
-        assert_eq!(e.len(), 5);
     }
 }
