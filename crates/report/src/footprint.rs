@@ -47,8 +47,10 @@ pub struct CpuRow {
     pub phase: String,
     /// Requests answered in the phase: shakes + grabs + sends (0 for connect and idle).
     pub requests: u64,
-    /// Seconds between the samples that bound the phase.
+    /// Seconds between the samples that bound the phase (inside it).
     pub seconds: f64,
+    /// The phase's own length, over which `requests` were answered.
+    pub phase_seconds: f64,
     pub server_cpu_s: f64,
     pub loadgen_cpu_s: f64,
 }
@@ -59,9 +61,11 @@ impl CpuRow {
         (seconds > 0.0).then(|| cpu_s / seconds)
     }
 
-    /// CPU microseconds per request.
+    /// CPU microseconds per request: the CPU rate between the samples over the phase's
+    /// request rate (the samples cover a little less than the phase).
     pub fn per_request(&self, cpu_s: f64) -> Option<f64> {
-        (self.requests > 0).then(|| cpu_s * 1e6 / self.requests as f64)
+        (self.requests > 0 && self.seconds > 0.0 && self.phase_seconds > 0.0)
+            .then(|| cpu_s / self.seconds * 1e6 / (self.requests as f64 / self.phase_seconds))
     }
 }
 
@@ -303,11 +307,21 @@ fn cpu_rows(lines: &[FootprintLine], phases: &[PhasePlan], h: &HostData) -> Vec<
                 .as_ref()
                 .and_then(|s| s.phases.iter().find(|x| x.name == p.name))
                 .map_or(0, |s| s.answered + s.packets.grabs + s.packets.sends);
-            let (a, b) = (at(lines, p.start)?, at(lines, p.end)?);
+            // The samples wholly inside the phase: from the first at or after its start
+            // (one before would count the end of the phase before it, e.g. the last
+            // logins of the connect ramp in the idle phase) to the last at or before
+            // its end; a phase shorter than two samples falls back to the ones around it.
+            let a = lines
+                .iter()
+                .find(|l| l.t >= p.start && l.t < p.end)
+                .filter(|a| at(lines, p.end).is_some_and(|b| b.t > a.t))
+                .or_else(|| at(lines, p.start))?;
+            let b = at(lines, p.end)?;
             Some(CpuRow {
                 phase: p.name.clone(),
                 requests,
                 seconds: b.t - a.t,
+                phase_seconds: p.end - p.start,
                 server_cpu_s: (b.servers.cpu_s - a.servers.cpu_s).max(0.0),
                 loadgen_cpu_s: (b.loadgens.cpu_s - a.loadgens.cpu_s).max(0.0),
             })
@@ -424,6 +438,52 @@ pub fn note() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_cpu_counts_only_the_samples_inside_it() {
+        // Whole-second samples; the connect ramp ends at 10.3 and its last logins cost
+        // a core until then; idle runs 10.3-15.3 at 0.1 core.
+        let cpu = |t: f64| {
+            if t <= 10.3 {
+                t
+            } else {
+                10.3 + (t - 10.3) * 0.1
+            }
+        };
+        let lines: Vec<FootprintLine> = (0..=16)
+            .map(|t| {
+                let t = f64::from(t);
+                let mut l = FootprintLine {
+                    t,
+                    ..Default::default()
+                };
+                l.servers.cpu_s = cpu(t);
+                l
+            })
+            .collect();
+        let phase = |name: &str, start: f64, end: f64| PhasePlan {
+            name: name.into(),
+            start,
+            end,
+            ..Default::default()
+        };
+        let phases = [phase("connect", 0.0, 10.3), phase("idle", 10.3, 15.3)];
+        let rows = cpu_rows(&lines, &phases, &HostData::default());
+        let idle = &rows[1];
+        let cores = CpuRow::cores(idle.server_cpu_s, idle.seconds).unwrap();
+        assert!(
+            (cores - 0.1).abs() < 1e-9,
+            "idle at {cores} cores: the ramp's end counted"
+        );
+        assert_eq!((idle.seconds, idle.phase_seconds), (4.0, 5.0));
+        // Per request: the CPU rate over the phase's request rate.
+        let row = CpuRow {
+            requests: 500,
+            ..idle.clone()
+        };
+        let us = row.per_request(row.server_cpu_s).unwrap();
+        assert!((us - 0.1 / 100.0 * 1e6).abs() < 1e-6, "{us}");
+    }
 
     #[test]
     fn user_ranges_count_their_users() {
