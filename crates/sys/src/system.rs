@@ -32,6 +32,18 @@ pub fn cpu_count() -> usize {
     sys.cpus().len()
 }
 
+/// CLOCK_MONOTONIC now, ns: the clock `std::time::Instant` reads, one for every process
+/// of the host, so processes can act in step (the load generator's ticks).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into `ts`, a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +56,17 @@ mod tests {
             "{m:?}"
         );
         assert!(cpu_count() >= 1);
+    }
+
+    #[test]
+    fn the_monotonic_clock_is_the_one_instant_reads() {
+        let (a, i) = (super::monotonic_ns(), std::time::Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (b, j) = (super::monotonic_ns(), std::time::Instant::now());
+        let d = (j - i).as_nanos() as i128 - i128::from(b - a);
+        assert!(
+            d.abs() < 1_000_000,
+            "the two clocks drifted {d} ns apart in 20 ms"
+        );
     }
 }

@@ -104,6 +104,9 @@ struct Worker {
     conns: Vec<Conn>,
     ep: Epoll,
     start: Instant,
+    /// The worker clock's offset from the host's tick grid: ticks fall where
+    /// CLOCK_MONOTONIC is a whole multiple of the tick, in every process alike.
+    tick_offset: u64,
     now: u64,
     unix: u64,
     rng: SmallRng,
@@ -144,6 +147,10 @@ impl Worker {
         let sources = cfg.source_addrs.len();
         let mut conns = Vec::with_capacity(n);
         conns.resize_with(n, Conn::new);
+        let tick_offset = match cfg.tick_ns {
+            0 => 0,
+            t => (t - redpacket_sys::system::monotonic_ns() % t) % t,
+        };
         Ok(Worker {
             rng: SmallRng::seed_from_u64(cfg.seed),
             shared,
@@ -151,6 +158,7 @@ impl Worker {
             users,
             conns,
             ep: Epoll::new()?,
+            tick_offset,
             start: Instant::now(),
             now: 0,
             unix: unix_now(),
@@ -199,6 +207,15 @@ impl Worker {
             Some(real) if real > self.real_minus_now => (real - self.real_minus_now).min(self.now),
             _ => self.now,
         }
+    }
+
+    /// The first tick at or after `t` (worker clock ns). Every process ticks on the same
+    /// grid, so the requests of all of them that fall due in one tick leave together:
+    /// a server instance fed by several processes then wakes once for their batches,
+    /// not once for each.
+    fn on_tick_grid(&self, t: u64) -> u64 {
+        let tick = self.cfg.tick_ns;
+        t + (self.tick_offset + tick - t % tick) % tick
     }
 
     fn block(&self) -> &WorkerBlock {
@@ -257,7 +274,7 @@ impl Worker {
                 // socket at once. One wake-up per tick instead of one per answer; an
                 // answer is timed when its tick collects it (at most a tick late). An
                 // idle worker waits in epoll instead, where a wake-up reaches it.
-                let until = wake.max(self.now + self.cfg.tick_ns);
+                let until = self.on_tick_grid(wake.max(self.now + 1));
                 std::thread::sleep(Duration::from_nanos(until.saturating_sub(self.now)));
                 wait = 0;
             }
