@@ -10,6 +10,7 @@
 
 use crate::metrics::{Counts, Tally};
 use crate::run_state::{RunState, WorkerBlock, MODE_STOP};
+use hdrhistogram::Histogram;
 use redpacket_formats::histograms;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -71,7 +72,7 @@ pub fn emit_second(t: f64, interval_s: f64, tally: &Tally, g: Gauges) {
         t,
         interval_s,
         counts: tally.counts,
-        hist: histograms::encode(&tally.latency).unwrap_or_default(),
+        hist: encode(&tally.latency),
         connected,
         inflight,
         by_source: by_source.to_vec(),
@@ -86,7 +87,7 @@ pub fn emit_phase(i: usize, t: &Tally) {
     emit(&Record::Phase {
         i,
         counts: t.counts,
-        hist: histograms::encode(&t.latency).unwrap_or_default(),
+        hist: encode(&t.latency),
     });
 }
 /// Tells the parent this child has sent everything.
@@ -94,11 +95,25 @@ pub fn emit_done() {
     emit(&Record::Done);
 }
 
+/// A histogram for the pipe: nothing for an empty one (an idle second), which spares
+/// the child a deflate stream (its set-up is most of an idle child's CPU) and the
+/// parent its inflating.
+fn encode(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        String::new()
+    } else {
+        histograms::encode(h).unwrap_or_default()
+    }
+}
+
 fn tally(counts: Counts, hist: &str) -> Tally {
     let mut t = Tally {
         counts,
         ..Tally::default()
     };
+    if hist.is_empty() {
+        return t;
+    }
     match histograms::decode(hist) {
         // Into a histogram of the usual bounds, so that tallies keep adding up.
         Ok(h) => {
@@ -187,7 +202,7 @@ mod tests {
             t: 1_795_000_001.0,
             interval_s: 1.0,
             counts: t.counts,
-            hist: histograms::encode(&t.latency).unwrap(),
+            hist: encode(&t.latency),
             connected: 3,
             inflight: 1,
             by_source: vec![2, 1],
@@ -207,5 +222,19 @@ mod tests {
             }
             _ => panic!("wrong record"),
         }
+    }
+
+    #[test]
+    fn an_empty_histogram_crosses_as_nothing_and_adds_nothing() {
+        let idle = Tally::default();
+        assert_eq!(encode(&idle.latency), "");
+        let back = tally(Counts::default(), "");
+        assert_eq!(back.latency.len(), 0);
+        // Still a histogram of the usual bounds, which tallies add into.
+        let mut busy = Tally::default();
+        busy.record_us(5000);
+        let mut sum = back;
+        sum.latency.add(&busy.latency).unwrap();
+        assert_eq!(sum.latency.len(), 1);
     }
 }
