@@ -15,7 +15,7 @@ use redpacket_formats::histograms;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// One line from a child.
 #[derive(Serialize, Deserialize)]
@@ -44,8 +44,74 @@ enum Record {
     Done,
 }
 
-fn emit(r: &Record) {
-    if let Ok(s) = serde_json::to_string(r) {
+/// What the writer thread turns into a line: a second's tally is encoded there.
+enum Job {
+    Second {
+        t: f64,
+        interval_s: f64,
+        tally: Box<Tally>,
+        connected: u64,
+        inflight: u64,
+        by_source: Vec<u64>,
+    },
+    Line(Box<Record>),
+}
+
+/// The child's writer: a thread at nice 19 that encodes and writes every record, in
+/// order. The coordinator cuts a second at normal priority, on time (a cut made late
+/// moves counts into the wrong second), and hands the tally over; encoding its
+/// histogram (a deflate stream) and writing wait for a free CPU, inside the parent's
+/// grace for a child's record.
+struct Writer {
+    tx: mpsc::Sender<Job>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+static WRITER: Mutex<Option<Writer>> = Mutex::new(None);
+
+fn emit(job: Job) {
+    let mut w = WRITER.lock().unwrap_or_else(|e| e.into_inner());
+    if w.is_none() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("loadgen-writer".into())
+            .spawn(move || {
+                redpacket_sys::cores::background();
+                for job in rx {
+                    write(job);
+                }
+            });
+        match spawned {
+            Ok(thread) => *w = Some(Writer { tx, thread }),
+            Err(_) => return write(job),
+        }
+    }
+    if let Some(Err(mpsc::SendError(job))) = w.as_ref().map(|w| w.tx.send(job)) {
+        write(job);
+    }
+}
+
+fn write(job: Job) {
+    let r = match job {
+        Job::Second {
+            t,
+            interval_s,
+            tally,
+            connected,
+            inflight,
+            by_source,
+        } => Record::Second {
+            t,
+            interval_s,
+            counts: tally.counts,
+            hist: encode(&tally.latency),
+            connected,
+            inflight,
+            by_source,
+        },
+        Job::Line(r) => *r,
+    };
+    if let Ok(s) = serde_json::to_string(&r) {
         let out = std::io::stdout();
         let mut out = out.lock();
         let _ = writeln!(out, "{s}");
@@ -62,17 +128,16 @@ pub struct Gauges<'a> {
 
 /// Sends the figures of the interval of `interval_s` ending at unix time `t` to the
 /// parent.
-pub fn emit_second(t: f64, interval_s: f64, tally: &Tally, g: Gauges) {
+pub fn emit_second(t: f64, interval_s: f64, tally: Tally, g: Gauges) {
     let Gauges {
         connected,
         inflight,
         by_source,
     } = g;
-    emit(&Record::Second {
+    emit(Job::Second {
         t,
         interval_s,
-        counts: tally.counts,
-        hist: encode(&tally.latency),
+        tally: Box::new(tally),
         connected,
         inflight,
         by_source: by_source.to_vec(),
@@ -80,19 +145,24 @@ pub fn emit_second(t: f64, interval_s: f64, tally: &Tally, g: Gauges) {
 }
 /// Tells the parent how many users are in after the ramp.
 pub fn emit_connected(connected: u64) {
-    emit(&Record::Connected { connected });
+    emit(Job::Line(Box::new(Record::Connected { connected })));
 }
 /// Sends phase `i`'s totals to the parent.
 pub fn emit_phase(i: usize, t: &Tally) {
-    emit(&Record::Phase {
+    emit(Job::Line(Box::new(Record::Phase {
         i,
         counts: t.counts,
         hist: encode(&t.latency),
-    });
+    })));
 }
-/// Tells the parent this child has sent everything.
+/// Tells the parent this child has sent everything, once every earlier record is out.
 pub fn emit_done() {
-    emit(&Record::Done);
+    emit(Job::Line(Box::new(Record::Done)));
+    let w = WRITER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(Writer { tx, thread }) = w {
+        drop(tx);
+        let _ = thread.join();
+    }
 }
 
 /// A histogram for the pipe: nothing for an empty one (an idle second), which spares
