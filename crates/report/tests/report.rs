@@ -513,6 +513,49 @@ fn the_million_user_run_reports_its_headline() {
     assert!(held.failed.iter().all(|(_, n)| *n == 0));
 }
 
+/// The committed run of the old test's first phase (README's headline): a million users
+/// on two vCPUs, connected at 20 000/s or more, idle at 0.05 cores or less, and 10k, 20k
+/// and 30k shakes/s at p99 under 50 ms with no error and the money exact.
+#[test]
+fn the_old_tests_first_phase_at_a_million_passes() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261203-174255-demo");
+    let run = redpacket_report::load(&dir).unwrap();
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    let a = redpacket_report::analyze::analyze(&run);
+    let t = redpacket_report::render::terminal(&run, &a);
+    let head: Vec<&str> = t.lines().take(3).collect();
+    assert_eq!(head[0], "Verdict: PASSED", "{t}");
+    assert_eq!(head[1], "users connected at the end: 1000000", "{t}");
+    assert!(head[2].contains("30,000 shakes/s (phase 30k)"), "{t}");
+    assert!(
+        t.contains(
+            "final ledgers of 51 instances: shake packets balanced, user-to-user packets balanced"
+        ),
+        "{t}"
+    );
+    let names: Vec<&str> = run.meta.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["connect", "idle", "10k", "20k", "30k"]);
+    let f = &redpacket_report::footprint::footprints(&run)[0];
+    let held = f.held.as_ref().unwrap();
+    assert_eq!((held.connected, held.asked), (1_000_000, 1_000_000));
+    assert!(held.failed.iter().all(|(_, n)| *n == 0));
+    let rate = held.asked as f64 / held.connect_s;
+    assert!(rate >= 20_000.0, "connected {rate:.0} users/s");
+    let idle = f.cpu.iter().find(|c| c.phase == "idle").unwrap();
+    let cores = |cpu_s| redpacket_report::footprint::CpuRow::cores(cpu_s, idle.seconds).unwrap();
+    let both = cores(idle.server_cpu_s) + cores(idle.loadgen_cpu_s);
+    assert!(both <= 0.05, "idle at {both:.3} cores");
+    let j = serde_json::to_value(redpacket_report::json::report_json(&run, &a)).unwrap();
+    for p in j["phases"].as_array().unwrap().iter().skip(2) {
+        let p99 = p["client"]["p99_ms"].as_f64().unwrap();
+        assert!(p99 <= 50.0, "{}: p99 {p99} ms", p["name"]);
+        assert_eq!(p["client"]["errors"].as_f64(), Some(0.0), "{}", p["name"]);
+        assert_eq!(p["client"]["timeouts"].as_f64(), Some(0.0), "{}", p["name"]);
+        assert_eq!(p["passed"], true, "{}", p["name"]);
+    }
+}
+
 /// A fleet: one server host running two instances and two client hosts whose latency
 /// differs. The report adds the clients' histograms (exact percentiles), shows every
 /// host and instance, reconciles money over both instances, and counts the server host
@@ -748,7 +791,12 @@ fn committed_runs_cut_client_and_server_on_the_same_boundaries() {
         for p in a.phases.iter().filter(|p| p.target_qps > 0.0) {
             let won = a.series.cut("server.won", p.start, p.end).unwrap();
             let got = a.series.cut("client.got", p.start, p.end).unwrap();
-            let edge = 2.0 * 0.03 * won / (p.end - p.start);
+            // A run of many load-generator processes (one worker each, ticking every
+            // 5 ms) adds to each edge what a child's cut can miss: a worker hands its
+            // counts over every 20 ms, and answers are collected on its tick.
+            let many = run.hosts.iter().any(|h| h.has_instances());
+            let edge_s = 0.03 + if many { 0.02 + 0.005 } else { 0.0 };
+            let edge = 2.0 * edge_s * won / (p.end - p.start);
             assert!(
                 (got - won).abs() <= edge,
                 "{} {}: client got {got:.1}, server won {won:.1}, more apart than {edge:.1}",
