@@ -474,16 +474,30 @@ fn committed_example_runs_still_report() {
     assert!(seen >= 2, "the example runs are in {}", root.display());
 }
 
-/// The committed million-user run (README's headline) reports what the README says of
-/// it: every user held, money exact over 51 instances, the footprint per user.
-#[test]
-fn the_million_user_run_reports_its_headline() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261126-232259-demo");
+/// A committed example run, loaded without a problem: the run, its analysis and its
+/// terminal summary.
+fn committed_example(
+    name: &str,
+) -> (
+    redpacket_report::Run,
+    redpacket_report::analyze::Analysis,
+    String,
+) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/examples")
+        .join(name);
     let run = redpacket_report::load(&dir).unwrap();
-    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    assert!(run.problems.is_empty(), "{name}: {:?}", run.problems);
     let a = redpacket_report::analyze::analyze(&run);
     let t = redpacket_report::render::terminal(&run, &a);
+    (run, a, t)
+}
+
+/// The first committed million-user run reports what bench/README.md says of it: every
+/// user held, money exact over 51 instances, the footprint per user.
+#[test]
+fn the_million_user_run_reports_its_headline() {
+    let (run, _, t) = committed_example("20261126-232259-demo");
     let head: Vec<&str> = t.lines().take(5).collect();
     // Every user held and the money exact, but the tail was far over the default p99
     // limit of 50 ms at 10k and 20k: only 5k held.
@@ -518,12 +532,7 @@ fn the_million_user_run_reports_its_headline() {
 /// and 30k shakes/s at p99 under 50 ms with no error and the money exact.
 #[test]
 fn the_old_tests_first_phase_at_a_million_passes() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261203-174255-demo");
-    let run = redpacket_report::load(&dir).unwrap();
-    assert!(run.problems.is_empty(), "{:?}", run.problems);
-    let a = redpacket_report::analyze::analyze(&run);
-    let t = redpacket_report::render::terminal(&run, &a);
+    let (run, a, t) = committed_example("20261203-174255-demo");
     let head: Vec<&str> = t.lines().take(3).collect();
     assert_eq!(head[0], "Verdict: PASSED", "{t}");
     assert_eq!(head[1], "users connected at the end: 1000000", "{t}");
@@ -1735,10 +1744,7 @@ fn a_straddling_second_is_not_a_phase_peak() {
 /// connect ramp, is not its peak, and its charts start at the connect phase.
 #[test]
 fn the_million_user_run_idles_at_zero_and_charts_from_connect() {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/examples/20261126-232259-demo");
-    let run = redpacket_report::load(&dir).unwrap();
-    let a = redpacket_report::analyze::analyze(&run);
+    let (_, a, _) = committed_example("20261126-232259-demo");
     let idle = a.phases.iter().find(|p| p.name == "idle").unwrap();
     assert_eq!(section_cell(idle, "Host vm", "PPS in (mean)"), "0");
     assert_eq!(section_cell(idle, "Host vm", "PPS in (peak)"), "0");
