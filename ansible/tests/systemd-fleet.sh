@@ -267,6 +267,16 @@ for i in 1 2; do
     || { tail "$tmp/journal-$i.txt"; fail "srv1: instance $i was not stopped through systemd"; }
 done
 say "topology A: both instances started and stopped by systemd (journal), every ledger balanced"
+# The host sampler (in instance 1) reads the NIC's driver counters with the ethtool ioctl:
+# no `ethtool` binary on the host, no child process; host0 is a veth, which has them.
+nic=$(python3 -c '
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
+n = {k: len(v) for k, v in last.get("ethtool", {}).items() if k != "lo"}
+print(" ".join(f"{k}:{v}" for k, v in n.items() if v > 0))' "$results/sys-a/srv1/net.jsonl") \
+  || fail "srv1: net.jsonl unreadable"
+[ -n "$nic" ] || fail "srv1: net.jsonl has no NIC driver counters (ethtool ioctl)"
+say "topology A: srv1's sampler read its NIC's driver counters ($nic)"
 
 # What the monitor saw of topology A's phase, against the report (on srv2, where
 # Prometheus listens on loopback): the fleet's shake rate, the targets, the dashboard.
