@@ -10,18 +10,21 @@
 //! buffer per connection: a connection is a [`Slot`], reached from the event's data
 //! (slot index and generation), and the read and answer buffers live on the stack.
 //!
-//! **Level-triggered, on purpose.** Each ready connection gets one read of up to 4 KiB a
-//! round; one that had more to read stays in the kernel's ready list, which the kernel
-//! rotates (a reported level-triggered item goes to the back), so the next round serves
-//! the connections not reached yet before coming back to it: a client that pipelines
-//! without pause cannot starve the others, and no user-space list of "still ready"
-//! connections is needed. Edge-triggered would need exactly that list (or reading every
-//! socket to EAGAIN, which lets one client hold the thread). The price is that the
-//! kernel re-checks a reported socket at the next wait (one `tcp_poll`), which is cheap.
-//! A round takes at most [`BATCH`] events; when it took a full batch or left a socket
-//! unread, the task yields to the runtime (timers, messages, the other SETs) before the
-//! next round, and it clears the runtime's readiness of the epoll descriptor only after
-//! a round that left nothing ready.
+//! **Edge-triggered, with a list of the unfinished.** Each ready connection gets one
+//! read of up to 4 KiB a round. A read shorter than asked drained the socket: the
+//! kernel reports it again only when new bytes arrive. One that filled the buffer may
+//! have more: it joins the SET's `again` list, and each later round reads the
+//! connections of that list once each, oldest first, after the new events, so a client
+//! that pipelines without pause cannot starve the others (tested). Level-triggered
+//! epoll would keep such a connection in the kernel's ready list instead, but it also
+//! puts back every connection it reports and polls each again at the next wait, and
+//! the runtime's poll of the SET's descriptor walks those stale entries too: at a
+//! million users, where each socket is cold by the time it is touched again, those
+//! polls were a tenth of a worker's CPU (bench/README.md). A round takes at most
+//! [`BATCH`] new events and [`BATCH`] unfinished connections; while either is left,
+//! the task yields to the runtime (timers, messages, the other SETs) before the next
+//! round, and it clears the runtime's readiness of the epoll descriptor only after a
+//! round that left nothing.
 //!
 //! **Writes** go straight to the socket. Only when the kernel will not take an answer
 //! does the slot get a write queue (bounded by `--write-queue`, counted with the kernel's
@@ -91,6 +94,8 @@ pub struct Slot {
     unmeasured: u16,
     /// Shutting down: its input is no longer read; it closes once `out` is written.
     draining: bool,
+    /// In the SET's `again` list: the last read filled the buffer, more may wait.
+    again: bool,
     /// The start of a frame cut by the end of a read.
     partial: Option<Box<Partial>>,
     /// Answers the kernel would not take yet, oldest first (bounded by `--write-queue`).
@@ -116,6 +121,9 @@ pub struct Set {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Connections whose last read filled the buffer (their events' data), oldest
+    /// first: read once each a round until a read comes up short.
+    again: VecDeque<u64>,
     /// `--write-queue`.
     write_cap: usize,
     pub shakes: SetShakes,
@@ -149,6 +157,15 @@ fn data(key: ConnKey) -> u64 {
     u64::from(key.gen) << 32 | u64::from(key.slot)
 }
 
+/// The key of a connection of SET `set` from its events' data.
+fn key_of(set: u32, d: u64) -> ConnKey {
+    ConnKey {
+        set,
+        slot: d as u32,
+        gen: (d >> 32) as u32,
+    }
+}
+
 fn close_reason(e: FrameError) -> CloseReason {
     match e {
         FrameError::BadLength { .. } => CloseReason::BadLength,
@@ -174,6 +191,7 @@ impl Set {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            again: VecDeque::new(),
             write_cap,
             shakes: SetShakes::default(),
             scratch: Some(Box::default()),
@@ -271,7 +289,22 @@ impl Set {
                 return true;
             }
         };
-        let mut idle = self.serve_events(n, a, sc) && n < BATCH;
+        // The unfinished of earlier rounds, read after the new events; the ones this
+        // round leaves unfinished wait for the next.
+        let earlier = self.again.len().min(BATCH);
+        self.serve_events(n, a, sc);
+        for _ in 0..earlier {
+            let Some(d) = self.again.pop_front() else {
+                break;
+            };
+            let key = key_of(self.index, d);
+            match self.get_mut(key) {
+                Some(s) if !s.draining => s.again = false,
+                _ => continue, // closed, or shutting down: nothing more is read
+            }
+            self.read_fairly(key, a, sc);
+        }
+        let mut idle = self.again.is_empty() && n < BATCH;
         if idle && n > 0 && self.busy_poll_usecs > 0 {
             // Busy polling: instead of going back to the runtime's sleep at once, wait
             // here up to the flag's microseconds, the kernel polling the device queue
@@ -287,17 +320,12 @@ impl Set {
         idle
     }
 
-    /// Serves the connections of the first `n` events; true when each was left with
-    /// nothing to read.
-    fn serve_events(&mut self, n: usize, a: &mut impl Answer, sc: &mut Scratch) -> bool {
-        let mut idle = true;
+    /// Serves the connections of the first `n` events: writes what waits for the ones
+    /// that can take it, reads the ones with input (unless already in `again`).
+    fn serve_events(&mut self, n: usize, a: &mut impl Answer, sc: &mut Scratch) {
         for i in 0..n {
             let (bits, d): (u32, u64) = (sc.events[i].events, sc.events[i].u64);
-            let key = ConnKey {
-                set: self.index,
-                slot: d as u32,
-                gen: (d >> 32) as u32,
-            };
+            let key = key_of(self.index, d);
             let Some(s) = self.get_mut(key) else {
                 continue; // closed earlier in this round
             };
@@ -314,20 +342,32 @@ impl Set {
                     }
                 }
             }
-            let draining = self.get_mut(key).is_none_or(|s| s.draining);
-            if draining || !epoll::readable(bits) {
+            let skip = self.get_mut(key).is_none_or(|s| s.draining || s.again);
+            if skip || !epoll::readable(bits) {
                 continue;
             }
-            match self.read_and_answer_in(key, a, sc) {
-                Ok(drained) => idle &= drained,
-                Err(r) => self.close(key, r, a),
-            }
+            self.read_fairly(key, a, sc);
         }
-        idle
+    }
+
+    /// One read and its answers; a connection left with more to read joins `again`,
+    /// one that failed is closed.
+    fn read_fairly(&mut self, key: ConnKey, a: &mut impl Answer, sc: &mut Scratch) {
+        match self.read_and_answer_in(key, a, sc) {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Some(s) = self.get_mut(key) {
+                    s.again = true;
+                    self.again.push_back(data(key));
+                }
+            }
+            Err(r) => self.close(key, r, a),
+        }
     }
 
     /// Reads once and answers every whole frame read. `Ok(true)` when the socket is
-    /// drained (a short read): the level-triggered epoll reports it again otherwise.
+    /// drained (a short read): the edge-triggered epoll reports it when more comes;
+    /// `Ok(false)` when more may wait (a full read, or a read interrupted by a signal).
     fn read_and_answer(&mut self, key: ConnKey, a: &mut impl Answer) -> Result<bool, CloseReason> {
         let mut sc = self.scratch.take().unwrap_or_default();
         let r = self.read_and_answer_in(key, a, &mut sc);
@@ -720,6 +760,40 @@ mod tests {
             rounds >= many.len() / (READ_BUF + MAX_FRAME_LEN),
             "{rounds}"
         );
+    }
+
+    #[test]
+    fn an_unfinished_connection_is_read_once_a_round_new_bytes_or_not() {
+        let rt = rt();
+        let _g = rt.enter();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut a = Echo::default();
+        let (mut one, f1) = pair(&l);
+        let (mut two, f2) = pair(&l);
+        let k1 = s.insert(f1, 16).unwrap();
+        s.insert(f2, 16).unwrap();
+        let shake = Frame::ShakeRequest { user: 0 }.encode(1);
+        let many: Vec<u8> = (0..2048).flat_map(|_| shake.as_bytes().to_vec()).collect();
+        one.write_all(&many).unwrap();
+        two.write_all(&many).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let per_read = (READ_BUF + MAX_FRAME_LEN) / 16;
+        assert!(!s.serve_ready(&mut a));
+        assert_eq!(a.frames, 2 * per_read, "one read each");
+        assert!(s.get_mut(k1).unwrap().again, "left unfinished");
+        // More bytes for one while it waits: an edge, but still one read a round.
+        // (Sent at once: Nagle would hold them until the server acknowledges.)
+        one.set_nodelay(true).unwrap();
+        one.write_all(shake.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!s.serve_ready(&mut a));
+        assert_eq!(a.frames, 4 * per_read, "one read each again, none twice");
+        assert_eq!(s.again.len(), 2, "each listed once");
+        // No new byte arrives, yet the rest is read: the list, not an edge, brings it.
+        while !s.serve_ready(&mut a) {}
+        assert_eq!(a.frames, 2 * 2048 + 1);
+        assert!(s.again.is_empty() && !s.get_mut(k1).unwrap().again);
     }
 
     #[test]

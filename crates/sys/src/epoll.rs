@@ -1,7 +1,7 @@
 //! epoll, in one place: every epoll system call of both programs is in this file.
 //!
 //! The server's SETs and the load generator's workers each own one [`Epoll`] and wait on
-//! it; level-triggered on purpose (the server's `set.rs` says why). An instance is an
+//! it; every socket is watched edge-triggered (the server's `set.rs` says why). An instance is an
 //! [`OwnedFd`]: dropping it closes the descriptor, and closing a socket takes it out of
 //! every set (no descriptor is ever duplicated, so the last close is the socket's own).
 //! Errors are `std::io::Error`, as everywhere in this crate; a wait interrupted by a
@@ -12,15 +12,20 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
+/// Edge-triggered: an event when readiness comes, not at every wait while it lasts. The
+/// reader reads until a read comes up short (or keeps the connection on a list of its
+/// own), and the kernel neither puts a reported socket back on its ready list nor
+/// polls it again at the next wait.
+const EDGE: u32 = libc::EPOLLET as u32;
 /// Input only: what a server's SET asks of a connection that keeps up.
-pub const WANT_READ: u32 = libc::EPOLLIN as u32;
+pub const WANT_READ: u32 = libc::EPOLLIN as u32 | EDGE;
 /// Readiness a SET asks for while answers wait for the client to read: input and the
 /// room to write. Asked only while the connection lags, so a connection that keeps up
 /// is never woken because its socket can take more.
-pub const WANT_WRITE: u32 = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+pub const WANT_WRITE: u32 = (libc::EPOLLIN | libc::EPOLLOUT) as u32 | EDGE;
 /// Readiness for a connection draining at shutdown: only the room to write (its input
-/// is no longer read, so a level-triggered EPOLLIN would wake the SET for nothing).
-pub const WANT_WRITE_ONLY: u32 = libc::EPOLLOUT as u32;
+/// is no longer read).
+pub const WANT_WRITE_ONLY: u32 = libc::EPOLLOUT as u32 | EDGE;
 
 /// Bits of an event: input (or an error or hang-up, which a read reports).
 pub fn readable(events: u32) -> bool {
@@ -39,9 +44,9 @@ pub type Event = libc::epoll_event;
 pub const NO_EVENT: Event = libc::epoll_event { events: 0, u64: 0 };
 
 /// Input, output, or the peer's hang-up: what a connecting client socket waits for.
-pub const WANT_CONNECT: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP) as u32;
+pub const WANT_CONNECT: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP) as u32 | EDGE;
 /// Input or the peer's hang-up: what a connected client socket waits for.
-pub const WANT_READ_HANGUP: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+pub const WANT_READ_HANGUP: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | EDGE;
 
 /// Bits of an event: room to write, and nothing else (a client's connect finished).
 pub fn can_write(events: u32) -> bool {
@@ -63,7 +68,7 @@ pub fn bits(event: &Event) -> u32 {
     event.events
 }
 
-/// An epoll instance, level-triggered (the SET's doc says why).
+/// An epoll instance (its sockets edge-triggered: the SET's doc says why).
 #[derive(Debug)]
 pub struct Epoll {
     fd: OwnedFd,
@@ -277,15 +282,21 @@ mod tests {
         let (bits, data) = (evs[0].events, evs[0].u64);
         assert!(readable(bits) && !writable(bits));
         assert_eq!(data, 7 << 32 | 3);
-        // Level-triggered: still ready until read.
+        // Edge-triggered: reported once, not again while the bytes wait unread...
+        assert_eq!(ep.ready(&mut evs).unwrap(), 0);
+        // ...and again when more arrive.
+        std::io::Write::write_all(&mut client, b"again").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
         assert_eq!(ep.ready(&mut evs).unwrap(), 1);
         let mut buf = [0u8; 16];
-        assert_eq!(crate::socket::read(&server, &mut buf).unwrap(), 5);
+        assert_eq!(crate::socket::read(&server, &mut buf).unwrap(), 10);
         assert_eq!(ep.ready(&mut evs).unwrap(), 0);
+        // A change of what is watched reports what is ready now.
         ep.modify(server.as_fd(), WANT_WRITE, 1).unwrap();
         assert_eq!(ep.ready(&mut evs).unwrap(), 1);
         let bits = evs[0].events;
         assert!(writable(bits));
+        assert_eq!(ep.ready(&mut evs).unwrap(), 0, "once");
     }
 
     #[test]

@@ -210,28 +210,36 @@ impl Worker {
         }
     }
 
+    /// Reads what a connection's socket holds and applies every whole frame: the socket
+    /// is watched edge-triggered, so it is read until a read comes up short.
     pub(super) fn on_readable(&mut self, idx: u32) {
+        while self.read_once(idx) {}
+    }
+
+    /// One read; true when it filled the buffer (more may wait) and the connection is
+    /// still open.
+    fn read_once(&mut self, idx: u32) -> bool {
         let c = &mut self.conns[idx as usize];
         let have = usize::from(c.rlen);
         self.scratch[..have].copy_from_slice(&c.rbuf[..have]);
         let Some(fd) = c.fd.as_ref() else {
-            return;
+            return false;
         };
+        let room = self.scratch.len() - have;
         let got = match socket::read_stamped(fd.as_fd(), &mut self.scratch[have..]) {
             Ok((0, _)) => {
                 self.drop_conn(idx, Failure::Reset);
-                return;
+                return false;
             }
             Ok((n, stamp)) => {
                 self.answered_at = self.arrival(stamp);
                 n
             }
-            Err(e) if socket::would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
-                return
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
+            Err(e) if socket::would_block(&e) => return false,
             Err(e) => {
                 self.drop_conn(idx, Failure::of(&e));
-                return;
+                return false;
             }
         };
         let end = have + got;
@@ -241,14 +249,14 @@ impl Worker {
                 Ok(Some(d)) => {
                     at += d.len;
                     if !self.on_frame(idx, d.frame) {
-                        return;
+                        return false;
                     }
                 }
                 Ok(None) => break,
                 Err(_) => {
                     self.tally.counts.error_kinds.bad_answer += 1;
                     self.drop_conn(idx, Failure::Other);
-                    return;
+                    return false;
                 }
             }
         }
@@ -256,6 +264,7 @@ impl Worker {
         let c = &mut self.conns[idx as usize];
         c.rbuf[..rest].copy_from_slice(&self.scratch[at..end]);
         c.rlen = rest as u8;
+        got == room
     }
 
     /// Applies what the answer checks make of one frame; false if the connection was
