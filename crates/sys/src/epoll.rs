@@ -1,9 +1,10 @@
 //! epoll, in one place: every epoll system call of both programs is in this file.
 //!
 //! The server's SETs and the load generator's workers each own one [`Epoll`] and wait on
-//! it; every socket is watched edge-triggered (the server's `set.rs` says why). An instance is an
-//! [`OwnedFd`]: dropping it closes the descriptor, and closing a socket takes it out of
-//! every set (no descriptor is ever duplicated, so the last close is the socket's own).
+//! it; every socket is watched edge-triggered (the server's `set.rs` says why). An
+//! instance is an [`OwnedFd`]: dropping it closes the descriptor, and closing a socket
+//! takes it out of every set (no descriptor is ever duplicated, so the last close is
+//! the socket's own).
 //! Errors are `std::io::Error`, as everywhere in this crate; a wait interrupted by a
 //! signal returns no events rather than an error.
 
