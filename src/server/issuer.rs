@@ -4,8 +4,9 @@
 //! cancels campaigns through its [`redpacket_control::Plane`]. Each tick it creates the
 //! packets the campaigns owe, then hands shake packets to workers in proportion to the
 //! shake requests each saw (so a request's chance does not depend on its core), each
-//! worker up to about two ticks of its demand. What no worker needs yet stays here, in
-//! the central pool, and still counts as outstanding. The overload budget (`--max-qps`)
+//! worker up to about two ticks of its demand (a server of one worker: all of them, as
+//! they are made). What no worker needs yet stays here, in the central pool, and still
+//! counts as outstanding. The overload budget (`--max-qps`)
 //! is divided among workers by demand the same way. A send campaign first reserves each
 //! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
 //! that worker to make it: at the cap it waits, it never overshoots or drops.
@@ -31,6 +32,11 @@ pub const ISSUE_TICK: std::time::Duration = std::time::Duration::from_millis(10)
 /// when that packet falls due, not a hundred times a second for nothing (a server of
 /// fifty instances splits its campaigns fifty ways).
 pub const MAX_ISSUE_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+/// The same for a server of one worker, which has no split to pace: every packet goes
+/// to that worker as it is made, so the issuer wakes only when a campaign owes one (or
+/// once a second). A one-worker instance is what a host runs many of where a process
+/// may hold few sockets, and each wake-up of each instance costs a context switch.
+pub const LONE_WORKER_MAX_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// A worker is granted at least this many packets of headroom even with no demand yet.
 const MIN_HEADROOM: u64 = 4;
 
@@ -138,17 +144,28 @@ impl Issuer {
         Some(self.campaigns.remove(at).shown)
     }
 
+    /// Whether the server has a single worker: no split among workers to pace.
+    fn lone_worker(&self) -> bool {
+        self.state.workers.len() == 1
+    }
+
     /// How long until the next tick can do something: the earliest time a campaign's
     /// credit reaches a whole packet, within [`ISSUE_TICK`]..[`MAX_ISSUE_TICK`]
-    /// (packets waiting for demand are looked at again within the longest).
+    /// (packets waiting for demand are looked at again within the longest), or
+    /// [`LONE_WORKER_MAX_TICK`] with a single worker (which waits for no demand).
     fn next_tick(&self) -> std::time::Duration {
+        let longest = if self.lone_worker() {
+            LONE_WORKER_MAX_TICK
+        } else {
+            MAX_ISSUE_TICK
+        };
         let due = self
             .campaigns
             .iter()
             .filter(|r| r.shown.rate > 0.0)
             .map(|r| (1.0 - r.credit).max(0.0) / r.shown.rate)
-            .fold(MAX_ISSUE_TICK.as_secs_f64(), f64::min);
-        std::time::Duration::from_secs_f64(due).clamp(ISSUE_TICK, MAX_ISSUE_TICK)
+            .fold(longest.as_secs_f64(), f64::min);
+        std::time::Duration::from_secs_f64(due).clamp(ISSUE_TICK, longest)
     }
     /// The campaigns still running, oldest first.
     pub fn campaigns(&self) -> Vec<Campaign> {
@@ -286,6 +303,11 @@ impl Issuer {
             weights.push((self.demand[i] * 1000.0) as u64);
             caps.push(want.saturating_sub(w.held.load(Relaxed)));
         }
+        if workers.len() == 1 {
+            // No other worker could use a packet more: it gets all of them now, and
+            // no tick has to come back for what would otherwise wait here for demand.
+            caps[0] = u64::MAX;
+        }
         // The overload budget: 90% by demand, 10% evenly so an idle worker can start.
         let max_qps = self.state.cfg.max_qps;
         let even = max_qps / workers.len() as u64 / 10;
@@ -332,7 +354,8 @@ impl Issuer {
 }
 
 /// Ticks the issuer until aborted: every [`ISSUE_TICK`] while a campaign owes packets
-/// that often, else when its next packet falls due (at most [`MAX_ISSUE_TICK`] apart);
+/// that often, else when its next packet falls due (at most [`MAX_ISSUE_TICK`] apart, or
+/// [`LONE_WORKER_MAX_TICK`] with one worker);
 /// it sleeps while it has nothing to issue or hand out (no campaign, an empty pool)
 /// until a campaign starts (which also cuts a long wait short); while the server shuts
 /// down it issues nothing.
@@ -470,5 +493,56 @@ mod tests {
         }
         assert_eq!(granted, 10);
         assert_eq!(cents, iss.counters().issued_cents.load(Relaxed));
+    }
+
+    fn granted(inboxes: &mut [UnboundedReceiver<Msg>]) -> Vec<u64> {
+        let mut n = vec![0; inboxes.len()];
+        for (i, inbox) in inboxes.iter_mut().enumerate() {
+            while let Ok(m) = inbox.try_recv() {
+                if let Msg::Grant(p) = m {
+                    n[i] += p.len() as u64;
+                }
+            }
+        }
+        n
+    }
+
+    /// With one worker there is no split to pace: every packet goes to it as it is
+    /// made, whatever its demand, and a slow campaign is ticked when its next packet
+    /// falls due, not every [`MAX_ISSUE_TICK`]. With two, packets beyond each worker's
+    /// headroom wait here for demand, looked at again within [`MAX_ISSUE_TICK`].
+    #[test]
+    fn a_lone_worker_takes_every_packet_and_is_ticked_only_when_one_is_due() {
+        let order = |rate| CampaignOrder::Shake { rate, sum: 100 };
+        let (mut lone, mut inboxes) = issuer(1, 10);
+        lone.start(order(10.0)).unwrap();
+        lone.tick(1.0);
+        assert_eq!(
+            granted(&mut inboxes),
+            vec![10],
+            "no demand yet, all handed out"
+        );
+        assert_eq!(lone.held().shake, 0);
+        let (mut two, mut inboxes) = issuer(2, 10);
+        two.start(order(10.0)).unwrap();
+        two.tick(1.0);
+        assert_eq!(
+            granted(&mut inboxes),
+            vec![MIN_HEADROOM, MIN_HEADROOM],
+            "each worker's headroom, the rest waits"
+        );
+        assert_eq!(two.held().shake, 10 - 2 * MIN_HEADROOM);
+
+        // The next packet of a campaign of 2/s is due in half a second.
+        let (mut lone, _inboxes) = issuer(1, 10);
+        lone.start(order(2.0)).unwrap();
+        assert_eq!(lone.next_tick(), std::time::Duration::from_millis(500));
+        let (mut two, _inboxes) = issuer(2, 10);
+        two.start(order(2.0)).unwrap();
+        assert_eq!(two.next_tick(), MAX_ISSUE_TICK);
+        // Slower than one a second: a lone worker's issuer still looks once a second.
+        let (mut lone, _inboxes) = issuer(1, 10);
+        lone.start(order(0.25)).unwrap();
+        assert_eq!(lone.next_tick(), LONE_WORKER_MAX_TICK);
     }
 }
