@@ -6,10 +6,10 @@
 //! shake requests each saw (so a request's chance does not depend on its core), each
 //! worker up to about two ticks of its demand (a server of one worker: all of them, as
 //! they are made). What no worker needs yet stays here, in the central pool, and still
-//! counts as outstanding. The overload budget (`--max-qps`)
-//! is divided among workers by demand the same way. A send campaign first reserves each
-//! packet's place on a worker ([`super::SendSlots`]), then counts it as issued and asks
-//! that worker to make it: at the cap it waits, it never overshoots or drops.
+//! counts as outstanding. The overload budget (`--max-qps`) is divided among workers by
+//! demand the same way. A send campaign first reserves each packet's place on a worker
+//! ([`super::SendSlots`]), then counts it as issued and asks that worker to make it: at
+//! the cap it waits, it never overshoots or drops.
 
 use super::{Held, Msg, ServerState, ShakePacket};
 use crate::apportion::apportion;
@@ -289,6 +289,7 @@ impl Issuer {
 
     /// Demand-proportional grants of shake packets and of the overload budget.
     fn distribute(&mut self) {
+        let lone = self.lone_worker();
         let workers = &self.state.workers;
         let (weights, caps, parts) = &mut self.scratch;
         weights.clear();
@@ -303,7 +304,7 @@ impl Issuer {
             weights.push((self.demand[i] * 1000.0) as u64);
             caps.push(want.saturating_sub(w.held.load(Relaxed)));
         }
-        if workers.len() == 1 {
+        if lone {
             // No other worker could use a packet more: it gets all of them now, and
             // no tick has to come back for what would otherwise wait here for demand.
             caps[0] = u64::MAX;
