@@ -403,13 +403,13 @@ pub fn lock(issuer: &Mutex<Issuer>) -> std::sync::MutexGuard<'_, Issuer> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use tokio::sync::mpsc::UnboundedReceiver;
+    use crate::server::inbox::Mailbox;
 
-    fn issuer(workers: usize, max_campaigns: usize) -> (Issuer, Vec<UnboundedReceiver<Msg>>) {
+    fn issuer(workers: usize, max_campaigns: usize) -> (Issuer, Vec<Mailbox>) {
         let mut cfg = Config::for_tests();
         cfg.cores = vec![0; workers];
         cfg.max_campaigns = max_campaigns;
-        let (state, inboxes) = ServerState::new(cfg, 100);
+        let (state, inboxes) = ServerState::new(cfg, 100).unwrap();
         (Issuer::new(state), inboxes)
     }
 
@@ -485,7 +485,9 @@ mod tests {
         assert!(iss.campaigns().is_empty(), "a finished campaign is gone");
         let (mut granted, mut cents) = (iss.held().shake, iss.held().shake_cents);
         for inbox in &mut inboxes {
-            while let Ok(m) = inbox.try_recv() {
+            let mut batch = Vec::new();
+            inbox.take(&mut batch, usize::MAX);
+            for m in batch {
                 if let Msg::Grant(p) = m {
                     granted += p.len() as u64;
                     cents += p.iter().map(|p| u64::from(p.amount)).sum::<u64>();
@@ -496,10 +498,12 @@ mod tests {
         assert_eq!(cents, iss.counters().issued_cents.load(Relaxed));
     }
 
-    fn granted(inboxes: &mut [UnboundedReceiver<Msg>]) -> Vec<u64> {
+    fn granted(inboxes: &mut [Mailbox]) -> Vec<u64> {
         let mut n = vec![0; inboxes.len()];
         for (i, inbox) in inboxes.iter_mut().enumerate() {
-            while let Ok(m) = inbox.try_recv() {
+            let mut batch = Vec::new();
+            inbox.take(&mut batch, usize::MAX);
+            for m in batch {
                 if let Msg::Grant(p) = m {
                     n[i] += p.len() as u64;
                 }

@@ -4,12 +4,12 @@
 //! - [`Server::start`] checks limits, binds every socket (so a taken port is an error
 //!   before any thread runs), then starts one pinned worker thread per core and the
 //!   control thread.
-//! - `worker`: one thread, one single-threaded tokio runtime, one SO_REUSEPORT listener.
+//! - `worker`: one thread, one epoll loop, one SO_REUSEPORT listener.
 //!   It owns its connections (grouped into SETs), the user-to-user packets whose id
 //!   maps to it (`sends`) and the directory of users whose id maps to it
-//!   (`directory`). Workers talk only by messages ([`Msg`]).
-//! - The request path: `set` (a SET: one epoll instance holding its connections, one
-//!   task serving the ready ones in rounds: read, decode with `redpacket_protocol`,
+//!   (`directory`). Workers talk only by messages ([`Msg`]) through their `inbox`.
+//! - The request path: `set` (a SET: one epoll instance holding its connections, its
+//!   ready ones served in rounds: read, decode with `redpacket_protocol`,
 //!   answer, write; the system calls are `redpacket_sys::{epoll, socket}`'s) and
 //!   `requests` (the answers: login, shake, grab, send). No task and no buffer per
 //!   connection: a connection is a 40-byte slot in its SET.
@@ -22,6 +22,7 @@
 
 mod control_thread;
 mod directory;
+mod inbox;
 mod issuer;
 mod listener;
 mod requests;
@@ -37,7 +38,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A connection's place inside its worker: SET, slot, and the slot's generation.
@@ -158,7 +158,7 @@ pub struct WorkerState {
     pub send_slots: SendSlots,
     /// Shake answers per second this worker may give before shedding (set by the issuer).
     pub budget: AtomicU64,
-    pub inbox: mpsc::UnboundedSender<Msg>,
+    pub inbox: inbox::Inbox,
 }
 
 pub use redpacket_formats::server::{Held, Summary};
@@ -172,7 +172,7 @@ pub enum StartError {
         addr: SocketAddr,
         err: std::io::Error,
     },
-    /// A thread or runtime could not be made.
+    /// A thread, runtime or epoll set could not be made.
     Spawn(std::io::Error),
     /// The kernel refused `--epoll-busy-poll` (the error says why).
     BusyPoll(std::io::Error),
@@ -220,25 +220,28 @@ pub struct ServerState {
 impl ServerState {
     /// The state of a server with one worker per configured core, and each worker's
     /// inbox, in worker order: the budget and the send cap split evenly to begin with.
-    fn new(cfg: Config, max_conns: u64) -> (Arc<ServerState>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    fn new(
+        cfg: Config,
+        max_conns: u64,
+    ) -> std::io::Result<(Arc<ServerState>, Vec<inbox::Mailbox>)> {
         let n = cfg.cores.len();
         let even_budget = cfg.max_qps / n as u64;
         let send_cap = (cfg.max_outstanding_sends / n as u64).max(1);
-        let mut inboxes = Vec::with_capacity(n);
+        let mut mailboxes = Vec::with_capacity(n);
         let workers: Box<[WorkerState]> = (0..n)
             .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                inboxes.push(rx);
-                WorkerState {
+                let (tx, rx) = inbox::inbox()?;
+                mailboxes.push(rx);
+                Ok(WorkerState {
                     counters: Counters::default(),
                     held: AtomicU64::new(0),
                     open_sends: AtomicU64::new(0),
                     send_slots: SendSlots::new(send_cap),
                     budget: AtomicU64::new(even_budget),
                     inbox: tx,
-                }
+                })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         let state = Arc::new(ServerState {
             cfg,
             workers,
@@ -246,7 +249,7 @@ impl ServerState {
             max_conns,
             started: Instant::now(),
         });
-        (state, inboxes)
+        Ok((state, mailboxes))
     }
 
     /// One consistent read of every counter block.
@@ -299,7 +302,7 @@ pub fn descriptors_set_apart(cfg: &Config) -> u64 {
     redpacket_host::reserve::server_set_apart(cfg.control_limits.max_conns as u64, cfg.cores.len())
 }
 
-/// The runtime of a worker or of the control thread: single-threaded, I/O and timers.
+/// The control thread's runtime: single-threaded, I/O and timers.
 fn thread_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -354,17 +357,17 @@ impl Server {
             tracing::warn!("{}", capacity.line);
         }
 
-        let (state, inboxes) = ServerState::new(cfg, max_conns);
+        let (state, mailboxes) = ServerState::new(cfg, max_conns).map_err(StartError::Spawn)?;
         let n = state.workers.len();
 
         let shutdown = CancellationToken::new();
         let stop_control = CancellationToken::new();
         let mut threads = Vec::with_capacity(n);
-        for (index, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
+        for (index, (listener, mailbox)) in listeners.into_iter().zip(mailboxes).enumerate() {
             let (state, token) = (state.clone(), shutdown.clone());
             let t = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || worker::run(index, state, listener, inbox, token))
+                .spawn(move || worker::run(index, state, listener, mailbox, token))
                 .map_err(StartError::Spawn)?;
             threads.push(t);
         }
@@ -410,14 +413,13 @@ impl Server {
 pub struct Server;
 
 impl ServerHandle {
-    /// Stops accepting and starts the drain; [`ServerHandle::wait`] finishes it.
+    /// Stops accepting and starts the drain; [`ServerHandle::wait`] finishes it. Each
+    /// worker is woken to notice (an idle one sleeps without a timer).
     pub fn shutdown(&self) {
         self.shutdown.cancel();
-    }
-
-    /// A token that is cancelled when shutdown begins (for callers that wait on signals).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        for w in self.state.workers.iter() {
+            w.inbox.ring();
+        }
     }
 
     /// One consistent read of every counter block.
@@ -466,7 +468,7 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         // A handle dropped without wait() still stops its threads.
-        self.shutdown.cancel();
+        self.shutdown();
         self.stop_control.cancel();
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! This is the middle of the request path: socket ([`redpacket_sys::socket`]) -> frame
 //! ([`redpacket_protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
-//! The worker's runtime watches the SET's epoll descriptor; one task per SET calls
-//! [`Set::serve_ready`], which takes the connections the kernel reports ready, at most
-//! [`BATCH`] of them, and for each reads once, decodes every whole frame, asks the
-//! [`Answer`] for the answers and writes them. No task, no tokio registration and no
-//! buffer per connection: a connection is a [`Slot`], reached from the event's data
-//! (slot index and generation), and the read and answer buffers live on the stack.
+//! The worker's epoll set holds the SET's epoll descriptor; when it is ready the worker
+//! calls [`Set::serve_ready`], which takes the connections the kernel reports ready, at
+//! most [`BATCH`] of them, and for each reads once, decodes every whole frame, asks the
+//! [`Answer`] for the answers and writes them. No task and no buffer per connection: a
+//! connection is a [`Slot`], reached from the event's data (slot index and
+//! generation), and the read and answer buffers are the SET's, reused.
 //!
 //! **Edge-triggered, with a list of the unfinished.** Each ready connection gets one
 //! read of up to 4 KiB a round. A read shorter than asked drained the socket: the
@@ -18,13 +18,12 @@
 //! that pipelines without pause cannot starve the others (tested). Level-triggered
 //! epoll would keep such a connection in the kernel's ready list instead, but it also
 //! puts back every connection it reports and polls each again at the next wait, and
-//! the runtime's poll of the SET's descriptor walks those stale entries too: at a
+//! the worker's poll of the SET's descriptor walks those stale entries too: at a
 //! million users, where each socket is cold by the time it is touched again, those
 //! polls were a tenth of a worker's CPU (bench/README.md). A round takes at most
 //! [`BATCH`] new events and [`BATCH`] unfinished connections; while either is left,
-//! the task yields to the runtime (timers, messages, the other SETs) before the next
-//! round, and it clears the runtime's readiness of the epoll descriptor only after a
-//! round that left nothing.
+//! the worker serves the SET again in its next turn, after its timers, its messages
+//! and its other SETs, without waiting for the descriptor's next edge.
 //!
 //! **Writes** go straight to the socket. Only when the kernel will not take an answer
 //! does the slot get a write queue (bounded by `--write-queue`, counted with the kernel's
@@ -42,12 +41,10 @@ use redpacket_sys::epoll::{self, BusyPoll, Epoll, Event, NO_EVENT};
 use redpacket_sys::socket;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
-/// Connections served per round at most, before the task yields to the runtime.
+/// Connections served per round at most, before the worker turns to its other work.
 pub const BATCH: usize = 256;
 /// Bytes read per call: many pipelined frames at once.
 const READ_BUF: usize = 4096;
@@ -116,8 +113,9 @@ pub struct SetShakes {
 #[derive(Debug)]
 pub struct Set {
     index: u32,
-    /// Shared with the SET's task, which waits on it; the `Epoll` is the one owner.
-    epoll: Rc<AsyncFd<Epoll>>,
+    /// Shared with the methods that change a connection's events while a slot is
+    /// borrowed.
+    epoll: Rc<Epoll>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -175,15 +173,13 @@ fn close_reason(e: FrameError) -> CloseReason {
 }
 
 impl Set {
-    /// A new, empty SET numbered `index`, with its epoll instance registered with the
-    /// current runtime.
+    /// A new, empty SET numbered `index`, with its own epoll instance (for the worker to
+    /// add to its set).
     pub fn new(index: u32, write_cap: usize, busy_poll: Option<BusyPoll>) -> io::Result<Set> {
         let epoll = Epoll::new()?;
         if let Some(p) = busy_poll {
             epoll.set_busy_poll(p)?;
         }
-        // SAFETY: the `Epoll` owns its descriptor until it is dropped with the AsyncFd.
-        let epoll = unsafe { AsyncFd::register_with_interest(epoll, Interest::READABLE) }?;
         let epoll = Rc::new(epoll);
         Ok(Set {
             index,
@@ -199,9 +195,9 @@ impl Set {
         })
     }
 
-    /// The epoll descriptor, for the SET's task to wait on.
-    pub fn epoll(&self) -> Rc<AsyncFd<Epoll>> {
-        self.epoll.clone()
+    /// The epoll descriptor, for the worker's set: readable while a connection is ready.
+    pub fn epoll(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
     }
 
     pub fn live(&self) -> usize {
@@ -228,7 +224,6 @@ impl Set {
         };
         if self
             .epoll
-            .get_ref()
             .add(fd.as_fd(), epoll::WANT_READ, data(key))
             .is_err()
         {
@@ -282,7 +277,7 @@ impl Set {
     }
 
     fn serve_ready_in(&mut self, a: &mut impl Answer, sc: &mut Scratch) -> bool {
-        let n = match self.epoll.get_ref().ready(&mut sc.events) {
+        let n = match self.epoll.ready(&mut sc.events) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!("SET {}: epoll_wait failed: {e}", self.index);
@@ -310,7 +305,7 @@ impl Set {
             // here up to the flag's microseconds, the kernel polling the device queue
             // of these sockets meanwhile; what arrives is served without an interrupt.
             let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
-            if let Ok(m) = self.epoll.get_ref().wait(&mut sc.events, wait) {
+            if let Ok(m) = self.epoll.wait(&mut sc.events, wait) {
                 if m > 0 {
                     self.serve_events(m, a, sc);
                     idle = false;
@@ -504,7 +499,7 @@ impl Set {
                 epoll::WANT_WRITE
             };
             if let Some(fd) = &slot.fd {
-                if epoll.get_ref().modify(fd.as_fd(), want, data(key)).is_err() {
+                if epoll.modify(fd.as_fd(), want, data(key)).is_err() {
                     return Err(CloseReason::Reset);
                 }
             }
@@ -536,7 +531,6 @@ impl Set {
         slot.unmeasured = 0;
         if !slot.draining
             && epoll
-                .get_ref()
                 .modify(fd.as_fd(), epoll::WANT_READ, data(key))
                 .is_err()
         {
@@ -564,9 +558,7 @@ impl Set {
             if s.out.is_none() {
                 self.close(key, CloseReason::Shutdown, a);
             } else if let Some(fd) = &s.fd {
-                let _ = epoll
-                    .get_ref()
-                    .modify(fd.as_fd(), epoll::WANT_WRITE_ONLY, data(key));
+                let _ = epoll.modify(fd.as_fd(), epoll::WANT_WRITE_ONLY, data(key));
             }
         }
     }
@@ -642,13 +634,6 @@ mod tests {
         (c, OwnedFd::from(s))
     }
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn a_slot_stays_small() {
         // Per idle user: bench/README.md's memory figure counts this slot.
@@ -661,8 +646,6 @@ mod tests {
 
     #[test]
     fn slots_are_reused_and_stale_keys_miss() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 4096, None).unwrap();
         let mut a = Echo::default();
@@ -686,8 +669,6 @@ mod tests {
 
     #[test]
     fn a_round_reads_decodes_answers_and_closes_bad_input_alone() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 4096, None).unwrap();
         let mut a = Echo::default();
@@ -733,8 +714,6 @@ mod tests {
 
     #[test]
     fn one_busy_connection_does_not_starve_the_others() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 1 << 20, None).unwrap();
         let mut a = Echo::default();
@@ -764,8 +743,6 @@ mod tests {
 
     #[test]
     fn an_unfinished_connection_is_read_once_a_round_new_bytes_or_not() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 1 << 20, None).unwrap();
         let mut a = Echo::default();
@@ -798,8 +775,6 @@ mod tests {
 
     #[test]
     fn a_lagging_client_is_watched_for_output_only_while_it_lags() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 1 << 20, None).unwrap();
         let mut a = Echo::default();
@@ -827,13 +802,11 @@ mod tests {
         }
         assert!(s.get_mut(k).unwrap().out.is_none(), "written and freed");
         let mut evs = [NO_EVENT; 4];
-        assert_eq!(s.epoll.get_ref().ready(&mut evs).unwrap(), 0, "no EPOLLOUT");
+        assert_eq!(s.epoll.ready(&mut evs).unwrap(), 0, "no EPOLLOUT");
     }
 
     #[test]
     fn a_slow_reader_past_the_cap_is_reset() {
-        let rt = rt();
-        let _g = rt.enter();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut s = Set::new(0, 4096, None).unwrap();
         let mut a = Echo::default();

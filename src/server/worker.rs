@@ -1,18 +1,25 @@
-//! One worker: a pinned thread with its own single-threaded runtime and listener.
+//! One worker: a pinned thread with its own epoll loop and listener.
 //!
-//! The worker accepts connections into its SETs (`set`), runs one task per SET that
-//! serves the SET's ready connections, handles the messages other threads send it, and
+//! The worker accepts connections into its SETs (`set`), serves each SET's ready
+//! connections in rounds, handles the messages other threads send it (`inbox`), and
 //! ticks every 10 ms (budget, packet shares, login deadlines, expiry) while it has
 //! something to tick for: a worker whose users are all idle sleeps until a request, a
 //! message or a connection comes (see [`Worker::quiet`]), so a million idle users cost
 //! no wake-up. What a request gets as answer is `requests`; the sockets' system calls
 //! are `socket`.
 //!
-//! All state of a worker lives in one [`Worker`] behind an `Rc<RefCell<..>>`: the thread
-//! runs one task at a time, so a borrow is never contended, and no borrow is held across
-//! an `.await`. Other threads reach the worker only through its inbox.
+//! **One epoll wait per wake-up.** The thread sleeps in one `epoll_wait` on its own
+//! set, which holds the listener, the inbox's bell and each SET's epoll descriptor,
+//! with the time to the next tick as its timeout, and then does everything that woke
+//! it in one turn. No async runtime sits on the request path: with fifty server
+//! processes on two CPUs (the million-user demo on the development VM) every wake-up
+//! finds cold caches, and the runtime's park, its driver's turn, task wake-ups and the
+//! polls of the futures around them were about a fifth of a worker's CPU at a million
+//! users (bench/README.md). The worker owns all its state; other threads reach it only
+//! through its inbox.
 
 use super::directory::{Action, Directory};
+use super::inbox::Mailbox;
 use super::requests::{Requests, BUDGET_BURST};
 use super::set::Set;
 use super::{ConnKey, Held, Msg, Note, ServerState};
@@ -20,33 +27,25 @@ use crate::apportion::apportion;
 use rand::Rng;
 use redpacket_formats::server::{CloseReason, Counters};
 use redpacket_protocol::{Frame, MAX_RECIPIENTS};
-use redpacket_sys::epoll::{BusyPoll, Epoll};
-use redpacket_sys::spare::Refusal;
-use std::cell::RefCell;
+use redpacket_sys::epoll::{self, BusyPoll, Epoll, Event, NO_EVENT};
+use redpacket_sys::spare::{Refusal, Spare};
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
-use std::rc::Rc;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often a worker refills its budget, hands packets to SETs, enforces login
 /// deadlines and expires packets.
 pub const WORKER_TICK: Duration = Duration::from_millis(10);
-/// How long the ticker sleeps while requests keep the worker awake: the serving path
-/// then ticks on its own ([`Worker::awake`]) and the ticker only backs it up, so a busy
-/// worker is not woken a hundred times a second for work it already does. A second:
-/// the backup's only duty is to notice the requests have stopped and tick on its own
-/// again, for login deadlines (seconds) and expiries (minutes). At 100 ms it woke a
-/// worker asleep between two batches of requests up to twenty times a second (the
-/// runtime's timer wheel may wake twice for a sleep that long): the million-user demo's
-/// 51 workers switched about 600 times a second more (bench/README.md).
-pub const BUSY_TICKER_SLEEP: Duration = Duration::from_secs(1);
-
-pub type WorkerRef = Rc<RefCell<Worker>>;
+/// Keys of the worker's own epoll set beside the SETs' (a SET's key is its number).
+const LISTENER: u64 = u64::MAX;
+const BELL: u64 = u64::MAX - 1;
+/// Messages taken from the inbox per turn, at most.
+const MESSAGES_PER_TURN: usize = 256;
+/// How often a draining worker looks whether its connections have all closed.
+const DRAIN_LOOK: Duration = Duration::from_millis(5);
 
 pub struct Worker {
     req: Requests,
@@ -62,17 +61,18 @@ pub struct Worker {
     last_purge: Instant,
     /// When the last tick ran: the next one refills the budget for the time since.
     last_tick: Instant,
-    /// The ticker is waiting on `wake` (the worker was [`Worker::quiet`]).
+    /// No tick is due until something comes in (the worker was [`Worker::quiet`]).
     ticker_asleep: bool,
-    /// When the serving path last ticked (its requests keep the ticks going).
-    served_tick: Instant,
-    wake: Rc<tokio::sync::Notify>,
+    /// When something last came in (a request, a message, a connection).
+    served: Instant,
+    /// The worker's own epoll set: the listener, the inbox's bell, each SET's epoll.
+    poller: Epoll,
 }
 
 impl Worker {
-    fn new(index: usize, state: Arc<ServerState>) -> Worker {
+    fn new(index: usize, state: Arc<ServerState>) -> std::io::Result<Worker> {
         let epoch = Instant::now();
-        Worker {
+        Ok(Worker {
             req: Requests::new(index, state, epoch),
             sets: Vec::new(),
             fill: 0,
@@ -84,9 +84,9 @@ impl Worker {
             last_purge: Instant::now(),
             last_tick: Instant::now(),
             ticker_asleep: false,
-            served_tick: Instant::now(),
-            wake: Rc::new(tokio::sync::Notify::new()),
-        }
+            served: Instant::now(),
+            poller: Epoll::new()?,
+        })
     }
 
     /// Whether ticking would change nothing until something comes in: no connection
@@ -106,25 +106,46 @@ impl Worker {
     /// due while the worker is up anyway runs here, not on a timer of its own.
     fn awake(&mut self) {
         let now = Instant::now();
+        self.served = now;
         if self.ticker_asleep {
             self.ticker_asleep = false;
             self.tick(now);
-            self.served_tick = now;
-            self.wake.notify_one();
         } else if now.saturating_duration_since(self.last_tick) >= WORKER_TICK {
             self.tick(now);
-            self.served_tick = now;
         }
     }
 
-    /// How long the ticker may sleep: [`WORKER_TICK`], or [`BUSY_TICKER_SLEEP`] while
-    /// the serving path has been ticking by itself.
-    fn ticker_sleep(&self, now: Instant) -> Duration {
-        if now.saturating_duration_since(self.served_tick) <= 2 * WORKER_TICK {
-            BUSY_TICKER_SLEEP
-        } else {
-            WORKER_TICK
+    /// The timer's part of a turn: a tick that is due runs, and a worker left with
+    /// nothing to tick for stops ticking until something comes in.
+    fn on_timer(&mut self, now: Instant) {
+        if self.ticker_asleep {
+            return;
         }
+        if now.saturating_duration_since(self.last_tick) >= WORKER_TICK {
+            self.tick(now);
+        }
+        self.ticker_asleep = self.quiet();
+    }
+
+    /// When the worker must wake for a tick if nothing wakes it first: never while it
+    /// is quiet; [`WORKER_TICK`] after the last tick; or, while requests keep coming,
+    /// a tick later. Requests then tick the worker themselves (the first one after a
+    /// tick falls due, in [`Worker::awake`]), and a timer set for the tick itself
+    /// would win that race about as often as it lost it: a wake-up for each tick, a
+    /// hundred a second per worker, for work the next request does anyway.
+    fn next_tick(&self, now: Instant) -> Option<Instant> {
+        if self.ticker_asleep {
+            return None;
+        }
+        let serving = now.saturating_duration_since(self.served) <= 2 * WORKER_TICK;
+        Some(
+            self.last_tick
+                + if serving {
+                    2 * WORKER_TICK
+                } else {
+                    WORKER_TICK
+                },
+        )
     }
 
     fn state(&self) -> &ServerState {
@@ -140,9 +161,10 @@ impl Worker {
         self.sets.iter().map(Set::live).sum()
     }
 
-    /// Places a new connection in a SET with room (a new SET when all are full). The
-    /// second value is the new SET's number when one was made (its task must start).
-    fn add_conn(&mut self, fd: OwnedFd) -> (Option<ConnKey>, Option<usize>) {
+    /// Places a new connection in a SET with room (a new SET when all are full, its
+    /// epoll descriptor added to the worker's set); `None` when none could take it
+    /// (the socket is then closed).
+    fn add_conn(&mut self, fd: OwnedFd) -> Option<ConnKey> {
         // Its login deadline needs the ticker.
         self.awake();
         let size = self.state().cfg.set_size;
@@ -152,26 +174,30 @@ impl Worker {
             match self.sets[i].insert(fd, size) {
                 Ok(key) => {
                     self.fill = i;
-                    return (Some(self.opened(key)), None);
+                    return Some(self.opened(key));
                 }
                 Err(Some(back)) => fd = back,
-                Err(None) => return (None, None),
+                Err(None) => return None,
             }
         }
         let cfg = &self.state().cfg;
-        let set = match Set::new(n as u32, cfg.write_queue, busy_poll(cfg.epoll_busy_poll)) {
+        let made =
+            Set::new(n as u32, cfg.write_queue, busy_poll(cfg.epoll_busy_poll)).and_then(|set| {
+                let epoll = set.epoll();
+                self.poller.add(epoll, epoll::WANT_READ, n as u64)?;
+                Ok(set)
+            });
+        let set = match made {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot make a new SET: {e}");
-                return (None, None);
+                return None;
             }
         };
         self.sets.push(set);
         self.fill = n;
-        match self.sets[n].insert(fd, size) {
-            Ok(key) => (Some(self.opened(key)), Some(n)),
-            Err(_) => (None, Some(n)),
-        }
+        let key = self.sets[n].insert(fd, size).ok()?;
+        Some(self.opened(key))
     }
 
     fn opened(&mut self, key: ConnKey) -> ConnKey {
@@ -448,168 +474,207 @@ pub fn probe_busy_poll(usecs: u32) -> std::io::Result<()> {
     }
 }
 
-/// The worker thread: pin, build the runtime, serve until shutdown, drain, report.
+/// The worker thread: pin, serve until shutdown, drain, report.
 pub fn run(
     index: usize,
     state: Arc<ServerState>,
     listener: std::net::TcpListener,
-    mut inbox: mpsc::UnboundedReceiver<Msg>,
+    mut mailbox: Mailbox,
     shutdown: CancellationToken,
 ) -> Held {
     let core = state.cfg.cores[index];
     if state.cfg.pinned && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         tracing::warn!("worker {index}: could not pin to CPU {core}");
     }
-    let Some(rt) = super::thread_runtime(&format!("worker {index}")) else {
-        return Held::default();
-    };
     let grace = state.cfg.grace;
-    let worker: WorkerRef = Rc::new(RefCell::new(Worker::new(index, state)));
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
-        let accept = tokio::task::spawn_local(accept_loop(worker.clone(), listener));
-        let ticker = {
-            let w = worker.clone();
-            let wake = worker.borrow().wake.clone();
-            tokio::task::spawn_local(async move {
-                let mut sleep = WORKER_TICK;
-                loop {
-                    tokio::time::sleep(sleep).await;
-                    let quiet = {
-                        let mut w = w.borrow_mut();
-                        let now = Instant::now();
-                        // The serving path may have ticked in the meantime.
-                        if now.saturating_duration_since(w.last_tick) >= WORKER_TICK {
-                            w.tick(now);
-                        }
-                        sleep = w.ticker_sleep(now);
-                        let quiet = w.quiet();
-                        w.ticker_asleep = quiet;
-                        quiet
-                    };
-                    if quiet {
-                        // Until `awake`: it ticks (catching up) before serving.
-                        wake.notified().await;
-                        sleep = WORKER_TICK;
-                    }
-                }
-            })
-        };
-        let mut batch = Vec::with_capacity(256);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                n = inbox.recv_many(&mut batch, 256) => {
-                    if n == 0 { break; }
-                    let mut w = worker.borrow_mut();
-                    for m in batch.drain(..) { w.on_msg(m); }
-                }
-            }
-        }
-        // Drain: stop accepting, let every connection answer what it read, then close.
-        accept.abort();
-        worker.borrow_mut().close_all();
-        let deadline = tokio::time::Instant::now() + grace;
-        while worker.borrow().open() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-                n = inbox.recv_many(&mut batch, 256) => {
-                    {
-                        let mut w = worker.borrow_mut();
-                        for m in batch.drain(..) { w.on_msg(m); }
-                    }
-                    if n == 0 { tokio::time::sleep(Duration::from_millis(5)).await; }
-                }
-            }
-        }
-        ticker.abort();
-        worker.borrow_mut().drop_all(CloseReason::Shutdown);
-        // Packets granted but not yet taken in are still ours to count.
-        inbox.close();
-        while let Ok(m) = inbox.try_recv() {
-            if let Msg::Grant(p) = m {
-                worker.borrow_mut().req.pool.extend(p);
-            }
-        }
+    let made = Worker::new(index, state).and_then(|w| {
+        w.poller.add(listener.as_fd(), epoll::WANT_READ, LISTENER)?;
+        w.poller.add(mailbox.bell(), epoll::WANT_READ, BELL)?;
+        Ok(w)
     });
-    let held = worker.borrow().held();
-    held
+    let mut w = match made {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("worker {index}: cannot make its epoll set: {e}");
+            return Held::default();
+        }
+    };
+    let mut lp = Loop::new(listener);
+    while !shutdown.is_cancelled() {
+        lp.turn(&mut w, &mut mailbox, None);
+    }
+    // Drain: stop accepting, let every connection answer what it read, then close.
+    lp.listener = None;
+    w.close_all();
+    let deadline = Instant::now() + grace;
+    while w.open() > 0 && Instant::now() < deadline {
+        lp.turn(&mut w, &mut mailbox, Some(deadline));
+    }
+    w.drop_all(CloseReason::Shutdown);
+    // Packets granted but not yet taken in are still ours to count; after the close a
+    // grant goes back to the issuer.
+    mailbox.close(&mut lp.batch);
+    for m in lp.batch.drain(..) {
+        if let Msg::Grant(p) = m {
+            w.req.pool.extend(p);
+        }
+    }
+    w.held()
 }
 
-/// Accepts connections until aborted. Out of descriptors, a pending connection is
-/// accepted and closed with the spare (counted as over_capacity);
-/// other errors are counted and followed by a short backoff. None ends the loop.
-async fn accept_loop(w: WorkerRef, listener: std::net::TcpListener) {
-    // SAFETY: a TcpListener owns its descriptor until it is dropped with the AsyncFd.
-    let listener = match unsafe { AsyncFd::register(listener) } {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("cannot register the listener: {e}");
-            return;
+/// The worker's event loop: what a turn needs beside the worker's own state.
+struct Loop {
+    /// Taken away when the drain begins: no more accepts.
+    listener: Option<std::net::TcpListener>,
+    /// After an accept error: when to try again (the listener's edge may not come back).
+    accept_at: Option<Instant>,
+    backoff: Duration,
+    spare: Spare,
+    events: Vec<Event>,
+    batch: Vec<Msg>,
+    /// SETs to serve this turn: the ready ones, and those whose last round left work.
+    ready: Vec<usize>,
+    next: Vec<usize>,
+    /// Whether a SET is in `ready` already.
+    queued: Vec<bool>,
+}
+
+impl Loop {
+    fn new(listener: std::net::TcpListener) -> Loop {
+        Loop {
+            listener: Some(listener),
+            accept_at: None,
+            backoff: ACCEPT_BACKOFF,
+            spare: Spare::new(),
+            events: vec![NO_EVENT; 64],
+            batch: Vec::with_capacity(MESSAGES_PER_TURN),
+            ready: Vec::new(),
+            next: Vec::new(),
+            queued: Vec::new(),
         }
-    };
-    let mut backoff = Duration::from_millis(5);
-    let mut spare = redpacket_sys::spare::Spare::new();
-    loop {
-        let mut guard = match listener.readable().await {
-            Ok(g) => g,
+    }
+
+    /// One turn: messages, a due tick or accept retry, one wait (none while a SET has
+    /// work left or a message waits) for whatever comes first, then one round of each
+    /// SET that is ready. `draining` is the end of the grace period once shutdown began.
+    fn turn(&mut self, w: &mut Worker, mail: &mut Mailbox, draining: Option<Instant>) {
+        if mail.take(&mut self.batch, MESSAGES_PER_TURN) > 0 {
+            for m in self.batch.drain(..) {
+                w.on_msg(m);
+            }
+        }
+        let now = Instant::now();
+        w.on_timer(now);
+        if self.accept_at.is_some_and(|t| now >= t) {
+            self.accept_at = None;
+            self.accept(w);
+        }
+        let until = [
+            w.next_tick(now),
+            self.accept_at,
+            draining.map(|d| d.min(now + DRAIN_LOOK)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let asleep = self.ready.is_empty() && mail.sleep();
+        let wait = match asleep {
+            false => Some(Duration::ZERO),
+            true => until.map(|t| t.saturating_duration_since(now)),
+        };
+        // The worker's own set: a wait fails only on a bug, never on input.
+        let n = match w.poller.wait_up_to(&mut self.events, wait) {
+            Ok(n) => n,
             Err(e) => {
-                tracing::error!("listener failed: {e}");
-                return;
+                tracing::error!("worker {}: epoll_wait failed: {e}", w.req.index);
+                0
             }
         };
+        if asleep {
+            mail.awake();
+        }
+        for i in 0..n {
+            match epoll::key(&self.events[i]) {
+                LISTENER if self.accept_at.is_none() => self.accept(w),
+                LISTENER => {}
+                BELL => mail.rang(),
+                set => self.mark(set as usize),
+            }
+        }
+        std::mem::swap(&mut self.ready, &mut self.next);
+        for set in self.next.drain(..) {
+            self.queued[set] = false;
+            if !w.serve_set(set) {
+                // More is ready: served again next turn, after the others had theirs.
+                if self.queued.len() <= set {
+                    self.queued.resize(set + 1, false);
+                }
+                self.queued[set] = true;
+                self.ready.push(set);
+            }
+        }
+    }
+
+    fn mark(&mut self, set: usize) {
+        if self.queued.len() <= set {
+            self.queued.resize(set + 1, false);
+        }
+        if !self.queued[set] {
+            self.queued[set] = true;
+            self.ready.push(set);
+        }
+    }
+
+    /// Accepts every pending connection. Out of descriptors, a pending connection is
+    /// accepted and closed with the spare (counted as over_capacity); other errors are
+    /// counted and followed by a short backoff before the next try.
+    fn accept(&mut self, w: &mut Worker) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
         loop {
-            match listener.get_ref().accept() {
+            match listener.accept() {
                 Ok((stream, _)) => {
-                    backoff = Duration::from_millis(5);
-                    admit(&w, stream);
+                    self.backoff = ACCEPT_BACKOFF;
+                    admit(w, stream);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let (state, index) = {
-                        let wk = w.borrow();
-                        (wk.req.state.clone(), wk.req.index)
-                    };
-                    let counters = &state.workers[index].counters;
+                    let counters = w.counters();
                     if redpacket_sys::spare::out_of_files(&e) {
                         // Out of descriptors: the client gets a clean close instead of
                         // waiting in the queue, and the loop goes on.
-                        match spare.refuse_one(listener.get_ref()) {
+                        match self.spare.refuse_one(listener) {
                             Refusal::Refused => {
                                 Counters::inc(&counters.accepted);
                                 counters.close(CloseReason::OverCapacity);
                                 continue;
                             }
-                            Refusal::NothingPending => {
-                                guard.clear_ready();
-                                break;
-                            }
+                            Refusal::NothingPending => return,
                             Refusal::NoSpare => {}
                         }
                     }
                     Counters::inc(&counters.accept_errors);
-                    tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
-                    drop(guard);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                    break;
+                    tracing::warn!("accept failed: {e}; retrying in {:?}", self.backoff);
+                    self.accept_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    return;
                 }
             }
         }
     }
 }
 
+/// The first wait after an accept error, doubled at each error in a row up to
+/// [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
 /// Takes in one accepted connection, or closes it at once when over capacity.
-fn admit(w: &WorkerRef, stream: std::net::TcpStream) {
-    let (state, index) = {
-        let wk = w.borrow();
-        (wk.req.state.clone(), wk.req.index)
-    };
-    let counters = &state.workers[index].counters;
+fn admit(w: &mut Worker, stream: std::net::TcpStream) {
+    let state = w.req.state.clone();
+    let counters = &state.workers[w.req.index].counters;
     Counters::inc(&counters.accepted);
     if state.open_conns() > state.max_conns {
         counters.close(CloseReason::OverCapacity);
@@ -620,38 +685,9 @@ fn admit(w: &WorkerRef, stream: std::net::TcpStream) {
         counters.close(CloseReason::Reset);
         return;
     }
-    let (key, new_set) = w.borrow_mut().add_conn(OwnedFd::from(stream));
-    if key.is_none() {
+    if w.add_conn(OwnedFd::from(stream)).is_none() {
         // No SET could take it (epoll refused it, or no new SET could be made): the
         // socket is already closed.
         counters.close(CloseReason::Reset);
-    }
-    if let Some(set) = new_set {
-        let epoll = w.borrow().sets[set].epoll();
-        tokio::task::spawn_local(serve_set(w.clone(), set, epoll));
-    }
-}
-
-/// A SET's task: waits until the SET's epoll descriptor is readable (some connection is
-/// ready), serves one round, and yields to the runtime between rounds while
-/// connections stay ready. Readiness is cleared only after a round that left nothing
-/// ready; what became ready during the round wakes the task again (the runtime's
-/// readiness is newer than the round's, so clearing the old one leaves it).
-async fn serve_set(w: WorkerRef, set: usize, epoll: Rc<AsyncFd<Epoll>>) {
-    loop {
-        let mut guard = match epoll.readable().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!("SET {set}: cannot wait on its epoll: {e}");
-                return;
-            }
-        };
-        let idle = w.borrow_mut().serve_set(set);
-        if idle {
-            guard.clear_ready();
-        } else {
-            drop(guard);
-            tokio::task::yield_now().await;
-        }
     }
 }

@@ -9,7 +9,7 @@
 //! signal returns no events rather than an error.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -77,6 +77,14 @@ pub struct Epoll {
     pwait2: AtomicBool,
 }
 
+/// An epoll instance is itself a descriptor another epoll set can watch (readable while
+/// one of its own is ready).
+impl AsFd for Epoll {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl AsRawFd for Epoll {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -131,21 +139,29 @@ impl Epoll {
     /// kernel without it (ENOSYS, remembered) `epoll_wait`, the wait rounded up to a
     /// millisecond.
     pub fn wait(&self, events: &mut [Event], wait: Duration) -> io::Result<usize> {
+        self.wait_up_to(events, Some(wait))
+    }
+
+    /// As [`Epoll::wait`]; `None` waits until an event comes, however long.
+    pub fn wait_up_to(&self, events: &mut [Event], wait: Option<Duration>) -> io::Result<usize> {
         let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
         if self.pwait2.load(Relaxed) {
-            let ts = libc::timespec {
-                tv_sec: wait.as_secs() as libc::time_t,
-                tv_nsec: wait.subsec_nanos() as _,
-            };
+            let ts = wait.map(|w| libc::timespec {
+                tv_sec: w.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: w.subsec_nanos() as _,
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: the kernel writes at most `max` events into `events` and reads
-            // `ts`; no signal mask.
+            // the timespec (if any: null waits without end); no signal mask.
             let n = unsafe {
                 libc::syscall(
                     libc::SYS_epoll_pwait2,
                     self.fd.as_raw_fd(),
                     events.as_mut_ptr(),
                     max,
-                    &ts as *const libc::timespec,
+                    ts_ptr,
                     std::ptr::null::<libc::sigset_t>(),
                     0usize,
                 )
@@ -155,10 +171,11 @@ impl Epoll {
             }
             self.pwait2.store(false, Relaxed);
         }
-        let ms = wait
-            .as_nanos()
-            .div_ceil(1_000_000)
-            .min(libc::c_int::MAX as u128) as libc::c_int;
+        let ms = wait.map_or(-1, |w| {
+            w.as_nanos()
+                .div_ceil(1_000_000)
+                .min(libc::c_int::MAX as u128) as libc::c_int
+        });
         // SAFETY: the kernel writes at most `max` events into `events`.
         let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, ms) };
         ready_count(n as i64)
