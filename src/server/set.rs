@@ -42,7 +42,6 @@ use redpacket_sys::socket;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
 
 /// Connections served per round at most, before the worker turns to its other work.
 pub const BATCH: usize = 256;
@@ -113,9 +112,7 @@ pub struct SetShakes {
 #[derive(Debug)]
 pub struct Set {
     index: u32,
-    /// Shared with the methods that change a connection's events while a slot is
-    /// borrowed.
-    epoll: Rc<Epoll>,
+    epoll: Epoll,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -180,7 +177,6 @@ impl Set {
         if let Some(p) = busy_poll {
             epoll.set_busy_poll(p)?;
         }
-        let epoll = Rc::new(epoll);
         Ok(Set {
             index,
             epoll,
@@ -240,9 +236,7 @@ impl Set {
     }
 
     pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut Slot> {
-        self.slots
-            .get_mut(key.slot as usize)
-            .filter(|s| s.fd.is_some() && s.gen == key.gen)
+        slot_mut(&mut self.slots, key)
     }
 
     /// Closes a connection (a reset for a slow reader) and frees its slot; tells `a`.
@@ -455,8 +449,8 @@ impl Set {
     /// kernel holds for a client that does not read is bounded too, whatever the
     /// socket's buffer size.
     fn send_or_queue(&mut self, key: ConnKey, bytes: &[u8]) -> Result<(), CloseReason> {
-        let (cap, epoll) = (self.write_cap, self.epoll.clone());
-        let Some(slot) = self.get_mut(key) else {
+        let (cap, epoll) = (self.write_cap, &self.epoll);
+        let Some(slot) = slot_mut(&mut self.slots, key) else {
             return Ok(());
         };
         let Some(fd) = &slot.fd else {
@@ -510,8 +504,8 @@ impl Set {
     /// Writes what a connection has queued; true when the queue is empty (and then the
     /// socket is watched for input alone again).
     fn flush(&mut self, key: ConnKey) -> Result<bool, CloseReason> {
-        let epoll = self.epoll.clone();
-        let Some(slot) = self.get_mut(key) else {
+        let epoll = &self.epoll;
+        let Some(slot) = slot_mut(&mut self.slots, key) else {
             return Ok(true);
         };
         let (Some(fd), Some(out)) = (&slot.fd, slot.out.as_mut()) else {
@@ -550,8 +544,8 @@ impl Set {
                     continue;
                 }
             }
-            let epoll = self.epoll.clone();
-            let Some(s) = self.get_mut(key) else {
+            let epoll = &self.epoll;
+            let Some(s) = slot_mut(&mut self.slots, key) else {
                 continue;
             };
             s.draining = true;
@@ -576,6 +570,14 @@ impl Set {
             })
             .collect()
     }
+}
+
+/// The live slot `key` names (a stale key, of a slot since reused, names none). A free
+/// function, so the SET's epoll can be used while the slot is borrowed.
+fn slot_mut(slots: &mut [Slot], key: ConnKey) -> Option<&mut Slot> {
+    slots
+        .get_mut(key.slot as usize)
+        .filter(|s| s.fd.is_some() && s.gen == key.gen)
 }
 
 /// Bytes the kernel holds for a connection and has not sent yet, measured now; resets

@@ -115,16 +115,13 @@ impl Worker {
         }
     }
 
-    /// The timer's part of a turn: a tick that is due runs, and a worker left with
+    /// The timer's part of a turn: a tick that is due runs, and a worker it leaves with
     /// nothing to tick for stops ticking until something comes in.
     fn on_timer(&mut self, now: Instant) {
-        if self.ticker_asleep {
-            return;
-        }
-        if now.saturating_duration_since(self.last_tick) >= WORKER_TICK {
+        if !self.ticker_asleep && now.saturating_duration_since(self.last_tick) >= WORKER_TICK {
             self.tick(now);
+            self.ticker_asleep = self.quiet();
         }
-        self.ticker_asleep = self.quiet();
     }
 
     /// When the worker must wake for a tick if nothing wakes it first: never while it
@@ -532,11 +529,8 @@ struct Loop {
     spare: Spare,
     events: Vec<Event>,
     batch: Vec<Msg>,
-    /// SETs to serve this turn: the ready ones, and those whose last round left work.
-    ready: Vec<usize>,
-    next: Vec<usize>,
-    /// Whether a SET is in `ready` already.
-    queued: Vec<bool>,
+    /// By SET: to be served this turn (its epoll said so, or its last round left work).
+    ready: Vec<bool>,
 }
 
 impl Loop {
@@ -549,8 +543,6 @@ impl Loop {
             events: vec![NO_EVENT; 64],
             batch: Vec::with_capacity(MESSAGES_PER_TURN),
             ready: Vec::new(),
-            next: Vec::new(),
-            queued: Vec::new(),
         }
     }
 
@@ -577,7 +569,7 @@ impl Loop {
         .into_iter()
         .flatten()
         .min();
-        let asleep = self.ready.is_empty() && mail.sleep();
+        let asleep = !self.ready.contains(&true) && mail.sleep();
         let wait = match asleep {
             false => Some(Duration::ZERO),
             true => until.map(|t| t.saturating_duration_since(now)),
@@ -598,30 +590,20 @@ impl Loop {
                 LISTENER if self.accept_at.is_none() => self.accept(w),
                 LISTENER => {}
                 BELL => mail.rang(),
-                set => self.mark(set as usize),
-            }
-        }
-        std::mem::swap(&mut self.ready, &mut self.next);
-        for set in self.next.drain(..) {
-            self.queued[set] = false;
-            if !w.serve_set(set) {
-                // More is ready: served again next turn, after the others had theirs.
-                if self.queued.len() <= set {
-                    self.queued.resize(set + 1, false);
+                set => {
+                    let set = set as usize;
+                    if self.ready.len() <= set {
+                        self.ready.resize(set + 1, false);
+                    }
+                    self.ready[set] = true;
                 }
-                self.queued[set] = true;
-                self.ready.push(set);
             }
         }
-    }
-
-    fn mark(&mut self, set: usize) {
-        if self.queued.len() <= set {
-            self.queued.resize(set + 1, false);
-        }
-        if !self.queued[set] {
-            self.queued[set] = true;
-            self.ready.push(set);
+        for set in 0..self.ready.len() {
+            if self.ready[set] {
+                // One round each; a SET with more ready is served again next turn.
+                self.ready[set] = !w.serve_set(set);
+            }
         }
     }
 
