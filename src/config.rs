@@ -109,9 +109,8 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 65_000)]
     pub max_qps: u64,
 
-    /// Connections per SET: the group inside a worker that owns its connections, its
-    /// share of shake packets and its counters, with one epoll instance (one descriptor)
-    /// and one task serving them. Small SETs cost a descriptor each: keep thousands.
+    /// Connections per SET: the group inside a worker that owns its connections' slots,
+    /// its share of shake packets and the demand that decides the next share.
     #[arg(long, default_value_t = 4096)]
     pub set_size: usize,
 
@@ -210,13 +209,12 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0)]
     pub busy_poll: u32,
 
-    /// Epoll busy polling per SET, microseconds (0 = off). Each SET's epoll instance gets
-    /// EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference), and after a round that
-    /// served connections the SET waits up to USECS for more on its own epoll, while the
-    /// kernel polls the NIC queue its sockets came from, before returning to the
-    /// runtime. Costs CPU and holds the worker for up to USECS a round; pays only with a
-    /// NIC driver that has NAPI (loopback has none: there the wait is a plain sleep). A
-    /// kernel that refuses it stops the start (exit 1, with the reason).
+    /// Epoll busy polling per worker, microseconds (0 = off). Each worker's epoll
+    /// instance gets EPIOCSPARAMS (Linux 6.9+; budget 8 packets, no preference): a wait
+    /// that finds nothing ready polls the NIC queue its sockets came from for up to
+    /// USECS before it sleeps. Costs CPU; pays only with a NIC driver that has NAPI
+    /// (loopback has none). A kernel that refuses it stops the start (exit 1, with the
+    /// reason).
     #[arg(long, default_value_t = 0, value_name = "USECS")]
     pub epoll_busy_poll: u32,
 

@@ -8,8 +8,8 @@
 //!   It owns its connections (grouped into SETs), the user-to-user packets whose id
 //!   maps to it (`sends`) and the directory of users whose id maps to it
 //!   (`directory`). Workers talk only by messages ([`Msg`]) through their `inbox`.
-//! - The request path: `set` (a SET: one epoll instance holding its connections, its
-//!   ready ones served in rounds: read, decode with `redpacket_protocol`,
+//! - The request path: `set` (a SET: a group of connections in the worker's epoll set,
+//!   each ready one served as its event comes: read, decode with `redpacket_protocol`,
 //!   answer, write; the system calls are `redpacket_sys::{epoll, socket}`'s) and
 //!   `requests` (the answers: login, shake, grab, send). No task and no buffer per
 //!   connection: a connection is a 40-byte slot in its SET.

@@ -1,29 +1,31 @@
-//! A SET: a group of a few thousand connections inside one worker, and one epoll
-//! instance holding their sockets.
+//! A SET: a group of a few thousand connections inside one worker, with their slots,
+//! their share of shake packets and the answers they owe.
 //!
 //! This is the middle of the request path: socket ([`redpacket_sys::socket`]) -> frame
 //! ([`redpacket_protocol::decode_stream`]) -> SET (here) -> answer ([`super::requests`]).
-//! The worker's epoll set holds the SET's epoll descriptor; when it is ready the worker
-//! calls [`Set::serve_ready`], which takes the connections the kernel reports ready, at
-//! most [`BATCH`] of them, and for each reads once, decodes every whole frame, asks the
-//! [`Answer`] for the answers and writes them. No task and no buffer per connection: a
-//! connection is a [`Slot`], reached from the event's data (slot index and
-//! generation), and the read and answer buffers are the SET's, reused.
+//! Every socket of every SET is in the worker's one epoll set, its event's data naming
+//! the SET, the slot and the slot's generation ([`EventKeys`]); the worker hands each
+//! event to its SET ([`Set::serve_event`]), which reads once, decodes every whole
+//! frame, asks the [`Answer`] for the answers and writes them. No task and no buffer
+//! per connection: a connection is a [`Slot`], and the read and answer buffers are the
+//! SET's, reused. One epoll set, not one per SET watched by the worker's: each wake-up
+//! then costs one `epoll_wait`, not the worker's plus a poll of each ready SET's
+//! descriptor and a wait on each (about a tenth of a worker's CPU at a million users,
+//! where every wake-up serves a request or two; bench/README.md).
 //!
 //! **Edge-triggered, with a list of the unfinished.** Each ready connection gets one
 //! read of up to 4 KiB a round. A read shorter than asked drained the socket: the
 //! kernel reports it again only when new bytes arrive. One that filled the buffer may
 //! have more: it joins the SET's `again` list, and each later round reads the
-//! connections of that list once each, oldest first, after the new events, so a client
-//! that pipelines without pause cannot starve the others (tested). Level-triggered
-//! epoll would keep such a connection in the kernel's ready list instead, but it also
-//! puts back every connection it reports and polls each again at the next wait, and
-//! the worker's poll of the SET's descriptor walks those stale entries too: at a
-//! million users, where each socket is cold by the time it is touched again, those
-//! polls were a tenth of a worker's CPU (bench/README.md). A round takes at most
-//! [`BATCH`] new events and [`BATCH`] unfinished connections; while either is left,
-//! the worker serves the SET again in its next turn, after its timers, its messages
-//! and its other SETs, without waiting for the descriptor's next edge.
+//! connections of that list once each, oldest first, after the new events
+//! ([`Set::serve_again`]), so a client that pipelines without pause cannot starve the
+//! others (tested). Level-triggered epoll would keep such a connection in the kernel's
+//! ready list instead, but it also puts back every connection it reports and polls
+//! each again at the next wait: at a million users, where each socket is cold by the
+//! time it is touched again, those polls were a tenth of a worker's CPU
+//! (bench/README.md). A round reads at most [`BATCH`] unfinished connections of a SET;
+//! while any is left, the worker turns again without sleeping, after its timers, its
+//! messages and its new events.
 //!
 //! **Writes** go straight to the socket. Only when the kernel will not take an answer
 //! does the slot get a write queue (bounded by `--write-queue`, counted with the kernel's
@@ -37,13 +39,15 @@
 use super::{ConnKey, ShakePacket};
 use redpacket_formats::server::CloseReason;
 use redpacket_protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
-use redpacket_sys::epoll::{self, BusyPoll, Epoll, Event, NO_EVENT};
+use redpacket_sys::epoll::{self, Epoll, Event};
 use redpacket_sys::socket;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 
-/// Connections served per round at most, before the worker turns to its other work.
+/// Unfinished connections of a SET read per round at most, before the worker turns to
+/// its other work; also the events one wait of the worker takes at most.
 pub const BATCH: usize = 256;
 /// Bytes read per call: many pipelined frames at once.
 const READ_BUF: usize = 4096;
@@ -112,28 +116,31 @@ pub struct SetShakes {
 #[derive(Debug)]
 pub struct Set {
     index: u32,
-    epoll: Epoll,
+    /// The worker's epoll set, which holds every socket of every SET.
+    epoll: Rc<Epoll>,
+    keys: EventKeys,
+    /// Slots at most.
+    capacity: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
     /// Connections whose last read filled the buffer (their events' data), oldest
     /// first: read once each a round until a read comes up short.
     again: VecDeque<u64>,
+    /// How many of `again` were there before this round's events: the ones the next
+    /// [`Set::serve_again`] reads (the rest joined since and wait a round).
+    earlier: usize,
     /// `--write-queue`.
     write_cap: usize,
     pub shakes: SetShakes,
-    /// `--epoll-busy-poll` microseconds (0 = off).
-    busy_poll_usecs: u32,
     /// The read and answer buffers of a round, reused (not zeroed again) for every
     /// connection served.
     scratch: Option<Box<Scratch>>,
 }
 
-/// A round's events, and one read of bytes (after a carried partial frame) with the
-/// answers to it.
+/// One read of bytes (after a carried partial frame) with the answers to it.
 #[derive(Debug)]
 struct Scratch {
-    events: [Event; BATCH],
     read: [u8; READ_BUF + MAX_FRAME_LEN],
     out: [u8; OUT_BUF],
 }
@@ -141,23 +148,52 @@ struct Scratch {
 impl Default for Scratch {
     fn default() -> Scratch {
         Scratch {
-            events: [NO_EVENT; BATCH],
             read: [0; READ_BUF + MAX_FRAME_LEN],
             out: [0; OUT_BUF],
         }
     }
 }
 
-fn data(key: ConnKey) -> u64 {
-    u64::from(key.gen) << 32 | u64::from(key.slot)
+/// What a connection's events carry, the same for every SET of a worker: the slot's
+/// generation in the high 32 bits; below it the SET's number, then the slot in as many
+/// bits as `--set-size` needs (at most 20). The two keys the worker gives its listener
+/// and its inbox's bell (all ones in the low 32 bits, and all ones but the last) are
+/// never a connection's: the last two SET numbers are never used
+/// ([`EventKeys::max_sets`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventKeys {
+    slot_bits: u32,
 }
 
-/// The key of a connection of SET `set` from its events' data.
-fn key_of(set: u32, d: u64) -> ConnKey {
-    ConnKey {
-        set,
-        slot: d as u32,
-        gen: (d >> 32) as u32,
+impl EventKeys {
+    /// For SETs of `set_size` slots (1..=1 << 20).
+    pub fn new(set_size: usize) -> EventKeys {
+        let slot_bits = usize::BITS - set_size.saturating_sub(1).leading_zeros();
+        assert!(
+            slot_bits <= 20,
+            "--set-size is checked to be at most 1 << 20"
+        );
+        EventKeys { slot_bits }
+    }
+
+    /// SETs a worker may make: all the numbers the bits left hold but the last two.
+    pub fn max_sets(self) -> usize {
+        ((1u64 << (32 - self.slot_bits)) - 2) as usize
+    }
+
+    /// An event's data for a connection.
+    pub fn data(self, key: ConnKey) -> u64 {
+        u64::from(key.gen) << 32 | u64::from(key.set) << self.slot_bits | u64::from(key.slot)
+    }
+
+    /// The connection an event's data names.
+    pub fn key_of(self, d: u64) -> ConnKey {
+        let low = d as u32;
+        ConnKey {
+            set: ((low as u64) >> self.slot_bits) as u32,
+            slot: low & ((1u32 << self.slot_bits) - 1),
+            gen: (d >> 32) as u32,
+        }
     }
 }
 
@@ -170,42 +206,43 @@ fn close_reason(e: FrameError) -> CloseReason {
 }
 
 impl Set {
-    /// A new, empty SET numbered `index`, with its own epoll instance (for the worker to
-    /// add to its set).
-    pub fn new(index: u32, write_cap: usize, busy_poll: Option<BusyPoll>) -> io::Result<Set> {
-        let epoll = Epoll::new()?;
-        if let Some(p) = busy_poll {
-            epoll.set_busy_poll(p)?;
-        }
-        Ok(Set {
+    /// A new, empty SET numbered `index` (below `keys.max_sets()`) of up to
+    /// `capacity` connections, its sockets watched by `epoll` (the worker's) with
+    /// `keys`' data.
+    pub fn new(
+        index: u32,
+        epoll: Rc<Epoll>,
+        keys: EventKeys,
+        capacity: usize,
+        write_cap: usize,
+    ) -> Set {
+        debug_assert!((index as usize) < keys.max_sets());
+        Set {
             index,
             epoll,
+            keys,
+            capacity,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
             again: VecDeque::new(),
+            earlier: 0,
             write_cap,
             shakes: SetShakes::default(),
             scratch: Some(Box::default()),
-            busy_poll_usecs: busy_poll.map_or(0, |p| p.usecs),
-        })
-    }
-
-    /// The epoll descriptor, for the worker's set: readable while a connection is ready.
-    pub fn epoll(&self) -> BorrowedFd<'_> {
-        self.epoll.as_fd()
+        }
     }
 
     pub fn live(&self) -> usize {
         self.live
     }
 
-    /// Takes in a connection; `Ok(None)` when the SET is full (the socket is handed
-    /// back), `Err` when epoll refuses it (the socket is closed).
-    pub fn insert(&mut self, fd: OwnedFd, capacity: usize) -> Result<ConnKey, Option<OwnedFd>> {
+    /// Takes in a connection; `Err(Some(fd))` when the SET is full (the socket is
+    /// handed back), `Err(None)` when epoll refuses it (the socket is closed).
+    pub fn insert(&mut self, fd: OwnedFd) -> Result<ConnKey, Option<OwnedFd>> {
         let slot = match self.free.pop() {
             Some(s) => s,
-            None if self.slots.len() < capacity => {
+            None if self.slots.len() < self.capacity => {
                 self.slots.push(Slot::default());
                 (self.slots.len() - 1) as u32
             }
@@ -220,7 +257,7 @@ impl Set {
         };
         if self
             .epoll
-            .add(fd.as_fd(), epoll::WANT_READ, data(key))
+            .add(fd.as_fd(), epoll::WANT_READ, self.keys.data(key))
             .is_err()
         {
             self.free.push(slot);
@@ -261,82 +298,64 @@ impl Set {
         a.closed(key, user, reason);
     }
 
-    /// Serves what the kernel reports ready, at most [`BATCH`] connections: true when
-    /// the round left nothing ready (the caller may then wait for the next wake).
-    pub fn serve_ready(&mut self, a: &mut impl Answer) -> bool {
+    /// Serves one event of a connection of this SET (the worker routed it here by its
+    /// data): writes what waits if the socket can take it, reads if it has input
+    /// (unless it is in `again`, which reads it in its turn).
+    pub fn serve_event(&mut self, ev: &Event, a: &mut impl Answer) {
         let mut sc = self.scratch.take().unwrap_or_default();
-        let idle = self.serve_ready_in(a, &mut sc);
+        self.serve_event_in(epoll::bits(ev), epoll::key(ev), a, &mut sc);
         self.scratch = Some(sc);
-        idle
     }
 
-    fn serve_ready_in(&mut self, a: &mut impl Answer, sc: &mut Scratch) -> bool {
-        let n = match self.epoll.ready(&mut sc.events) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!("SET {}: epoll_wait failed: {e}", self.index);
-                return true;
-            }
-        };
-        // The unfinished of earlier rounds, read after the new events; the ones this
-        // round leaves unfinished wait for the next.
-        let earlier = self.again.len().min(BATCH);
-        self.serve_events(n, a, sc);
-        for _ in 0..earlier {
+    /// Whether connections wait in `again` for a round of their own.
+    pub fn unfinished(&self) -> bool {
+        !self.again.is_empty()
+    }
+
+    /// The round of the unfinished: reads once each connection that was in `again`
+    /// before this round's events (at most [`BATCH`], oldest first); true when none is
+    /// left for the next round.
+    pub fn serve_again(&mut self, a: &mut impl Answer) -> bool {
+        let mut sc = self.scratch.take().unwrap_or_default();
+        for _ in 0..self.earlier.min(BATCH) {
             let Some(d) = self.again.pop_front() else {
                 break;
             };
-            let key = key_of(self.index, d);
+            let key = self.keys.key_of(d);
             match self.get_mut(key) {
                 Some(s) if !s.draining => s.again = false,
                 _ => continue, // closed, or shutting down: nothing more is read
             }
-            self.read_fairly(key, a, sc);
+            self.read_fairly(key, a, &mut sc);
         }
-        let mut idle = self.again.is_empty() && n < BATCH;
-        if idle && n > 0 && self.busy_poll_usecs > 0 {
-            // Busy polling: instead of going back to the runtime's sleep at once, wait
-            // here up to the flag's microseconds, the kernel polling the device queue
-            // of these sockets meanwhile; what arrives is served without an interrupt.
-            let wait = std::time::Duration::from_micros(u64::from(self.busy_poll_usecs));
-            if let Ok(m) = self.epoll.wait(&mut sc.events, wait) {
-                if m > 0 {
-                    self.serve_events(m, a, sc);
-                    idle = false;
-                }
-            }
-        }
-        idle
+        self.scratch = Some(sc);
+        self.earlier = self.again.len();
+        self.again.is_empty()
     }
 
-    /// Serves the connections of the first `n` events: writes what waits for the ones
-    /// that can take it, reads the ones with input (unless already in `again`).
-    fn serve_events(&mut self, n: usize, a: &mut impl Answer, sc: &mut Scratch) {
-        for i in 0..n {
-            let (bits, d): (u32, u64) = (sc.events[i].events, sc.events[i].u64);
-            let key = key_of(self.index, d);
-            let Some(s) = self.get_mut(key) else {
-                continue; // closed earlier in this round
-            };
-            if s.out.is_some() && epoll::writable(bits) {
-                match self.flush(key) {
-                    Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
-                        self.close(key, CloseReason::Shutdown, a);
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(r) => {
-                        self.close(key, r, a);
-                        continue;
-                    }
+    fn serve_event_in(&mut self, bits: u32, d: u64, a: &mut impl Answer, sc: &mut Scratch) {
+        let key = self.keys.key_of(d);
+        let Some(s) = self.get_mut(key) else {
+            return; // closed earlier in this round
+        };
+        if s.out.is_some() && epoll::writable(bits) {
+            match self.flush(key) {
+                Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
+                    self.close(key, CloseReason::Shutdown, a);
+                    return;
+                }
+                Ok(_) => {}
+                Err(r) => {
+                    self.close(key, r, a);
+                    return;
                 }
             }
-            let skip = self.get_mut(key).is_none_or(|s| s.draining || s.again);
-            if skip || !epoll::readable(bits) {
-                continue;
-            }
-            self.read_fairly(key, a, sc);
         }
+        let skip = self.get_mut(key).is_none_or(|s| s.draining || s.again);
+        if skip || !epoll::readable(bits) {
+            return;
+        }
+        self.read_fairly(key, a, sc);
     }
 
     /// One read and its answers; a connection left with more to read joins `again`,
@@ -345,9 +364,10 @@ impl Set {
         match self.read_and_answer_in(key, a, sc) {
             Ok(true) => {}
             Ok(false) => {
+                let d = self.keys.data(key);
                 if let Some(s) = self.get_mut(key) {
                     s.again = true;
-                    self.again.push_back(data(key));
+                    self.again.push_back(d);
                 }
             }
             Err(r) => self.close(key, r, a),
@@ -449,7 +469,7 @@ impl Set {
     /// kernel holds for a client that does not read is bounded too, whatever the
     /// socket's buffer size.
     fn send_or_queue(&mut self, key: ConnKey, bytes: &[u8]) -> Result<(), CloseReason> {
-        let (cap, epoll) = (self.write_cap, &self.epoll);
+        let (cap, epoll, d) = (self.write_cap, &self.epoll, self.keys.data(key));
         let Some(slot) = slot_mut(&mut self.slots, key) else {
             return Ok(());
         };
@@ -493,7 +513,7 @@ impl Set {
                 epoll::WANT_WRITE
             };
             if let Some(fd) = &slot.fd {
-                if epoll.modify(fd.as_fd(), want, data(key)).is_err() {
+                if epoll.modify(fd.as_fd(), want, d).is_err() {
                     return Err(CloseReason::Reset);
                 }
             }
@@ -504,7 +524,7 @@ impl Set {
     /// Writes what a connection has queued; true when the queue is empty (and then the
     /// socket is watched for input alone again).
     fn flush(&mut self, key: ConnKey) -> Result<bool, CloseReason> {
-        let epoll = &self.epoll;
+        let (epoll, d) = (&self.epoll, self.keys.data(key));
         let Some(slot) = slot_mut(&mut self.slots, key) else {
             return Ok(true);
         };
@@ -523,11 +543,7 @@ impl Set {
         // Drained: give the memory back, an idle connection holds no buffer.
         slot.out = None;
         slot.unmeasured = 0;
-        if !slot.draining
-            && epoll
-                .modify(fd.as_fd(), epoll::WANT_READ, data(key))
-                .is_err()
-        {
+        if !slot.draining && epoll.modify(fd.as_fd(), epoll::WANT_READ, d).is_err() {
             return Err(CloseReason::Reset);
         }
         Ok(true)
@@ -544,7 +560,7 @@ impl Set {
                     continue;
                 }
             }
-            let epoll = &self.epoll;
+            let (epoll, d) = (&self.epoll, self.keys.data(key));
             let Some(s) = slot_mut(&mut self.slots, key) else {
                 continue;
             };
@@ -552,7 +568,7 @@ impl Set {
             if s.out.is_none() {
                 self.close(key, CloseReason::Shutdown, a);
             } else if let Some(fd) = &s.fd {
-                let _ = epoll.modify(fd.as_fd(), epoll::WANT_WRITE_ONLY, data(key));
+                let _ = epoll.modify(fd.as_fd(), epoll::WANT_WRITE_ONLY, d);
             }
         }
     }
@@ -593,9 +609,58 @@ fn unread_in_kernel(slot: &mut Slot) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redpacket_sys::epoll::NO_EVENT;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
+
+    /// A SET alone in an epoll set of its own, as the first SET of a worker.
+    fn set_of(capacity: usize, write_cap: usize) -> Set {
+        let epoll = Rc::new(Epoll::new().unwrap());
+        Set::new(0, epoll, EventKeys::new(capacity), capacity, write_cap)
+    }
+
+    /// What a worker's turn does for this SET: its ready events, then its unfinished;
+    /// true when it left nothing ready.
+    fn round(s: &mut Set, a: &mut impl Answer) -> bool {
+        let mut evs = [NO_EVENT; BATCH];
+        let n = s.epoll.ready(&mut evs).unwrap();
+        for ev in &evs[..n] {
+            assert_eq!(s.keys.key_of(epoll::key(ev)).set, s.index);
+            s.serve_event(ev, a);
+        }
+        s.serve_again(a) && n < BATCH
+    }
+
+    #[test]
+    fn event_keys_name_set_slot_and_generation_and_never_the_workers_own() {
+        for size in [1, 2, 3, 4096, 10_000, 1 << 20] {
+            let keys = EventKeys::new(size);
+            let last = ConnKey {
+                set: (keys.max_sets() - 1) as u32,
+                slot: (size - 1) as u32,
+                gen: u32::MAX,
+            };
+            for key in [
+                ConnKey {
+                    set: 0,
+                    slot: 0,
+                    gen: 1,
+                },
+                last,
+            ] {
+                assert_eq!(keys.key_of(keys.data(key)), key, "size {size}");
+            }
+            // The worker's listener and bell: u64::MAX and u64::MAX - 1.
+            for own in [u64::MAX, u64::MAX - 1] {
+                assert!(
+                    keys.key_of(own).set as usize >= keys.max_sets(),
+                    "size {size}"
+                );
+            }
+        }
+        assert_eq!(EventKeys::new(4096).max_sets(), (1 << 20) - 2);
+    }
 
     /// Answers a login with ok, every other frame with nothing, and remembers closes.
     #[derive(Default)]
@@ -649,21 +714,21 @@ mod tests {
     #[test]
     fn slots_are_reused_and_stale_keys_miss() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut s = set_of(2, 4096);
         let mut a = Echo::default();
         let (_c1, f1) = pair(&l);
         let (_c2, f2) = pair(&l);
         let (_c3, f3) = pair(&l);
-        let k1 = s.insert(f1, 2).unwrap();
-        let k2 = s.insert(f2, 2).unwrap();
-        assert!(matches!(s.insert(f3, 2), Err(Some(_))), "full: handed back");
+        let k1 = s.insert(f1).unwrap();
+        let k2 = s.insert(f2).unwrap();
+        assert!(matches!(s.insert(f3), Err(Some(_))), "full: handed back");
         assert_eq!(s.live(), 2);
         s.get_mut(k1).unwrap().user = Some(7);
         s.close(k1, CloseReason::Replaced, &mut a);
         s.close(k1, CloseReason::Replaced, &mut a);
         assert_eq!(a.closed, vec![(k1, Some(7), CloseReason::Replaced)], "once");
         let (_c4, f4) = pair(&l);
-        let k4 = s.insert(f4, 2).unwrap();
+        let k4 = s.insert(f4).unwrap();
         assert_eq!(k4.slot, k1.slot);
         assert!(s.get_mut(k1).is_none(), "old generation no longer matches");
         assert!(s.get_mut(k4).is_some() && s.get_mut(k2).is_some());
@@ -672,19 +737,19 @@ mod tests {
     #[test]
     fn a_round_reads_decodes_answers_and_closes_bad_input_alone() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut s = set_of(16, 4096);
         let mut a = Echo::default();
         let (mut good, f1) = pair(&l);
         let (mut bad, f2) = pair(&l);
-        let kg = s.insert(f1, 16).unwrap();
-        let kb = s.insert(f2, 16).unwrap();
-        assert!(s.serve_ready(&mut a), "nothing ready");
+        let kg = s.insert(f1).unwrap();
+        let kb = s.insert(f2).unwrap();
+        assert!(round(&mut s, &mut a), "nothing ready");
         // A login cut in two reads, and a bad length on the other connection.
         let login = Frame::LoginRequest { user: 42 }.encode(1);
         good.write_all(&login.as_bytes()[..5]).unwrap();
         bad.write_all(&[0, 3, 0, 0]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(s.serve_ready(&mut a));
+        assert!(round(&mut s, &mut a));
         assert_eq!(a.closed, vec![(kb, None, CloseReason::BadLength)]);
         assert!(
             s.get_mut(kg).unwrap().partial.is_some(),
@@ -692,7 +757,7 @@ mod tests {
         );
         good.write_all(&login.as_bytes()[5..]).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(s.serve_ready(&mut a));
+        assert!(round(&mut s, &mut a));
         let slot = s.get_mut(kg).unwrap();
         assert_eq!(slot.user, Some(42));
         assert!(slot.partial.is_none(), "freed once whole");
@@ -709,7 +774,7 @@ mod tests {
         // The client closes: counted as its own close.
         drop(good);
         std::thread::sleep(Duration::from_millis(20));
-        assert!(s.serve_ready(&mut a));
+        assert!(round(&mut s, &mut a));
         assert_eq!(a.closed[1], (kg, Some(42), CloseReason::ClientClosed));
         assert_eq!(s.live(), 0);
     }
@@ -717,12 +782,12 @@ mod tests {
     #[test]
     fn one_busy_connection_does_not_starve_the_others() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut s = set_of(16, 1 << 20);
         let mut a = Echo::default();
         let (mut busy, f1) = pair(&l);
         let (mut quiet, f2) = pair(&l);
-        s.insert(f1, 16).unwrap();
-        s.insert(f2, 16).unwrap();
+        s.insert(f1).unwrap();
+        s.insert(f2).unwrap();
         // 64 KiB of shakes from one client, one shake from the other.
         let shake = Frame::ShakeRequest { user: 0 }.encode(1);
         let many: Vec<u8> = (0..4096).flat_map(|_| shake.as_bytes().to_vec()).collect();
@@ -730,10 +795,10 @@ mod tests {
         quiet.write_all(shake.as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         // One round: one read each, the quiet one served, the busy one left ready.
-        assert!(!s.serve_ready(&mut a), "the busy socket is still ready");
+        assert!(!round(&mut s, &mut a), "the busy socket is still ready");
         assert_eq!(a.frames, (READ_BUF + MAX_FRAME_LEN) / 16 + 1);
         let mut rounds = 1;
-        while !s.serve_ready(&mut a) {
+        while !round(&mut s, &mut a) {
             rounds += 1;
         }
         assert_eq!(a.frames, 4097);
@@ -746,19 +811,19 @@ mod tests {
     #[test]
     fn an_unfinished_connection_is_read_once_a_round_new_bytes_or_not() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut s = set_of(16, 1 << 20);
         let mut a = Echo::default();
         let (mut one, f1) = pair(&l);
         let (mut two, f2) = pair(&l);
-        let k1 = s.insert(f1, 16).unwrap();
-        s.insert(f2, 16).unwrap();
+        let k1 = s.insert(f1).unwrap();
+        s.insert(f2).unwrap();
         let shake = Frame::ShakeRequest { user: 0 }.encode(1);
         let many: Vec<u8> = (0..2048).flat_map(|_| shake.as_bytes().to_vec()).collect();
         one.write_all(&many).unwrap();
         two.write_all(&many).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let per_read = (READ_BUF + MAX_FRAME_LEN) / 16;
-        assert!(!s.serve_ready(&mut a));
+        assert!(!round(&mut s, &mut a));
         assert_eq!(a.frames, 2 * per_read, "one read each");
         assert!(s.get_mut(k1).unwrap().again, "left unfinished");
         // More bytes for one while it waits: an edge, but still one read a round.
@@ -766,11 +831,11 @@ mod tests {
         one.set_nodelay(true).unwrap();
         one.write_all(shake.as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(!s.serve_ready(&mut a));
+        assert!(!round(&mut s, &mut a));
         assert_eq!(a.frames, 4 * per_read, "one read each again, none twice");
         assert_eq!(s.again.len(), 2, "each listed once");
         // No new byte arrives, yet the rest is read: the list, not an edge, brings it.
-        while !s.serve_ready(&mut a) {}
+        while !round(&mut s, &mut a) {}
         assert_eq!(a.frames, 2 * 2048 + 1);
         assert!(s.again.is_empty() && !s.get_mut(k1).unwrap().again);
     }
@@ -778,13 +843,13 @@ mod tests {
     #[test]
     fn a_lagging_client_is_watched_for_output_only_while_it_lags() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 1 << 20, None).unwrap();
+        let mut s = set_of(16, 1 << 20);
         let mut a = Echo::default();
         let (mut c, f) = pair(&l);
         socket2::SockRef::from(&f)
             .set_send_buffer_size(4096)
             .unwrap();
-        let k = s.insert(f, 16).unwrap();
+        let k = s.insert(f).unwrap();
         let chunk = [9u8; 1024];
         for _ in 0..512 {
             s.write(k, &chunk, &mut a);
@@ -795,12 +860,12 @@ mod tests {
         );
         assert!(a.closed.is_empty());
         // Nothing read yet: the round finds the socket neither readable nor writable.
-        assert!(s.serve_ready(&mut a));
+        assert!(round(&mut s, &mut a));
         let mut got = 0;
         let mut buf = vec![0u8; 64 * 1024];
         while got < 512 * 1024 {
             got += c.read(&mut buf).unwrap();
-            s.serve_ready(&mut a);
+            round(&mut s, &mut a);
         }
         assert!(s.get_mut(k).unwrap().out.is_none(), "written and freed");
         let mut evs = [NO_EVENT; 4];
@@ -810,10 +875,10 @@ mod tests {
     #[test]
     fn a_slow_reader_past_the_cap_is_reset() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut s = Set::new(0, 4096, None).unwrap();
+        let mut s = set_of(16, 4096);
         let mut a = Echo::default();
         let (_c, f) = pair(&l);
-        let k = s.insert(f, 16).unwrap();
+        let k = s.insert(f).unwrap();
         let chunk = [9u8; 1024];
         for _ in 0..4096 {
             s.write(k, &chunk, &mut a);

@@ -1,7 +1,7 @@
 //! One worker: a pinned thread with its own epoll loop and listener.
 //!
-//! The worker accepts connections into its SETs (`set`), serves each SET's ready
-//! connections in rounds, handles the messages other threads send it (`inbox`), and
+//! The worker accepts connections into its SETs (`set`), serves each ready connection
+//! in its SET, handles the messages other threads send it (`inbox`), and
 //! ticks every 10 ms (budget, packet shares, login deadlines, expiry) while it has
 //! something to tick for: a worker whose users are all idle sleeps until a request, a
 //! message or a connection comes (see [`Worker::quiet`]), so a million idle users cost
@@ -9,9 +9,9 @@
 //! are `socket`.
 //!
 //! **One epoll wait per wake-up.** The thread sleeps in one `epoll_wait` on its own
-//! set, which holds the listener, the inbox's bell and each SET's epoll descriptor,
-//! with the time to the next tick as its timeout, and then does everything that woke
-//! it in one turn. No async runtime sits on the request path: with fifty server
+//! set, which holds the listener, the inbox's bell and every connection of every SET
+//! (`set::EventKeys` says how an event names its SET), with the time to the next tick
+//! as its timeout, and then does everything that woke it in one turn. No async runtime sits on the request path: with fifty server
 //! processes on two CPUs (the million-user demo on the development VM) every wake-up
 //! finds cold caches, and the runtime's park, its driver's turn, task wake-ups and the
 //! polls of the futures around them were about a fifth of a worker's CPU at a million
@@ -21,7 +21,7 @@
 use super::directory::{Action, Directory};
 use super::inbox::Mailbox;
 use super::requests::{Requests, BUDGET_BURST};
-use super::set::Set;
+use super::set::{EventKeys, Set, BATCH};
 use super::{ConnKey, Held, Msg, Note, ServerState};
 use crate::apportion::apportion;
 use rand::Rng;
@@ -31,6 +31,7 @@ use redpacket_sys::epoll::{self, BusyPoll, Epoll, Event, NO_EVENT};
 use redpacket_sys::spare::{Refusal, Spare};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +40,8 @@ use tokio_util::sync::CancellationToken;
 /// How often a worker refills its budget, hands packets to SETs, enforces login
 /// deadlines and expires packets.
 pub const WORKER_TICK: Duration = Duration::from_millis(10);
-/// Keys of the worker's own epoll set beside the SETs' (a SET's key is its number).
+/// Keys of the worker's own descriptors in its epoll set, beside the connections'
+/// ([`EventKeys`] never makes these).
 const LISTENER: u64 = u64::MAX;
 const BELL: u64 = u64::MAX - 1;
 /// Messages taken from the inbox per turn, at most.
@@ -65,13 +67,21 @@ pub struct Worker {
     ticker_asleep: bool,
     /// When something last came in (a request, a message, a connection).
     served: Instant,
-    /// The worker's own epoll set: the listener, the inbox's bell, each SET's epoll.
-    poller: Epoll,
+    /// The worker's epoll set: the listener, the inbox's bell, every connection.
+    poller: Rc<Epoll>,
+    /// How a connection's events name its SET and slot.
+    keys: EventKeys,
 }
 
 impl Worker {
     fn new(index: usize, state: Arc<ServerState>) -> std::io::Result<Worker> {
         let epoch = Instant::now();
+        let poller = Epoll::new()?;
+        if let Some(p) = busy_poll(state.cfg.epoll_busy_poll) {
+            // A wait that finds nothing ready polls the sockets' device queue first.
+            poller.set_busy_poll(p)?;
+        }
+        let keys = EventKeys::new(state.cfg.set_size);
         Ok(Worker {
             req: Requests::new(index, state, epoch),
             sets: Vec::new(),
@@ -85,7 +95,8 @@ impl Worker {
             last_tick: Instant::now(),
             ticker_asleep: false,
             served: Instant::now(),
-            poller: Epoll::new()?,
+            poller: Rc::new(poller),
+            keys,
         })
     }
 
@@ -158,17 +169,15 @@ impl Worker {
         self.sets.iter().map(Set::live).sum()
     }
 
-    /// Places a new connection in a SET with room (a new SET when all are full, its
-    /// epoll descriptor added to the worker's set); `None` when none could take it
-    /// (the socket is then closed).
+    /// Places a new connection in a SET with room (a new SET when all are full);
+    /// `None` when none could take it (the socket is then closed).
     fn add_conn(&mut self, fd: OwnedFd) -> Option<ConnKey> {
         // Its login deadline needs the ticker.
         self.awake();
-        let size = self.state().cfg.set_size;
         let n = self.sets.len();
         let mut fd = fd;
         for i in (0..n).map(|k| (self.fill + k) % n) {
-            match self.sets[i].insert(fd, size) {
+            match self.sets[i].insert(fd) {
                 Ok(key) => {
                     self.fill = i;
                     return Some(self.opened(key));
@@ -177,23 +186,21 @@ impl Worker {
                 Err(None) => return None,
             }
         }
+        if n >= self.keys.max_sets() {
+            tracing::warn!("cannot make a new SET: {n} SETs is as many as events can name");
+            return None;
+        }
         let cfg = &self.state().cfg;
-        let made =
-            Set::new(n as u32, cfg.write_queue, busy_poll(cfg.epoll_busy_poll)).and_then(|set| {
-                let epoll = set.epoll();
-                self.poller.add(epoll, epoll::WANT_READ, n as u64)?;
-                Ok(set)
-            });
-        let set = match made {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot make a new SET: {e}");
-                return None;
-            }
-        };
+        let set = Set::new(
+            n as u32,
+            self.poller.clone(),
+            self.keys,
+            cfg.set_size,
+            cfg.write_queue,
+        );
         self.sets.push(set);
         self.fill = n;
-        let key = self.sets[n].insert(fd, size).ok()?;
+        let key = self.sets[n].insert(fd).ok()?;
         Some(self.opened(key))
     }
 
@@ -226,13 +233,23 @@ impl Worker {
             .and_then(|s| s.user)
     }
 
-    /// One round of a SET's ready connections; true when it left nothing ready.
-    fn serve_set(&mut self, set: usize) -> bool {
-        self.awake();
-        match self.sets.get_mut(set) {
-            Some(s) => s.serve_ready(&mut self.req),
-            None => true,
+    /// Serves one event of a connection, in the SET its data names.
+    fn serve_event(&mut self, ev: &Event) {
+        let set = self.keys.key_of(epoll::key(ev)).set as usize;
+        if let Some(s) = self.sets.get_mut(set) {
+            s.serve_event(ev, &mut self.req);
         }
+    }
+
+    /// The round of each SET's unfinished connections; true when none is left.
+    fn serve_unfinished(&mut self) -> bool {
+        let mut done = true;
+        for s in &mut self.sets {
+            if s.unfinished() {
+                done &= s.serve_again(&mut self.req);
+            }
+        }
+        done
     }
 
     /// Pushes a notification to a connection if it still holds `user`; otherwise sends
@@ -449,7 +466,7 @@ impl Worker {
     }
 }
 
-/// `--epoll-busy-poll`: the parameters for each SET's epoll, if on.
+/// `--epoll-busy-poll`: the parameters for the worker's epoll, if on.
 fn busy_poll(usecs: u32) -> Option<BusyPoll> {
     (usecs > 0).then_some(BusyPoll {
         usecs,
@@ -529,8 +546,9 @@ struct Loop {
     spare: Spare,
     events: Vec<Event>,
     batch: Vec<Msg>,
-    /// By SET: to be served this turn (its epoll said so, or its last round left work).
-    ready: Vec<bool>,
+    /// More is ready than the last turn took: the last wait filled `events`, or a SET
+    /// has unfinished connections. The next wait then does not sleep.
+    more: bool,
 }
 
 impl Loop {
@@ -540,15 +558,16 @@ impl Loop {
             accept_at: None,
             backoff: ACCEPT_BACKOFF,
             spare: Spare::new(),
-            events: vec![NO_EVENT; 64],
+            events: vec![NO_EVENT; BATCH],
             batch: Vec::with_capacity(MESSAGES_PER_TURN),
-            ready: Vec::new(),
+            more: false,
         }
     }
 
-    /// One turn: messages, a due tick or accept retry, one wait (none while a SET has
-    /// work left or a message waits) for whatever comes first, then one round of each
-    /// SET that is ready. `draining` is the end of the grace period once shutdown began.
+    /// One turn: messages, a due tick or accept retry, one wait (none while more is
+    /// ready or a message waits) for whatever comes first, each event it brings served
+    /// in its order, then the round of each SET's unfinished connections. `draining`
+    /// is the end of the grace period once shutdown began.
     fn turn(&mut self, w: &mut Worker, mail: &mut Mailbox, draining: Option<Instant>) {
         if mail.take(&mut self.batch, MESSAGES_PER_TURN) > 0 {
             for m in self.batch.drain(..) {
@@ -569,7 +588,7 @@ impl Loop {
         .into_iter()
         .flatten()
         .min();
-        let asleep = !self.ready.contains(&true) && mail.sleep();
+        let asleep = !self.more && mail.sleep();
         let wait = match asleep {
             false => Some(Duration::ZERO),
             true => until.map(|t| t.saturating_duration_since(now)),
@@ -585,26 +604,24 @@ impl Loop {
         if asleep {
             mail.awake();
         }
+        let mut served = false;
         for i in 0..n {
-            match epoll::key(&self.events[i]) {
+            let ev = self.events[i];
+            match epoll::key(&ev) {
                 LISTENER if self.accept_at.is_none() => self.accept(w),
                 LISTENER => {}
                 BELL => mail.rang(),
-                set => {
-                    let set = set as usize;
-                    if self.ready.len() <= set {
-                        self.ready.resize(set + 1, false);
+                _ => {
+                    if !served {
+                        served = true;
+                        w.awake();
                     }
-                    self.ready[set] = true;
+                    w.serve_event(&ev);
                 }
             }
         }
-        for set in 0..self.ready.len() {
-            if self.ready[set] {
-                // One round each; a SET with more ready is served again next turn.
-                self.ready[set] = !w.serve_set(set);
-            }
-        }
+        let unfinished = !w.serve_unfinished();
+        self.more = unfinished || n == self.events.len();
     }
 
     /// Accepts every pending connection. Out of descriptors, a pending connection is

@@ -961,7 +961,8 @@ fn connections_in_many_sets_are_all_served_while_one_pipelines_without_pause() {
 
 #[test]
 fn epoll_busy_polling_is_taken_or_refused_with_the_reason() {
-    // The flag on: each SET's epoll gets EPIOCSPARAMS (Linux 6.9+), and the server serves.
+    // The flag on: each worker's epoll gets EPIOCSPARAMS (Linux 6.9+), and the server
+    // serves (SETs of two: connections of several SETs in the one epoll set).
     match Server::start({
         let mut c = Config::for_tests();
         c.epoll_busy_poll = 50;

@@ -1,7 +1,7 @@
 //! epoll, in one place: every epoll system call of both programs is in this file.
 //!
-//! The server's SETs and the load generator's workers each own one [`Epoll`] and wait on
-//! it; every socket is watched edge-triggered (the server's `set.rs` says why). An
+//! The server's workers and the load generator's workers each own one [`Epoll`] and
+//! wait on it; every socket is watched edge-triggered (the server's `set.rs` says why). An
 //! instance is an [`OwnedFd`]: dropping it closes the descriptor, and closing a socket
 //! takes it out of every set (no descriptor is ever duplicated, so the last close is
 //! the socket's own).
@@ -38,7 +38,7 @@ pub fn writable(events: u32) -> bool {
     events & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0
 }
 
-/// One event as the kernel returns it (the data is the SET's key of the connection).
+/// One event as the kernel returns it (the data is what [`Epoll::add`] was given).
 pub type Event = libc::epoll_event;
 
 /// An empty event, to fill a buffer before `epoll_wait`.
