@@ -155,14 +155,27 @@ nspawn_reboot() {
 }
 
 # Powers every host off (SIGTERM to nspawn asks the container's systemd to shut down),
-# kills what remains after 15 s, unmounts the overlays, removes the bridge.
+# kills what remains after 15 s, unmounts the overlays, removes the bridge. What remains
+# is killed through the container's init (nspawn's child, PID 1 of the container's PID
+# namespace): killing it ends every process of the container at once. Killing nspawn
+# alone would leave that init running, reparented to this machine's, and its host's
+# services with it (seen once: a shutdown on a loaded machine took longer than 15 s).
 nspawn_teardown() {
   local h pid n
-  for h in "${!NSPAWN_PID[@]}"; do kill -TERM "${NSPAWN_PID[$h]}" 2>/dev/null; done
+  local -A init
+  for h in "${!NSPAWN_PID[@]}"; do
+    init[$h]=$(pgrep -P "${NSPAWN_PID[$h]}" 2>/dev/null | tr '\n' ' ')
+    kill -TERM "${NSPAWN_PID[$h]}" 2>/dev/null
+  done
   for h in "${!NSPAWN_PID[@]}"; do
     pid=${NSPAWN_PID[$h]}
     n=0
     while kill -0 "$pid" 2>/dev/null && [ "$n" -lt 150 ]; do sleep 0.1; n=$((n + 1)); done
+    kill -0 "$pid" 2>/dev/null || continue # nspawn waits for its container to end
+    # shellcheck disable=SC2086 # a list of PIDs, or none
+    [ -n "${init[$h]}" ] && kill -KILL ${init[$h]} 2>/dev/null
+    n=0
+    while kill -0 "$pid" 2>/dev/null && [ "$n" -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
     kill -KILL "$pid" 2>/dev/null
   done
   for h in "${!NSPAWN_PID[@]}"; do wait "${NSPAWN_PID[$h]}" 2>/dev/null; done
