@@ -589,7 +589,8 @@ impl Set {
 }
 
 /// The live slot `key` names (a stale key, of a slot since reused, names none). A free
-/// function, so the SET's epoll can be used while the slot is borrowed.
+/// function, so the SET's handle to the worker's epoll can be used while the slot is
+/// borrowed.
 fn slot_mut(slots: &mut [Slot], key: ConnKey) -> Option<&mut Slot> {
     slots
         .get_mut(key.slot as usize)
