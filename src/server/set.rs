@@ -39,7 +39,7 @@
 use super::{ConnKey, ShakePacket};
 use redpacket_formats::server::CloseReason;
 use redpacket_protocol::{decode_stream, Frame, FrameError, Partial, MAX_FRAME_LEN};
-use redpacket_sys::epoll::{self, Epoll, Event};
+use redpacket_sys::epoll::{self, Epoll};
 use redpacket_sys::socket;
 use std::collections::VecDeque;
 use std::io;
@@ -298,12 +298,32 @@ impl Set {
         a.closed(key, user, reason);
     }
 
-    /// Serves one event of a connection of this SET (the worker routed it here by its
-    /// data): writes what waits if the socket can take it, reads if it has input
+    /// Serves one event of a connection of this SET, `key` decoded from its data by
+    /// the worker: writes what waits if the socket can take it, reads if it has input
     /// (unless it is in `again`, which reads it in its turn).
-    pub fn serve_event(&mut self, ev: &Event, a: &mut impl Answer) {
+    pub fn serve_event(&mut self, key: ConnKey, bits: u32, a: &mut impl Answer) {
+        let Some(s) = self.get_mut(key) else {
+            return; // closed earlier in this round
+        };
+        if s.out.is_some() && epoll::writable(bits) {
+            match self.flush(key) {
+                Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
+                    self.close(key, CloseReason::Shutdown, a);
+                    return;
+                }
+                Ok(_) => {}
+                Err(r) => {
+                    self.close(key, r, a);
+                    return;
+                }
+            }
+        }
+        let skip = self.get_mut(key).is_none_or(|s| s.draining || s.again);
+        if skip || !epoll::readable(bits) {
+            return;
+        }
         let mut sc = self.scratch.take().unwrap_or_default();
-        self.serve_event_in(epoll::bits(ev), epoll::key(ev), a, &mut sc);
+        self.read_fairly(key, a, &mut sc);
         self.scratch = Some(sc);
     }
 
@@ -331,31 +351,6 @@ impl Set {
         self.scratch = Some(sc);
         self.earlier = self.again.len();
         self.again.is_empty()
-    }
-
-    fn serve_event_in(&mut self, bits: u32, d: u64, a: &mut impl Answer, sc: &mut Scratch) {
-        let key = self.keys.key_of(d);
-        let Some(s) = self.get_mut(key) else {
-            return; // closed earlier in this round
-        };
-        if s.out.is_some() && epoll::writable(bits) {
-            match self.flush(key) {
-                Ok(true) if self.get_mut(key).is_some_and(|s| s.draining) => {
-                    self.close(key, CloseReason::Shutdown, a);
-                    return;
-                }
-                Ok(_) => {}
-                Err(r) => {
-                    self.close(key, r, a);
-                    return;
-                }
-            }
-        }
-        let skip = self.get_mut(key).is_none_or(|s| s.draining || s.again);
-        if skip || !epoll::readable(bits) {
-            return;
-        }
-        self.read_fairly(key, a, sc);
     }
 
     /// One read and its answers; a connection left with more to read joins `again`,
@@ -625,10 +620,11 @@ mod tests {
     /// true when it left nothing ready.
     fn round(s: &mut Set, a: &mut impl Answer) -> bool {
         let mut evs = [NO_EVENT; BATCH];
-        let n = s.epoll.ready(&mut evs).unwrap();
+        let n = s.epoll.wait(&mut evs, Duration::ZERO).unwrap();
         for ev in &evs[..n] {
-            assert_eq!(s.keys.key_of(epoll::key(ev)).set, s.index);
-            s.serve_event(ev, a);
+            let key = s.keys.key_of(epoll::key(ev));
+            assert_eq!(key.set, s.index);
+            s.serve_event(key, epoll::bits(ev), a);
         }
         s.serve_again(a) && n < BATCH
     }
@@ -870,7 +866,11 @@ mod tests {
         }
         assert!(s.get_mut(k).unwrap().out.is_none(), "written and freed");
         let mut evs = [NO_EVENT; 4];
-        assert_eq!(s.epoll.ready(&mut evs).unwrap(), 0, "no EPOLLOUT");
+        assert_eq!(
+            s.epoll.wait(&mut evs, Duration::ZERO).unwrap(),
+            0,
+            "no EPOLLOUT"
+        );
     }
 
     #[test]

@@ -235,9 +235,9 @@ impl Worker {
 
     /// Serves one event of a connection, in the SET its data names.
     fn serve_event(&mut self, ev: &Event) {
-        let set = self.keys.key_of(epoll::key(ev)).set as usize;
-        if let Some(s) = self.sets.get_mut(set) {
-            s.serve_event(ev, &mut self.req);
+        let key = self.keys.key_of(epoll::key(ev));
+        if let Some(s) = self.sets.get_mut(key.set as usize) {
+            s.serve_event(key, epoll::bits(ev), &mut self.req);
         }
     }
 

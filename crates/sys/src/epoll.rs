@@ -9,7 +9,7 @@
 //! signal returns no events rather than an error.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -77,14 +77,6 @@ pub struct Epoll {
     pwait2: AtomicBool,
 }
 
-/// An epoll instance is itself a descriptor another epoll set can watch (readable while
-/// one of its own is ready).
-impl AsFd for Epoll {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
 impl AsRawFd for Epoll {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -124,14 +116,6 @@ impl Epoll {
     /// Changes what `fd` is watched for.
     pub fn modify(&self, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
-    }
-
-    /// Takes up to `events.len()` ready events without waiting; how many.
-    pub fn ready(&self, events: &mut [Event]) -> io::Result<usize> {
-        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-        // SAFETY: the kernel writes at most `max` events into `events`.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, 0) };
-        ready_count(n as i64)
     }
 
     /// Waits up to `wait` for ready events; how many. Microsecond precision with
@@ -293,28 +277,32 @@ mod tests {
         let ep = Epoll::new().unwrap();
         ep.add(server.as_fd(), WANT_READ, 7 << 32 | 3).unwrap();
         let mut evs = [NO_EVENT; 4];
-        assert_eq!(ep.ready(&mut evs).unwrap(), 0, "nothing to read yet");
+        assert_eq!(
+            ep.wait(&mut evs, Duration::ZERO).unwrap(),
+            0,
+            "nothing to read yet"
+        );
         std::io::Write::write_all(&mut client, b"hello").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(ep.ready(&mut evs).unwrap(), 1);
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 1);
         let (bits, data) = (evs[0].events, evs[0].u64);
         assert!(readable(bits) && !writable(bits));
         assert_eq!(data, 7 << 32 | 3);
         // Edge-triggered: reported once, not again while the bytes wait unread...
-        assert_eq!(ep.ready(&mut evs).unwrap(), 0);
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 0);
         // ...and again when more arrive.
         std::io::Write::write_all(&mut client, b"again").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(ep.ready(&mut evs).unwrap(), 1);
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 1);
         let mut buf = [0u8; 16];
         assert_eq!(crate::socket::read(&server, &mut buf).unwrap(), 10);
-        assert_eq!(ep.ready(&mut evs).unwrap(), 0);
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 0);
         // A change of what is watched reports what is ready now.
         ep.modify(server.as_fd(), WANT_WRITE, 1).unwrap();
-        assert_eq!(ep.ready(&mut evs).unwrap(), 1);
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 1);
         let bits = evs[0].events;
         assert!(writable(bits));
-        assert_eq!(ep.ready(&mut evs).unwrap(), 0, "once");
+        assert_eq!(ep.wait(&mut evs, Duration::ZERO).unwrap(), 0, "once");
     }
 
     #[test]
