@@ -28,6 +28,9 @@ pub struct Inbox {
 pub struct Mailbox {
     rx: mpsc::UnboundedReceiver<Msg>,
     bell: Arc<Bell>,
+    /// False from a sleep that found the inbox empty until a ring or the next take: a
+    /// message since then came with a ring, or to an awake worker after its wait.
+    may_hold: bool,
 }
 
 #[derive(Debug)]
@@ -49,7 +52,11 @@ pub fn inbox() -> io::Result<(Inbox, Mailbox)> {
             tx,
             bell: bell.clone(),
         },
-        Mailbox { rx, bell },
+        Mailbox {
+            rx,
+            bell,
+            may_hold: true,
+        },
     ))
 }
 
@@ -80,12 +87,20 @@ impl Mailbox {
     }
 
     /// The bell rang: takes its rings (its descriptor is no longer readable).
-    pub fn rang(&self) {
+    pub fn rang(&mut self) {
         self.bell.waker.take();
+        self.may_hold = true;
     }
 
-    /// Moves up to `max` waiting messages into `batch`; how many.
+    /// Moves up to `max` waiting messages into `batch`; how many. The first take after
+    /// a sleep that found the inbox empty, with no ring since, looks at nothing (a poll
+    /// of the queue a wake-up saved): what was sent after that wait went to an awake
+    /// worker, is taken by the next take, and keeps the worker from sleeping meanwhile
+    /// ([`Mailbox::sleep`] looks again).
     pub fn take(&mut self, batch: &mut Vec<Msg>, max: usize) -> usize {
+        if !std::mem::replace(&mut self.may_hold, true) {
+            return 0;
+        }
         let mut n = 0;
         while n < max {
             match self.rx.try_recv() {
@@ -99,10 +114,11 @@ impl Mailbox {
 
     /// The worker is about to sleep in its epoll wait: from now the next sender rings.
     /// False (and it must not sleep) when a message came in first.
-    pub fn sleep(&self) -> bool {
+    pub fn sleep(&mut self) -> bool {
         self.bell.asleep.store(true, SeqCst);
         fence(SeqCst);
         if self.rx.is_empty() {
+            self.may_hold = false;
             return true;
         }
         self.bell.asleep.store(false, SeqCst);
@@ -161,6 +177,24 @@ mod tests {
         assert_eq!(ep.wait(&mut ev, Duration::ZERO).unwrap(), 0, "rung once");
         rx.awake();
         assert_eq!(rx.take(&mut batch, 8), 2);
+    }
+
+    #[test]
+    fn after_a_sleep_with_no_ring_a_take_skips_once_and_the_next_sleep_is_refused() {
+        let (tx, mut rx) = inbox().unwrap();
+        let mut batch = Vec::new();
+        assert!(rx.sleep());
+        rx.awake();
+        // Sent to the awake worker after its wait: no ring.
+        tx.send(kick()).unwrap();
+        assert_eq!(
+            rx.take(&mut batch, 8),
+            0,
+            "the poll a sleep with no ring saves"
+        );
+        assert!(!rx.sleep(), "the message keeps the worker up");
+        assert_eq!(rx.take(&mut batch, 8), 1);
+        assert_eq!(batch.len(), 1);
     }
 
     #[test]

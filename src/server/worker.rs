@@ -554,8 +554,6 @@ struct Loop {
     /// More is ready than the last turn took: the last wait filled `events`, or a SET
     /// has unfinished connections. The next wait then does not sleep.
     more: bool,
-    /// The inbox may hold a message: the next turn takes from it.
-    check_mail: bool,
 }
 
 impl Loop {
@@ -568,7 +566,6 @@ impl Loop {
             events: vec![NO_EVENT; BATCH],
             batch: Vec::with_capacity(MESSAGES_PER_TURN),
             more: false,
-            check_mail: true,
         }
     }
 
@@ -577,12 +574,10 @@ impl Loop {
     /// in its order, then the round of each SET's unfinished connections. `draining`
     /// is the end of the grace period once shutdown began. True if the bell rang.
     fn turn(&mut self, w: &mut Worker, mail: &mut Mailbox, draining: Option<Instant>) -> bool {
-        let took = match self.check_mail {
-            true => mail.take(&mut self.batch, MESSAGES_PER_TURN),
-            false => 0,
-        };
-        for m in self.batch.drain(..) {
-            w.on_msg(m);
+        if mail.take(&mut self.batch, MESSAGES_PER_TURN) > 0 {
+            for m in self.batch.drain(..) {
+                w.on_msg(m);
+            }
         }
         let now = Instant::now();
         w.on_timer(now);
@@ -636,10 +631,6 @@ impl Loop {
         }
         let unfinished = !w.serve_unfinished();
         self.more = unfinished || n == self.events.len();
-        // A worker that slept with its inbox empty (`Mailbox::sleep` looked) gets a
-        // message after that only with a ring; one that did not sleep may have missed
-        // no ring, so it looks next turn, as it does after a full batch.
-        self.check_mail = rang || !asleep || took == MESSAGES_PER_TURN;
         rang
     }
 
