@@ -28,7 +28,11 @@ mkdir -p "$RESULTS"
 ids=()
 if [ "${1:-}" = "--report" ]; then
   shift
+  [ $# -gt 0 ] || { echo "usage: bench/ratio.sh --report ROUND_ID..." >&2; exit 2; }
   ids=("$@")
+elif [ $# -gt 0 ]; then
+  echo "usage: bench/ratio.sh, or bench/ratio.sh --report ROUND_ID... (settings by ROUNDS, BIN_DIR, RESULTS, USERS)" >&2
+  exit 2
 else
   for bin in redpacket-loadgen redpacket-server redpacket-report; do
     [ -x "$BIN/$bin" ] || { echo "ratio.sh: no $BIN/$bin (cargo build --release first)" >&2; exit 2; }
