@@ -16,8 +16,9 @@
 #   bench/ratio.sh --report ID...  only the table, from rounds already run (their
 #                                  round ids, as printed)
 #
-# CPU per request is a phase's cores (the report's, from /proc over the phase) over the
-# requests the servers served a second, for each program. Needs root (bench/million.sh).
+# CPU per request is the report's (report.json's cpu_us_per_request: each program's CPU
+# over the phase, from /proc, over the requests answered: shakes, grabs and sends).
+# Needs root (bench/million.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -74,11 +75,9 @@ def per_request(run):
     out = {}
     for p in report['phases']:
         rate = round(p.get('target_qps') or 0)
-        served = p['server'].get('served_qps') or 0
-        cores = p.get('cpu_cores') or {}
-        if rate in RATES and served > 0 and cores.get('server') and cores.get('loadgen'):
-            out[rate] = (cores['server'] / served * 1e6, cores['loadgen'] / served * 1e6,
-                         p['client'].get('p99_ms'))
+        us = p.get('cpu_us_per_request') or {}
+        if rate in RATES and us.get('server') and us.get('loadgen'):
+            out[rate] = (us['server'], us['loadgen'], p['client'].get('p99_ms'))
     return out
 
 rows = {rate: [] for rate in RATES}

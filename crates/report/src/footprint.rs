@@ -61,11 +61,16 @@ impl CpuRow {
         (seconds > 0.0).then(|| cpu_s / seconds)
     }
 
+    /// Requests answered a second over the phase's own length.
+    pub fn request_rate(&self) -> Option<f64> {
+        (self.requests > 0 && self.phase_seconds > 0.0)
+            .then(|| self.requests as f64 / self.phase_seconds)
+    }
+
     /// CPU microseconds per request: the CPU rate between the samples over the phase's
     /// request rate (the samples cover a little less than the phase).
     pub fn per_request(&self, cpu_s: f64) -> Option<f64> {
-        (self.requests > 0 && self.seconds > 0.0 && self.phase_seconds > 0.0)
-            .then(|| cpu_s / self.seconds * 1e6 / (self.requests as f64 / self.phase_seconds))
+        Some(Self::cores(cpu_s, self.seconds)? * 1e6 / self.request_rate()?)
     }
 }
 

@@ -105,7 +105,11 @@ pub struct PhaseJson {
     pub server: ServerJson,
     /// Whether both ledgers add up at the phase's last server line; `null` unknown.
     pub money_balanced: Option<bool>,
-    pub cpu_cores: CpuCores,
+    pub cpu_cores: PerSide,
+    /// CPU microseconds per request answered (shakes, grabs and sends), each side: the
+    /// footprint's CPU table, over every host measured; `null` where `cpu_cores` is, or
+    /// nothing was answered.
+    pub cpu_us_per_request: PerSide,
     /// Peak users logged in (the load generators' gauge, added up).
     pub users_connected: Option<f64>,
     pub thresholds: InForce,
@@ -141,12 +145,36 @@ pub struct ServerJson {
     pub overloaded: Option<f64>,
 }
 
-/// Cores busy on average over the phase, each side's processes together, where the
-/// run measured its own processes (`footprint.jsonl`); `null` elsewhere.
-#[derive(Serialize)]
-pub struct CpuCores {
+/// A figure of each side's processes together (cores busy on average, CPU per request),
+/// where the run measured its own processes (`footprint.jsonl`); `null` elsewhere.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct PerSide {
     pub server: Option<f64>,
     pub loadgen: Option<f64>,
+}
+
+/// A phase's CPU over every host that measured it: each side's cores busy, added up,
+/// and its CPU microseconds per request, those cores over the hosts' request rates
+/// added up (for one host, the footprint table's own figure).
+fn phase_cpu(rows: &[&footprint::CpuRow]) -> (PerSide, PerSide) {
+    let cores = |side: fn(&footprint::CpuRow) -> f64| {
+        let each: Vec<f64> = rows
+            .iter()
+            .filter_map(|c| footprint::CpuRow::cores(side(c), c.seconds))
+            .collect();
+        fin((!each.is_empty()).then(|| each.iter().sum()))
+    };
+    let rate: f64 = rows.iter().filter_map(|c| c.request_rate()).sum();
+    let per_request =
+        |cores: Option<f64>| fin(cores.filter(|_| rate > 0.0).map(|c| c * 1e6 / rate));
+    let (server, loadgen) = (cores(|c| c.server_cpu_s), cores(|c| c.loadgen_cpu_s));
+    (
+        PerSide { server, loadgen },
+        PerSide {
+            server: per_request(server),
+            loadgen: per_request(loadgen),
+        },
+    )
 }
 
 /// A finite number, or `None`.
@@ -233,14 +261,11 @@ fn seconds(s: &Series) -> Vec<SecondJson> {
 
 fn phase(p: &PhaseStats, feet: &[footprint::Footprint]) -> PhaseJson {
     let v = |label: &str| fin(p.value(label));
-    let cores = |side: fn(&footprint::CpuRow) -> f64| {
-        let each: Vec<f64> = feet
-            .iter()
-            .flat_map(|f| f.cpu.iter().filter(|c| c.phase == p.name))
-            .filter_map(|c| footprint::CpuRow::cores(side(c), c.seconds))
-            .collect();
-        fin((!each.is_empty()).then(|| each.iter().sum()))
-    };
+    let rows: Vec<&footprint::CpuRow> = feet
+        .iter()
+        .flat_map(|f| f.cpu.iter().filter(|c| c.phase == p.name))
+        .collect();
+    let (cpu_cores, cpu_us_per_request) = phase_cpu(&rows);
     let text = |label: &str| {
         p.rows
             .iter()
@@ -277,10 +302,8 @@ fn phase(p: &PhaseStats, feet: &[footprint::Footprint]) -> PhaseJson {
             overloaded: v("shake overloaded"),
         },
         money_balanced: text("money balance").map(|t| t == "balanced"),
-        cpu_cores: CpuCores {
-            server: cores(|c| c.server_cpu_s),
-            loadgen: cores(|c| c.loadgen_cpu_s),
-        },
+        cpu_cores,
+        cpu_us_per_request,
         users_connected: v(ROW_USERS),
         thresholds: p.limits,
         passed: p.judged.as_ref().map(|j| j.passed()),
@@ -294,4 +317,70 @@ pub fn to_text(r: &ReportJson) -> String {
     let mut s = serde_json::to_string_pretty(r).unwrap_or_default();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(requests: u64, server_cpu_s: f64, loadgen_cpu_s: f64) -> footprint::CpuRow {
+        footprint::CpuRow {
+            phase: "30k".into(),
+            requests,
+            seconds: 10.0,
+            phase_seconds: 20.0,
+            server_cpu_s,
+            loadgen_cpu_s,
+        }
+    }
+
+    #[test]
+    fn a_phase_cpu_is_the_footprint_tables_and_adds_hosts_up() {
+        // One host: 4 of 10 s busy is 0.4 cores; 200 000 requests in 20 s, 10 000/s.
+        let one = row(200_000, 4.0, 3.0);
+        let (cores, per) = phase_cpu(&[&one]);
+        assert_eq!(
+            cores,
+            PerSide {
+                server: Some(0.4),
+                loadgen: Some(0.3)
+            }
+        );
+        assert_eq!(per.server, one.per_request(one.server_cpu_s));
+        assert!((per.server.unwrap() - 40.0).abs() < 1e-9, "{per:?}");
+        assert!((per.loadgen.unwrap() - 30.0).abs() < 1e-9, "{per:?}");
+        // Two hosts: cores and request rates both add up.
+        let other = row(200_000, 2.0, 1.0);
+        let (cores, per) = phase_cpu(&[&one, &other]);
+        assert!((cores.server.unwrap() - 0.6).abs() < 1e-9, "{cores:?}");
+        assert!((per.server.unwrap() - 30.0).abs() < 1e-9, "{per:?}");
+        assert!((per.loadgen.unwrap() - 20.0).abs() < 1e-9, "{per:?}");
+        // Nothing answered (idle): cores, but no per-request figure.
+        let idle = row(0, 0.1, 0.2);
+        let (cores, per) = phase_cpu(&[&idle]);
+        assert!(cores.server.is_some());
+        assert_eq!(
+            per,
+            PerSide {
+                server: None,
+                loadgen: None
+            }
+        );
+        // Not measured: nothing.
+        let (cores, per) = phase_cpu(&[]);
+        assert_eq!(
+            cores,
+            PerSide {
+                server: None,
+                loadgen: None
+            }
+        );
+        assert_eq!(
+            per,
+            PerSide {
+                server: None,
+                loadgen: None
+            }
+        );
+    }
 }

@@ -234,6 +234,10 @@ fn report_json_has_the_figures_of_the_page() {
             p["cpu_cores"],
             serde_json::json!({"server": null, "loadgen": null})
         );
+        assert_eq!(
+            p["cpu_us_per_request"],
+            serde_json::json!({"server": null, "loadgen": null})
+        );
     }
     // The verdict is the page's first line.
     assert!(md.contains("**Verdict: FAILED: peak: 120 errors"), "{md}");
