@@ -58,21 +58,43 @@ impl Layout {
                  started: raise the limit (sysctl/limits.conf) or ask for fewer users"
             ));
         }
-        let sources = if procs > 1 {
-            users.div_ceil(USERS_PER_SOURCE).clamp(1, 254)
-        } else {
-            0
-        };
         Ok(Layout {
             instances: instances as usize,
             procs: procs as usize,
-            source_addrs: (1..=sources)
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, i as u8)))
-                .collect(),
+            source_addrs: source_addrs(users, procs),
             per_instance,
             per_proc,
         })
     }
+
+    /// The layout of a run of `like` users, holding only `users` of them: as many server
+    /// instances and load-generator processes as `like` needs, each with its share of
+    /// the fewer users (source addresses by the users actually connected). What the
+    /// layout costs apart from the users it holds is then measured against the same
+    /// users in one process (bench/ratio.sh). Errors when `like` is below `users`.
+    pub fn as_for(users: u64, like: u64, nofile: u64, workers: usize) -> Result<Layout, String> {
+        if like < users {
+            return Err(format!(
+                "a layout for {like} users cannot hold {users}: ask for at least as many"
+            ));
+        }
+        let mut layout = Layout::for_users(like, nofile, workers)?;
+        layout.source_addrs = source_addrs(users, layout.procs as u64);
+        Ok(layout)
+    }
+}
+
+/// Source addresses for `users` across `procs` load-generator processes: none with one
+/// process, else one per [`USERS_PER_SOURCE`] users.
+fn source_addrs(users: u64, procs: u64) -> Vec<IpAddr> {
+    let sources = if procs > 1 {
+        users.div_ceil(USERS_PER_SOURCE).clamp(1, 254)
+    } else {
+        0
+    };
+    (1..=sources)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, i as u8)))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -333,6 +355,20 @@ mod tests {
         let l = Layout::for_users(5_000, 2_000, 1).unwrap();
         assert_eq!((l.instances, l.procs), (3, 3));
         assert_eq!(l.source_addrs.len(), 1);
+    }
+
+    #[test]
+    fn a_small_run_laid_out_as_a_million_has_its_processes_and_fewer_sources() {
+        let big = Layout::for_users(1_000_000, 20_000, 1).unwrap();
+        let l = Layout::as_for(10_000, 1_000_000, 20_000, 1).unwrap();
+        assert_eq!((l.instances, l.procs), (big.instances, big.procs));
+        assert_eq!(
+            (l.per_instance, l.per_proc),
+            (big.per_instance, big.per_proc)
+        );
+        assert_eq!(l.source_addrs.len(), 1);
+        let e = Layout::as_for(10_000, 5_000, 20_000, 1).unwrap_err();
+        assert!(e.contains("5000") && e.contains("10000"), "{e}");
     }
 
     #[test]

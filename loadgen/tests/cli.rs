@@ -75,6 +75,7 @@ fn bad_usage_exits_2_with_a_message() {
         &["demo", "--users", "many"],
         &["demo", "--scale", "0"],
         &["demo", "--time-scale", "-1"],
+        &["demo", "--users", "100", "--layout-for", "50"],
         &["check"],
         &["check", "--users", "0"],
         &["check", "--users", "10", "--source-addrs", "nonsense"],

@@ -165,6 +165,45 @@ fn past_the_open_files_limit_the_demo_runs_instances_and_reconciles_every_cent()
     live_equals_the_report(&run, &err);
 }
 
+#[test]
+fn a_small_run_laid_out_for_more_users_runs_their_processes_with_its_own_users() {
+    let _g = serial::lock();
+    let results = scratch!("layout-for");
+    let tag = tag("layout-for");
+    let extra = [
+        "--layout-for",
+        "5000",
+        "--run-id",
+        "t",
+        "--time-scale",
+        "0.15",
+        "--scale",
+        "0.02",
+    ];
+    let child = start_demo("300", &results, &extra, 2000, &tag);
+    let (code, out, err) = finish(child, Duration::from_secs(180), &tag);
+    assert_all_gone(&tag);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("300 users, laid out as for 5000, need 3 server instances"),
+        "{err}"
+    );
+    let run = results.join("t");
+    let meta = json(&run.join("run.json"));
+    assert_eq!(meta["server_instances"], 3, "{meta}");
+    assert_eq!(meta["loadgen_procs"], 3, "{meta}");
+    // The layout of 5 000 users runs the many-process plan: 10k, 20k, 30k scaled.
+    let phases: Vec<&str> = meta["plan"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(phases, ["idle", "10k", "20k", "30k"], "{meta}");
+    let host = run.join(meta["hosts"][0].as_str().unwrap());
+    let summary = json(&host.join("summary.json"));
+    assert_eq!(summary["connections"]["connected"], 300, "{summary}");
+    assert_eq!(summary["money"]["reconciled"], true, "{summary}");
+}
+
 /// The live view: a line a second on stderr for the load generator and the 3 instances,
 /// and every second in `live.jsonl` where all reported equal to report.json's.
 fn live_equals_the_report(run: &Path, err: &str) {

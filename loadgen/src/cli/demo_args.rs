@@ -16,6 +16,11 @@ pub struct DemoArgs {
     /// when the host cannot hold them.
     #[arg(long, default_value_t = 10_000)]
     pub users: u32,
+    /// Lay the run out as a run of this many users would be (its server instances,
+    /// load-generator processes, tick and plan), connecting only --users: what the
+    /// layout costs apart from the users it holds (bench/ratio.sh). At least --users.
+    #[arg(long, value_name = "USERS")]
+    pub layout_for: Option<u32>,
     /// New connections per second, all processes together. Default: 5 000 with one
     /// server, 25 000 with several instances.
     #[arg(long, value_parser = rate)]
@@ -70,6 +75,12 @@ impl DemoArgs {
                 demo::MIN_USERS
             ));
         }
+        if let Some(like) = self.layout_for.filter(|&like| like < self.users) {
+            return Err(format!(
+                "demo --layout-for {like}: below --users {}; a layout must hold every user",
+                self.users
+            ));
+        }
         for (flag, v) in [("--scale", self.scale), ("--time-scale", self.time_scale)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("demo {flag} {v}: must be above 0"));
@@ -77,6 +88,7 @@ impl DemoArgs {
         }
         Ok(DemoConfig {
             users: self.users,
+            layout_for: self.layout_for,
             connect_rate: self.connect_rate,
             results: self.results.clone(),
             run_id: self.run_id.clone(),

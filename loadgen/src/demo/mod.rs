@@ -41,6 +41,8 @@ use std::time::Duration;
 pub struct DemoConfig {
     /// Users to connect, at least [`MIN_USERS`].
     pub users: u32,
+    /// Lay the run out as for this many users (at least `users`); `None`: for `users`.
+    pub layout_for: Option<u32>,
     /// New connections per second; `None`: the layout's default.
     pub connect_rate: Option<f64>,
     /// Results go to `results/<run_id>/`.
@@ -156,7 +158,12 @@ fn fleet_view(f: &Folders, instances: usize) -> Option<crate::fleet_view::FleetV
 /// lays the run out by it and checks that this host can hold it; exit 2 if not.
 fn lay_out(c: &DemoConfig) -> Result<Layout, Failed> {
     let (_, nofile) = redpacket_sys::rlimit::raise_nofile();
-    let layout = Layout::for_users(u64::from(c.users), nofile, 1).map_err(|e| (2, e))?;
+    let users = u64::from(c.users);
+    let layout = match c.layout_for {
+        Some(like) => Layout::as_for(users, u64::from(like), nofile, 1),
+        None => Layout::for_users(users, nofile, 1),
+    }
+    .map_err(|e| (2, e))?;
     let many = layout.instances > 1;
     let ask = check::OneHostAsk {
         users: u64::from(c.users),
@@ -191,11 +198,14 @@ fn lay_out(c: &DemoConfig) -> Result<Layout, Failed> {
     }
     if many {
         let addr = |a: Option<&std::net::IpAddr>| a.map(|x| x.to_string()).unwrap_or_default();
+        let who = match c.layout_for {
+            Some(like) => format!("{} users, laid out as for {like},", c.users),
+            None => format!("{} users", c.users),
+        };
         eprintln!(
-            "demo: {} users need {} server instances (up to {} connections each) and {} \
+            "demo: {who} need {} server instances (up to {} connections each) and {} \
              load-generator processes (up to {} users each) under an open-files limit of \
              {nofile}; {} source addresses {}-{}",
-            c.users,
             layout.instances,
             layout.per_instance,
             layout.procs,
