@@ -10,7 +10,7 @@
 #                                  --scale 7.5 (30 000/s), then demo --users 10000
 #                                  --layout-for 1000000 (the million's processes,
 #                                  10 000 users); prints each round and the medians;
-#                                  about 8 minutes a round
+#                                  about 6 minutes a round (2026-12-05)
 #   ROUNDS=5 bench/ratio.sh        more rounds
 #   BIN_DIR=DIR bench/ratio.sh     the binaries of DIR (default target/release)
 #   USERS=300000 bench/ratio.sh    fewer users in the large run (bench/million.sh's USERS)

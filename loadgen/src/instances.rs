@@ -75,7 +75,7 @@ impl Layout {
     pub fn as_for(users: u64, like: u64, nofile: u64, workers: usize) -> Result<Layout, String> {
         if like < users {
             return Err(format!(
-                "a layout for {like} users cannot hold {users}: ask for at least as many"
+                "--layout-for {like} is below --users {users}: a layout must hold every user"
             ));
         }
         let mut layout = Layout::for_users(like, nofile, workers)?;

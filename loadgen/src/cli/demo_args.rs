@@ -75,12 +75,6 @@ impl DemoArgs {
                 demo::MIN_USERS
             ));
         }
-        if let Some(like) = self.layout_for.filter(|&like| like < self.users) {
-            return Err(format!(
-                "demo --layout-for {like}: below --users {}; a layout must hold every user",
-                self.users
-            ));
-        }
         for (flag, v) in [("--scale", self.scale), ("--time-scale", self.time_scale)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("demo {flag} {v}: must be above 0"));
